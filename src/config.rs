@@ -1,0 +1,309 @@
+//! Configuration: typed sections (each owned by its module), layered
+//! defaults < `config/refract.toml` (or `--config`) < environment < command line.
+//!
+//! Environment: `REFRACT_LISTEN`, `REFRACT_DATA_DIR`, `REFRACT_STORAGE_ROOT`, and
+//! `REFRACT__SECTION__KEY` for any key (lists comma-separated). Unknown keys fail at start with
+//! the key's name. Invariant: the only module that reads the process environment; read once.
+
+use crate::cache::CacheConfig;
+use crate::origin::StorageConfig;
+use crate::pipeline::EncodeConfig;
+use crate::transform::{Fit, ParamConfig};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The `[server]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: String,
+    /// Data directory; originals default to `<data_dir>/images`.
+    pub data_dir: PathBuf,
+    /// `Cache-Control` of successful image responses.
+    pub cache_control: String,
+    /// Seconds to wait for a request's headers (slowloris guard).
+    pub header_read_timeout_secs: u64,
+    /// Seconds in-flight requests get to finish after SIGTERM/Ctrl-C.
+    pub shutdown_grace_secs: u64,
+    /// Log filter (`info`, `debug`, `refract=debug,info`, ...).
+    pub log: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./data"),
+            cache_control: "public, max-age=86400, stale-while-revalidate=604800".into(),
+            header_read_timeout_secs: 10,
+            shutdown_grace_secs: 10,
+            log: "info".into(),
+        }
+    }
+}
+
+/// The `[limits]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest `w`/`h`.
+    pub max_dimension: u32,
+    /// Largest source object to transform, bytes.
+    pub max_source_bytes: u64,
+    /// Most pixels a source (or an output canvas) may have.
+    pub max_source_pixels: u64,
+    /// CPU workers for image work; 0 = one per core.
+    pub workers: usize,
+    /// Requests that may wait for a worker before 503.
+    pub queue_depth: usize,
+    /// Milliseconds a request may wait for a worker before 503.
+    pub queue_timeout_ms: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_dimension: 8192,
+            max_source_bytes: 50 << 20,
+            max_source_pixels: 50_000_000,
+            workers: 0,
+            queue_depth: 256,
+            queue_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// The `[thumb]` section: what `thumb=1` means.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ThumbConfig {
+    pub width: u32,
+    pub height: u32,
+    pub fit: Fit,
+}
+
+impl Default for ThumbConfig {
+    fn default() -> Self {
+        Self { width: 256, height: 256, fit: Fit::Cover }
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub limits: LimitsConfig,
+    pub cache: CacheConfig,
+    pub formats: EncodeConfig,
+    pub thumb: ThumbConfig,
+}
+
+/// Values given on the command line (highest precedence).
+#[derive(Debug, Clone, Default)]
+pub struct CliOverrides {
+    pub config: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub storage_root: Option<PathBuf>,
+}
+
+/// Where the default config file is looked for.
+pub const DEFAULT_FILE: &str = "config/refract.toml";
+
+impl Config {
+    /// Load from the real environment and files.
+    pub fn load(cli: &CliOverrides) -> Result<Self, String> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        let file = match &cli.config {
+            Some(p) => Some((p.clone(), read(p)?)),
+            None if Path::new(DEFAULT_FILE).exists() => Some((PathBuf::from(DEFAULT_FILE), read(Path::new(DEFAULT_FILE))?)),
+            None => None,
+        };
+        Self::from_sources(file.as_ref().map(|(p, s)| (p.as_path(), s.as_str())), &env, cli)
+    }
+
+    /// Layer the sources (pure: no IO), then validate.
+    pub fn from_sources(file: Option<(&Path, &str)>, env: &[(String, String)], cli: &CliOverrides) -> Result<Self, String> {
+        let mut value = toml::Value::try_from(Config::default()).map_err(|e| e.to_string())?;
+        let defaults = value.clone();
+        if let Some((path, text)) = file {
+            let v: toml::Value = toml::from_str(text).map_err(|e| format!("config file {}: {e}", path.display()))?;
+            merge(&mut value, v);
+        }
+        for (k, v) in env {
+            let path: Option<Vec<String>> = match k.as_str() {
+                "REFRACT_LISTEN" => Some(vec!["server".into(), "listen".into()]),
+                "REFRACT_DATA_DIR" => Some(vec!["server".into(), "data_dir".into()]),
+                "REFRACT_STORAGE_ROOT" => Some(vec!["storage".into(), "root".into()]),
+                _ => k.strip_prefix("REFRACT__").map(|rest| rest.split("__").map(str::to_ascii_lowercase).collect()),
+            };
+            if let Some(path) = path {
+                set(&mut value, &path, typed(&defaults, &path, v), k)?;
+            }
+        }
+        let s = |x: &str| toml::Value::String(x.to_string());
+        if let Some(l) = &cli.listen {
+            set(&mut value, &["server".into(), "listen".into()], s(l), "--listen")?;
+        }
+        if let Some(d) = &cli.data_dir {
+            set(&mut value, &["server".into(), "data_dir".into()], s(&d.to_string_lossy()), "--data-dir")?;
+        }
+        if let Some(r) = &cli.storage_root {
+            set(&mut value, &["storage".into(), "root".into()], s(&r.to_string_lossy()), "--storage-root")?;
+        }
+        // Round-trip through text so that unknown keys are reported with their name and place.
+        let text = toml::to_string(&value).map_err(|e| e.to_string())?;
+        let cfg: Config = toml::from_str(&text).map_err(|e| format!("invalid configuration: {e}"))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Check every section; the message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        self.server
+            .listen
+            .parse::<SocketAddr>()
+            .map_err(|_| format!("server.listen (REFRACT_LISTEN) is not an address:port: {}", self.server.listen))?;
+        let l = &self.limits;
+        if !(1..=65_535).contains(&l.max_dimension) {
+            return Err("limits.max_dimension must be 1..=65535".into());
+        }
+        if l.max_source_bytes == 0 || l.max_source_pixels == 0 || l.queue_timeout_ms == 0 {
+            return Err("limits.max_source_bytes, max_source_pixels and queue_timeout_ms must be > 0".into());
+        }
+        if self.thumb.width == 0 || self.thumb.height == 0 {
+            return Err("thumb.width and thumb.height must be > 0".into());
+        }
+        self.formats.validate()?;
+        self.storage.validate()
+    }
+
+    /// The slice of config the parameter parser needs.
+    pub fn params(&self) -> ParamConfig {
+        ParamConfig {
+            max_dimension: self.limits.max_dimension,
+            thumb_width: self.thumb.width,
+            thumb_height: self.thumb.height,
+            thumb_fit: self.thumb.fit,
+        }
+    }
+
+    /// Worker count (0 = cores).
+    pub fn workers(&self) -> usize {
+        if self.limits.workers == 0 {
+            num_cpus::get().max(1)
+        } else {
+            self.limits.workers
+        }
+    }
+}
+
+fn read(p: &Path) -> Result<String, String> {
+    std::fs::read_to_string(p).map_err(|e| format!("config file {}: {e}", p.display()))
+}
+
+fn merge(base: &mut toml::Value, over: toml::Value) {
+    match (base, over) {
+        (toml::Value::Table(b), toml::Value::Table(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(existing) => merge(existing, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
+/// Give an env string the type the default has at that path (int, float, bool, list), else string.
+fn typed(defaults: &toml::Value, path: &[String], raw: &str) -> toml::Value {
+    let mut cur = Some(defaults);
+    for p in path {
+        cur = cur.and_then(|v| v.get(p));
+    }
+    match cur {
+        Some(toml::Value::Integer(_)) => raw.parse().map(toml::Value::Integer).unwrap_or_else(|_| toml::Value::String(raw.into())),
+        Some(toml::Value::Float(_)) => raw.parse().map(toml::Value::Float).unwrap_or_else(|_| toml::Value::String(raw.into())),
+        Some(toml::Value::Boolean(_)) => raw.parse().map(toml::Value::Boolean).unwrap_or_else(|_| toml::Value::String(raw.into())),
+        Some(toml::Value::Array(_)) => toml::Value::Array(
+            raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| toml::Value::String(s.into())).collect(),
+        ),
+        _ => toml::Value::String(raw.into()),
+    }
+}
+
+fn set(root: &mut toml::Value, path: &[String], v: toml::Value, source: &str) -> Result<(), String> {
+    let Some((last, parents)) = path.split_last() else {
+        return Err(format!("{source}: empty key"));
+    };
+    let mut cur = root;
+    for p in parents {
+        let table = cur.as_table_mut().ok_or_else(|| format!("{source}: {p} is not a section"))?;
+        cur = table.entry(p.clone()).or_insert_with(|| toml::Value::Table(Default::default()));
+    }
+    let table = cur.as_table_mut().ok_or_else(|| format!("{source}: not a section"))?;
+    table.insert(last.clone(), v);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[test]
+    fn config_defaults_are_valid() {
+        let c = Config::from_sources(None, &[], &CliOverrides::default()).unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.server.listen, "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn config_precedence_defaults_file_env_cli() {
+        let file = "[server]\nlisten = \"127.0.0.1:1\"\n[limits]\nmax_dimension = 100\n";
+        let p = Path::new("x.toml");
+        let c = Config::from_sources(Some((p, file)), &[], &CliOverrides::default()).unwrap();
+        assert_eq!((c.server.listen.as_str(), c.limits.max_dimension), ("127.0.0.1:1", 100));
+        let e = env(&[("REFRACT_LISTEN", "127.0.0.1:2"), ("REFRACT__LIMITS__MAX_DIMENSION", "200"), ("REFRACT__FORMATS__AVIF", "false")]);
+        let c = Config::from_sources(Some((p, file)), &e, &CliOverrides::default()).unwrap();
+        assert_eq!((c.server.listen.as_str(), c.limits.max_dimension, c.formats.avif), ("127.0.0.1:2", 200, false));
+        let cli = CliOverrides { listen: Some("127.0.0.1:3".into()), ..Default::default() };
+        let c = Config::from_sources(Some((p, file)), &e, &cli).unwrap();
+        assert_eq!(c.server.listen, "127.0.0.1:3");
+    }
+
+    #[test]
+    fn config_unknown_keys_fail_with_their_name() {
+        let e = Config::from_sources(Some((Path::new("x.toml"), "[server]\nlisten_addr = \"x\"\n")), &[], &CliOverrides::default()).unwrap_err();
+        assert!(e.contains("listen_addr"), "{e}");
+        let e = Config::from_sources(None, &env(&[("REFRACT__CACHE__MEMORY_BYTEZ", "1")]), &CliOverrides::default()).unwrap_err();
+        assert!(e.contains("memory_bytez"), "{e}");
+        let e = Config::from_sources(None, &env(&[("REFRACT__NOPE__X", "1")]), &CliOverrides::default()).unwrap_err();
+        assert!(e.contains("nope"), "{e}");
+    }
+
+    #[test]
+    fn config_bad_values_name_the_key() {
+        let e = Config::from_sources(None, &env(&[("REFRACT__LIMITS__MAX_DIMENSION", "abc")]), &CliOverrides::default()).unwrap_err();
+        assert!(e.contains("max_dimension"), "{e}");
+        let e = Config::from_sources(None, &env(&[("REFRACT_LISTEN", "nowhere")]), &CliOverrides::default()).unwrap_err();
+        assert!(e.contains("server.listen"), "{e}");
+    }
+
+    #[test]
+    fn config_reference_file_parses_and_matches_defaults() {
+        let text = include_str!("../config/refract.toml");
+        let c = Config::from_sources(Some((Path::new("config/refract.toml"), text)), &[], &CliOverrides::default()).unwrap();
+        assert_eq!(c, Config::default());
+    }
+}

@@ -1,0 +1,157 @@
+//! The one error type of the server and its mapping to HTTP.
+//!
+//! Invariant: this is the only module that picks a status code for a failure. Leaf modules return
+//! their own small error enums; `From` impls fold them in here. A 500 (`INTERNAL`) means a bug.
+
+use crate::origin::OriginError;
+use crate::pipeline::PipelineError;
+use crate::transform::ParamError;
+use http::StatusCode;
+use serde_json::json;
+
+/// Every failure a request can end in.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    #[error("{message}")]
+    BadRequest { param: Option<String>, message: String },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("{0}")]
+    NotAcceptable(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    Unprocessable(String),
+    #[error("requested range not satisfiable")]
+    RangeNotSatisfiable { len: u64 },
+    #[error("{0}")]
+    Origin(String),
+    #[error("server busy, retry later")]
+    Busy,
+    #[error("origin timed out")]
+    OriginTimeout,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// A 400 that names the offending parameter.
+    pub fn bad_param(param: &str, message: impl Into<String>) -> Self {
+        Self::BadRequest { param: Some(param.to_string()), message: message.into() }
+    }
+
+    /// The HTTP status. Exhaustive on purpose: a new variant must choose one.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+            Self::Origin(_) => StatusCode::BAD_GATEWAY,
+            Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            Self::OriginTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable machine-readable code (public API: never rename).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest { .. } => "BAD_REQUEST",
+            Self::NotFound(_) => "NOT_FOUND",
+            Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            Self::NotAcceptable(_) => "NOT_ACCEPTABLE",
+            Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
+            Self::UnsupportedMediaType(_) => "UNSUPPORTED_MEDIA_TYPE",
+            Self::Unprocessable(_) => "UNPROCESSABLE_IMAGE",
+            Self::RangeNotSatisfiable { .. } => "RANGE_NOT_SATISFIABLE",
+            Self::Origin(_) => "ORIGIN_ERROR",
+            Self::Busy => "SERVICE_BUSY",
+            Self::OriginTimeout => "ORIGIN_TIMEOUT",
+            Self::Internal(_) => "INTERNAL",
+        }
+    }
+
+    /// The message shown to clients. Origin and internal causes stay in the log only.
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::Origin(_) => "the image origin failed".into(),
+            Self::Internal(_) => "internal error".into(),
+            other => other.to_string(),
+        }
+    }
+
+    /// The JSON body: `{"success": false, "error": {"code", "message", "details"}}`.
+    pub fn body(&self) -> serde_json::Value {
+        let details = match self {
+            Self::BadRequest { param: Some(p), .. } => json!({ "param": p }),
+            _ => serde_json::Value::Null,
+        };
+        json!({
+            "success": false,
+            "error": { "code": self.code(), "message": self.public_message(), "details": details }
+        })
+    }
+}
+
+impl From<ParamError> for Error {
+    fn from(e: ParamError) -> Self {
+        Self::BadRequest { param: Some(e.param.clone()), message: e.to_string() }
+    }
+}
+
+impl From<OriginError> for Error {
+    fn from(e: OriginError) -> Self {
+        match e {
+            OriginError::NotFound => Self::NotFound("image not found".into()),
+            OriginError::InvalidKey(m) => Self::BadRequest { param: None, message: m },
+            OriginError::TooLarge { len, max } => {
+                Self::PayloadTooLarge(format!("source is {len} bytes; the limit is {max}"))
+            }
+            OriginError::Timeout => Self::OriginTimeout,
+            OriginError::Unavailable(m) => Self::Origin(m),
+        }
+    }
+}
+
+impl From<PipelineError> for Error {
+    fn from(e: PipelineError) -> Self {
+        match e {
+            PipelineError::Unsupported(m) => Self::UnsupportedMediaType(m),
+            PipelineError::TooManyPixels { .. } | PipelineError::Corrupt(_) => {
+                Self::Unprocessable(e.to_string())
+            }
+            PipelineError::Encode(m) | PipelineError::Bug(m) => Self::Internal(m),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_body_has_stable_shape() {
+        let e = Error::bad_param("w", "w must be 1..=8192");
+        let b = e.body();
+        assert_eq!(b["success"], false);
+        assert_eq!(b["error"]["code"], "BAD_REQUEST");
+        assert_eq!(b["error"]["details"]["param"], "w");
+        assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn origin_cause_is_not_public() {
+        let e = Error::Origin("s3 at 10.0.0.1 refused: secret".into());
+        assert!(!e.public_message().contains("secret"));
+        assert_eq!(e.status(), StatusCode::BAD_GATEWAY);
+    }
+}

@@ -1,0 +1,228 @@
+//! Response building: the body type, JSON and error responses, image responses with their
+//! caching headers, conditional requests and byte ranges.
+
+use crate::error::Error;
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Response, StatusCode};
+use http_body_util::Full;
+use std::time::SystemTime;
+
+/// The response body type.
+pub type Body = Full<Bytes>;
+
+/// Headers common to image responses.
+#[derive(Debug, Clone)]
+pub struct ImageMeta<'a> {
+    pub content_type: &'a str,
+    pub etag: &'a str,
+    pub last_modified: Option<SystemTime>,
+    pub cache_control: &'a str,
+    pub vary_accept: bool,
+    pub x_cache: Option<&'static str>,
+    pub accept_ranges: bool,
+}
+
+fn hv(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+fn base(status: StatusCode, meta: &ImageMeta<'_>) -> http::response::Builder {
+    let mut b = Response::builder()
+        .status(status)
+        .header(header::ETAG, hv(meta.etag))
+        .header(header::CACHE_CONTROL, hv(meta.cache_control))
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    if let Some(t) = meta.last_modified {
+        b = b.header(header::LAST_MODIFIED, hv(&httpdate::fmt_http_date(t)));
+    }
+    if meta.vary_accept {
+        b = b.header(header::VARY, "Accept");
+    }
+    if let Some(x) = meta.x_cache {
+        b = b.header("x-cache", x);
+    }
+    if meta.accept_ranges {
+        b = b.header(header::ACCEPT_RANGES, "bytes");
+    }
+    b
+}
+
+fn finish(b: http::response::Builder, body: Bytes) -> Response<Body> {
+    b.body(Full::new(body)).unwrap_or_else(|_| {
+        let mut r = Response::new(Full::new(Bytes::new()));
+        *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+        r
+    })
+}
+
+/// A 200 (or 206 with `range = Some((start, end_inclusive, total))`) image response. HEAD gets the
+/// same headers and no body.
+pub fn image(meta: &ImageMeta<'_>, body: Bytes, range: Option<(u64, u64, u64)>, head: bool) -> Response<Body> {
+    let status = if range.is_some() { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK };
+    let mut b = base(status, meta)
+        .header(header::CONTENT_TYPE, hv(meta.content_type))
+        .header(header::CONTENT_LENGTH, body.len());
+    if let Some((s, e, total)) = range {
+        b = b.header(header::CONTENT_RANGE, hv(&format!("bytes {s}-{e}/{total}")));
+    }
+    finish(b, if head { Bytes::new() } else { body })
+}
+
+/// A HEAD answer whose length is known without reading the body.
+pub fn image_head(meta: &ImageMeta<'_>, len: u64) -> Response<Body> {
+    let b = base(StatusCode::OK, meta)
+        .header(header::CONTENT_TYPE, hv(meta.content_type))
+        .header(header::CONTENT_LENGTH, len);
+    finish(b, Bytes::new())
+}
+
+/// 304 Not Modified: validators and caching headers, no body.
+pub fn not_modified(meta: &ImageMeta<'_>) -> Response<Body> {
+    finish(base(StatusCode::NOT_MODIFIED, meta), Bytes::new())
+}
+
+/// A JSON response.
+pub fn json(status: StatusCode, value: &serde_json::Value, cache_control: &str) -> Response<Body> {
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    let b = Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CACHE_CONTROL, hv(cache_control))
+        .header(header::CONTENT_LENGTH, body.len());
+    finish(b, Bytes::from(body))
+}
+
+/// Plain text (metrics).
+pub fn text(body: String) -> Response<Body> {
+    let b = Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/plain; version=0.0.4")
+        .header(header::CACHE_CONTROL, "no-store");
+    finish(b, Bytes::from(body))
+}
+
+/// The error response: JSON body, `Cache-Control: no-store`, plus `Retry-After` for 503 and
+/// `Content-Range` for 416. HEAD gets no body.
+pub fn error(e: &Error, head: bool) -> Response<Body> {
+    let mut r = json(e.status(), &e.body(), "no-store");
+    let h = r.headers_mut();
+    match e {
+        Error::Busy => {
+            h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        Error::RangeNotSatisfiable { len } => {
+            h.insert(header::CONTENT_RANGE, hv(&format!("bytes */{len}")));
+        }
+        Error::MethodNotAllowed => {
+            h.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        }
+        _ => {}
+    }
+    if head {
+        *r.body_mut() = Full::new(Bytes::new());
+    }
+    r
+}
+
+/// Does `If-None-Match` match `etag`? (weak comparison, `*` matches anything)
+pub fn if_none_match(header: Option<&str>, etag: &str) -> bool {
+    let Some(h) = header else { return false };
+    let strip = |t: &str| t.trim().trim_start_matches("W/").to_string();
+    let want = strip(etag);
+    h.split(',').any(|t| t.trim() == "*" || strip(t) == want)
+}
+
+/// `If-Modified-Since` (used only when there is no `If-None-Match`): not modified since?
+pub fn not_modified_since(header: Option<&str>, last_modified: Option<SystemTime>) -> bool {
+    match (header.and_then(|h| httpdate::parse_http_date(h).ok()), last_modified) {
+        (Some(since), Some(lm)) => {
+            let secs = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            secs(lm) <= secs(since)
+        }
+        _ => false,
+    }
+}
+
+/// The outcome of a `Range` header against a body of `len` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RangeReq {
+    /// No (usable) range: send everything.
+    Full,
+    /// `start..=end`.
+    Partial(u64, u64),
+    /// 416.
+    Unsatisfiable,
+}
+
+/// Parse a single `bytes=` range. Multiple ranges and malformed headers are ignored (200).
+pub fn parse_range(header: Option<&str>, len: u64) -> RangeReq {
+    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else { return RangeReq::Full };
+    if spec.contains(',') {
+        return RangeReq::Full;
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else { return RangeReq::Full };
+    let num = |s: &str| -> Option<u64> {
+        if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
+            None
+        } else {
+            s.parse().ok()
+        }
+    };
+    match (a.trim(), b.trim()) {
+        ("", suffix) => match num(suffix) {
+            Some(0) => RangeReq::Unsatisfiable,
+            Some(n) if len == 0 => {
+                let _ = n;
+                RangeReq::Unsatisfiable
+            }
+            Some(n) => RangeReq::Partial(len.saturating_sub(n), len - 1),
+            None => RangeReq::Full,
+        },
+        (start, end) => {
+            let Some(s) = num(start) else { return RangeReq::Full };
+            let e = if end.is_empty() {
+                Some(len.saturating_sub(1))
+            } else {
+                match num(end) {
+                    Some(e) if e >= s => Some(e.min(len.saturating_sub(1))),
+                    Some(_) => return RangeReq::Full,
+                    None => return RangeReq::Full,
+                }
+            };
+            match e {
+                Some(e) if s < len => RangeReq::Partial(s, e),
+                _ => RangeReq::Unsatisfiable,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range(None, 10), RangeReq::Full);
+        assert_eq!(parse_range(Some("bytes=0-4"), 10), RangeReq::Partial(0, 4));
+        assert_eq!(parse_range(Some("bytes=5-"), 10), RangeReq::Partial(5, 9));
+        assert_eq!(parse_range(Some("bytes=-3"), 10), RangeReq::Partial(7, 9));
+        assert_eq!(parse_range(Some("bytes=-30"), 10), RangeReq::Partial(0, 9));
+        assert_eq!(parse_range(Some("bytes=8-100"), 10), RangeReq::Partial(8, 9));
+        assert_eq!(parse_range(Some("bytes=10-"), 10), RangeReq::Unsatisfiable);
+        assert_eq!(parse_range(Some("bytes=0-1,3-4"), 10), RangeReq::Full);
+        assert_eq!(parse_range(Some("bytes=5-1"), 10), RangeReq::Full);
+        assert_eq!(parse_range(Some("items=0-1"), 10), RangeReq::Full);
+        assert_eq!(parse_range(Some("bytes=x-1"), 10), RangeReq::Full);
+    }
+
+    #[test]
+    fn etag_matching() {
+        assert!(if_none_match(Some("\"abc\""), "\"abc\""));
+        assert!(if_none_match(Some("W/\"abc\", \"x\""), "\"abc\""));
+        assert!(if_none_match(Some("*"), "\"abc\""));
+        assert!(!if_none_match(Some("\"abd\""), "\"abc\""));
+        assert!(!if_none_match(None, "\"abc\""));
+    }
+}

@@ -1,0 +1,127 @@
+//! The listener: hyper 1 via hyper-util's auto (HTTP/1.1 + h2c) connection builder, a header-read
+//! timeout, a request id on every response, one log line per request, and graceful shutdown
+//! (in-flight requests finish within the grace period; new connections are refused).
+
+use super::response::{self, Body};
+use super::router::{route, Route};
+use crate::app::App;
+use crate::error::Error;
+use http::{HeaderValue, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use serde_json::json;
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+
+/// Serve on `listener` until `shutdown` resolves, then drain for `shutdown_grace_secs`.
+pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(app.config.server.header_read_timeout_secs.max(1)));
+    let graceful = GracefulShutdown::new();
+    let ids = Arc::new(AtomicU64::new(0));
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _peer) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let app = app.clone();
+                let ids = ids.clone();
+                let svc = service_fn(move |req| {
+                    let app = app.clone();
+                    let id = ids.fetch_add(1, Ordering::Relaxed);
+                    async move { Ok::<_, Infallible>(handle(&app, req, id).await) }
+                });
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    let grace = Duration::from_secs(app.config.server.shutdown_grace_secs);
+    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!("grace period over; closing remaining connections");
+    }
+    Ok(())
+}
+
+async fn handle(app: &App, req: Request<Incoming>, seq: u64) -> Response<Body> {
+    let start = Instant::now();
+    app.metrics.requests.fetch_add(1, Ordering::Relaxed);
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map_or_else(|| format!("{:x}-{seq:x}", std::process::id()), str::to_string);
+    let head = req.method() == http::Method::HEAD;
+    let result = match route(req.method(), req.uri().path()) {
+        Route::Health => Ok(response::json(StatusCode::OK, &json!({"status": "ok"}), "no-store")),
+        Route::Version => Ok(response::json(
+            StatusCode::OK,
+            &json!({"name": "refract", "version": env!("CARGO_PKG_VERSION")}),
+            "no-store",
+        )),
+        Route::Metrics => Ok(response::text(metrics(app))),
+        Route::Image { raw_key } => crate::img::handle(app, &req, raw_key).await,
+        Route::NotFound => Err(Error::NotFound("no such route".into())),
+        Route::MethodNotAllowed => Err(Error::MethodNotAllowed),
+    };
+    let mut resp = match result {
+        Ok(r) => r,
+        Err(e) => {
+            if e.status().is_server_error() {
+                tracing::error!(request_id, error = ?e, "request failed");
+            }
+            response::error(&e, head)
+        }
+    };
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    tracing::info!(
+        request_id,
+        method = %req.method(),
+        path = req.uri().path(),
+        status = resp.status().as_u16(),
+        cache = resp.headers().get("x-cache").and_then(|v| v.to_str().ok()).unwrap_or("-"),
+        ms = start.elapsed().as_millis() as u64,
+        "request"
+    );
+    resp
+}
+
+fn metrics(app: &App) -> String {
+    let (hits, misses) = app.cache.counters();
+    format!(
+        "# TYPE refract_requests_total counter\nrefract_requests_total {}\n\
+         # TYPE refract_transforms_total counter\nrefract_transforms_total {}\n\
+         # TYPE refract_cache_hits_total counter\nrefract_cache_hits_total {hits}\n\
+         # TYPE refract_cache_misses_total counter\nrefract_cache_misses_total {misses}\n\
+         # TYPE refract_cpu_waiting gauge\nrefract_cpu_waiting {}\n",
+        app.metrics.requests.load(Ordering::Relaxed),
+        app.metrics.transforms.load(Ordering::Relaxed),
+        app.cpu.waiting(),
+    )
+}

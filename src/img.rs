@@ -1,0 +1,144 @@
+//! `GET`/`HEAD /img/{key}`: orchestrates sanitise → parse → negotiate → stat → key → 304 →
+//! cache (coalesced) → fetch → CPU pool → pipeline → respond. No pixel code, no SQL here.
+
+use crate::app::App;
+use crate::error::Error;
+use crate::format::ImageFormat;
+use crate::http::response::{self, Body, ImageMeta, RangeReq};
+use crate::key::CacheKey;
+use crate::negotiate::{Accept, NegotiateError, OutputSpec};
+use crate::origin::{sanitize_key, Stat};
+use crate::pipeline::{self, Encoded, Job, PixelLimits};
+use crate::transform::{self, Transform};
+use crate::workers::PoolError;
+use http::{header, Request, Response};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// Handle one `/img` request.
+pub async fn handle<B>(app: &App, req: &Request<B>, raw_key: &str) -> Result<Response<Body>, Error> {
+    let head = req.method() == http::Method::HEAD;
+    let key = sanitize_key(raw_key)?;
+    let query = req.uri().query().unwrap_or("");
+    match transform::parse(query, &app.params)? {
+        None => original(app, req, &key, head).await,
+        Some(t) => variant(app, req, &key, t, head).await,
+    }
+}
+
+fn header_str<'a, B>(req: &'a Request<B>, name: header::HeaderName) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+fn modified(stat: &Stat) -> Option<SystemTime> {
+    stat.version
+        .modified
+        .and_then(|s| u64::try_from(s).ok())
+        .map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s))
+}
+
+fn is_not_modified<B>(req: &Request<B>, etag: &str, last_modified: Option<SystemTime>) -> bool {
+    match header_str(req, header::IF_NONE_MATCH) {
+        Some(inm) => response::if_none_match(Some(inm), etag),
+        None => response::not_modified_since(header_str(req, header::IF_MODIFIED_SINCE), last_modified),
+    }
+}
+
+async fn original<B>(app: &App, req: &Request<B>, key: &str, head: bool) -> Result<Response<Body>, Error> {
+    let stat = app.origin.stat(key).await?;
+    let len = stat.version.len;
+    let etag = CacheKey::original(key, &stat.version).etag();
+    let mut meta = ImageMeta {
+        content_type: "application/octet-stream",
+        etag: &etag,
+        last_modified: modified(&stat),
+        cache_control: &app.config.server.cache_control,
+        vary_accept: false,
+        x_cache: None,
+        accept_ranges: true,
+    };
+    if is_not_modified(req, &etag, meta.last_modified) {
+        return Ok(response::not_modified(&meta));
+    }
+    let if_range_ok = header_str(req, header::IF_RANGE).is_none_or(|v| v.trim() == etag);
+    let range = if if_range_ok { response::parse_range(header_str(req, header::RANGE), len) } else { RangeReq::Full };
+    let sniff = |b: &[u8]| ImageFormat::sniff(b).map_or("application/octet-stream", ImageFormat::mime);
+    match range {
+        RangeReq::Unsatisfiable => Err(Error::RangeNotSatisfiable { len }),
+        RangeReq::Partial(s, e) => {
+            let prefix = app.origin.read_range(key, 0, len.min(64)).await?;
+            meta.content_type = sniff(&prefix);
+            let body = app.origin.read_range(key, s, e + 1).await?;
+            Ok(response::image(&meta, body, Some((s, e, len)), head))
+        }
+        RangeReq::Full if head => {
+            let prefix = app.origin.read_range(key, 0, len.min(64)).await?;
+            meta.content_type = sniff(&prefix);
+            Ok(response::image_head(&meta, len))
+        }
+        RangeReq::Full => {
+            let body = app.origin.read(key, len, app.config.limits.max_source_bytes).await?;
+            meta.content_type = sniff(&body);
+            Ok(response::image(&meta, body, None, false))
+        }
+    }
+}
+
+async fn variant<B>(app: &App, req: &Request<B>, key: &str, t: Transform, head: bool) -> Result<Response<Body>, Error> {
+    let accept = header_str(req, header::ACCEPT).map_or_else(Accept::any, Accept::parse);
+    let spec = OutputSpec::decide(t.format, &accept, app.enabled).map_err(|e| match e {
+        NegotiateError::Disabled(f) => Error::bad_param("fm", format!("output format {f} is disabled on this server")),
+        NegotiateError::NotAcceptable => Error::NotAcceptable("no image format in Accept can be produced".into()),
+    })?;
+    let stat = app.origin.stat(key).await?;
+    let max = app.config.limits.max_source_bytes;
+    if stat.version.len > max {
+        return Err(Error::PayloadTooLarge(format!("source is {} bytes; the limit is {max}", stat.version.len)));
+    }
+    let ck = CacheKey::variant(key, &stat.version, &t.canonical(), &spec.key_part(), &app.encode_fingerprint);
+    let etag = ck.etag();
+    let mut meta = ImageMeta {
+        content_type: "",
+        etag: &etag,
+        last_modified: modified(&stat),
+        cache_control: &app.config.server.cache_control,
+        vary_accept: spec.varies(),
+        x_cache: None,
+        accept_ranges: false,
+    };
+    if is_not_modified(req, &etag, None) {
+        return Ok(response::not_modified(&meta));
+    }
+    let (enc, lookup) = app
+        .cache
+        .get_or_make(ck, render(app, key, stat.version.len, t, spec))
+        .await
+        .map_err(|e| (*e).clone())?;
+    meta.content_type = enc.format.mime();
+    meta.x_cache = Some(match lookup {
+        crate::cache::Lookup::Hit => "HIT",
+        crate::cache::Lookup::Miss => "MISS",
+    });
+    Ok(response::image(&meta, enc.bytes.clone(), None, head))
+}
+
+/// A cache fill: read the source, then run the pipeline on the CPU pool.
+async fn render(app: &App, key: &str, len: u64, t: Transform, spec: OutputSpec) -> Result<Encoded, Error> {
+    let bytes = app.origin.read(key, len, app.config.limits.max_source_bytes).await?;
+    let encode = Arc::new(app.config.formats.clone());
+    let limits = PixelLimits { max_source_pixels: app.config.limits.max_source_pixels };
+    app.metrics.transforms.fetch_add(1, Ordering::Relaxed);
+    let result = app
+        .cpu
+        .run(move || {
+            let job = Job { transform: &t, output: spec, encode: &encode, limits };
+            pipeline::run(&bytes, &job)
+        })
+        .await
+        .map_err(|e| match e {
+            PoolError::Busy => Error::Busy,
+            PoolError::Panicked(m) => Error::Internal(format!("pipeline panicked: {m}")),
+        })?;
+    result?.ok_or_else(|| Error::NotAcceptable("no acceptable output format for this image".into()))
+}

@@ -1,0 +1,99 @@
+//! Cache keys and ETags.
+//!
+//! `CacheKey` = blake3(schema version ‖ storage key ‖ source version ‖ canonical transform ‖
+//! output spec ‖ encoder settings). A new source version gives a new key, so an overwrite never
+//! needs a purge. Invariant: plain types in, no knowledge of moka or OpenDAL.
+
+use std::fmt;
+
+/// Bump when the pipeline's output for the same inputs changes.
+const SCHEMA: &str = "refract-v1";
+
+/// What identifies one version of a stored original (from one `stat`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct SourceVersion {
+    /// The storage's ETag, when it has one.
+    pub etag: Option<String>,
+    /// Last modification, unix seconds.
+    pub modified: Option<i64>,
+    /// Length in bytes.
+    pub len: u64,
+}
+
+/// A 256-bit cache key.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CacheKey(pub [u8; 32]);
+
+impl fmt::Debug for CacheKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CacheKey({})", self.hex())
+    }
+}
+
+impl CacheKey {
+    /// Derive the key of a transformed variant.
+    pub fn variant(path: &str, v: &SourceVersion, canonical: &str, output: &str, settings: &str) -> Self {
+        let mut h = blake3::Hasher::new();
+        for part in [SCHEMA, "variant", path, &version_string(v), canonical, output, settings] {
+            h.update(&(part.len() as u64).to_le_bytes());
+            h.update(part.as_bytes());
+        }
+        Self(*h.finalize().as_bytes())
+    }
+
+    /// Derive the key of an original (no transform).
+    pub fn original(path: &str, v: &SourceVersion) -> Self {
+        let mut h = blake3::Hasher::new();
+        for part in [SCHEMA, "original", path, &version_string(v)] {
+            h.update(&(part.len() as u64).to_le_bytes());
+            h.update(part.as_bytes());
+        }
+        Self(*h.finalize().as_bytes())
+    }
+
+    /// Lower-case hex of the whole key.
+    pub fn hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The strong ETag, quoted: the first 128 bits of the key.
+    pub fn etag(&self) -> String {
+        let hex: String = self.0[..16].iter().map(|b| format!("{b:02x}")).collect();
+        format!("\"{hex}\"")
+    }
+}
+
+fn version_string(v: &SourceVersion) -> String {
+    format!("{}|{}|{}", v.etag.as_deref().unwrap_or(""), v.modified.unwrap_or(0), v.len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(len: u64) -> SourceVersion {
+        SourceVersion { etag: Some("abc".into()), modified: Some(1), len }
+    }
+
+    #[test]
+    fn key_changes_with_every_input() {
+        let base = CacheKey::variant("a.jpg", &v(1), "w=1", "fixed:jpeg", "s");
+        assert_eq!(base, CacheKey::variant("a.jpg", &v(1), "w=1", "fixed:jpeg", "s"));
+        assert_ne!(base, CacheKey::variant("b.jpg", &v(1), "w=1", "fixed:jpeg", "s"));
+        assert_ne!(base, CacheKey::variant("a.jpg", &v(2), "w=1", "fixed:jpeg", "s"));
+        assert_ne!(base, CacheKey::variant("a.jpg", &v(1), "w=2", "fixed:jpeg", "s"));
+        assert_ne!(base, CacheKey::variant("a.jpg", &v(1), "w=1", "fixed:png", "s"));
+        assert_ne!(base, CacheKey::variant("a.jpg", &v(1), "w=1", "fixed:jpeg", "t"));
+        // Length-prefixing: moving a boundary changes the key.
+        assert_ne!(
+            CacheKey::variant("ab", &v(1), "c", "o", "s"),
+            CacheKey::variant("a", &v(1), "bc", "o", "s")
+        );
+    }
+
+    #[test]
+    fn etag_is_quoted_strong_hex() {
+        let e = CacheKey::original("a", &v(1)).etag();
+        assert!(e.starts_with('"') && e.ends_with('"') && e.len() == 34);
+    }
+}

@@ -1,0 +1,36 @@
+//! Refract: an on-the-fly image transformation edge server.
+//!
+//! See `ARCHITECTURE.md` for the module map and the path of a request.
+
+pub mod app;
+pub mod cache;
+pub mod config;
+pub mod error;
+pub mod format;
+pub mod http;
+pub mod img;
+pub mod key;
+pub mod negotiate;
+pub mod origin;
+pub mod pipeline;
+pub mod telemetry;
+pub mod transform;
+pub mod workers;
+
+use std::sync::Arc;
+
+/// Bind `cfg.server.listen` and serve until `shutdown` resolves. Returns the bound address
+/// through `on_bound` (useful with port 0).
+pub async fn run(
+    config: config::Config,
+    shutdown: impl std::future::Future<Output = ()>,
+    on_bound: impl FnOnce(std::net::SocketAddr),
+) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind(&config.server.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let app = Arc::new(app::App::new(config).map_err(|e| format!("storage: {e}"))?);
+    on_bound(addr);
+    http::server::serve(listener, app, shutdown).await.map_err(|e| e.to_string())
+}

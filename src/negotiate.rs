@@ -1,0 +1,282 @@
+//! Content negotiation for `fm=auto`: a typed `Accept` header with q-values, the output decision,
+//! and whether the response varies by `Accept`.
+//!
+//! Invariants: no substring matching (`image/avif;q=0` means no); AVIF and WebP are only chosen
+//! when the client names them explicitly (a `*/*` from an old client is no promise that it
+//! decodes AVIF); pure, no IO.
+
+use crate::format::ImageFormat;
+use crate::transform::FormatRequest;
+
+/// One media range of an `Accept` header.
+#[derive(Debug, Clone, PartialEq)]
+struct MediaRange {
+    ty: String,
+    subtype: String,
+    q: f32,
+}
+
+/// A parsed `Accept` header.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Accept {
+    ranges: Vec<MediaRange>,
+}
+
+impl Accept {
+    /// No `Accept` header: the client accepts anything (RFC 9110 §12.5.1).
+    pub fn any() -> Self {
+        Self { ranges: vec![MediaRange { ty: "*".into(), subtype: "*".into(), q: 1.0 }] }
+    }
+
+    /// Parse a header value. Malformed members are skipped; never fails, never panics.
+    pub fn parse(value: &str) -> Self {
+        let mut ranges = Vec::new();
+        for member in value.split(',').take(64) {
+            let mut parts = member.split(';');
+            let Some(range) = parts.next().map(str::trim) else { continue };
+            let Some((ty, subtype)) = range.split_once('/') else { continue };
+            let (ty, subtype) = (ty.trim().to_ascii_lowercase(), subtype.trim().to_ascii_lowercase());
+            if ty.is_empty() || subtype.is_empty() || (ty == "*" && subtype != "*") {
+                continue;
+            }
+            let mut q = 1.0f32;
+            for param in parts {
+                if let Some((k, v)) = param.split_once('=') {
+                    if k.trim().eq_ignore_ascii_case("q") {
+                        q = match v.trim().parse::<f32>() {
+                            Ok(x) if (0.0..=1.0).contains(&x) => x,
+                            _ => 0.0,
+                        };
+                    }
+                }
+            }
+            ranges.push(MediaRange { ty, subtype, q });
+        }
+        Self { ranges }
+    }
+
+    /// The q-value for `mime` by the most specific matching range (exact > `type/*` > `*/*`);
+    /// 0 when nothing matches.
+    pub fn quality(&self, mime: &str) -> f32 {
+        let (ty, subtype) = mime.split_once('/').unwrap_or((mime, ""));
+        let mut best: Option<(u8, f32)> = None;
+        for r in &self.ranges {
+            let spec = if r.ty == ty && r.subtype == subtype {
+                3
+            } else if r.ty == ty && r.subtype == "*" {
+                2
+            } else if r.ty == "*" {
+                1
+            } else {
+                continue;
+            };
+            match best {
+                Some((s, _)) if s >= spec => {}
+                _ => best = Some((spec, r.q)),
+            }
+        }
+        best.map_or(0.0, |(_, q)| q)
+    }
+
+    /// The q-value when `mime` is named exactly (wildcards do not count).
+    pub fn explicit_quality(&self, mime: &str) -> f32 {
+        let (ty, subtype) = mime.split_once('/').unwrap_or((mime, ""));
+        self.ranges
+            .iter()
+            .filter(|r| r.ty == ty && r.subtype == subtype)
+            .map(|r| r.q)
+            .fold(0.0, f32::max)
+    }
+}
+
+/// Which formats a negotiated response may use. Together with the source version this decides
+/// the output, so it is part of the cache key (the key is known before the source is read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Candidates {
+    pub avif: bool,
+    pub webp: bool,
+    pub jpeg: bool,
+    pub png: bool,
+}
+
+/// The output decision before the source is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutputSpec {
+    /// `fm` named a format.
+    Fixed(ImageFormat),
+    /// `fm=auto`: the best candidate for the source.
+    Negotiated(Candidates),
+}
+
+/// Why no output could be chosen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NegotiateError {
+    /// `fm` names a format switched off in config.
+    Disabled(ImageFormat),
+    /// Nothing the client accepts can be produced.
+    NotAcceptable,
+}
+
+/// Which output formats the config allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Enabled {
+    pub avif: bool,
+    pub webp: bool,
+}
+
+impl OutputSpec {
+    /// Decide from `fm` and `Accept`. A negotiated spec with no candidate at all is a 406 now,
+    /// before any IO.
+    pub fn decide(fm: FormatRequest, accept: &Accept, enabled: Enabled) -> Result<Self, NegotiateError> {
+        match fm {
+            FormatRequest::Fixed(f) => {
+                let on = match f {
+                    ImageFormat::Avif => enabled.avif,
+                    ImageFormat::Webp => enabled.webp,
+                    _ => true,
+                };
+                if on {
+                    Ok(Self::Fixed(f))
+                } else {
+                    Err(NegotiateError::Disabled(f))
+                }
+            }
+            FormatRequest::Auto => {
+                let c = Candidates {
+                    avif: enabled.avif && accept.explicit_quality("image/avif") > 0.0,
+                    webp: enabled.webp && accept.explicit_quality("image/webp") > 0.0,
+                    jpeg: accept.quality("image/jpeg") > 0.0,
+                    png: accept.quality("image/png") > 0.0,
+                };
+                if c.avif || c.webp || c.jpeg || c.png {
+                    Ok(Self::Negotiated(c))
+                } else {
+                    Err(NegotiateError::NotAcceptable)
+                }
+            }
+        }
+    }
+
+    /// Whether the response must carry `Vary: Accept`.
+    pub fn varies(&self) -> bool {
+        matches!(self, Self::Negotiated(_))
+    }
+
+    /// The final format for a source: avif > webp > the source's family (png for alpha, png or
+    /// gif sources, else jpeg) > the other family. `None` = nothing acceptable.
+    pub fn resolve(&self, source: ImageFormat, has_alpha: bool) -> Option<ImageFormat> {
+        let c = match self {
+            Self::Fixed(f) => return Some(*f),
+            Self::Negotiated(c) => c,
+        };
+        let png_family = has_alpha || matches!(source, ImageFormat::Png | ImageFormat::Gif);
+        let order = if png_family {
+            [ImageFormat::Png, ImageFormat::Jpeg]
+        } else {
+            [ImageFormat::Jpeg, ImageFormat::Png]
+        };
+        let ok = |f: ImageFormat| match f {
+            ImageFormat::Avif => c.avif,
+            ImageFormat::Webp => c.webp,
+            ImageFormat::Jpeg => c.jpeg,
+            ImageFormat::Png => c.png,
+            ImageFormat::Gif => false,
+        };
+        [ImageFormat::Avif, ImageFormat::Webp, order[0], order[1]].into_iter().find(|f| ok(*f))
+    }
+
+    /// A stable string for the cache key.
+    pub fn key_part(&self) -> String {
+        match self {
+            Self::Fixed(f) => format!("fixed:{}", f.name()),
+            Self::Negotiated(c) => format!(
+                "auto:{}{}{}{}",
+                u8::from(c.avif),
+                u8::from(c.webp),
+                u8::from(c.jpeg),
+                u8::from(c.png)
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const ON: Enabled = Enabled { avif: true, webp: true };
+
+    fn pick(accept: Option<&str>, src: ImageFormat, alpha: bool) -> Option<ImageFormat> {
+        let a = accept.map_or_else(Accept::any, Accept::parse);
+        OutputSpec::decide(FormatRequest::Auto, &a, ON).ok()?.resolve(src, alpha)
+    }
+
+    #[test]
+    fn negotiate_table() {
+        use ImageFormat::*;
+        let chromium = "image/jxl,image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8";
+        let rows: &[(Option<&str>, ImageFormat, bool, Option<ImageFormat>)] = &[
+            (Some(chromium), Jpeg, false, Some(Avif)),
+            (Some("image/avif;q=0,image/webp,*/*"), Jpeg, false, Some(Webp)),
+            (Some("image/avif;q=0, image/webp;q=0, */*"), Jpeg, false, Some(Jpeg)),
+            (Some("*/*"), Jpeg, false, Some(Jpeg)),
+            (Some("*/*"), Png, true, Some(Png)),
+            (Some("image/*"), Gif, false, Some(Png)),
+            (Some("image/*"), Jpeg, true, Some(Png)),
+            (None, Jpeg, false, Some(Jpeg)),
+            (Some("image/png"), Jpeg, false, Some(Png)),
+            (Some("image/jpeg"), Png, true, Some(Jpeg)),
+            (Some("text/html"), Jpeg, false, None),
+            (Some("image/webp,image/*;q=0"), Jpeg, false, Some(Webp)),
+            (Some("IMAGE/AVIF"), Jpeg, false, Some(Avif)),
+            (Some("image/avifx,*/*"), Jpeg, false, Some(Jpeg)),
+        ];
+        for (accept, src, alpha, want) in rows {
+            assert_eq!(pick(*accept, *src, *alpha), *want, "{accept:?} {src:?}");
+        }
+    }
+
+    #[test]
+    fn negotiate_nothing_acceptable_is_406_early() {
+        let a = Accept::parse("text/html, application/json");
+        assert_eq!(OutputSpec::decide(FormatRequest::Auto, &a, ON), Err(NegotiateError::NotAcceptable));
+    }
+
+    #[test]
+    fn negotiate_disabled_formats() {
+        let off = Enabled { avif: false, webp: true };
+        let a = Accept::parse("image/avif,image/webp,*/*");
+        let spec = OutputSpec::decide(FormatRequest::Auto, &a, off).unwrap();
+        assert_eq!(spec.resolve(ImageFormat::Jpeg, false), Some(ImageFormat::Webp));
+        assert_eq!(
+            OutputSpec::decide(FormatRequest::Fixed(ImageFormat::Avif), &a, off),
+            Err(NegotiateError::Disabled(ImageFormat::Avif))
+        );
+    }
+
+    #[test]
+    fn vary_only_when_negotiated() {
+        let a = Accept::any();
+        assert!(OutputSpec::decide(FormatRequest::Auto, &a, ON).unwrap().varies());
+        assert!(!OutputSpec::decide(FormatRequest::Fixed(ImageFormat::Png), &a, ON).unwrap().varies());
+    }
+
+    #[test]
+    fn accept_quality_uses_most_specific_range() {
+        let a = Accept::parse("image/*;q=0.5, image/png;q=0, */*;q=0.1");
+        assert_eq!(a.quality("image/png"), 0.0);
+        assert_eq!(a.quality("image/jpeg"), 0.5);
+        assert_eq!(a.quality("text/plain"), 0.1);
+        assert_eq!(Accept::parse("image/webp;q=abc").explicit_quality("image/webp"), 0.0);
+    }
+
+    proptest! {
+        #[test]
+        fn accept_parse_never_panics(s in ".{0,300}") {
+            let a = Accept::parse(&s);
+            let q = a.quality("image/webp");
+            prop_assert!((0.0..=1.0).contains(&q));
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! Where originals come from: an OpenDAL `Operator` over the local filesystem (default), S3, or a
+//! read-only HTTP origin; storage-key sanitisation; `stat` → `SourceVersion`; bounded reads.
+//!
+//! Invariants: the only module that imports `opendal`; a key is sanitised before any storage
+//! call (no `..`, no leading `/`, no backslash, no control characters); errors are
+//! `OriginError`, never HTTP statuses.
+
+use crate::key::SourceVersion;
+use bytes::Bytes;
+use opendal::{ErrorKind, Operator};
+use percent_encoding::percent_decode_str;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::future::Future;
+use std::path::Path;
+use std::time::Duration;
+
+/// Which storage service holds the originals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Fs,
+    S3,
+    Http,
+}
+
+/// A secret string: shown as `***` in `Debug` and when serialised.
+#[derive(Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("***")
+    }
+}
+
+/// The `[storage]` config section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// `fs`, `s3` or `http`.
+    pub backend: Backend,
+    /// fs: the folder of originals (default `<data_dir>/images`).
+    pub root: Option<String>,
+    /// s3: endpoint URL, e.g. `http://127.0.0.1:9000`.
+    pub endpoint: Option<String>,
+    /// s3: bucket.
+    pub bucket: Option<String>,
+    /// s3: region.
+    pub region: String,
+    /// s3: key prefix inside the bucket.
+    pub prefix: Option<String>,
+    /// s3: access key id.
+    pub access_key_id: Option<String>,
+    /// s3: secret access key.
+    pub secret_access_key: Option<Secret>,
+    /// http: base URL the key is appended to.
+    pub base_url: Option<String>,
+    /// Timeout of one storage call, milliseconds.
+    pub timeout_ms: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            backend: Backend::Fs,
+            root: None,
+            endpoint: None,
+            bucket: None,
+            region: "us-east-1".into(),
+            prefix: None,
+            access_key_id: None,
+            secret_access_key: None,
+            base_url: None,
+            timeout_ms: 10_000,
+        }
+    }
+}
+
+impl StorageConfig {
+    /// Check that the chosen backend has what it needs.
+    pub fn validate(&self) -> Result<(), String> {
+        match self.backend {
+            Backend::Fs => Ok(()),
+            Backend::S3 if self.bucket.is_none() => Err("storage.bucket is required for the s3 backend".into()),
+            Backend::S3 => Ok(()),
+            Backend::Http => match &self.base_url {
+                Some(u) if u.starts_with("http://") || u.starts_with("https://") => Ok(()),
+                _ => Err("storage.base_url (http:// or https://) is required for the http backend".into()),
+            },
+        }
+    }
+}
+
+/// Why a storage operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OriginError {
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    InvalidKey(String),
+    #[error("source is {len} bytes; the limit is {max}")]
+    TooLarge { len: u64, max: u64 },
+    #[error("origin timed out")]
+    Timeout,
+    #[error("origin unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// What one `stat` tells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stat {
+    pub version: SourceVersion,
+}
+
+/// The originals store.
+#[derive(Clone)]
+pub struct Origin {
+    op: Operator,
+    timeout: Duration,
+}
+
+/// Sample images written into a brand-new local images folder, so a first run has something to show.
+const SAMPLES: &[(&str, &[u8])] = &[
+    ("rocket.jpg", include_bytes!("../tests/fixtures/rocket-640x427-adobergb.jpg")),
+    ("dice.png", include_bytes!("../tests/fixtures/dice-800x600-alpha.png")),
+    ("landscape.jpg", include_bytes!("../tests/fixtures/orientation/Landscape_6.jpg")),
+];
+
+impl Origin {
+    /// Build the operator. For `fs`, `default_root` is used when `storage.root` is unset; a root
+    /// that does not exist yet is created and seeded with the sample images.
+    pub fn new(cfg: &StorageConfig, default_root: &Path) -> Result<Self, OriginError> {
+        opendal::install_default();
+        let unavailable = |e: opendal::Error| OriginError::Unavailable(e.to_string());
+        let op = match cfg.backend {
+            Backend::Fs => {
+                let root = cfg.root.clone().unwrap_or_else(|| default_root.to_string_lossy().into_owned());
+                let root_path = Path::new(&root);
+                if !root_path.exists() {
+                    seed_samples(root_path).map_err(|e| OriginError::Unavailable(format!("creating {root}: {e}")))?;
+                }
+                let abs = std::fs::canonicalize(root_path)
+                    .map_err(|e| OriginError::Unavailable(format!("storage root {root}: {e}")))?;
+                Operator::new(opendal::services::Fs::default().root(&abs.to_string_lossy())).map_err(unavailable)?
+            }
+            Backend::S3 => {
+                let mut b = opendal::services::S3::default()
+                    .bucket(cfg.bucket.as_deref().unwrap_or_default())
+                    .region(&cfg.region)
+                    .disable_config_load()
+                    .disable_ec2_metadata();
+                if let Some(e) = &cfg.endpoint {
+                    b = b.endpoint(e);
+                }
+                if let Some(p) = &cfg.prefix {
+                    b = b.root(p);
+                }
+                if let Some(k) = &cfg.access_key_id {
+                    b = b.access_key_id(k);
+                }
+                if let Some(s) = &cfg.secret_access_key {
+                    b = b.secret_access_key(&s.0);
+                }
+                Operator::new(b).map_err(unavailable)?
+            }
+            Backend::Http => {
+                let base = cfg.base_url.as_deref().unwrap_or_default();
+                Operator::new(opendal::services::Http::default().endpoint(base)).map_err(unavailable)?
+            }
+        };
+        Ok(Self { op, timeout: Duration::from_millis(cfg.timeout_ms.max(1)) })
+    }
+
+    async fn timed<T>(&self, fut: impl Future<Output = opendal::Result<T>>) -> Result<T, OriginError> {
+        match tokio::time::timeout(self.timeout, fut).await {
+            Err(_) => Err(OriginError::Timeout),
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(map_err(e)),
+        }
+    }
+
+    /// One storage round trip: the source's version.
+    pub async fn stat(&self, key: &str) -> Result<Stat, OriginError> {
+        let meta = self.timed(self.op.stat(key)).await?;
+        if meta.is_dir() {
+            return Err(OriginError::NotFound);
+        }
+        Ok(Stat {
+            version: SourceVersion {
+                etag: meta.etag().map(str::to_string),
+                modified: meta.last_modified().map(|t| t.into_inner().as_second()),
+                len: meta.content_length(),
+            },
+        })
+    }
+
+    /// Read a whole object of known length `len`, refusing more than `max` bytes.
+    pub async fn read(&self, key: &str, len: u64, max: u64) -> Result<Bytes, OriginError> {
+        if len > max {
+            return Err(OriginError::TooLarge { len, max });
+        }
+        let buf = self.timed(self.op.read(key)).await?;
+        if buf.len() as u64 > max {
+            return Err(OriginError::TooLarge { len: buf.len() as u64, max });
+        }
+        Ok(buf.to_bytes())
+    }
+
+    /// Read bytes `start..end` of an object.
+    pub async fn read_range(&self, key: &str, start: u64, end: u64) -> Result<Bytes, OriginError> {
+        let buf = self.timed(async { self.op.read_with(key).range(start..end).await }).await?;
+        Ok(buf.to_bytes())
+    }
+}
+
+fn map_err(e: opendal::Error) -> OriginError {
+    match e.kind() {
+        ErrorKind::NotFound => OriginError::NotFound,
+        ErrorKind::IsADirectory => OriginError::NotFound,
+        _ => OriginError::Unavailable(e.to_string()),
+    }
+}
+
+fn seed_samples(root: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(root)?;
+    for (name, bytes) in SAMPLES {
+        let tmp = root.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(&tmp, root.join(name))?;
+    }
+    Ok(())
+}
+
+/// Turn the raw (percent-encoded) path after `/img/` into a storage key, or refuse it.
+/// Decoded once; refuses empty keys, a leading `/`, backslashes, control characters (NUL
+/// included), `.`/`..`/empty segments and keys over 1024 bytes.
+pub fn sanitize_key(raw: &str) -> Result<String, OriginError> {
+    let bad = |m: &str| OriginError::InvalidKey(format!("invalid image key: {m}"));
+    let key = percent_decode_str(raw).decode_utf8().map_err(|_| bad("not valid UTF-8"))?;
+    if key.is_empty() {
+        return Err(bad("empty"));
+    }
+    if key.len() > 1024 {
+        return Err(bad("longer than 1024 bytes"));
+    }
+    if key.starts_with('/') {
+        return Err(bad("leading '/'"));
+    }
+    if key.contains('\\') {
+        return Err(bad("backslash"));
+    }
+    if key.chars().any(char::is_control) {
+        return Err(bad("control character"));
+    }
+    if key.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+        return Err(bad("empty, '.' or '..' path segment"));
+    }
+    Ok(key.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitize_accepts_normal_keys() {
+        assert_eq!(sanitize_key("photos/cat.jpg").unwrap(), "photos/cat.jpg");
+        assert_eq!(sanitize_key("a%20b.jpg").unwrap(), "a b.jpg");
+        assert_eq!(sanitize_key("caf%C3%A9.jpg").unwrap(), "café.jpg");
+        assert_eq!(sanitize_key("x..y.jpg").unwrap(), "x..y.jpg");
+    }
+
+    #[test]
+    fn sanitize_refuses_traversal_and_control() {
+        for raw in [
+            "", "../etc/passwd", "a/../../b", "%2e%2e/secret", "a/%2E%2E/b", "/etc/passwd", "%2Fetc%2Fpasswd",
+            "a\\b", "a%5Cb", "a%00.jpg", "a%0a.jpg", "a//b", "./a", "%ff%fe", "a/.",
+        ] {
+            assert!(sanitize_key(raw).is_err(), "{raw} must be refused");
+        }
+        // Decoded once only: a double-encoded dot-dot is a literal name, not traversal.
+        assert_eq!(sanitize_key("%252e%252e/x").unwrap(), "%2e%2e/x");
+    }
+
+    #[test]
+    fn secret_is_redacted() {
+        let s = Secret("hunter2".into());
+        assert_eq!(format!("{s:?}"), "\"***\"");
+        assert_eq!(serde_json::to_string(&s).unwrap(), "\"***\"");
+    }
+}

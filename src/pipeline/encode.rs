@@ -1,0 +1,140 @@
+//! Step 8: encode. JPEG with libjpeg-turbo (4:2:0, optimised Huffman), PNG with `image`, WebP
+//! with libwebp, AVIF with ravif (rav1e, asm). Nothing but pixels is written: no EXIF, no XMP.
+
+use super::{PipelineError, Pixels};
+use crate::format::ImageFormat;
+use serde::{Deserialize, Serialize};
+
+/// The `[formats]` config section: which outputs negotiation may pick, and encoder defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EncodeConfig {
+    /// Allow AVIF output.
+    pub avif: bool,
+    /// Allow WebP output.
+    pub webp: bool,
+    /// Default JPEG quality.
+    pub jpeg_quality: u8,
+    /// Default WebP quality.
+    pub webp_quality: u8,
+    /// Default AVIF quality.
+    pub avif_quality: u8,
+    /// rav1e speed 1..=10 on the request path (10 = fastest).
+    pub avif_speed: u8,
+    /// libwebp method 0..=6 (higher = smaller and slower).
+    pub webp_method: u8,
+}
+
+impl Default for EncodeConfig {
+    fn default() -> Self {
+        Self {
+            avif: true,
+            webp: true,
+            jpeg_quality: 80,
+            webp_quality: 80,
+            avif_quality: 60,
+            avif_speed: 10,
+            webp_method: 4,
+        }
+    }
+}
+
+impl EncodeConfig {
+    /// The quality used when the request has no `q`.
+    pub fn default_quality(&self, f: ImageFormat) -> u8 {
+        match f {
+            ImageFormat::Webp => self.webp_quality,
+            ImageFormat::Avif => self.avif_quality,
+            _ => self.jpeg_quality,
+        }
+    }
+
+    /// Check ranges; the message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        for (k, v) in [("jpeg_quality", self.jpeg_quality), ("webp_quality", self.webp_quality), ("avif_quality", self.avif_quality)] {
+            if !(1..=100).contains(&v) {
+                return Err(format!("formats.{k} must be 1..=100"));
+            }
+        }
+        if !(1..=10).contains(&self.avif_speed) {
+            return Err("formats.avif_speed must be 1..=10".into());
+        }
+        if self.webp_method > 6 {
+            return Err("formats.webp_method must be 0..=6".into());
+        }
+        Ok(())
+    }
+
+    /// A fingerprint of everything that changes output bytes (part of the cache key).
+    pub fn fingerprint(&self) -> String {
+        format!("jq{}wq{}aq{}as{}wm{}", self.jpeg_quality, self.webp_quality, self.avif_quality, self.avif_speed, self.webp_method)
+    }
+}
+
+/// Encode `px` as `format` at `quality` (1..=100).
+pub fn encode(px: &Pixels, format: ImageFormat, quality: u8, cfg: &EncodeConfig) -> Result<Vec<u8>, PipelineError> {
+    let q = quality.clamp(1, 100);
+    match format {
+        ImageFormat::Jpeg => jpeg(px, q),
+        ImageFormat::Png => png(px),
+        ImageFormat::Webp => webp(px, q, cfg.webp_method),
+        ImageFormat::Avif => avif(px, q, cfg.avif_speed),
+        ImageFormat::Gif => Err(PipelineError::Bug("GIF output requested".into())),
+    }
+}
+
+fn enc_err(e: impl std::fmt::Display) -> PipelineError {
+    PipelineError::Encode(e.to_string())
+}
+
+fn jpeg(px: &Pixels, q: u8) -> Result<Vec<u8>, PipelineError> {
+    use turbojpeg::{Compressor, Image, PixelFormat, Subsamp};
+    let format = if px.channels == 4 { PixelFormat::RGBA } else { PixelFormat::RGB };
+    let (w, h) = (px.width as usize, px.height as usize);
+    let mut c = Compressor::new().map_err(enc_err)?;
+    c.set_quality(i32::from(q)).map_err(enc_err)?;
+    c.set_subsamp(Subsamp::Sub2x2).map_err(enc_err)?;
+    c.set_optimize(true).map_err(enc_err)?;
+    let img = Image { pixels: px.data.as_slice(), width: w, pitch: w * format.size(), height: h, format };
+    c.compress_to_vec(img).map_err(enc_err)
+}
+
+fn png(px: &Pixels) -> Result<Vec<u8>, PipelineError> {
+    use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+    use image::{ExtendedColorType, ImageEncoder};
+    let mut out = Vec::new();
+    let color = if px.channels == 4 { ExtendedColorType::Rgba8 } else { ExtendedColorType::Rgb8 };
+    PngEncoder::new_with_quality(&mut out, CompressionType::Fast, FilterType::Adaptive)
+        .write_image(&px.data, px.width, px.height, color)
+        .map_err(enc_err)?;
+    Ok(out)
+}
+
+fn webp(px: &Pixels, q: u8, method: u8) -> Result<Vec<u8>, PipelineError> {
+    let enc = if px.channels == 4 {
+        webp::Encoder::from_rgba(&px.data, px.width, px.height)
+    } else {
+        webp::Encoder::from_rgb(&px.data, px.width, px.height)
+    };
+    let mut config = webp::WebPConfig::new().map_err(|()| enc_err("libwebp config"))?;
+    config.quality = f32::from(q);
+    config.method = i32::from(method);
+    let mem = enc.encode_advanced(&config).map_err(|e| enc_err(format!("{e:?}")))?;
+    Ok(mem.to_vec())
+}
+
+fn avif(px: &Pixels, q: u8, speed: u8) -> Result<Vec<u8>, PipelineError> {
+    use rgb::FromSlice;
+    let enc = ravif::Encoder::new()
+        .with_quality(f32::from(q))
+        .with_alpha_quality(f32::from(q))
+        .with_speed(speed.clamp(1, 10))
+        .with_num_threads(Some(1));
+    let (w, h) = (px.width as usize, px.height as usize);
+    let res = if px.channels == 4 {
+        enc.encode_rgba(ravif::Img::new(px.data.as_rgba(), w, h))
+    } else {
+        enc.encode_rgb(ravif::Img::new(px.data.as_rgb(), w, h))
+    };
+    Ok(res.map_err(enc_err)?.avif_file)
+}

@@ -1,0 +1,130 @@
+//! The image pipeline: encoded bytes in, encoded bytes out. Synchronous, CPU only.
+//!
+//! Steps, in order, each a module: `probe` (format by magic bytes, dimensions, alpha, EXIF
+//! orientation, ICC) → limits → `decode` (JPEG shrink-on-load in the DCT domain) → `orient` →
+//! `colour` (embedded ICC → sRGB) → `resize` (crop + Lanczos3, premultiplied alpha) →
+//! `compose` (pad for `contain`, flatten alpha for JPEG) → `encode` (no metadata written).
+//! Geometry is pure math in `fit`.
+//!
+//! Invariants: no IO, no async, no tokio/hyper/opendal/moka; limits are passed in; no input may
+//! panic it (fuzzed); pixel limits are checked from the header before any decode allocation.
+
+pub mod colour;
+pub mod compose;
+pub mod decode;
+pub mod encode;
+pub mod fit;
+pub mod orient;
+pub mod probe;
+
+use crate::format::ImageFormat;
+use crate::negotiate::OutputSpec;
+use crate::transform::Transform;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+pub use encode::EncodeConfig;
+pub use probe::Probe;
+
+/// Why the pipeline stopped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PipelineError {
+    /// Not a format we decode.
+    #[error("{0}")]
+    Unsupported(String),
+    /// Over `limits.max_source_pixels` (or the output would be).
+    #[error("image has {pixels} pixels; the limit is {max}")]
+    TooManyPixels { pixels: u64, max: u64 },
+    /// Corrupt or truncated data.
+    #[error("corrupt or truncated image: {0}")]
+    Corrupt(String),
+    /// An encoder failed (a bug or resource problem, not the client's fault).
+    #[error("encode failed: {0}")]
+    Encode(String),
+    /// An invariant broke.
+    #[error("pipeline bug: {0}")]
+    Bug(String),
+}
+
+/// Pixel limits (the `[limits]` values the pipeline needs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PixelLimits {
+    /// Most pixels a source may have (width × height from its header).
+    pub max_source_pixels: u64,
+}
+
+/// Decoded pixels: interleaved 8-bit RGB (3 channels) or RGBA (4 channels).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pixels {
+    pub width: u32,
+    pub height: u32,
+    pub channels: u8,
+    pub data: Vec<u8>,
+}
+
+/// An encoded output image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encoded {
+    pub bytes: Bytes,
+    pub format: ImageFormat,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// Everything one run needs.
+#[derive(Debug, Clone)]
+pub struct Job<'a> {
+    pub transform: &'a Transform,
+    pub output: OutputSpec,
+    pub encode: &'a EncodeConfig,
+    pub limits: PixelLimits,
+}
+
+/// Run the whole pipeline on `input`. `None` from output negotiation (nothing acceptable for
+/// this source) is reported as `Ok(None)`.
+pub fn run(input: &[u8], job: &Job<'_>) -> Result<Option<Encoded>, PipelineError> {
+    let probe = probe::probe(input)?;
+    probe.check_limits(job.limits)?;
+    let Some(format) = job.output.resolve(probe.format, probe.has_alpha) else {
+        return Ok(None);
+    };
+    let (ow, oh) = probe.oriented_size();
+    let geom = fit::plan(ow, oh, job.transform);
+    let canvas_pixels = u64::from(geom.canvas_w) * u64::from(geom.canvas_h);
+    if canvas_pixels > job.limits.max_source_pixels {
+        return Err(PipelineError::TooManyPixels {
+            pixels: canvas_pixels,
+            max: job.limits.max_source_pixels,
+        });
+    }
+    let shrink = decode::shrink_factor(geom.crop.width / f64::from(geom.out_w), geom.crop.height / f64::from(geom.out_h));
+    let decoded = decode::decode(input, &probe, shrink)?;
+    let mut px = orient::apply(decoded, probe.orientation);
+    if let Some(icc) = &probe.icc {
+        colour::to_srgb(&mut px, icc);
+    }
+    // The decode may have shrunk the image: scale the crop from oriented source to decoded pixels.
+    let sx = f64::from(px.width) / f64::from(ow);
+    let sy = f64::from(px.height) / f64::from(oh);
+    let crop = refract_resize::Crop {
+        left: geom.crop.left * sx,
+        top: geom.crop.top * sy,
+        width: (geom.crop.width * sx).min(f64::from(px.width)),
+        height: (geom.crop.height * sy).min(f64::from(px.height)),
+    };
+    let is_identity = geom.out_w == px.width
+        && geom.out_h == px.height
+        && crop.left == 0.0
+        && crop.top == 0.0
+        && crop.width == f64::from(px.width)
+        && crop.height == f64::from(px.height);
+    if !is_identity {
+        let data = refract_resize::resize(&px.data, px.channels, px.width, px.height, crop, geom.out_w, geom.out_h)
+            .map_err(|e| PipelineError::Bug(format!("resize: {e}")))?;
+        px = Pixels { width: geom.out_w, height: geom.out_h, channels: px.channels, data };
+    }
+    let px = compose::finish(px, &geom, job.transform.bg, format.supports_alpha());
+    let quality = job.transform.quality.unwrap_or_else(|| job.encode.default_quality(format));
+    let bytes = encode::encode(&px, format, quality, job.encode)?;
+    Ok(Some(Encoded { bytes: Bytes::from(bytes), format, width: px.width, height: px.height }))
+}
