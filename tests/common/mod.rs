@@ -1,0 +1,231 @@
+//! Test support: a real Refract server on 127.0.0.1:0 over a temp folder holding the fixtures,
+//! a small real HTTP origin, and image helpers (decode, sizes, perceptual hashes).
+#![allow(dead_code)]
+
+use refract::config::Config;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+
+/// A running server; dropped = shut down.
+pub struct Server {
+    pub base: String,
+    pub root: PathBuf,
+    _dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let p = e.path();
+        if p.is_dir() {
+            copy_dir(&p, &to.join(e.file_name()));
+        } else {
+            std::fs::copy(&p, to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// Start a server over a fresh copy of the fixtures; `tweak` edits the config first.
+pub fn start(tweak: impl FnOnce(&mut Config)) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("images");
+    copy_dir(Path::new(FIXTURES), &root);
+    let mut cfg = Config::default();
+    cfg.server.listen = "127.0.0.1:0".into();
+    cfg.server.data_dir = dir.path().to_path_buf();
+    cfg.server.log = "warn".into();
+    cfg.server.shutdown_grace_secs = 2;
+    tweak(&mut cfg);
+    start_with(cfg, dir, root)
+}
+
+pub fn start_with(cfg: Config, dir: tempfile::TempDir, root: PathBuf) -> Server {
+    let (tx, rx) = mpsc::channel::<Result<SocketAddr, String>>();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        rt.block_on(async move {
+            let tx2 = tx.clone();
+            let r = refract::run(cfg, async { let _ = stop_rx.await; }, move |a| {
+                let _ = tx2.send(Ok(a));
+            })
+            .await;
+            if let Err(e) = r {
+                let _ = tx.send(Err(e));
+            }
+        });
+    });
+    let addr = rx.recv_timeout(Duration::from_secs(30)).expect("server start timed out").expect("server failed to start");
+    Server { base: format!("http://{addr}"), root, _dir: dir, stop: Some(stop_tx), thread: Some(thread) }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(120)).build().unwrap()
+}
+
+/// GET with optional Accept; returns (status, headers, body).
+pub async fn get(url: &str, accept: Option<&str>) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+    let mut rb = client().get(url);
+    if let Some(a) = accept {
+        rb = rb.header("accept", a);
+    }
+    let r = rb.send().await.unwrap();
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    let body = r.bytes().await.unwrap().to_vec();
+    (status, headers, body)
+}
+
+pub fn header<'a>(h: &'a reqwest::header::HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The JSON error code of an error body.
+pub fn error_code(body: &[u8]) -> String {
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(body)));
+    assert_eq!(v["success"], false, "{v}");
+    v["error"]["code"].as_str().unwrap().to_string()
+}
+
+/// Format name by magic bytes (independent of the crate under test).
+pub fn magic(b: &[u8]) -> &'static str {
+    if b.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        "jpeg"
+    } else if b.starts_with(b"\x89PNG") {
+        "png"
+    } else if b.len() > 12 && &b[0..4] == b"RIFF" && &b[8..12] == b"WEBP" {
+        "webp"
+    } else if b.len() > 12 && &b[4..12] == b"ftypavif" {
+        "avif"
+    } else if b.starts_with(b"GIF8") {
+        "gif"
+    } else {
+        "unknown"
+    }
+}
+
+/// Width and height of an output: decoded with `image`, or read from the `ispe` box for AVIF.
+pub fn dims(b: &[u8]) -> (u32, u32) {
+    if magic(b) == "avif" {
+        let i = b.windows(4).position(|w| w == b"ispe").expect("AVIF without ispe");
+        let r = |o: usize| u32::from_be_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+        return (r(i + 8), r(i + 12));
+    }
+    let img = image::load_from_memory(b).expect("output must decode");
+    (img.width(), img.height())
+}
+
+/// A 64-bit difference hash plus the mean colour: a small perceptual fingerprint.
+pub fn fingerprint(b: &[u8]) -> (u64, [f64; 3]) {
+    let img = image::load_from_memory(b).expect("output must decode").into_rgb8();
+    let mut mean = [0f64; 3];
+    for p in img.pixels() {
+        for c in 0..3 {
+            mean[c] += f64::from(p[c]);
+        }
+    }
+    let n = f64::from(img.width() * img.height());
+    for m in &mut mean {
+        *m /= n;
+    }
+    let small = image::imageops::resize(&image::DynamicImage::ImageRgb8(img).into_luma8(), 9, 8, image::imageops::FilterType::Triangle);
+    let mut hash = 0u64;
+    for y in 0..8 {
+        for x in 0..8 {
+            let bit = small.get_pixel(x, y)[0] > small.get_pixel(x + 1, y)[0];
+            hash = (hash << 1) | u64::from(bit);
+        }
+    }
+    (hash, mean)
+}
+
+/// Hamming distance of two hashes and the largest mean-channel difference.
+pub fn distance(a: &(u64, [f64; 3]), b: &(u64, [f64; 3])) -> (u32, f64) {
+    let ham = (a.0 ^ b.0).count_ones();
+    let d = (0..3).map(|i| (a.1[i] - b.1[i]).abs()).fold(0.0, f64::max);
+    (ham, d)
+}
+
+/// Parse the Prometheus counter `name` from `/metrics`.
+pub async fn metric(server: &Server, name: &str) -> u64 {
+    let (_, _, body) = get(&server.url("/metrics"), None).await;
+    let text = String::from_utf8(body).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("metric {name} missing in:\n{text}"))
+}
+
+/// A minimal static HTTP origin over `root` (GET/HEAD, Content-Length, Last-Modified, ETag).
+/// Paths under `/slow/` wait 3 s first (for timeout tests).
+pub struct Origin {
+    pub base: String,
+    _rt: tokio::runtime::Runtime,
+}
+
+pub fn http_origin(root: PathBuf) -> Origin {
+    use http_body_util::Full;
+    use hyper::body::Bytes;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(async move {
+        loop {
+            let Ok((sock, _)) = listener.accept().await else { continue };
+            let root = root.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let root = root.clone();
+                    async move {
+                        let mut path = req.uri().path().trim_start_matches('/').to_string();
+                        if let Some(rest) = path.strip_prefix("slow/") {
+                            tokio::time::sleep(Duration::from_secs(3)).await;
+                            path = rest.to_string();
+                        }
+                        let file = root.join(&path);
+                        let resp = match std::fs::read(&file) {
+                            Ok(bytes) if !path.contains("..") => {
+                                let len = bytes.len();
+                                let body = if req.method() == hyper::Method::HEAD { Bytes::new() } else { Bytes::from(bytes) };
+                                hyper::Response::builder()
+                                    .header("content-length", len)
+                                    .header("etag", format!("\"{len}\""))
+                                    .header("last-modified", "Wed, 21 Oct 2015 07:28:00 GMT")
+                                    .body(Full::new(body))
+                                    .unwrap()
+                            }
+                            _ => hyper::Response::builder().status(404).body(Full::new(Bytes::from_static(b"nope"))).unwrap(),
+                        };
+                        Ok::<_, std::convert::Infallible>(resp)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(sock), svc).await;
+            });
+        }
+    });
+    Origin { base: format!("http://{addr}/"), _rt: rt }
+}

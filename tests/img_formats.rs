@@ -1,0 +1,220 @@
+//! Pixels through the real server: the format matrix, fit geometry, EXIF orientation, colour
+//! management and perceptual goldens (`REFRACT_BLESS=1` rewrites `tests/fixtures/goldens.json`,
+//! `REFRACT_SAVE_OUTPUTS=dir` writes every golden output for a person to look at).
+
+mod common;
+use common::*;
+
+/// (file, displayed width, displayed height)
+const INPUTS: &[(&str, u32, u32)] = &[
+    ("rocket-640x427-adobergb.jpg", 640, 427),
+    ("path-2560x1600-icc.jpg", 2560, 1600),
+    ("seeding-5312x2988-progressive.jpg", 5312, 2988),
+    ("grey-2560x1600-gray.jpg", 2560, 1600),
+    ("cmyk-100x100.jpg", 100, 100),
+    ("dice-800x600-alpha.png", 800, 600),
+    ("spacefun-2048x1542-palette.png", 2048, 1542),
+    ("horses-402x280-anim.gif", 402, 280),
+    ("flower-480x360-exif.webp", 480, 360),
+    ("orientation/Landscape_6.jpg", 600, 450),
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn format_matrix_every_input_to_every_output() {
+    let s = start(|_| {});
+    let mut failures = Vec::new();
+    for (file, w, h) in INPUTS {
+        let want_h = ((64.0 * f64::from(*h) / f64::from(*w)).round() as u32).max(1);
+        for fm in ["jpeg", "png", "webp", "avif"] {
+            let (status, headers, body) = get(&s.url(&format!("/img/{file}?w=64&fm={fm}")), None).await;
+            if status != 200 {
+                failures.push(format!("{file} -> {fm}: status {status} {}", String::from_utf8_lossy(&body)));
+                continue;
+            }
+            let ct = header(&headers, "content-type").unwrap_or("");
+            if magic(&body) != fm || ct != format!("image/{fm}") {
+                failures.push(format!("{file} -> {fm}: magic {} content-type {ct}", magic(&body)));
+                continue;
+            }
+            let d = dims(&body);
+            if d != (64, want_h) {
+                failures.push(format!("{file} -> {fm}: {d:?}, want (64, {want_h})"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "format matrix failures:\n{}", failures.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn format_avif_input_is_refused_clearly() {
+    let s = start(|_| {});
+    let (status, h, body) = get(&s.url("/img/field-640x427.avif?w=100"), None).await;
+    assert_eq!(status, 415);
+    assert_eq!(error_code(&body), "UNSUPPORTED_MEDIA_TYPE");
+    assert_eq!(header(&h, "cache-control"), Some("no-store"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn geometry_of_every_fit_mode_through_the_server() {
+    let s = start(|_| {});
+    // rocket is 640x427.
+    let rows: &[(&str, (u32, u32))] = &[
+        ("w=200", (200, 133)),
+        ("h=100", (150, 100)),
+        ("w=200&h=200", (200, 200)),
+        ("w=200&h=200&fit=crop", (200, 200)),
+        ("w=200&h=200&fit=cover", (200, 200)),
+        ("w=200&h=200&fit=contain", (200, 200)),
+        ("w=200&h=200&fit=fill", (200, 200)),
+        ("w=200&h=200&fit=inside", (200, 133)),
+        ("w=200&h=200&fit=outside", (300, 200)),
+        ("w=2000", (640, 427)),
+        ("w=2000&enlarge=1", (2000, 1334)),
+        ("w=1000&h=1000", (427, 427)),
+        ("w=1000&h=1000&fit=contain", (427, 427)),
+        ("w=1000&h=1000&fit=inside", (640, 427)),
+        ("w=1000&h=1000&fit=outside&enlarge=true", (1499, 1000)),
+        ("w=100&dpr=2", (200, 133)),
+        ("w=100&h=50&dpr=1.5", (150, 75)),
+        ("thumb=1", (256, 256)),
+        ("thumb=1&w=100", (100, 256)),
+        ("fm=png", (640, 427)),
+    ];
+    let mut failures = Vec::new();
+    for (q, want) in rows {
+        let (status, _, body) = get(&s.url(&format!("/img/rocket-640x427-adobergb.jpg?{q}&fm=png")).replace("fm=png&fm=png", "fm=png"), None).await;
+        if status != 200 {
+            failures.push(format!("{q}: {status} {}", String::from_utf8_lossy(&body)));
+            continue;
+        }
+        let d = dims(&body);
+        if d != *want {
+            failures.push(format!("{q}: got {d:?}, want {want:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn geometry_contain_pads_with_bg_and_cover_crops_the_centre() {
+    let s = start(|_| {});
+    let (_, _, body) = get(&s.url("/img/rocket-640x427-adobergb.jpg?w=200&h=200&fit=contain&bg=ff0000&fm=png"), None).await;
+    let img = image::load_from_memory(&body).unwrap().into_rgb8();
+    // 200x133 image centred: top rows are padding.
+    assert_eq!(img.get_pixel(100, 2).0, [255, 0, 0]);
+    assert_eq!(img.get_pixel(100, 197).0, [255, 0, 0]);
+    let (_, _, body) = get(&s.url("/img/rocket-640x427-adobergb.jpg?w=200&h=200&fit=contain&bg=00000000&fm=png"), None).await;
+    let img = image::load_from_memory(&body).unwrap().into_rgba8();
+    assert_eq!(img.get_pixel(100, 2).0[3], 0, "transparent padding");
+    assert_eq!(img.get_pixel(100, 100).0[3], 255);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn orientation_all_eight_exif_values_come_out_upright() {
+    let s = start(|_| {});
+    let mut prints = Vec::new();
+    for o in 1..=8 {
+        let (status, _, body) = get(&s.url(&format!("/img/orientation/Landscape_{o}.jpg?w=120&fm=png")), None).await;
+        assert_eq!(status, 200, "orientation {o}");
+        assert_eq!(dims(&body), (120, 90), "orientation {o}");
+        prints.push(fingerprint(&body));
+    }
+    for (i, p) in prints.iter().enumerate().skip(1) {
+        let (ham, _) = distance(&prints[0], p);
+        assert!(ham <= 8, "Landscape_{} differs from Landscape_1 by {ham} bits: not upright", i + 1);
+    }
+}
+
+fn saturation(b: &[u8]) -> f64 {
+    let img = image::load_from_memory(b).unwrap().into_rgb8();
+    let total: u64 = img.pixels().map(|p| u64::from(p.0.iter().max().unwrap() - p.0.iter().min().unwrap())).sum();
+    total as f64 / f64::from(img.width() * img.height())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn colour_adobe_rgb_is_converted_to_srgb() {
+    let s = start(|_| {});
+    let (_, _, ours) = get(&s.url("/img/rocket-640x427-adobergb.jpg?w=320&fm=png"), None).await;
+    // Reference without colour management: the same pixels read as if they were sRGB.
+    let src = std::fs::read(format!("{FIXTURES}/rocket-640x427-adobergb.jpg")).unwrap();
+    let naive = image::load_from_memory(&src).unwrap().resize_exact(320, 214, image::imageops::FilterType::Lanczos3);
+    let mut naive_png = Vec::new();
+    naive.write_to(&mut std::io::Cursor::new(&mut naive_png), image::ImageFormat::Png).unwrap();
+    let (s_ours, s_naive) = (saturation(&ours), saturation(&naive_png));
+    // Adobe RGB values shown as sRGB look washed out; converted, they are more saturated.
+    assert!(s_ours > s_naive * 1.05, "saturation ours {s_ours:.2} vs unmanaged {s_naive:.2}");
+    // ...and otherwise the same picture.
+    let (ham, _) = distance(&fingerprint(&ours), &fingerprint(&naive_png));
+    assert!(ham <= 8, "structure differs by {ham} bits");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn quality_outputs_match_an_independent_reference_resize() {
+    let s = start(|_| {});
+    for (file, w, h) in [("path-2560x1600-icc.jpg", 400u32, 250u32), ("grey-2560x1600-gray.jpg", 400, 250), ("dice-800x600-alpha.png", 300, 225)] {
+        let (_, _, ours) = get(&s.url(&format!("/img/{file}?w={w}&fm=png")), None).await;
+        let src = std::fs::read(format!("{FIXTURES}/{file}")).unwrap();
+        let reference = image::load_from_memory(&src).unwrap().resize_exact(w, h, image::imageops::FilterType::Lanczos3);
+        let mut ref_png = Vec::new();
+        reference.write_to(&mut std::io::Cursor::new(&mut ref_png), image::ImageFormat::Png).unwrap();
+        let (ham, mean) = distance(&fingerprint(&ours), &fingerprint(&ref_png));
+        assert!(ham <= 6 && mean <= 3.0, "{file}: {ham} bits, mean colour off by {mean:.2}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn quality_goldens_perceptual_hashes_within_tolerance() {
+    let s = start(|_| {});
+    let cases = [
+        ("rocket-640x427-adobergb.jpg", "w=300&fm=jpeg"),
+        ("path-2560x1600-icc.jpg", "w=400&fm=webp"),
+        ("seeding-5312x2988-progressive.jpg", "w=400&h=300&fm=jpeg"),
+        ("grey-2560x1600-gray.jpg", "w=300&fm=jpeg"),
+        ("cmyk-100x100.jpg", "w=100&fm=png"),
+        ("dice-800x600-alpha.png", "w=300&fm=png"),
+        ("dice-800x600-alpha.png", "w=300&fm=jpeg&bg=336699"),
+        ("spacefun-2048x1542-palette.png", "w=300&fm=png"),
+        ("horses-402x280-anim.gif", "w=200&fm=png"),
+        ("flower-480x360-exif.webp", "w=200&fm=jpeg"),
+        ("orientation/Landscape_8.jpg", "w=200&h=200&fm=webp"),
+    ];
+    let path = format!("{FIXTURES}/goldens.json");
+    let bless = std::env::var("REFRACT_BLESS").is_ok_and(|v| v == "1");
+    let save = std::env::var("REFRACT_SAVE_OUTPUTS").ok();
+    let mut goldens: serde_json::Map<String, serde_json::Value> = if bless {
+        serde_json::Map::new()
+    } else {
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("goldens.json missing: run with REFRACT_BLESS=1")).unwrap()
+    };
+    let mut failures = Vec::new();
+    for (file, q) in cases {
+        let name = format!("{file}?{q}");
+        let (status, _, body) = get(&s.url(&format!("/img/{name}")), None).await;
+        assert_eq!(status, 200, "{name}");
+        if let Some(dir) = &save {
+            std::fs::create_dir_all(dir).unwrap();
+            std::fs::write(format!("{dir}/{}.{}", name.replace(['/', '?', '&', '='], "_"), magic(&body)), &body).unwrap();
+        }
+        let fp = fingerprint(&body);
+        if bless {
+            goldens.insert(name, serde_json::json!({"dhash": format!("{:016x}", fp.0), "mean": fp.1.map(|m| (m * 100.0).round() / 100.0)}));
+            continue;
+        }
+        let Some(g) = goldens.get(&name) else {
+            failures.push(format!("{name}: no golden (run with REFRACT_BLESS=1)"));
+            continue;
+        };
+        let want = (
+            u64::from_str_radix(g["dhash"].as_str().unwrap(), 16).unwrap(),
+            [g["mean"][0].as_f64().unwrap(), g["mean"][1].as_f64().unwrap(), g["mean"][2].as_f64().unwrap()],
+        );
+        let (ham, mean) = distance(&fp, &want);
+        if ham > 6 || mean > 3.0 {
+            failures.push(format!("{name}: dhash off by {ham} bits, mean colour off by {mean:.2}"));
+        }
+    }
+    if bless {
+        std::fs::write(&path, serde_json::to_string_pretty(&goldens).unwrap() + "\n").unwrap();
+    }
+    assert!(failures.is_empty(), "golden mismatches:\n{}", failures.join("\n"));
+}
