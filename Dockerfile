@@ -1,0 +1,24 @@
+# Build stage: Rust + the C toolchain pieces the codecs need (nasm for rav1e/libjpeg-turbo SIMD,
+# cmake for libjpeg-turbo).
+FROM rust:1-bookworm AS build
+RUN apt-get update && apt-get install -y --no-install-recommends nasm cmake && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY crates ./crates
+COPY src ./src
+COPY tests/fixtures ./tests/fixtures
+COPY config ./config
+RUN cargo build --release --locked --bin refract
+
+# Runtime stage: a small Debian with a non-root user and a data volume.
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --home /data refract && mkdir -p /data && chown refract /data
+COPY --from=build /src/target/release/refract /usr/local/bin/refract
+COPY config/refract.toml /etc/refract/refract.toml
+USER refract
+WORKDIR /data
+ENV REFRACT_LISTEN=0.0.0.0:8080 REFRACT_DATA_DIR=/data
+VOLUME ["/data"]
+EXPOSE 8080
+ENTRYPOINT ["/usr/local/bin/refract", "--config", "/etc/refract/refract.toml"]

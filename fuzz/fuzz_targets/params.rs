@@ -1,0 +1,16 @@
+//! Invariant: `transform::parse` never panics on any query string; whatever it accepts has a
+//! canonical form that parses back to the same transform (and the same canonical string).
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use refract::transform::{parse, ParamConfig};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(q) = std::str::from_utf8(data) else { return };
+    let cfg = ParamConfig::default();
+    if let Ok(Some(t)) = parse(q, &cfg) {
+        let c = t.canonical();
+        let back = parse(&c, &cfg).expect("canonical form must parse").expect("canonical form is a transform");
+        assert_eq!(back, t);
+        assert_eq!(back.canonical(), c);
+    }
+});

@@ -1,0 +1,102 @@
+//! Storage backends through OpenDAL: a real S3 server (SeaweedFS, started by the test command,
+//! see `.ci/test.sh`), an S3 origin that is down, a real HTTP origin and its timeout.
+
+mod common;
+use common::*;
+use refract::config::Config;
+use refract::origin::{Backend, Secret};
+
+fn s3_env() -> (String, String, String, String) {
+    let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set: run the suite with .ci/test.sh, which starts a real S3 server"));
+    (var("REFRACT_TEST_S3_ENDPOINT"), var("REFRACT_TEST_S3_BUCKET"), var("REFRACT_TEST_S3_KEY"), var("REFRACT_TEST_S3_SECRET"))
+}
+
+fn s3_config(c: &mut Config, endpoint: &str, bucket: &str, key: &str, secret: &str, prefix: &str) {
+    c.storage.backend = Backend::S3;
+    c.storage.endpoint = Some(endpoint.into());
+    c.storage.bucket = Some(bucket.into());
+    c.storage.access_key_id = Some(key.into());
+    c.storage.secret_access_key = Some(Secret(secret.into()));
+    c.storage.prefix = Some(prefix.into());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s3_backend_serves_originals_and_transforms() {
+    let (endpoint, bucket, key, secret) = s3_env();
+    let prefix = format!("/t{}/", std::process::id());
+    // Put a fixture into the bucket with OpenDAL directly.
+    opendal::install_default();
+    let op = opendal::Operator::new(
+        opendal::services::S3::default()
+            .endpoint(&endpoint)
+            .bucket(&bucket)
+            .region("us-east-1")
+            .access_key_id(&key)
+            .secret_access_key(&secret)
+            .disable_config_load()
+            .disable_ec2_metadata()
+            .root(&prefix),
+    )
+    .unwrap();
+    let bytes = std::fs::read(format!("{FIXTURES}/rocket-640x427-adobergb.jpg")).unwrap();
+    op.write("photos/rocket.jpg", bytes.clone()).await.unwrap();
+
+    let s = start(|c| s3_config(c, &endpoint, &bucket, &key, &secret, &prefix));
+    let (st, h, body) = get(&s.url("/img/photos/rocket.jpg"), None).await;
+    assert_eq!((st, body.len()), (200, bytes.len()));
+    assert!(body == bytes);
+    assert!(header(&h, "etag").is_some());
+    let (st, h, body) = get(&s.url("/img/photos/rocket.jpg?w=100&fm=webp"), None).await;
+    assert_eq!((st, magic(&body), dims(&body)), (200, "webp", (100, 67)));
+    assert_eq!(header(&h, "x-cache"), Some("MISS"));
+    let r = client().get(s.url("/img/photos/rocket.jpg")).header("range", "bytes=0-9").send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 206);
+    assert_eq!(&r.bytes().await.unwrap()[..], &bytes[..10]);
+    let (st, _, body) = get(&s.url("/img/photos/missing.jpg?w=10"), None).await;
+    assert_eq!((st, error_code(&body).as_str()), (404, "NOT_FOUND"));
+    // A new version under the same key gets a new ETag at once (stat before cache).
+    let (_, h1, _) = get(&s.url("/img/photos/rocket.jpg?w=50"), None).await;
+    let dice = std::fs::read(format!("{FIXTURES}/dice-800x600-alpha.png")).unwrap();
+    op.write("photos/rocket.jpg", dice).await.unwrap();
+    let (_, h2, body) = get(&s.url("/img/photos/rocket.jpg?w=50"), None).await;
+    assert_ne!(header(&h1, "etag"), header(&h2, "etag"));
+    assert_eq!(dims(&body), (50, 38));
+    // Wrong credentials are an origin failure (502), not the client's.
+    let bad = start(|c| s3_config(c, &endpoint, &bucket, &key, "wrong-secret", &prefix));
+    let (st, _, body) = get(&bad.url("/img/photos/rocket.jpg?w=10"), None).await;
+    assert_eq!((st, error_code(&body).as_str()), (502, "ORIGIN_ERROR"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s3_origin_down_answers_502() {
+    // Nothing listens on this port.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let s = start(|c| s3_config(c, &format!("http://127.0.0.1:{port}"), "images", "k", "s", "/"));
+    for path in ["/img/a.jpg?w=10", "/img/a.jpg"] {
+        let (st, h, body) = get(&s.url(path), None).await;
+        assert_eq!((st, error_code(&body).as_str()), (502, "ORIGIN_ERROR"), "{path}");
+        assert_eq!(header(&h, "cache-control"), Some("no-store"));
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!(!v.to_string().contains("127.0.0.1"), "origin details stay out of the body");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_origin_is_a_transforming_reverse_proxy() {
+    let origin = http_origin(std::path::PathBuf::from(FIXTURES));
+    let s = start(|c| {
+        c.storage.backend = Backend::Http;
+        c.storage.base_url = Some(origin.base.clone());
+        c.storage.timeout_ms = 1000;
+    });
+    let (st, _, body) = get(&s.url("/img/orientation/Landscape_3.jpg?w=60&fm=png"), None).await;
+    assert_eq!((st, dims(&body)), (200, (60, 45)));
+    let (st, h, body) = get(&s.url("/img/dice-800x600-alpha.png"), None).await;
+    assert_eq!((st, header(&h, "content-type")), (200, Some("image/png")));
+    assert_eq!(body.len(), std::fs::metadata(format!("{FIXTURES}/dice-800x600-alpha.png")).unwrap().len() as usize);
+    let (st, _, body) = get(&s.url("/img/nothing-here.jpg?w=60"), None).await;
+    assert_eq!((st, error_code(&body).as_str()), (404, "NOT_FOUND"));
+    // The origin answers after 3 s; the storage timeout is 1 s.
+    let (st, _, body) = get(&s.url("/img/slow/dice-800x600-alpha.png?w=60"), None).await;
+    assert_eq!((st, error_code(&body).as_str()), (504, "ORIGIN_TIMEOUT"));
+}
