@@ -44,7 +44,10 @@ impl App {
         );
         Ok(Self {
             params: config.params(),
-            enabled: Enabled { avif: config.formats.avif, webp: config.formats.webp },
+            enabled: Enabled {
+                avif: config.formats.avif,
+                webp: config.formats.webp,
+            },
             encode_fingerprint: config.formats.fingerprint(),
             cache: VariantCache::new(&config.cache),
             origin,

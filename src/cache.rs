@@ -24,7 +24,10 @@ pub struct CacheConfig {
 
 impl Default for CacheConfig {
     fn default() -> Self {
-        Self { memory_bytes: 256 << 20, ttl_secs: 24 * 3600 }
+        Self {
+            memory_bytes: 256 << 20,
+            ttl_secs: 24 * 3600,
+        }
     }
 }
 
@@ -48,26 +51,46 @@ impl VariantCache {
         let inner = (cfg.memory_bytes > 0).then(|| {
             moka::future::Cache::builder()
                 .max_capacity(cfg.memory_bytes)
-                .weigher(|_k: &CacheKey, v: &Arc<Encoded>| u32::try_from(v.bytes.len() + 64).unwrap_or(u32::MAX))
+                .weigher(|_k: &CacheKey, v: &Arc<Encoded>| {
+                    u32::try_from(v.bytes.len() + 64).unwrap_or(u32::MAX)
+                })
                 .time_to_live(Duration::from_secs(cfg.ttl_secs.max(1)))
                 .build()
         });
-        Self { inner, hits: AtomicU64::new(0), misses: AtomicU64::new(0) }
+        Self {
+            inner,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
     }
 
     /// Return the cached value for `key`, or run `make` once (however many callers wait on it)
     /// and cache its success. Errors are not cached.
-    pub async fn get_or_make<E, F>(&self, key: CacheKey, make: F) -> Result<(Arc<Encoded>, Lookup), Arc<E>>
+    pub async fn get_or_make<E, F>(
+        &self,
+        key: CacheKey,
+        make: F,
+    ) -> Result<(Arc<Encoded>, Lookup), Arc<E>>
     where
         E: Send + Sync + 'static,
         F: Future<Output = Result<Encoded, E>>,
     {
         let Some(cache) = &self.inner else {
             self.misses.fetch_add(1, Ordering::Relaxed);
-            return make.await.map(|v| (Arc::new(v), Lookup::Miss)).map_err(Arc::new);
+            return make
+                .await
+                .map(|v| (Arc::new(v), Lookup::Miss))
+                .map_err(Arc::new);
         };
-        let entry = cache.entry(key).or_try_insert_with(async { make.await.map(Arc::new) }).await?;
-        let lookup = if entry.is_fresh() { Lookup::Miss } else { Lookup::Hit };
+        let entry = cache
+            .entry(key)
+            .or_try_insert_with(async { make.await.map(Arc::new) })
+            .await?;
+        let lookup = if entry.is_fresh() {
+            Lookup::Miss
+        } else {
+            Lookup::Hit
+        };
         match lookup {
             Lookup::Hit => self.hits.fetch_add(1, Ordering::Relaxed),
             Lookup::Miss => self.misses.fetch_add(1, Ordering::Relaxed),
@@ -77,6 +100,9 @@ impl VariantCache {
 
     /// Counters: (hits, misses).
     pub fn counters(&self) -> (u64, u64) {
-        (self.hits.load(Ordering::Relaxed), self.misses.load(Ordering::Relaxed))
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
     }
 }

@@ -86,7 +86,11 @@ pub struct ThumbConfig {
 
 impl Default for ThumbConfig {
     fn default() -> Self {
-        Self { width: 256, height: 256, fit: Fit::Cover }
+        Self {
+            width: 256,
+            height: 256,
+            fit: Fit::Cover,
+        }
     }
 }
 
@@ -120,18 +124,29 @@ impl Config {
         let env: Vec<(String, String)> = std::env::vars().collect();
         let file = match &cli.config {
             Some(p) => Some((p.clone(), read(p)?)),
-            None if Path::new(DEFAULT_FILE).exists() => Some((PathBuf::from(DEFAULT_FILE), read(Path::new(DEFAULT_FILE))?)),
+            None if Path::new(DEFAULT_FILE).exists() => {
+                Some((PathBuf::from(DEFAULT_FILE), read(Path::new(DEFAULT_FILE))?))
+            }
             None => None,
         };
-        Self::from_sources(file.as_ref().map(|(p, s)| (p.as_path(), s.as_str())), &env, cli)
+        Self::from_sources(
+            file.as_ref().map(|(p, s)| (p.as_path(), s.as_str())),
+            &env,
+            cli,
+        )
     }
 
     /// Layer the sources (pure: no IO), then validate.
-    pub fn from_sources(file: Option<(&Path, &str)>, env: &[(String, String)], cli: &CliOverrides) -> Result<Self, String> {
+    pub fn from_sources(
+        file: Option<(&Path, &str)>,
+        env: &[(String, String)],
+        cli: &CliOverrides,
+    ) -> Result<Self, String> {
         let mut value = toml::Value::try_from(Config::default()).map_err(|e| e.to_string())?;
         let defaults = value.clone();
         if let Some((path, text)) = file {
-            let v: toml::Value = toml::from_str(text).map_err(|e| format!("config file {}: {e}", path.display()))?;
+            let v: toml::Value =
+                toml::from_str(text).map_err(|e| format!("config file {}: {e}", path.display()))?;
             merge(&mut value, v);
         }
         for (k, v) in env {
@@ -139,7 +154,9 @@ impl Config {
                 "REFRACT_LISTEN" => Some(vec!["server".into(), "listen".into()]),
                 "REFRACT_DATA_DIR" => Some(vec!["server".into(), "data_dir".into()]),
                 "REFRACT_STORAGE_ROOT" => Some(vec!["storage".into(), "root".into()]),
-                _ => k.strip_prefix("REFRACT__").map(|rest| rest.split("__").map(str::to_ascii_lowercase).collect()),
+                _ => k
+                    .strip_prefix("REFRACT__")
+                    .map(|rest| rest.split("__").map(str::to_ascii_lowercase).collect()),
             };
             if let Some(path) = path {
                 set(&mut value, &path, typed(&defaults, &path, v), k)?;
@@ -147,33 +164,54 @@ impl Config {
         }
         let s = |x: &str| toml::Value::String(x.to_string());
         if let Some(l) = &cli.listen {
-            set(&mut value, &["server".into(), "listen".into()], s(l), "--listen")?;
+            set(
+                &mut value,
+                &["server".into(), "listen".into()],
+                s(l),
+                "--listen",
+            )?;
         }
         if let Some(d) = &cli.data_dir {
-            set(&mut value, &["server".into(), "data_dir".into()], s(&d.to_string_lossy()), "--data-dir")?;
+            set(
+                &mut value,
+                &["server".into(), "data_dir".into()],
+                s(&d.to_string_lossy()),
+                "--data-dir",
+            )?;
         }
         if let Some(r) = &cli.storage_root {
-            set(&mut value, &["storage".into(), "root".into()], s(&r.to_string_lossy()), "--storage-root")?;
+            set(
+                &mut value,
+                &["storage".into(), "root".into()],
+                s(&r.to_string_lossy()),
+                "--storage-root",
+            )?;
         }
         // Round-trip through text so that unknown keys are reported with their name and place.
         let text = toml::to_string(&value).map_err(|e| e.to_string())?;
-        let cfg: Config = toml::from_str(&text).map_err(|e| format!("invalid configuration: {e}"))?;
+        let cfg: Config =
+            toml::from_str(&text).map_err(|e| format!("invalid configuration: {e}"))?;
         cfg.validate()?;
         Ok(cfg)
     }
 
     /// Check every section; the message names the key.
     pub fn validate(&self) -> Result<(), String> {
-        self.server
-            .listen
-            .parse::<SocketAddr>()
-            .map_err(|_| format!("server.listen (REFRACT_LISTEN) is not an address:port: {}", self.server.listen))?;
+        self.server.listen.parse::<SocketAddr>().map_err(|_| {
+            format!(
+                "server.listen (REFRACT_LISTEN) is not an address:port: {}",
+                self.server.listen
+            )
+        })?;
         let l = &self.limits;
         if !(1..=65_535).contains(&l.max_dimension) {
             return Err("limits.max_dimension must be 1..=65535".into());
         }
         if l.max_source_bytes == 0 || l.max_source_pixels == 0 || l.queue_timeout_ms == 0 {
-            return Err("limits.max_source_bytes, max_source_pixels and queue_timeout_ms must be > 0".into());
+            return Err(
+                "limits.max_source_bytes, max_source_pixels and queue_timeout_ms must be > 0"
+                    .into(),
+            );
         }
         if self.thumb.width == 0 || self.thumb.height == 0 {
             return Err("thumb.width and thumb.height must be > 0".into());
@@ -229,26 +267,50 @@ fn typed(defaults: &toml::Value, path: &[String], raw: &str) -> toml::Value {
         cur = cur.and_then(|v| v.get(p));
     }
     match cur {
-        Some(toml::Value::Integer(_)) => raw.parse().map(toml::Value::Integer).unwrap_or_else(|_| toml::Value::String(raw.into())),
-        Some(toml::Value::Float(_)) => raw.parse().map(toml::Value::Float).unwrap_or_else(|_| toml::Value::String(raw.into())),
-        Some(toml::Value::Boolean(_)) => raw.parse().map(toml::Value::Boolean).unwrap_or_else(|_| toml::Value::String(raw.into())),
+        Some(toml::Value::Integer(_)) => raw
+            .parse()
+            .map(toml::Value::Integer)
+            .unwrap_or_else(|_| toml::Value::String(raw.into())),
+        Some(toml::Value::Float(_)) => raw
+            .parse()
+            .map(toml::Value::Float)
+            .unwrap_or_else(|_| toml::Value::String(raw.into())),
+        Some(toml::Value::Boolean(_)) => raw
+            .parse()
+            .map(toml::Value::Boolean)
+            .unwrap_or_else(|_| toml::Value::String(raw.into())),
         Some(toml::Value::Array(_)) => toml::Value::Array(
-            raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| toml::Value::String(s.into())).collect(),
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.into()))
+                .collect(),
         ),
         _ => toml::Value::String(raw.into()),
     }
 }
 
-fn set(root: &mut toml::Value, path: &[String], v: toml::Value, source: &str) -> Result<(), String> {
+fn set(
+    root: &mut toml::Value,
+    path: &[String],
+    v: toml::Value,
+    source: &str,
+) -> Result<(), String> {
     let Some((last, parents)) = path.split_last() else {
         return Err(format!("{source}: empty key"));
     };
     let mut cur = root;
     for p in parents {
-        let table = cur.as_table_mut().ok_or_else(|| format!("{source}: {p} is not a section"))?;
-        cur = table.entry(p.clone()).or_insert_with(|| toml::Value::Table(Default::default()));
+        let table = cur
+            .as_table_mut()
+            .ok_or_else(|| format!("{source}: {p} is not a section"))?;
+        cur = table
+            .entry(p.clone())
+            .or_insert_with(|| toml::Value::Table(Default::default()));
     }
-    let table = cur.as_table_mut().ok_or_else(|| format!("{source}: not a section"))?;
+    let table = cur
+        .as_table_mut()
+        .ok_or_else(|| format!("{source}: not a section"))?;
     table.insert(last.clone(), v);
     Ok(())
 }
@@ -258,7 +320,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
@@ -273,37 +338,84 @@ mod tests {
         let file = "[server]\nlisten = \"127.0.0.1:1\"\n[limits]\nmax_dimension = 100\n";
         let p = Path::new("x.toml");
         let c = Config::from_sources(Some((p, file)), &[], &CliOverrides::default()).unwrap();
-        assert_eq!((c.server.listen.as_str(), c.limits.max_dimension), ("127.0.0.1:1", 100));
-        let e = env(&[("REFRACT_LISTEN", "127.0.0.1:2"), ("REFRACT__LIMITS__MAX_DIMENSION", "200"), ("REFRACT__FORMATS__AVIF", "false")]);
+        assert_eq!(
+            (c.server.listen.as_str(), c.limits.max_dimension),
+            ("127.0.0.1:1", 100)
+        );
+        let e = env(&[
+            ("REFRACT_LISTEN", "127.0.0.1:2"),
+            ("REFRACT__LIMITS__MAX_DIMENSION", "200"),
+            ("REFRACT__FORMATS__AVIF", "false"),
+        ]);
         let c = Config::from_sources(Some((p, file)), &e, &CliOverrides::default()).unwrap();
-        assert_eq!((c.server.listen.as_str(), c.limits.max_dimension, c.formats.avif), ("127.0.0.1:2", 200, false));
-        let cli = CliOverrides { listen: Some("127.0.0.1:3".into()), ..Default::default() };
+        assert_eq!(
+            (
+                c.server.listen.as_str(),
+                c.limits.max_dimension,
+                c.formats.avif
+            ),
+            ("127.0.0.1:2", 200, false)
+        );
+        let cli = CliOverrides {
+            listen: Some("127.0.0.1:3".into()),
+            ..Default::default()
+        };
         let c = Config::from_sources(Some((p, file)), &e, &cli).unwrap();
         assert_eq!(c.server.listen, "127.0.0.1:3");
     }
 
     #[test]
     fn config_unknown_keys_fail_with_their_name() {
-        let e = Config::from_sources(Some((Path::new("x.toml"), "[server]\nlisten_addr = \"x\"\n")), &[], &CliOverrides::default()).unwrap_err();
+        let e = Config::from_sources(
+            Some((Path::new("x.toml"), "[server]\nlisten_addr = \"x\"\n")),
+            &[],
+            &CliOverrides::default(),
+        )
+        .unwrap_err();
         assert!(e.contains("listen_addr"), "{e}");
-        let e = Config::from_sources(None, &env(&[("REFRACT__CACHE__MEMORY_BYTEZ", "1")]), &CliOverrides::default()).unwrap_err();
+        let e = Config::from_sources(
+            None,
+            &env(&[("REFRACT__CACHE__MEMORY_BYTEZ", "1")]),
+            &CliOverrides::default(),
+        )
+        .unwrap_err();
         assert!(e.contains("memory_bytez"), "{e}");
-        let e = Config::from_sources(None, &env(&[("REFRACT__NOPE__X", "1")]), &CliOverrides::default()).unwrap_err();
+        let e = Config::from_sources(
+            None,
+            &env(&[("REFRACT__NOPE__X", "1")]),
+            &CliOverrides::default(),
+        )
+        .unwrap_err();
         assert!(e.contains("nope"), "{e}");
     }
 
     #[test]
     fn config_bad_values_name_the_key() {
-        let e = Config::from_sources(None, &env(&[("REFRACT__LIMITS__MAX_DIMENSION", "abc")]), &CliOverrides::default()).unwrap_err();
+        let e = Config::from_sources(
+            None,
+            &env(&[("REFRACT__LIMITS__MAX_DIMENSION", "abc")]),
+            &CliOverrides::default(),
+        )
+        .unwrap_err();
         assert!(e.contains("max_dimension"), "{e}");
-        let e = Config::from_sources(None, &env(&[("REFRACT_LISTEN", "nowhere")]), &CliOverrides::default()).unwrap_err();
+        let e = Config::from_sources(
+            None,
+            &env(&[("REFRACT_LISTEN", "nowhere")]),
+            &CliOverrides::default(),
+        )
+        .unwrap_err();
         assert!(e.contains("server.listen"), "{e}");
     }
 
     #[test]
     fn config_reference_file_parses_and_matches_defaults() {
         let text = include_str!("../config/refract.toml");
-        let c = Config::from_sources(Some((Path::new("config/refract.toml"), text)), &[], &CliOverrides::default()).unwrap();
+        let c = Config::from_sources(
+            Some((Path::new("config/refract.toml"), text)),
+            &[],
+            &CliOverrides::default(),
+        )
+        .unwrap();
         assert_eq!(c, Config::default());
     }
 }

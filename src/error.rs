@@ -13,7 +13,10 @@ use serde_json::json;
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     #[error("{message}")]
-    BadRequest { param: Option<String>, message: String },
+    BadRequest {
+        param: Option<String>,
+        message: String,
+    },
     #[error("{0}")]
     NotFound(String),
     #[error("method not allowed")]
@@ -41,7 +44,10 @@ pub enum Error {
 impl Error {
     /// A 400 that names the offending parameter.
     pub fn bad_param(param: &str, message: impl Into<String>) -> Self {
-        Self::BadRequest { param: Some(param.to_string()), message: message.into() }
+        Self::BadRequest {
+            param: Some(param.to_string()),
+            message: message.into(),
+        }
     }
 
     /// The HTTP status. Exhaustive on purpose: a new variant must choose one.
@@ -104,7 +110,10 @@ impl Error {
 
 impl From<ParamError> for Error {
     fn from(e: ParamError) -> Self {
-        Self::BadRequest { param: Some(e.param.clone()), message: e.to_string() }
+        Self::BadRequest {
+            param: Some(e.param.clone()),
+            message: e.to_string(),
+        }
     }
 }
 
@@ -112,7 +121,10 @@ impl From<OriginError> for Error {
     fn from(e: OriginError) -> Self {
         match e {
             OriginError::NotFound => Self::NotFound("image not found".into()),
-            OriginError::InvalidKey(m) => Self::BadRequest { param: None, message: m },
+            OriginError::InvalidKey(m) => Self::BadRequest {
+                param: None,
+                message: m,
+            },
             OriginError::TooLarge { len, max } => {
                 Self::PayloadTooLarge(format!("source is {len} bytes; the limit is {max}"))
             }

@@ -120,11 +120,23 @@ mod tests {
 
     #[test]
     fn sniff_recognises_magic_bytes_not_names() {
-        assert_eq!(ImageFormat::sniff(&[0xFF, 0xD8, 0xFF, 0xE0]), Some(ImageFormat::Jpeg));
-        assert_eq!(ImageFormat::sniff(b"\x89PNG\r\n\x1a\n...."), Some(ImageFormat::Png));
+        assert_eq!(
+            ImageFormat::sniff(&[0xFF, 0xD8, 0xFF, 0xE0]),
+            Some(ImageFormat::Jpeg)
+        );
+        assert_eq!(
+            ImageFormat::sniff(b"\x89PNG\r\n\x1a\n...."),
+            Some(ImageFormat::Png)
+        );
         assert_eq!(ImageFormat::sniff(b"GIF89a...."), Some(ImageFormat::Gif));
-        assert_eq!(ImageFormat::sniff(b"RIFF\0\0\0\0WEBPVP8 "), Some(ImageFormat::Webp));
-        assert_eq!(ImageFormat::sniff(b"\0\0\0\x1cftypavif\0\0\0\0"), Some(ImageFormat::Avif));
+        assert_eq!(
+            ImageFormat::sniff(b"RIFF\0\0\0\0WEBPVP8 "),
+            Some(ImageFormat::Webp)
+        );
+        assert_eq!(
+            ImageFormat::sniff(b"\0\0\0\x1cftypavif\0\0\0\0"),
+            Some(ImageFormat::Avif)
+        );
         assert_eq!(ImageFormat::sniff(b"hello world, not an image"), None);
         assert_eq!(ImageFormat::sniff(b""), None);
     }

@@ -17,7 +17,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// Handle one `/img` request.
-pub async fn handle<B>(app: &App, req: &Request<B>, raw_key: &str) -> Result<Response<Body>, Error> {
+pub async fn handle<B>(
+    app: &App,
+    req: &Request<B>,
+    raw_key: &str,
+) -> Result<Response<Body>, Error> {
     let head = req.method() == http::Method::HEAD;
     let key = sanitize_key(raw_key)?;
     let query = req.uri().query().unwrap_or("");
@@ -27,7 +31,7 @@ pub async fn handle<B>(app: &App, req: &Request<B>, raw_key: &str) -> Result<Res
     }
 }
 
-fn header_str<'a, B>(req: &'a Request<B>, name: header::HeaderName) -> Option<&'a str> {
+fn header_str<B>(req: &Request<B>, name: header::HeaderName) -> Option<&str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -41,11 +45,18 @@ fn modified(stat: &Stat) -> Option<SystemTime> {
 fn is_not_modified<B>(req: &Request<B>, etag: &str, last_modified: Option<SystemTime>) -> bool {
     match header_str(req, header::IF_NONE_MATCH) {
         Some(inm) => response::if_none_match(Some(inm), etag),
-        None => response::not_modified_since(header_str(req, header::IF_MODIFIED_SINCE), last_modified),
+        None => {
+            response::not_modified_since(header_str(req, header::IF_MODIFIED_SINCE), last_modified)
+        }
     }
 }
 
-async fn original<B>(app: &App, req: &Request<B>, key: &str, head: bool) -> Result<Response<Body>, Error> {
+async fn original<B>(
+    app: &App,
+    req: &Request<B>,
+    key: &str,
+    head: bool,
+) -> Result<Response<Body>, Error> {
     let stat = app.origin.stat(key).await?;
     let len = stat.version.len;
     let etag = CacheKey::original(key, &stat.version).etag();
@@ -62,8 +73,13 @@ async fn original<B>(app: &App, req: &Request<B>, key: &str, head: bool) -> Resu
         return Ok(response::not_modified(&meta));
     }
     let if_range_ok = header_str(req, header::IF_RANGE).is_none_or(|v| v.trim() == etag);
-    let range = if if_range_ok { response::parse_range(header_str(req, header::RANGE), len) } else { RangeReq::Full };
-    let sniff = |b: &[u8]| ImageFormat::sniff(b).map_or("application/octet-stream", ImageFormat::mime);
+    let range = if if_range_ok {
+        response::parse_range(header_str(req, header::RANGE), len)
+    } else {
+        RangeReq::Full
+    };
+    let sniff =
+        |b: &[u8]| ImageFormat::sniff(b).map_or("application/octet-stream", ImageFormat::mime);
     match range {
         RangeReq::Unsatisfiable => Err(Error::RangeNotSatisfiable { len }),
         RangeReq::Partial(s, e) => {
@@ -78,25 +94,48 @@ async fn original<B>(app: &App, req: &Request<B>, key: &str, head: bool) -> Resu
             Ok(response::image_head(&meta, len))
         }
         RangeReq::Full => {
-            let body = app.origin.read(key, len, app.config.limits.max_source_bytes).await?;
+            let body = app
+                .origin
+                .read(key, len, app.config.limits.max_source_bytes)
+                .await?;
             meta.content_type = sniff(&body);
             Ok(response::image(&meta, body, None, false))
         }
     }
 }
 
-async fn variant<B>(app: &App, req: &Request<B>, key: &str, t: Transform, head: bool) -> Result<Response<Body>, Error> {
+async fn variant<B>(
+    app: &App,
+    req: &Request<B>,
+    key: &str,
+    t: Transform,
+    head: bool,
+) -> Result<Response<Body>, Error> {
     let accept = header_str(req, header::ACCEPT).map_or_else(Accept::any, Accept::parse);
     let spec = OutputSpec::decide(t.format, &accept, app.enabled).map_err(|e| match e {
-        NegotiateError::Disabled(f) => Error::bad_param("fm", format!("output format {f} is disabled on this server")),
-        NegotiateError::NotAcceptable => Error::NotAcceptable("no image format in Accept can be produced".into()),
+        NegotiateError::Disabled(f) => Error::bad_param(
+            "fm",
+            format!("output format {f} is disabled on this server"),
+        ),
+        NegotiateError::NotAcceptable => {
+            Error::NotAcceptable("no image format in Accept can be produced".into())
+        }
     })?;
     let stat = app.origin.stat(key).await?;
     let max = app.config.limits.max_source_bytes;
     if stat.version.len > max {
-        return Err(Error::PayloadTooLarge(format!("source is {} bytes; the limit is {max}", stat.version.len)));
+        return Err(Error::PayloadTooLarge(format!(
+            "source is {} bytes; the limit is {max}",
+            stat.version.len
+        )));
     }
-    let ck = CacheKey::variant(key, &stat.version, &t.canonical(), &spec.key_part(), &app.encode_fingerprint);
+    let ck = CacheKey::variant(
+        key,
+        &stat.version,
+        &t.canonical(),
+        &spec.key_part(),
+        &app.encode_fingerprint,
+    );
     let etag = ck.etag();
     let mut meta = ImageMeta {
         content_type: "",
@@ -124,15 +163,31 @@ async fn variant<B>(app: &App, req: &Request<B>, key: &str, t: Transform, head: 
 }
 
 /// A cache fill: read the source, then run the pipeline on the CPU pool.
-async fn render(app: &App, key: &str, len: u64, t: Transform, spec: OutputSpec) -> Result<Encoded, Error> {
-    let bytes = app.origin.read(key, len, app.config.limits.max_source_bytes).await?;
+async fn render(
+    app: &App,
+    key: &str,
+    len: u64,
+    t: Transform,
+    spec: OutputSpec,
+) -> Result<Encoded, Error> {
+    let bytes = app
+        .origin
+        .read(key, len, app.config.limits.max_source_bytes)
+        .await?;
     let encode = Arc::new(app.config.formats.clone());
-    let limits = PixelLimits { max_source_pixels: app.config.limits.max_source_pixels };
+    let limits = PixelLimits {
+        max_source_pixels: app.config.limits.max_source_pixels,
+    };
     app.metrics.transforms.fetch_add(1, Ordering::Relaxed);
     let result = app
         .cpu
         .run(move || {
-            let job = Job { transform: &t, output: spec, encode: &encode, limits };
+            let job = Job {
+                transform: &t,
+                output: spec,
+                encode: &encode,
+                limits,
+            };
             pipeline::run(&bytes, &job)
         })
         .await

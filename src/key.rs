@@ -32,9 +32,23 @@ impl fmt::Debug for CacheKey {
 
 impl CacheKey {
     /// Derive the key of a transformed variant.
-    pub fn variant(path: &str, v: &SourceVersion, canonical: &str, output: &str, settings: &str) -> Self {
+    pub fn variant(
+        path: &str,
+        v: &SourceVersion,
+        canonical: &str,
+        output: &str,
+        settings: &str,
+    ) -> Self {
         let mut h = blake3::Hasher::new();
-        for part in [SCHEMA, "variant", path, &version_string(v), canonical, output, settings] {
+        for part in [
+            SCHEMA,
+            "variant",
+            path,
+            &version_string(v),
+            canonical,
+            output,
+            settings,
+        ] {
             h.update(&(part.len() as u64).to_le_bytes());
             h.update(part.as_bytes());
         }
@@ -64,7 +78,12 @@ impl CacheKey {
 }
 
 fn version_string(v: &SourceVersion) -> String {
-    format!("{}|{}|{}", v.etag.as_deref().unwrap_or(""), v.modified.unwrap_or(0), v.len)
+    format!(
+        "{}|{}|{}",
+        v.etag.as_deref().unwrap_or(""),
+        v.modified.unwrap_or(0),
+        v.len
+    )
 }
 
 #[cfg(test)]
@@ -72,18 +91,40 @@ mod tests {
     use super::*;
 
     fn v(len: u64) -> SourceVersion {
-        SourceVersion { etag: Some("abc".into()), modified: Some(1), len }
+        SourceVersion {
+            etag: Some("abc".into()),
+            modified: Some(1),
+            len,
+        }
     }
 
     #[test]
     fn key_changes_with_every_input() {
         let base = CacheKey::variant("a.jpg", &v(1), "w=1", "fixed:jpeg", "s");
-        assert_eq!(base, CacheKey::variant("a.jpg", &v(1), "w=1", "fixed:jpeg", "s"));
-        assert_ne!(base, CacheKey::variant("b.jpg", &v(1), "w=1", "fixed:jpeg", "s"));
-        assert_ne!(base, CacheKey::variant("a.jpg", &v(2), "w=1", "fixed:jpeg", "s"));
-        assert_ne!(base, CacheKey::variant("a.jpg", &v(1), "w=2", "fixed:jpeg", "s"));
-        assert_ne!(base, CacheKey::variant("a.jpg", &v(1), "w=1", "fixed:png", "s"));
-        assert_ne!(base, CacheKey::variant("a.jpg", &v(1), "w=1", "fixed:jpeg", "t"));
+        assert_eq!(
+            base,
+            CacheKey::variant("a.jpg", &v(1), "w=1", "fixed:jpeg", "s")
+        );
+        assert_ne!(
+            base,
+            CacheKey::variant("b.jpg", &v(1), "w=1", "fixed:jpeg", "s")
+        );
+        assert_ne!(
+            base,
+            CacheKey::variant("a.jpg", &v(2), "w=1", "fixed:jpeg", "s")
+        );
+        assert_ne!(
+            base,
+            CacheKey::variant("a.jpg", &v(1), "w=2", "fixed:jpeg", "s")
+        );
+        assert_ne!(
+            base,
+            CacheKey::variant("a.jpg", &v(1), "w=1", "fixed:png", "s")
+        );
+        assert_ne!(
+            base,
+            CacheKey::variant("a.jpg", &v(1), "w=1", "fixed:jpeg", "t")
+        );
         // Length-prefixing: moving a boundary changes the key.
         assert_ne!(
             CacheKey::variant("ab", &v(1), "c", "o", "s"),

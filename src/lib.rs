@@ -32,5 +32,7 @@ pub async fn run(
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let app = Arc::new(app::App::new(config).map_err(|e| format!("storage: {e}"))?);
     on_bound(addr);
-    http::server::serve(listener, app, shutdown).await.map_err(|e| e.to_string())
+    http::server::serve(listener, app, shutdown)
+        .await
+        .map_err(|e| e.to_string())
 }

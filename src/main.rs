@@ -5,7 +5,11 @@ use refract::config::{CliOverrides, Config};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "refract", version, about = "On-the-fly image transformation edge server")]
+#[command(
+    name = "refract",
+    version,
+    about = "On-the-fly image transformation edge server"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -42,7 +46,12 @@ async fn main() -> std::process::ExitCode {
         Some(Command::Serve(a)) => a,
         None => cli.serve,
     };
-    let overrides = CliOverrides { config: args.config, listen: args.listen, data_dir: args.data_dir, storage_root: args.storage_root };
+    let overrides = CliOverrides {
+        config: args.config,
+        listen: args.listen,
+        data_dir: args.data_dir,
+        storage_root: args.storage_root,
+    };
     let config = match Config::load(&overrides) {
         Ok(c) => c,
         Err(e) => {
@@ -68,10 +77,11 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return ctrl_c.await.unwrap_or(()),
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return ctrl_c.await.unwrap_or(()),
+            };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},

@@ -25,7 +25,13 @@ pub struct Accept {
 impl Accept {
     /// No `Accept` header: the client accepts anything (RFC 9110 §12.5.1).
     pub fn any() -> Self {
-        Self { ranges: vec![MediaRange { ty: "*".into(), subtype: "*".into(), q: 1.0 }] }
+        Self {
+            ranges: vec![MediaRange {
+                ty: "*".into(),
+                subtype: "*".into(),
+                q: 1.0,
+            }],
+        }
     }
 
     /// Parse a header value. Malformed members are skipped; never fails, never panics.
@@ -33,9 +39,16 @@ impl Accept {
         let mut ranges = Vec::new();
         for member in value.split(',').take(64) {
             let mut parts = member.split(';');
-            let Some(range) = parts.next().map(str::trim) else { continue };
-            let Some((ty, subtype)) = range.split_once('/') else { continue };
-            let (ty, subtype) = (ty.trim().to_ascii_lowercase(), subtype.trim().to_ascii_lowercase());
+            let Some(range) = parts.next().map(str::trim) else {
+                continue;
+            };
+            let Some((ty, subtype)) = range.split_once('/') else {
+                continue;
+            };
+            let (ty, subtype) = (
+                ty.trim().to_ascii_lowercase(),
+                subtype.trim().to_ascii_lowercase(),
+            );
             if ty.is_empty() || subtype.is_empty() || (ty == "*" && subtype != "*") {
                 continue;
             }
@@ -127,7 +140,11 @@ pub struct Enabled {
 impl OutputSpec {
     /// Decide from `fm` and `Accept`. A negotiated spec with no candidate at all is a 406 now,
     /// before any IO.
-    pub fn decide(fm: FormatRequest, accept: &Accept, enabled: Enabled) -> Result<Self, NegotiateError> {
+    pub fn decide(
+        fm: FormatRequest,
+        accept: &Accept,
+        enabled: Enabled,
+    ) -> Result<Self, NegotiateError> {
         match fm {
             FormatRequest::Fixed(f) => {
                 let on = match f {
@@ -182,7 +199,9 @@ impl OutputSpec {
             ImageFormat::Png => c.png,
             ImageFormat::Gif => false,
         };
-        [ImageFormat::Avif, ImageFormat::Webp, order[0], order[1]].into_iter().find(|f| ok(*f))
+        [ImageFormat::Avif, ImageFormat::Webp, order[0], order[1]]
+            .into_iter()
+            .find(|f| ok(*f))
     }
 
     /// A stable string for the cache key.
@@ -205,11 +224,16 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const ON: Enabled = Enabled { avif: true, webp: true };
+    const ON: Enabled = Enabled {
+        avif: true,
+        webp: true,
+    };
 
     fn pick(accept: Option<&str>, src: ImageFormat, alpha: bool) -> Option<ImageFormat> {
         let a = accept.map_or_else(Accept::any, Accept::parse);
-        OutputSpec::decide(FormatRequest::Auto, &a, ON).ok()?.resolve(src, alpha)
+        OutputSpec::decide(FormatRequest::Auto, &a, ON)
+            .ok()?
+            .resolve(src, alpha)
     }
 
     #[test]
@@ -218,8 +242,18 @@ mod tests {
         let chromium = "image/jxl,image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8";
         let rows: &[(Option<&str>, ImageFormat, bool, Option<ImageFormat>)] = &[
             (Some(chromium), Jpeg, false, Some(Avif)),
-            (Some("image/avif;q=0,image/webp,*/*"), Jpeg, false, Some(Webp)),
-            (Some("image/avif;q=0, image/webp;q=0, */*"), Jpeg, false, Some(Jpeg)),
+            (
+                Some("image/avif;q=0,image/webp,*/*"),
+                Jpeg,
+                false,
+                Some(Webp),
+            ),
+            (
+                Some("image/avif;q=0, image/webp;q=0, */*"),
+                Jpeg,
+                false,
+                Some(Jpeg),
+            ),
             (Some("*/*"), Jpeg, false, Some(Jpeg)),
             (Some("*/*"), Png, true, Some(Png)),
             (Some("image/*"), Gif, false, Some(Png)),
@@ -240,15 +274,24 @@ mod tests {
     #[test]
     fn negotiate_nothing_acceptable_is_406_early() {
         let a = Accept::parse("text/html, application/json");
-        assert_eq!(OutputSpec::decide(FormatRequest::Auto, &a, ON), Err(NegotiateError::NotAcceptable));
+        assert_eq!(
+            OutputSpec::decide(FormatRequest::Auto, &a, ON),
+            Err(NegotiateError::NotAcceptable)
+        );
     }
 
     #[test]
     fn negotiate_disabled_formats() {
-        let off = Enabled { avif: false, webp: true };
+        let off = Enabled {
+            avif: false,
+            webp: true,
+        };
         let a = Accept::parse("image/avif,image/webp,*/*");
         let spec = OutputSpec::decide(FormatRequest::Auto, &a, off).unwrap();
-        assert_eq!(spec.resolve(ImageFormat::Jpeg, false), Some(ImageFormat::Webp));
+        assert_eq!(
+            spec.resolve(ImageFormat::Jpeg, false),
+            Some(ImageFormat::Webp)
+        );
         assert_eq!(
             OutputSpec::decide(FormatRequest::Fixed(ImageFormat::Avif), &a, off),
             Err(NegotiateError::Disabled(ImageFormat::Avif))
@@ -258,8 +301,14 @@ mod tests {
     #[test]
     fn vary_only_when_negotiated() {
         let a = Accept::any();
-        assert!(OutputSpec::decide(FormatRequest::Auto, &a, ON).unwrap().varies());
-        assert!(!OutputSpec::decide(FormatRequest::Fixed(ImageFormat::Png), &a, ON).unwrap().varies());
+        assert!(OutputSpec::decide(FormatRequest::Auto, &a, ON)
+            .unwrap()
+            .varies());
+        assert!(
+            !OutputSpec::decide(FormatRequest::Fixed(ImageFormat::Png), &a, ON)
+                .unwrap()
+                .varies()
+        );
     }
 
     #[test]
@@ -268,7 +317,10 @@ mod tests {
         assert_eq!(a.quality("image/png"), 0.0);
         assert_eq!(a.quality("image/jpeg"), 0.5);
         assert_eq!(a.quality("text/plain"), 0.1);
-        assert_eq!(Accept::parse("image/webp;q=abc").explicit_quality("image/webp"), 0.0);
+        assert_eq!(
+            Accept::parse("image/webp;q=abc").explicit_quality("image/webp"),
+            0.0
+        );
     }
 
     proptest! {

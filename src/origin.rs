@@ -89,11 +89,16 @@ impl StorageConfig {
     pub fn validate(&self) -> Result<(), String> {
         match self.backend {
             Backend::Fs => Ok(()),
-            Backend::S3 if self.bucket.is_none() => Err("storage.bucket is required for the s3 backend".into()),
+            Backend::S3 if self.bucket.is_none() => {
+                Err("storage.bucket is required for the s3 backend".into())
+            }
             Backend::S3 => Ok(()),
             Backend::Http => match &self.base_url {
                 Some(u) if u.starts_with("http://") || u.starts_with("https://") => Ok(()),
-                _ => Err("storage.base_url (http:// or https://) is required for the http backend".into()),
+                _ => Err(
+                    "storage.base_url (http:// or https://) is required for the http backend"
+                        .into(),
+                ),
             },
         }
     }
@@ -129,9 +134,18 @@ pub struct Origin {
 
 /// Sample images written into a brand-new local images folder, so a first run has something to show.
 const SAMPLES: &[(&str, &[u8])] = &[
-    ("rocket.jpg", include_bytes!("../tests/fixtures/rocket-640x427-adobergb.jpg")),
-    ("dice.png", include_bytes!("../tests/fixtures/dice-800x600-alpha.png")),
-    ("landscape.jpg", include_bytes!("../tests/fixtures/orientation/Landscape_6.jpg")),
+    (
+        "rocket.jpg",
+        include_bytes!("../tests/fixtures/rocket-640x427-adobergb.jpg"),
+    ),
+    (
+        "dice.png",
+        include_bytes!("../tests/fixtures/dice-800x600-alpha.png"),
+    ),
+    (
+        "landscape.jpg",
+        include_bytes!("../tests/fixtures/orientation/Landscape_6.jpg"),
+    ),
 ];
 
 impl Origin {
@@ -142,14 +156,19 @@ impl Origin {
         let unavailable = |e: opendal::Error| OriginError::Unavailable(e.to_string());
         let op = match cfg.backend {
             Backend::Fs => {
-                let root = cfg.root.clone().unwrap_or_else(|| default_root.to_string_lossy().into_owned());
+                let root = cfg
+                    .root
+                    .clone()
+                    .unwrap_or_else(|| default_root.to_string_lossy().into_owned());
                 let root_path = Path::new(&root);
                 if !root_path.exists() {
-                    seed_samples(root_path).map_err(|e| OriginError::Unavailable(format!("creating {root}: {e}")))?;
+                    seed_samples(root_path)
+                        .map_err(|e| OriginError::Unavailable(format!("creating {root}: {e}")))?;
                 }
                 let abs = std::fs::canonicalize(root_path)
                     .map_err(|e| OriginError::Unavailable(format!("storage root {root}: {e}")))?;
-                Operator::new(opendal::services::Fs::default().root(&abs.to_string_lossy())).map_err(unavailable)?
+                Operator::new(opendal::services::Fs::default().root(&abs.to_string_lossy()))
+                    .map_err(unavailable)?
             }
             Backend::S3 => {
                 let mut b = opendal::services::S3::default()
@@ -173,13 +192,20 @@ impl Origin {
             }
             Backend::Http => {
                 let base = cfg.base_url.as_deref().unwrap_or_default();
-                Operator::new(opendal::services::Http::default().endpoint(base)).map_err(unavailable)?
+                Operator::new(opendal::services::Http::default().endpoint(base))
+                    .map_err(unavailable)?
             }
         };
-        Ok(Self { op, timeout: Duration::from_millis(cfg.timeout_ms.max(1)) })
+        Ok(Self {
+            op,
+            timeout: Duration::from_millis(cfg.timeout_ms.max(1)),
+        })
     }
 
-    async fn timed<T>(&self, fut: impl Future<Output = opendal::Result<T>>) -> Result<T, OriginError> {
+    async fn timed<T>(
+        &self,
+        fut: impl Future<Output = opendal::Result<T>>,
+    ) -> Result<T, OriginError> {
         match tokio::time::timeout(self.timeout, fut).await {
             Err(_) => Err(OriginError::Timeout),
             Ok(Ok(v)) => Ok(v),
@@ -209,14 +235,19 @@ impl Origin {
         }
         let buf = self.timed(self.op.read(key)).await?;
         if buf.len() as u64 > max {
-            return Err(OriginError::TooLarge { len: buf.len() as u64, max });
+            return Err(OriginError::TooLarge {
+                len: buf.len() as u64,
+                max,
+            });
         }
         Ok(buf.to_bytes())
     }
 
     /// Read bytes `start..end` of an object.
     pub async fn read_range(&self, key: &str, start: u64, end: u64) -> Result<Bytes, OriginError> {
-        let buf = self.timed(async { self.op.read_with(key).range(start..end).await }).await?;
+        let buf = self
+            .timed(async { self.op.read_with(key).range(start..end).await })
+            .await?;
         Ok(buf.to_bytes())
     }
 }
@@ -244,7 +275,9 @@ fn seed_samples(root: &Path) -> std::io::Result<()> {
 /// included), `.`/`..`/empty segments and keys over 1024 bytes.
 pub fn sanitize_key(raw: &str) -> Result<String, OriginError> {
     let bad = |m: &str| OriginError::InvalidKey(format!("invalid image key: {m}"));
-    let key = percent_decode_str(raw).decode_utf8().map_err(|_| bad("not valid UTF-8"))?;
+    let key = percent_decode_str(raw)
+        .decode_utf8()
+        .map_err(|_| bad("not valid UTF-8"))?;
     if key.is_empty() {
         return Err(bad("empty"));
     }
@@ -260,7 +293,10 @@ pub fn sanitize_key(raw: &str) -> Result<String, OriginError> {
     if key.chars().any(char::is_control) {
         return Err(bad("control character"));
     }
-    if key.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+    if key
+        .split('/')
+        .any(|s| s.is_empty() || s == "." || s == "..")
+    {
         return Err(bad("empty, '.' or '..' path segment"));
     }
     Ok(key.into_owned())
@@ -281,8 +317,21 @@ mod tests {
     #[test]
     fn sanitize_refuses_traversal_and_control() {
         for raw in [
-            "", "../etc/passwd", "a/../../b", "%2e%2e/secret", "a/%2E%2E/b", "/etc/passwd", "%2Fetc%2Fpasswd",
-            "a\\b", "a%5Cb", "a%00.jpg", "a%0a.jpg", "a//b", "./a", "%ff%fe", "a/.",
+            "",
+            "../etc/passwd",
+            "a/../../b",
+            "%2e%2e/secret",
+            "a/%2E%2E/b",
+            "/etc/passwd",
+            "%2Fetc%2Fpasswd",
+            "a\\b",
+            "a%5Cb",
+            "a%00.jpg",
+            "a%0a.jpg",
+            "a//b",
+            "./a",
+            "%ff%fe",
+            "a/.",
         ] {
             assert!(sanitize_key(raw).is_err(), "{raw} must be refused");
         }

@@ -99,7 +99,12 @@ pub struct ParamConfig {
 
 impl Default for ParamConfig {
     fn default() -> Self {
-        Self { max_dimension: 8192, thumb_width: 256, thumb_height: 256, thumb_fit: Fit::Cover }
+        Self {
+            max_dimension: 8192,
+            thumb_width: 256,
+            thumb_height: 256,
+            thumb_fit: Fit::Cover,
+        }
     }
 }
 
@@ -121,7 +126,10 @@ impl fmt::Display for ParamError {
 impl std::error::Error for ParamError {}
 
 fn err(param: &str, message: impl Into<String>) -> ParamError {
-    ParamError { param: param.to_string(), message: message.into() }
+    ParamError {
+        param: param.to_string(),
+        message: message.into(),
+    }
 }
 
 /// The canonical parameter names, and their aliases.
@@ -181,7 +189,10 @@ pub fn parse(query: &str, cfg: &ParamConfig) -> Result<Option<Transform>, ParamE
             return Err(err(&shown, format!("unknown parameter '{shown}'")));
         };
         if seen.contains(&canon) {
-            return Err(err(written, format!("parameter '{written}' is given more than once")));
+            return Err(err(
+                written,
+                format!("parameter '{written}' is given more than once"),
+            ));
         }
         seen.push(canon);
         let value = decode(v, written)?;
@@ -230,7 +241,8 @@ fn parse_bool(p: &str, v: &str) -> Result<bool, ParamError> {
 
 fn parse_dpr(p: &str, v: &str) -> Result<f64, ParamError> {
     let msg = || format!("{p} must be a number in 1..=4");
-    let ok_chars = !v.is_empty() && v.len() <= 8 && v.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    let ok_chars =
+        !v.is_empty() && v.len() <= 8 && v.bytes().all(|b| b.is_ascii_digit() || b == b'.');
     if !ok_chars {
         return Err(err(p, msg()));
     }
@@ -258,7 +270,12 @@ pub fn parse_color(v: &str) -> Option<Rgba> {
             Some(c)
         }
         6 => Some([hex(&v[0..2])?, hex(&v[2..4])?, hex(&v[4..6])?, 255]),
-        8 => Some([hex(&v[0..2])?, hex(&v[2..4])?, hex(&v[4..6])?, hex(&v[6..8])?]),
+        8 => Some([
+            hex(&v[0..2])?,
+            hex(&v[2..4])?,
+            hex(&v[4..6])?,
+            hex(&v[6..8])?,
+        ]),
         _ => None,
     }
 }
@@ -269,11 +286,22 @@ fn resolve(raw: Raw<'_>, cfg: &ParamConfig) -> Result<Transform, ParamError> {
         Some((p, v)) => parse_bool(p, v)?,
         None => false,
     };
-    let mut width = raw.w.as_ref().map(|(p, v)| parse_dim(p, v, max)).transpose()?;
-    let mut height = raw.h.as_ref().map(|(p, v)| parse_dim(p, v, max)).transpose()?;
+    let mut width = raw
+        .w
+        .as_ref()
+        .map(|(p, v)| parse_dim(p, v, max))
+        .transpose()?;
+    let mut height = raw
+        .h
+        .as_ref()
+        .map(|(p, v)| parse_dim(p, v, max))
+        .transpose()?;
     let mut fit = match &raw.fit {
         Some((p, v)) => Some(Fit::parse(v).ok_or_else(|| {
-            err(p, format!("{p} must be one of cover, crop, contain, fill, inside, outside"))
+            err(
+                p,
+                format!("{p} must be one of cover, crop, contain, fill, inside, outside"),
+            )
         })?),
         None => None,
     };
@@ -310,20 +338,37 @@ fn resolve(raw: Raw<'_>, cfg: &ParamConfig) -> Result<Transform, ParamError> {
         Some((_, v)) if v == "auto" => FormatRequest::Auto,
         Some((p, v)) => match ImageFormat::from_name(v) {
             Some(f) if f.can_encode() => FormatRequest::Fixed(f),
-            _ => return Err(err(p, format!("{p} must be one of jpeg, jpg, png, webp, avif, auto"))),
+            _ => {
+                return Err(err(
+                    p,
+                    format!("{p} must be one of jpeg, jpg, png, webp, avif, auto"),
+                ))
+            }
         },
         None => FormatRequest::Auto,
     };
     let bg = match &raw.bg {
-        Some((p, v)) => parse_color(v)
-            .ok_or_else(|| err(p, format!("{p} must be a hex colour rgb, rrggbb or rrggbbaa")))?,
+        Some((p, v)) => parse_color(v).ok_or_else(|| {
+            err(
+                p,
+                format!("{p} must be a hex colour rgb, rrggbb or rrggbbaa"),
+            )
+        })?,
         None => WHITE,
     };
     let fit = match (width, height) {
         (Some(_), Some(_)) => fit.unwrap_or(Fit::Cover),
         _ => Fit::Inside,
     };
-    Ok(Transform { width, height, fit, enlarge, quality, format, bg })
+    Ok(Transform {
+        width,
+        height,
+        fit,
+        enlarge,
+        quality,
+        format,
+        bg,
+    })
 }
 
 impl Transform {
@@ -409,7 +454,10 @@ mod tests {
     #[test]
     fn parse_thumb_uses_preset_and_can_be_refined() {
         let th = t("thumb=1");
-        assert_eq!((th.width, th.height, th.fit), (Some(256), Some(256), Fit::Cover));
+        assert_eq!(
+            (th.width, th.height, th.fit),
+            (Some(256), Some(256), Fit::Cover)
+        );
         assert_eq!(t("thumb=true&w=100").width, Some(100));
         assert_eq!(t("thumb=1&fit=contain").fit, Fit::Contain);
     }
@@ -473,8 +521,20 @@ mod tests {
             any::<[u8; 4]>(),
         )
             .prop_map(|(width, height, fit, enlarge, quality, format, bg)| {
-                let fit = if width.is_some() && height.is_some() { fit } else { Fit::Inside };
-                Transform { width, height, fit, enlarge, quality, format, bg }
+                let fit = if width.is_some() && height.is_some() {
+                    fit
+                } else {
+                    Fit::Inside
+                };
+                Transform {
+                    width,
+                    height,
+                    fit,
+                    enlarge,
+                    quality,
+                    format,
+                    bg,
+                }
             })
     }
 

@@ -28,7 +28,12 @@ pub struct CpuPool {
 impl CpuPool {
     /// `workers` concurrent jobs, `queue_depth` waiting, each waiting at most `queue_timeout`.
     pub fn new(workers: usize, queue_depth: usize, queue_timeout: Duration) -> Self {
-        Self { slots: Semaphore::new(workers.max(1)), waiting: AtomicUsize::new(0), queue_depth, queue_timeout }
+        Self {
+            slots: Semaphore::new(workers.max(1)),
+            waiting: AtomicUsize::new(0),
+            queue_depth,
+            queue_timeout,
+        }
     }
 
     /// Requests waiting for a slot now.
@@ -52,7 +57,9 @@ impl CpuPool {
             Ok(Ok(p)) => p,
             _ => return Err(PoolError::Busy),
         };
-        let handle = tokio::task::spawn_blocking(move || std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)));
+        let handle = tokio::task::spawn_blocking(move || {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(job))
+        });
         match handle.await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(p)) => Err(PoolError::Panicked(panic_message(p.as_ref()))),

@@ -1,5 +1,6 @@
 //! The `refract` binary as a user runs it: defaults, flags, env, config errors, sample images,
 //! graceful shutdown on SIGTERM.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Read;
 use std::process::{Command, Stdio};
@@ -8,7 +9,11 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_refract");
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn wait_health(port: u16) -> bool {
@@ -31,7 +36,8 @@ fn wait_health(port: u16) -> bool {
 fn http_get(port: u16, path: &str) -> Vec<u8> {
     use std::io::Write;
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .unwrap();
     let mut out = Vec::new();
     s.read_to_end(&mut out).unwrap();
     out
@@ -49,12 +55,22 @@ fn cli_first_run_seeds_samples_and_serves_them_then_stops_on_sigterm() {
         .unwrap();
     assert!(wait_health(port), "server did not come up");
     for sample in ["rocket.jpg", "dice.png", "landscape.jpg"] {
-        assert!(dir.path().join("data/images").join(sample).exists(), "{sample} seeded");
+        assert!(
+            dir.path().join("data/images").join(sample).exists(),
+            "{sample} seeded"
+        );
     }
     let resp = http_get(port, "/img/rocket.jpg?w=400");
-    assert!(resp.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&resp[..200.min(resp.len())]));
+    assert!(
+        resp.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&resp[..200.min(resp.len())])
+    );
     // SIGTERM: a clean, prompt exit.
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(15);
     let status = loop {
         if let Some(st) = child.try_wait().unwrap() {
@@ -71,10 +87,22 @@ fn cli_flags_beat_env_and_storage_root_serves_an_existing_folder() {
     let dir = tempfile::tempdir().unwrap();
     let photos = dir.path().join("photos");
     std::fs::create_dir_all(&photos).unwrap();
-    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/cmyk-100x100.jpg"), photos.join("c.jpg")).unwrap();
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/cmyk-100x100.jpg"
+        ),
+        photos.join("c.jpg"),
+    )
+    .unwrap();
     let port = free_port();
     let mut child = Command::new(BIN)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--storage-root"])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--storage-root",
+        ])
         .arg(&photos)
         .env("REFRACT_LISTEN", "127.0.0.1:1")
         .current_dir(dir.path())
@@ -82,12 +110,19 @@ fn cli_flags_beat_env_and_storage_root_serves_an_existing_folder() {
         .spawn()
         .unwrap();
     let up = wait_health(port);
-    let resp = if up { http_get(port, "/img/c.jpg?w=50&fm=png") } else { Vec::new() };
+    let resp = if up {
+        http_get(port, "/img/c.jpg?w=50&fm=png")
+    } else {
+        Vec::new()
+    };
     let _ = child.kill();
     let _ = child.wait();
     assert!(up, "--listen must beat REFRACT_LISTEN");
     assert!(resp.starts_with(b"HTTP/1.1 200"));
-    assert!(!dir.path().join("data/images").exists(), "no default folder when --storage-root is given");
+    assert!(
+        !dir.path().join("data/images").exists(),
+        "no default folder when --storage-root is given"
+    );
 }
 
 #[test]
@@ -95,10 +130,19 @@ fn cli_unknown_config_keys_fail_at_start_with_the_key_name() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("bad.toml");
     std::fs::write(&cfg, "[cache]\nmemory_byte = 5\n").unwrap();
-    let out = Command::new(BIN).arg("--config").arg(&cfg).current_dir(dir.path()).output().unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&cfg)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("memory_byte"));
-    let out = Command::new(BIN).env("REFRACT__LIMITS__MAX_PIXELZ", "1").current_dir(dir.path()).output().unwrap();
+    let out = Command::new(BIN)
+        .env("REFRACT__LIMITS__MAX_PIXELZ", "1")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("max_pixelz"));
 }

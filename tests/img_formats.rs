@@ -1,6 +1,7 @@
 //! Pixels through the real server: the format matrix, fit geometry, EXIF orientation, colour
 //! management and perceptual goldens (`REFRACT_BLESS=1` rewrites `tests/fixtures/goldens.json`,
 //! `REFRACT_SAVE_OUTPUTS=dir` writes every golden output for a person to look at).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 use common::*;
@@ -26,14 +27,21 @@ async fn format_matrix_every_input_to_every_output() {
     for (file, w, h) in INPUTS {
         let want_h = ((64.0 * f64::from(*h) / f64::from(*w)).round() as u32).max(1);
         for fm in ["jpeg", "png", "webp", "avif"] {
-            let (status, headers, body) = get(&s.url(&format!("/img/{file}?w=64&fm={fm}")), None).await;
+            let (status, headers, body) =
+                get(&s.url(&format!("/img/{file}?w=64&fm={fm}")), None).await;
             if status != 200 {
-                failures.push(format!("{file} -> {fm}: status {status} {}", String::from_utf8_lossy(&body)));
+                failures.push(format!(
+                    "{file} -> {fm}: status {status} {}",
+                    String::from_utf8_lossy(&body)
+                ));
                 continue;
             }
             let ct = header(&headers, "content-type").unwrap_or("");
             if magic(&body) != fm || ct != format!("image/{fm}") {
-                failures.push(format!("{file} -> {fm}: magic {} content-type {ct}", magic(&body)));
+                failures.push(format!(
+                    "{file} -> {fm}: magic {} content-type {ct}",
+                    magic(&body)
+                ));
                 continue;
             }
             let d = dims(&body);
@@ -42,7 +50,11 @@ async fn format_matrix_every_input_to_every_output() {
             }
         }
     }
-    assert!(failures.is_empty(), "format matrix failures:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "format matrix failures:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -82,7 +94,12 @@ async fn geometry_of_every_fit_mode_through_the_server() {
     ];
     let mut failures = Vec::new();
     for (q, want) in rows {
-        let (status, _, body) = get(&s.url(&format!("/img/rocket-640x427-adobergb.jpg?{q}&fm=png")).replace("fm=png&fm=png", "fm=png"), None).await;
+        let (status, _, body) = get(
+            &s.url(&format!("/img/rocket-640x427-adobergb.jpg?{q}&fm=png"))
+                .replace("fm=png&fm=png", "fm=png"),
+            None,
+        )
+        .await;
         if status != 200 {
             failures.push(format!("{q}: {status} {}", String::from_utf8_lossy(&body)));
             continue;
@@ -98,12 +115,20 @@ async fn geometry_of_every_fit_mode_through_the_server() {
 #[tokio::test(flavor = "multi_thread")]
 async fn geometry_contain_pads_with_bg_and_cover_crops_the_centre() {
     let s = start(|_| {});
-    let (_, _, body) = get(&s.url("/img/rocket-640x427-adobergb.jpg?w=200&h=200&fit=contain&bg=ff0000&fm=png"), None).await;
+    let (_, _, body) = get(
+        &s.url("/img/rocket-640x427-adobergb.jpg?w=200&h=200&fit=contain&bg=ff0000&fm=png"),
+        None,
+    )
+    .await;
     let img = image::load_from_memory(&body).unwrap().into_rgb8();
     // 200x133 image centred: top rows are padding.
     assert_eq!(img.get_pixel(100, 2).0, [255, 0, 0]);
     assert_eq!(img.get_pixel(100, 197).0, [255, 0, 0]);
-    let (_, _, body) = get(&s.url("/img/rocket-640x427-adobergb.jpg?w=200&h=200&fit=contain&bg=00000000&fm=png"), None).await;
+    let (_, _, body) = get(
+        &s.url("/img/rocket-640x427-adobergb.jpg?w=200&h=200&fit=contain&bg=00000000&fm=png"),
+        None,
+    )
+    .await;
     let img = image::load_from_memory(&body).unwrap().into_rgba8();
     assert_eq!(img.get_pixel(100, 2).0[3], 0, "transparent padding");
     assert_eq!(img.get_pixel(100, 100).0[3], 255);
@@ -114,35 +139,62 @@ async fn orientation_all_eight_exif_values_come_out_upright() {
     let s = start(|_| {});
     let mut prints = Vec::new();
     for o in 1..=8 {
-        let (status, _, body) = get(&s.url(&format!("/img/orientation/Landscape_{o}.jpg?w=120&fm=png")), None).await;
+        let (status, _, body) = get(
+            &s.url(&format!("/img/orientation/Landscape_{o}.jpg?w=120&fm=png")),
+            None,
+        )
+        .await;
         assert_eq!(status, 200, "orientation {o}");
         assert_eq!(dims(&body), (120, 90), "orientation {o}");
         prints.push(fingerprint(&body));
     }
     for (i, p) in prints.iter().enumerate().skip(1) {
         let (ham, _) = distance(&prints[0], p);
-        assert!(ham <= 8, "Landscape_{} differs from Landscape_1 by {ham} bits: not upright", i + 1);
+        assert!(
+            ham <= 8,
+            "Landscape_{} differs from Landscape_1 by {ham} bits: not upright",
+            i + 1
+        );
     }
 }
 
 fn saturation(b: &[u8]) -> f64 {
     let img = image::load_from_memory(b).unwrap().into_rgb8();
-    let total: u64 = img.pixels().map(|p| u64::from(p.0.iter().max().unwrap() - p.0.iter().min().unwrap())).sum();
+    let total: u64 = img
+        .pixels()
+        .map(|p| u64::from(p.0.iter().max().unwrap() - p.0.iter().min().unwrap()))
+        .sum();
     total as f64 / f64::from(img.width() * img.height())
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn colour_adobe_rgb_is_converted_to_srgb() {
     let s = start(|_| {});
-    let (_, _, ours) = get(&s.url("/img/rocket-640x427-adobergb.jpg?w=320&fm=png"), None).await;
+    let (_, _, ours) = get(
+        &s.url("/img/rocket-640x427-adobergb.jpg?w=320&fm=png"),
+        None,
+    )
+    .await;
     // Reference without colour management: the same pixels read as if they were sRGB.
     let src = std::fs::read(format!("{FIXTURES}/rocket-640x427-adobergb.jpg")).unwrap();
-    let naive = image::load_from_memory(&src).unwrap().resize_exact(320, 214, image::imageops::FilterType::Lanczos3);
+    let naive = image::load_from_memory(&src).unwrap().resize_exact(
+        320,
+        214,
+        image::imageops::FilterType::Lanczos3,
+    );
     let mut naive_png = Vec::new();
-    naive.write_to(&mut std::io::Cursor::new(&mut naive_png), image::ImageFormat::Png).unwrap();
+    naive
+        .write_to(
+            &mut std::io::Cursor::new(&mut naive_png),
+            image::ImageFormat::Png,
+        )
+        .unwrap();
     let (s_ours, s_naive) = (saturation(&ours), saturation(&naive_png));
     // Adobe RGB values shown as sRGB look washed out; converted, they are more saturated.
-    assert!(s_ours > s_naive * 1.05, "saturation ours {s_ours:.2} vs unmanaged {s_naive:.2}");
+    assert!(
+        s_ours > s_naive * 1.05,
+        "saturation ours {s_ours:.2} vs unmanaged {s_naive:.2}"
+    );
     // ...and otherwise the same picture.
     let (ham, _) = distance(&fingerprint(&ours), &fingerprint(&naive_png));
     assert!(ham <= 8, "structure differs by {ham} bits");
@@ -151,14 +203,30 @@ async fn colour_adobe_rgb_is_converted_to_srgb() {
 #[tokio::test(flavor = "multi_thread")]
 async fn quality_outputs_match_an_independent_reference_resize() {
     let s = start(|_| {});
-    for (file, w, h) in [("path-2560x1600-icc.jpg", 400u32, 250u32), ("grey-2560x1600-gray.jpg", 400, 250), ("dice-800x600-alpha.png", 300, 225)] {
+    for (file, w, h) in [
+        ("path-2560x1600-icc.jpg", 400u32, 250u32),
+        ("grey-2560x1600-gray.jpg", 400, 250),
+        ("dice-800x600-alpha.png", 300, 225),
+    ] {
         let (_, _, ours) = get(&s.url(&format!("/img/{file}?w={w}&fm=png")), None).await;
         let src = std::fs::read(format!("{FIXTURES}/{file}")).unwrap();
-        let reference = image::load_from_memory(&src).unwrap().resize_exact(w, h, image::imageops::FilterType::Lanczos3);
+        let reference = image::load_from_memory(&src).unwrap().resize_exact(
+            w,
+            h,
+            image::imageops::FilterType::Lanczos3,
+        );
         let mut ref_png = Vec::new();
-        reference.write_to(&mut std::io::Cursor::new(&mut ref_png), image::ImageFormat::Png).unwrap();
+        reference
+            .write_to(
+                &mut std::io::Cursor::new(&mut ref_png),
+                image::ImageFormat::Png,
+            )
+            .unwrap();
         let (ham, mean) = distance(&fingerprint(&ours), &fingerprint(&ref_png));
-        assert!(ham <= 6 && mean <= 3.0, "{file}: {ham} bits, mean colour off by {mean:.2}");
+        assert!(
+            ham <= 6 && mean <= 3.0,
+            "{file}: {ham} bits, mean colour off by {mean:.2}"
+        );
     }
 }
 
@@ -184,7 +252,11 @@ async fn quality_goldens_perceptual_hashes_within_tolerance() {
     let mut goldens: serde_json::Map<String, serde_json::Value> = if bless {
         serde_json::Map::new()
     } else {
-        serde_json::from_str(&std::fs::read_to_string(&path).expect("goldens.json missing: run with REFRACT_BLESS=1")).unwrap()
+        serde_json::from_str(
+            &std::fs::read_to_string(&path)
+                .expect("goldens.json missing: run with REFRACT_BLESS=1"),
+        )
+        .unwrap()
     };
     let mut failures = Vec::new();
     for (file, q) in cases {
@@ -193,7 +265,15 @@ async fn quality_goldens_perceptual_hashes_within_tolerance() {
         assert_eq!(status, 200, "{name}");
         if let Some(dir) = &save {
             std::fs::create_dir_all(dir).unwrap();
-            std::fs::write(format!("{dir}/{}.{}", name.replace(['/', '?', '&', '='], "_"), magic(&body)), &body).unwrap();
+            std::fs::write(
+                format!(
+                    "{dir}/{}.{}",
+                    name.replace(['/', '?', '&', '='], "_"),
+                    magic(&body)
+                ),
+                &body,
+            )
+            .unwrap();
         }
         let fp = fingerprint(&body);
         if bless {
@@ -206,15 +286,29 @@ async fn quality_goldens_perceptual_hashes_within_tolerance() {
         };
         let want = (
             u64::from_str_radix(g["dhash"].as_str().unwrap(), 16).unwrap(),
-            [g["mean"][0].as_f64().unwrap(), g["mean"][1].as_f64().unwrap(), g["mean"][2].as_f64().unwrap()],
+            [
+                g["mean"][0].as_f64().unwrap(),
+                g["mean"][1].as_f64().unwrap(),
+                g["mean"][2].as_f64().unwrap(),
+            ],
         );
         let (ham, mean) = distance(&fp, &want);
         if ham > 6 || mean > 3.0 {
-            failures.push(format!("{name}: dhash off by {ham} bits, mean colour off by {mean:.2}"));
+            failures.push(format!(
+                "{name}: dhash off by {ham} bits, mean colour off by {mean:.2}"
+            ));
         }
     }
     if bless {
-        std::fs::write(&path, serde_json::to_string_pretty(&goldens).unwrap() + "\n").unwrap();
+        std::fs::write(
+            &path,
+            serde_json::to_string_pretty(&goldens).unwrap() + "\n",
+        )
+        .unwrap();
     }
-    assert!(failures.is_empty(), "golden mismatches:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "golden mismatches:\n{}",
+        failures.join("\n")
+    );
 }

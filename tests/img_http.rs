@@ -1,5 +1,6 @@
 //! HTTP semantics of `/img` through the real server: negotiation and `Vary`, conditional
 //! requests, HEAD, ranges on originals, cache HIT after MISS, coalescing, and every error row.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 use common::*;
@@ -12,12 +13,21 @@ const DICE: &str = "/img/dice-800x600-alpha.png";
 async fn health_and_version() {
     let s = start(|_| {});
     let (st, _, body) = get(&s.url("/health"), None).await;
-    assert_eq!((st, serde_json::from_slice::<serde_json::Value>(&body).unwrap()), (200, serde_json::json!({"status": "ok"})));
+    assert_eq!(
+        (
+            st,
+            serde_json::from_slice::<serde_json::Value>(&body).unwrap()
+        ),
+        (200, serde_json::json!({"status": "ok"}))
+    );
     let (st, h, body) = get(&s.url("/version"), None).await;
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!((st, v["name"].as_str()), (200, Some("refract")));
     assert!(v["version"].is_string());
-    assert!(header(&h, "x-request-id").is_some(), "every response has a request id");
+    assert!(
+        header(&h, "x-request-id").is_some(),
+        "every response has a request id"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -26,8 +36,18 @@ async fn negotiate_table_and_vary_through_the_server() {
     let chromium = "image/jxl,image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8";
     let rows: &[(&str, Option<&str>, &str, bool)] = &[
         (ROCKET, Some(chromium), "avif", true),
-        (ROCKET, Some("image/avif;q=0,image/webp,*/*;q=0.8"), "webp", true),
-        (ROCKET, Some("image/avif;q=0,image/webp;q=0,*/*"), "jpeg", true),
+        (
+            ROCKET,
+            Some("image/avif;q=0,image/webp,*/*;q=0.8"),
+            "webp",
+            true,
+        ),
+        (
+            ROCKET,
+            Some("image/avif;q=0,image/webp;q=0,*/*"),
+            "jpeg",
+            true,
+        ),
         (ROCKET, Some("*/*"), "jpeg", true),
         (ROCKET, Some("image/*"), "jpeg", true),
         (ROCKET, None, "jpeg", true),
@@ -39,21 +59,39 @@ async fn negotiate_table_and_vary_through_the_server() {
         let (st, h, body) = get(&s.url(&format!("{path}?w=50")), *accept).await;
         assert_eq!(st, 200, "{path} {accept:?}");
         assert_eq!(magic(&body), *want, "{path} {accept:?}");
-        assert_eq!(header(&h, "content-type"), Some(format!("image/{want}").as_str()));
-        assert_eq!(header(&h, "vary") == Some("Accept"), *vary, "{path} {accept:?}");
+        assert_eq!(
+            header(&h, "content-type"),
+            Some(format!("image/{want}").as_str())
+        );
+        assert_eq!(
+            header(&h, "vary") == Some("Accept"),
+            *vary,
+            "{path} {accept:?}"
+        );
     }
     // An explicit fm never varies, whatever Accept says.
     let (_, h, body) = get(&s.url(&format!("{ROCKET}?w=50&fm=webp")), Some(chromium)).await;
     assert_eq!((magic(&body), header(&h, "vary")), ("webp", None));
     // Nothing acceptable → 406 JSON.
-    let (st, h, body) = get(&s.url(&format!("{ROCKET}?w=50")), Some("text/html,application/json")).await;
-    assert_eq!((st, error_code(&body).as_str(), header(&h, "cache-control")), (406, "NOT_ACCEPTABLE", Some("no-store")));
+    let (st, h, body) = get(
+        &s.url(&format!("{ROCKET}?w=50")),
+        Some("text/html,application/json"),
+    )
+    .await;
+    assert_eq!(
+        (st, error_code(&body).as_str(), header(&h, "cache-control")),
+        (406, "NOT_ACCEPTABLE", Some("no-store"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn negotiate_disabled_formats_are_skipped_and_refused_explicitly() {
     let s = start(|c| c.formats.avif = false);
-    let (_, _, body) = get(&s.url(&format!("{ROCKET}?w=50")), Some("image/avif,image/webp,*/*")).await;
+    let (_, _, body) = get(
+        &s.url(&format!("{ROCKET}?w=50")),
+        Some("image/avif,image/webp,*/*"),
+    )
+    .await;
     assert_eq!(magic(&body), "webp");
     let (st, _, body) = get(&s.url(&format!("{ROCKET}?w=50&fm=avif")), None).await;
     assert_eq!((st, error_code(&body).as_str()), (400, "BAD_REQUEST"));
@@ -62,16 +100,35 @@ async fn negotiate_disabled_formats_are_skipped_and_refused_explicitly() {
 #[tokio::test(flavor = "multi_thread")]
 async fn cache_miss_then_hit_and_same_etag_for_equivalent_transforms() {
     let s = start(|_| {});
-    let (st, h1, b1) = get(&s.url(&format!("{ROCKET}?w=120&h=80&fit=crop&fm=jpg")), None).await;
+    let (st, h1, b1) = get(
+        &s.url(&format!("{ROCKET}?w=120&h=80&fit=crop&fm=jpg")),
+        None,
+    )
+    .await;
     assert_eq!((st, header(&h1, "x-cache")), (200, Some("MISS")));
-    let (_, h2, b2) = get(&s.url(&format!("{ROCKET}?t=99&format=jpeg&fit=cover&height=80&width=120")), None).await;
+    let (_, h2, b2) = get(
+        &s.url(&format!(
+            "{ROCKET}?t=99&format=jpeg&fit=cover&height=80&width=120"
+        )),
+        None,
+    )
+    .await;
     assert_eq!(header(&h2, "x-cache"), Some("HIT"));
     assert_eq!(b1, b2);
     let etag = header(&h1, "etag").unwrap();
-    assert!(etag.starts_with('"') && !etag.starts_with("W/"), "strong etag");
+    assert!(
+        etag.starts_with('"') && !etag.starts_with("W/"),
+        "strong etag"
+    );
     assert_eq!(header(&h2, "etag"), Some(etag));
-    assert_eq!(header(&h1, "cache-control"), Some("public, max-age=86400, stale-while-revalidate=604800"));
-    assert_eq!(header(&h1, "content-length").map(|v| v.parse::<usize>().unwrap()), Some(b1.len()));
+    assert_eq!(
+        header(&h1, "cache-control"),
+        Some("public, max-age=86400, stale-while-revalidate=604800")
+    );
+    assert_eq!(
+        header(&h1, "content-length").map(|v| v.parse::<usize>().unwrap()),
+        Some(b1.len())
+    );
     assert!(header(&h1, "last-modified").is_some());
     // A different transform has a different ETag.
     let (_, h3, _) = get(&s.url(&format!("{ROCKET}?w=121&h=80&fm=jpeg")), None).await;
@@ -89,7 +146,12 @@ async fn conditional_requests_answer_304_before_any_transform() {
     let cold = start(|_| {});
     let cold_url = cold.url(&format!("{ROCKET}?w=90"));
     for (u, srv) in [(&url, &s), (&cold_url, &cold)] {
-        let r = client().get(u.as_str()).header("if-none-match", &etag).send().await.unwrap();
+        let r = client()
+            .get(u.as_str())
+            .header("if-none-match", &etag)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status().as_u16(), 304);
         assert_eq!(r.headers().get("etag").unwrap().to_str().unwrap(), etag);
         assert!(r.headers().get("vary").is_some());
@@ -100,9 +162,19 @@ async fn conditional_requests_answer_304_before_any_transform() {
     assert_eq!(metric(&cold, "refract_transforms_total").await, 0);
     // Originals too.
     let (_, h, _) = get(&s.url(ROCKET), None).await;
-    let r = client().get(s.url(ROCKET)).header("if-none-match", header(&h, "etag").unwrap()).send().await.unwrap();
+    let r = client()
+        .get(s.url(ROCKET))
+        .header("if-none-match", header(&h, "etag").unwrap())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 304);
-    let r = client().get(s.url(ROCKET)).header("if-none-match", "\"other\"").send().await.unwrap();
+    let r = client()
+        .get(s.url(ROCKET))
+        .header("if-none-match", "\"other\"")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200);
 }
 
@@ -115,10 +187,19 @@ async fn head_has_the_same_headers_and_no_body() {
         let glen = g.bytes().await.unwrap().len();
         let h = client().head(s.url(&path)).send().await.unwrap();
         assert_eq!(h.status().as_u16(), 200);
-        for name in ["content-type", "etag", "cache-control", "content-length", "last-modified"] {
+        for name in [
+            "content-type",
+            "etag",
+            "cache-control",
+            "content-length",
+            "last-modified",
+        ] {
             assert_eq!(h.headers().get(name), gh.get(name), "{path}: {name}");
         }
-        assert_eq!(gh.get("content-length").unwrap().to_str().unwrap(), glen.to_string());
+        assert_eq!(
+            gh.get("content-length").unwrap().to_str().unwrap(),
+            glen.to_string()
+        );
         assert!(h.bytes().await.unwrap().is_empty());
     }
 }
@@ -142,19 +223,28 @@ async fn originals_are_served_unchanged_with_ranges() {
         async move {
             let resp = client().get(url).header("range", r).send().await.unwrap();
             let st = resp.status().as_u16();
-            let cr = resp.headers().get("content-range").map(|v| v.to_str().unwrap().to_string());
+            let cr = resp
+                .headers()
+                .get("content-range")
+                .map(|v| v.to_str().unwrap().to_string());
             (st, cr, resp.bytes().await.unwrap().to_vec())
         }
     };
     let n = file.len();
     let (st, cr, b) = range("bytes=0-99").await;
-    assert_eq!((st, cr.as_deref(), &b[..]), (206, Some(format!("bytes 0-99/{n}").as_str()), &file[..100]));
+    assert_eq!(
+        (st, cr.as_deref(), &b[..]),
+        (206, Some(format!("bytes 0-99/{n}").as_str()), &file[..100])
+    );
     let (st, _, b) = range("bytes=-10").await;
     assert_eq!((st, &b[..]), (206, &file[n - 10..]));
     let (st, _, b) = range("bytes=100-").await;
     assert_eq!((st, &b[..]), (206, &file[100..]));
     let (st, cr, _) = range("bytes=999999999-").await;
-    assert_eq!((st, cr.as_deref()), (416, Some(format!("bytes */{n}").as_str())));
+    assert_eq!(
+        (st, cr.as_deref()),
+        (416, Some(format!("bytes */{n}").as_str()))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -162,15 +252,24 @@ async fn coalescing_concurrent_identical_misses_transform_once() {
     let s = start(|_| {});
     let before = metric(&s, "refract_transforms_total").await;
     let url = s.url("/img/path-2560x1600-icc.jpg?w=333&fm=webp");
-    let tasks: Vec<_> = (0..16).map(|_| tokio::spawn(get_owned(url.clone()))).collect();
+    let tasks: Vec<_> = (0..16)
+        .map(|_| tokio::spawn(get_owned(url.clone())))
+        .collect();
     let mut bodies = Vec::new();
     for t in tasks {
         let (st, body) = t.await.unwrap();
         assert_eq!(st, 200);
         bodies.push(body);
     }
-    assert!(bodies.windows(2).all(|w| w[0] == w[1]), "all callers get the same bytes");
-    assert_eq!(metric(&s, "refract_transforms_total").await - before, 1, "one transform for 16 identical misses");
+    assert!(
+        bodies.windows(2).all(|w| w[0] == w[1]),
+        "all callers get the same bytes"
+    );
+    assert_eq!(
+        metric(&s, "refract_transforms_total").await - before,
+        1,
+        "one transform for 16 identical misses"
+    );
 }
 
 async fn get_owned(url: String) -> (u16, Vec<u8>) {
@@ -212,13 +311,19 @@ async fn errors_bad_parameters_answer_400_naming_the_param() {
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["error"]["code"], "BAD_REQUEST", "{q}");
         assert_eq!(v["error"]["details"]["param"], param, "{q}");
-        assert!(v["error"]["message"].as_str().unwrap().contains(param), "{q}: {v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(param),
+            "{q}: {v}"
+        );
     }
     // A 100 KB query string is a clean 400 too.
     let long = format!("{ROCKET}?w=1&{}", "x".repeat(100_000));
     let resp = raw_get(&s, &long).await;
     let status = &resp[9..12];
-    assert!(["400", "414", "431"].contains(&status), "100 KB query answered {status}");
+    assert!(
+        ["400", "414", "431"].contains(&status),
+        "100 KB query answered {status}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -240,7 +345,11 @@ async fn errors_path_traversal_never_touches_storage() {
         "/img/",
     ] {
         let resp = raw_get(&s, path).await;
-        assert!(resp.starts_with("HTTP/1.1 400"), "{path}: {}", &resp[..resp.len().min(200)]);
+        assert!(
+            resp.starts_with("HTTP/1.1 400"),
+            "{path}: {}",
+            &resp[..resp.len().min(200)]
+        );
         assert!(resp.contains("\"BAD_REQUEST\""), "{path}");
     }
 }
@@ -250,7 +359,11 @@ async fn raw_get(s: &Server, target: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let addr = s.base.trim_start_matches("http://").to_string();
     let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
-    sock.write_all(format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+    sock.write_all(
+        format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
     let mut resp = Vec::new();
     sock.read_to_end(&mut resp).await.unwrap();
     String::from_utf8_lossy(&resp).into_owned()
@@ -262,7 +375,11 @@ async fn errors_bad_sources_answer_the_documented_4xx() {
     let root = &s.root;
     let jpeg = std::fs::read(root.join("path-2560x1600-icc.jpg")).unwrap();
     std::fs::write(root.join("truncated.jpg"), &jpeg[..jpeg.len() / 2]).unwrap();
-    std::fs::write(root.join("text.jpg"), b"this is a text file, not an image\n").unwrap();
+    std::fs::write(
+        root.join("text.jpg"),
+        b"this is a text file, not an image\n",
+    )
+    .unwrap();
     std::fs::write(root.join("empty.png"), b"").unwrap();
     // A PNG header claiming 100000 x 100000 pixels.
     let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
@@ -290,8 +407,14 @@ async fn errors_bad_sources_answer_the_documented_4xx() {
     }
     let t = Instant::now();
     let (st, _, body) = get(&s.url("/img/huge.png?w=100"), None).await;
-    assert_eq!((st, error_code(&body).as_str()), (422, "UNPROCESSABLE_IMAGE"));
-    assert!(t.elapsed() < Duration::from_secs(5), "refused from the header, without decoding");
+    assert_eq!(
+        (st, error_code(&body).as_str()),
+        (422, "UNPROCESSABLE_IMAGE")
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "refused from the header, without decoding"
+    );
     // The server is still fine.
     let (st, _, _) = get(&s.url(&format!("{ROCKET}?w=10")), None).await;
     assert_eq!(st, 200);
@@ -322,7 +445,11 @@ fn crc32(data: &[u8]) -> u32 {
     for &b in data {
         crc ^= u32::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc

@@ -1,5 +1,6 @@
 //! Storage backends through OpenDAL: a real S3 server (SeaweedFS, started by the test command,
 //! see `.ci/test.sh`), an S3 origin that is down, a real HTTP origin and its timeout.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 use common::*;
@@ -7,8 +8,17 @@ use refract::config::Config;
 use refract::origin::{Backend, Secret};
 
 fn s3_env() -> (String, String, String, String) {
-    let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set: run the suite with .ci/test.sh, which starts a real S3 server"));
-    (var("REFRACT_TEST_S3_ENDPOINT"), var("REFRACT_TEST_S3_BUCKET"), var("REFRACT_TEST_S3_KEY"), var("REFRACT_TEST_S3_SECRET"))
+    let var = |k: &str| {
+        std::env::var(k).unwrap_or_else(|_| {
+            panic!("{k} is not set: run the suite with .ci/test.sh, which starts a real S3 server")
+        })
+    };
+    (
+        var("REFRACT_TEST_S3_ENDPOINT"),
+        var("REFRACT_TEST_S3_BUCKET"),
+        var("REFRACT_TEST_S3_KEY"),
+        var("REFRACT_TEST_S3_SECRET"),
+    )
 }
 
 fn s3_config(c: &mut Config, endpoint: &str, bucket: &str, key: &str, secret: &str, prefix: &str) {
@@ -49,7 +59,12 @@ async fn s3_backend_serves_originals_and_transforms() {
     let (st, h, body) = get(&s.url("/img/photos/rocket.jpg?w=100&fm=webp"), None).await;
     assert_eq!((st, magic(&body), dims(&body)), (200, "webp", (100, 67)));
     assert_eq!(header(&h, "x-cache"), Some("MISS"));
-    let r = client().get(s.url("/img/photos/rocket.jpg")).header("range", "bytes=0-9").send().await.unwrap();
+    let r = client()
+        .get(s.url("/img/photos/rocket.jpg"))
+        .header("range", "bytes=0-9")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 206);
     assert_eq!(&r.bytes().await.unwrap()[..], &bytes[..10]);
     let (st, _, body) = get(&s.url("/img/photos/missing.jpg?w=10"), None).await;
@@ -70,14 +85,34 @@ async fn s3_backend_serves_originals_and_transforms() {
 #[tokio::test(flavor = "multi_thread")]
 async fn s3_origin_down_answers_502() {
     // Nothing listens on this port.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let s = start(|c| s3_config(c, &format!("http://127.0.0.1:{port}"), "images", "k", "s", "/"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let s = start(|c| {
+        s3_config(
+            c,
+            &format!("http://127.0.0.1:{port}"),
+            "images",
+            "k",
+            "s",
+            "/",
+        )
+    });
     for path in ["/img/a.jpg?w=10", "/img/a.jpg"] {
         let (st, h, body) = get(&s.url(path), None).await;
-        assert_eq!((st, error_code(&body).as_str()), (502, "ORIGIN_ERROR"), "{path}");
+        assert_eq!(
+            (st, error_code(&body).as_str()),
+            (502, "ORIGIN_ERROR"),
+            "{path}"
+        );
         assert_eq!(header(&h, "cache-control"), Some("no-store"));
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert!(!v.to_string().contains("127.0.0.1"), "origin details stay out of the body");
+        assert!(
+            !v.to_string().contains("127.0.0.1"),
+            "origin details stay out of the body"
+        );
     }
 }
 
@@ -93,7 +128,12 @@ async fn http_origin_is_a_transforming_reverse_proxy() {
     assert_eq!((st, dims(&body)), (200, (60, 45)));
     let (st, h, body) = get(&s.url("/img/dice-800x600-alpha.png"), None).await;
     assert_eq!((st, header(&h, "content-type")), (200, Some("image/png")));
-    assert_eq!(body.len(), std::fs::metadata(format!("{FIXTURES}/dice-800x600-alpha.png")).unwrap().len() as usize);
+    assert_eq!(
+        body.len(),
+        std::fs::metadata(format!("{FIXTURES}/dice-800x600-alpha.png"))
+            .unwrap()
+            .len() as usize
+    );
     let (st, _, body) = get(&s.url("/img/nothing-here.jpg?w=60"), None).await;
     assert_eq!((st, error_code(&body).as_str()), (404, "NOT_FOUND"));
     // The origin answers after 3 s; the storage timeout is 1 s.

@@ -1,5 +1,6 @@
 //! Tidy: the architecture rules as a test (rust-analyzer style). Import boundaries, no
 //! `#[ignore]`, no `unwrap`/`expect` outside tests, only `config` reads the environment.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 
@@ -26,7 +27,11 @@ fn src() -> Vec<(String, String)> {
     files
         .into_iter()
         .map(|p| {
-            let rel = p.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
+            let rel = p
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
             (rel, std::fs::read_to_string(&p).unwrap())
         })
         .collect()
@@ -41,7 +46,13 @@ fn tidy_import_boundaries() {
         ("StatusCode::", &["src/error.rs", "src/http/"]),
         ("Response::builder", &["src/http/"]),
     ];
-    let leaves = ["src/transform.rs", "src/negotiate.rs", "src/format.rs", "src/key.rs", "src/pipeline/"];
+    let leaves = [
+        "src/transform.rs",
+        "src/negotiate.rs",
+        "src/format.rs",
+        "src/key.rs",
+        "src/pipeline/",
+    ];
     let mut bad = Vec::new();
     for (file, text) in src() {
         let code = non_test(&text);
@@ -52,13 +63,20 @@ fn tidy_import_boundaries() {
         }
         if leaves.iter().any(|l| file.starts_with(l)) {
             for forbidden in ["hyper", "tokio", "opendal", "moka", "http::"] {
-                if code.lines().any(|l| l.trim_start().starts_with("use ") && l.contains(forbidden)) {
+                if code
+                    .lines()
+                    .any(|l| l.trim_start().starts_with("use ") && l.contains(forbidden))
+                {
                     bad.push(format!("leaf {file} imports {forbidden}"));
                 }
             }
         }
     }
-    assert!(bad.is_empty(), "architecture rules broken:\n{}", bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "architecture rules broken:\n{}",
+        bad.join("\n")
+    );
 }
 
 #[test]
@@ -74,7 +92,11 @@ fn tidy_no_unwrap_outside_tests_and_main() {
             }
         }
     }
-    assert!(bad.is_empty(), "unwrap/expect on request paths:\n{}", bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "unwrap/expect on request paths:\n{}",
+        bad.join("\n")
+    );
 }
 
 #[test]

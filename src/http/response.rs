@@ -58,8 +58,17 @@ fn finish(b: http::response::Builder, body: Bytes) -> Response<Body> {
 
 /// A 200 (or 206 with `range = Some((start, end_inclusive, total))`) image response. HEAD gets the
 /// same headers and no body.
-pub fn image(meta: &ImageMeta<'_>, body: Bytes, range: Option<(u64, u64, u64)>, head: bool) -> Response<Body> {
-    let status = if range.is_some() { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK };
+pub fn image(
+    meta: &ImageMeta<'_>,
+    body: Bytes,
+    range: Option<(u64, u64, u64)>,
+    head: bool,
+) -> Response<Body> {
+    let status = if range.is_some() {
+        StatusCode::PARTIAL_CONTENT
+    } else {
+        StatusCode::OK
+    };
     let mut b = base(status, meta)
         .header(header::CONTENT_TYPE, hv(meta.content_type))
         .header(header::CONTENT_LENGTH, body.len());
@@ -135,9 +144,16 @@ pub fn if_none_match(header: Option<&str>, etag: &str) -> bool {
 
 /// `If-Modified-Since` (used only when there is no `If-None-Match`): not modified since?
 pub fn not_modified_since(header: Option<&str>, last_modified: Option<SystemTime>) -> bool {
-    match (header.and_then(|h| httpdate::parse_http_date(h).ok()), last_modified) {
+    match (
+        header.and_then(|h| httpdate::parse_http_date(h).ok()),
+        last_modified,
+    ) {
         (Some(since), Some(lm)) => {
-            let secs = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            let secs = |t: SystemTime| {
+                t.duration_since(SystemTime::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0)
+            };
             secs(lm) <= secs(since)
         }
         _ => false,
@@ -157,11 +173,15 @@ pub enum RangeReq {
 
 /// Parse a single `bytes=` range. Multiple ranges and malformed headers are ignored (200).
 pub fn parse_range(header: Option<&str>, len: u64) -> RangeReq {
-    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else { return RangeReq::Full };
+    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
+        return RangeReq::Full;
+    };
     if spec.contains(',') {
         return RangeReq::Full;
     }
-    let Some((a, b)) = spec.trim().split_once('-') else { return RangeReq::Full };
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return RangeReq::Full;
+    };
     let num = |s: &str| -> Option<u64> {
         if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
             None
@@ -180,7 +200,9 @@ pub fn parse_range(header: Option<&str>, len: u64) -> RangeReq {
             None => RangeReq::Full,
         },
         (start, end) => {
-            let Some(s) = num(start) else { return RangeReq::Full };
+            let Some(s) = num(start) else {
+                return RangeReq::Full;
+            };
             let e = if end.is_empty() {
                 Some(len.saturating_sub(1))
             } else {
@@ -209,7 +231,10 @@ mod tests {
         assert_eq!(parse_range(Some("bytes=5-"), 10), RangeReq::Partial(5, 9));
         assert_eq!(parse_range(Some("bytes=-3"), 10), RangeReq::Partial(7, 9));
         assert_eq!(parse_range(Some("bytes=-30"), 10), RangeReq::Partial(0, 9));
-        assert_eq!(parse_range(Some("bytes=8-100"), 10), RangeReq::Partial(8, 9));
+        assert_eq!(
+            parse_range(Some("bytes=8-100"), 10),
+            RangeReq::Partial(8, 9)
+        );
         assert_eq!(parse_range(Some("bytes=10-"), 10), RangeReq::Unsatisfiable);
         assert_eq!(parse_range(Some("bytes=0-1,3-4"), 10), RangeReq::Full);
         assert_eq!(parse_range(Some("bytes=5-1"), 10), RangeReq::Full);

@@ -9,7 +9,9 @@ pub enum Route<'a> {
     Version,
     Metrics,
     /// `/img/{key}`; the key is still percent-encoded.
-    Image { raw_key: &'a str },
+    Image {
+        raw_key: &'a str,
+    },
     NotFound,
     MethodNotAllowed,
 }
@@ -40,7 +42,10 @@ mod tests {
     #[test]
     fn router_table() {
         assert_eq!(route(&Method::GET, "/health"), Route::Health);
-        assert_eq!(route(&Method::HEAD, "/img/a/b.jpg"), Route::Image { raw_key: "a/b.jpg" });
+        assert_eq!(
+            route(&Method::HEAD, "/img/a/b.jpg"),
+            Route::Image { raw_key: "a/b.jpg" }
+        );
         assert_eq!(route(&Method::GET, "/img/"), Route::Image { raw_key: "" });
         assert_eq!(route(&Method::POST, "/img/a.jpg"), Route::MethodNotAllowed);
         assert_eq!(route(&Method::GET, "/nope"), Route::NotFound);

@@ -21,12 +21,18 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 
 /// Serve on `listener` until `shutdown` resolves, then drain for `shutdown_grace_secs`.
-pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    app: Arc<App>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(app.config.server.header_read_timeout_secs.max(1)));
+        .header_read_timeout(Duration::from_secs(
+            app.config.server.header_read_timeout_secs.max(1),
+        ));
     let graceful = GracefulShutdown::new();
     let ids = Arc::new(AtomicU64::new(0));
     tokio::pin!(shutdown);
@@ -60,7 +66,10 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
     }
     drop(listener);
     let grace = Duration::from_secs(app.config.server.shutdown_grace_secs);
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("grace period over; closing remaining connections");
     }
     Ok(())
@@ -74,10 +83,17 @@ async fn handle(app: &App, req: Request<Incoming>, seq: u64) -> Response<Body> {
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map_or_else(|| format!("{:x}-{seq:x}", std::process::id()), str::to_string);
+        .map_or_else(
+            || format!("{:x}-{seq:x}", std::process::id()),
+            str::to_string,
+        );
     let head = req.method() == http::Method::HEAD;
     let result = match route(req.method(), req.uri().path()) {
-        Route::Health => Ok(response::json(StatusCode::OK, &json!({"status": "ok"}), "no-store")),
+        Route::Health => Ok(response::json(
+            StatusCode::OK,
+            &json!({"status": "ok"}),
+            "no-store",
+        )),
         Route::Version => Ok(response::json(
             StatusCode::OK,
             &json!({"name": "refract", "version": env!("CARGO_PKG_VERSION")}),

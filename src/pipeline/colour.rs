@@ -21,8 +21,17 @@ pub fn to_srgb(px: &mut Pixels, icc: &[u8]) {
     if is_srgb(&src, &srgb) {
         return;
     }
-    let layout = if px.channels == 4 { Layout::Rgba } else { Layout::Rgb };
-    let transform = match src.create_transform_8bit(layout, &srgb, layout, TransformOptions::default()) {
+    let layout = if px.channels == 4 {
+        Layout::Rgba
+    } else {
+        Layout::Rgb
+    };
+    let transform = match src.create_transform_8bit(
+        layout,
+        &srgb,
+        layout,
+        TransformOptions::default(),
+    ) {
         Ok(t) => t,
         Err(e) => {
             tracing::warn!(error = %e, "ICC profile cannot be converted to sRGB; pixels kept as stored");
@@ -40,7 +49,11 @@ pub fn to_srgb(px: &mut Pixels, icc: &[u8]) {
 fn is_srgb(p: &ColorProfile, srgb: &ColorProfile) -> bool {
     let a = p.colorant_matrix();
     let b = srgb.colorant_matrix();
-    let close = a.v.iter().flatten().zip(b.v.iter().flatten()).all(|(x, y)| (x - y).abs() < 0.002);
+    let close =
+        a.v.iter()
+            .flatten()
+            .zip(b.v.iter().flatten())
+            .all(|(x, y)| (x - y).abs() < 0.002);
     close && p.red_trc.is_some() && trc_is_srgb_like(p)
 }
 

@@ -25,7 +25,11 @@ pub fn finish(px: Pixels, geom: &Geometry, bg: Rgba, output_alpha: bool) -> Pixe
 }
 
 fn pad(px: Pixels, geom: &Geometry, bg: Rgba) -> Pixels {
-    let ch = if px.channels == 4 || bg[3] < 255 { 4usize } else { 3 };
+    let ch = if px.channels == 4 || bg[3] < 255 {
+        4usize
+    } else {
+        3
+    };
     let (cw, chh) = (geom.canvas_w as usize, geom.canvas_h as usize);
     let mut data = Vec::with_capacity(cw * chh * ch);
     for _ in 0..cw * chh {
@@ -50,7 +54,12 @@ fn pad(px: Pixels, geom: &Geometry, bg: Rgba) -> Pixels {
             }
         }
     }
-    Pixels { width: geom.canvas_w, height: geom.canvas_h, channels: ch as u8, data }
+    Pixels {
+        width: geom.canvas_w,
+        height: geom.canvas_h,
+        channels: ch as u8,
+        data,
+    }
 }
 
 fn flatten(px: Pixels, bg: Rgba) -> Pixels {
@@ -62,22 +71,41 @@ fn flatten(px: Pixels, bg: Rgba) -> Pixels {
             data.push(v as u8);
         }
     }
-    Pixels { width: px.width, height: px.height, channels: 3, data }
+    Pixels {
+        width: px.width,
+        height: px.height,
+        channels: 3,
+        data,
+    }
 }
 
 fn drop_alpha(px: Pixels) -> Pixels {
-    let data = px.data.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
-    Pixels { width: px.width, height: px.height, channels: 3, data }
+    let data = px
+        .data
+        .chunks_exact(4)
+        .flat_map(|p| [p[0], p[1], p[2]])
+        .collect();
+    Pixels {
+        width: px.width,
+        height: px.height,
+        channels: 3,
+        data,
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use super::super::fit::Rect;
+    use super::*;
 
     fn geom(w: u32, h: u32, cw: u32, chh: u32, ox: u32, oy: u32) -> Geometry {
         Geometry {
-            crop: Rect { left: 0.0, top: 0.0, width: f64::from(w), height: f64::from(h) },
+            crop: Rect {
+                left: 0.0,
+                top: 0.0,
+                width: f64::from(w),
+                height: f64::from(h),
+            },
             out_w: w,
             out_h: h,
             canvas_w: cw,
@@ -89,14 +117,24 @@ mod tests {
 
     #[test]
     fn compose_flattens_alpha_onto_bg() {
-        let px = Pixels { width: 1, height: 1, channels: 4, data: vec![0, 0, 0, 0] };
+        let px = Pixels {
+            width: 1,
+            height: 1,
+            channels: 4,
+            data: vec![0, 0, 0, 0],
+        };
         let out = finish(px, &geom(1, 1, 1, 1, 0, 0), [255, 0, 0, 255], false);
         assert_eq!((out.channels, out.data), (3, vec![255, 0, 0]));
     }
 
     #[test]
     fn compose_pads_with_bg_and_keeps_transparency_when_asked() {
-        let px = Pixels { width: 1, height: 1, channels: 3, data: vec![9, 9, 9] };
+        let px = Pixels {
+            width: 1,
+            height: 1,
+            channels: 3,
+            data: vec![9, 9, 9],
+        };
         let out = finish(px, &geom(1, 1, 1, 3, 0, 1), [0, 0, 0, 0], true);
         assert_eq!((out.width, out.height, out.channels), (1, 3, 4));
         assert_eq!(out.data, vec![0, 0, 0, 0, 9, 9, 9, 255, 0, 0, 0, 0]);
@@ -104,7 +142,12 @@ mod tests {
 
     #[test]
     fn compose_drops_opaque_alpha() {
-        let px = Pixels { width: 1, height: 1, channels: 4, data: vec![1, 2, 3, 255] };
+        let px = Pixels {
+            width: 1,
+            height: 1,
+            channels: 4,
+            data: vec![1, 2, 3, 255],
+        };
         let out = finish(px, &geom(1, 1, 1, 1, 0, 0), [255; 4], true);
         assert_eq!((out.channels, out.data), (3, vec![1, 2, 3]));
     }

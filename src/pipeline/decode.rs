@@ -35,20 +35,44 @@ fn decode_jpeg(bytes: &[u8], probe: &Probe, shrink: u32) -> Result<Pixels, Pipel
     let mut d = Decompressor::new().map_err(|e| PipelineError::Bug(e.to_string()))?;
     let header = d.read_header(bytes).map_err(corrupt)?;
     if header.width != probe.width as usize || header.height != probe.height as usize {
-        return Err(PipelineError::Corrupt("JPEG frame size disagrees with its header".into()));
+        return Err(PipelineError::Corrupt(
+            "JPEG frame size disagrees with its header".into(),
+        ));
     }
     let factor = ScalingFactor::new(1, shrink.clamp(1, 8) as usize);
     d.set_scaling_factor(factor).map_err(corrupt)?;
     let scaled = header.scaled(factor);
     let (w, h) = (scaled.width.max(1), scaled.height.max(1));
     let cmyk = probe.components == 4;
-    let format = if cmyk { PixelFormat::CMYK } else { PixelFormat::RGB };
+    let format = if cmyk {
+        PixelFormat::CMYK
+    } else {
+        PixelFormat::RGB
+    };
     let ch = format.size();
     let mut pixels = vec![0u8; w * h * ch];
-    d.decompress(bytes, Image { pixels: pixels.as_mut_slice(), width: w, pitch: w * ch, height: h, format })
-        .map_err(corrupt)?;
-    let data = if cmyk { cmyk_to_rgb(&pixels, probe.adobe) } else { pixels };
-    Ok(Pixels { width: w as u32, height: h as u32, channels: 3, data })
+    d.decompress(
+        bytes,
+        Image {
+            pixels: pixels.as_mut_slice(),
+            width: w,
+            pitch: w * ch,
+            height: h,
+            format,
+        },
+    )
+    .map_err(corrupt)?;
+    let data = if cmyk {
+        cmyk_to_rgb(&pixels, probe.adobe)
+    } else {
+        pixels
+    };
+    Ok(Pixels {
+        width: w as u32,
+        height: h as u32,
+        channels: 3,
+        data,
+    })
 }
 
 /// Naive CMYK → RGB. Adobe (Photoshop) JPEGs store CMYK inverted.
@@ -56,11 +80,25 @@ fn cmyk_to_rgb(src: &[u8], inverted: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(src.len() / 4 * 3);
     for p in src.chunks_exact(4) {
         let (c, m, y, k) = if inverted {
-            (u32::from(p[0]), u32::from(p[1]), u32::from(p[2]), u32::from(p[3]))
+            (
+                u32::from(p[0]),
+                u32::from(p[1]),
+                u32::from(p[2]),
+                u32::from(p[3]),
+            )
         } else {
-            (255 - u32::from(p[0]), 255 - u32::from(p[1]), 255 - u32::from(p[2]), 255 - u32::from(p[3]))
+            (
+                255 - u32::from(p[0]),
+                255 - u32::from(p[1]),
+                255 - u32::from(p[2]),
+                255 - u32::from(p[3]),
+            )
         };
-        out.extend_from_slice(&[(c * k / 255) as u8, (m * k / 255) as u8, (y * k / 255) as u8]);
+        out.extend_from_slice(&[
+            (c * k / 255) as u8,
+            (m * k / 255) as u8,
+            (y * k / 255) as u8,
+        ]);
     }
     out
 }
@@ -68,14 +106,21 @@ fn cmyk_to_rgb(src: &[u8], inverted: bool) -> Vec<u8> {
 fn decode_image(bytes: &[u8], format: ImageFormat, probe: &Probe) -> Result<Pixels, PipelineError> {
     // Room for the decoded frame at 8 bytes per pixel (16-bit RGBA) plus decoder scratch.
     let budget = u64::from(probe.width) * u64::from(probe.height) * 8 + (32 << 20);
-    let img = reader(bytes, format, budget)?.decode().map_err(|e| PipelineError::Corrupt(e.to_string()))?;
+    let img = reader(bytes, format, budget)?
+        .decode()
+        .map_err(|e| PipelineError::Corrupt(e.to_string()))?;
     let (width, height) = (img.width(), img.height());
     let (channels, data) = if probe.has_alpha || img.color().has_alpha() {
         (4, img.into_rgba8().into_raw())
     } else {
         (3, img.into_rgb8().into_raw())
     };
-    Ok(Pixels { width, height, channels, data })
+    Ok(Pixels {
+        width,
+        height,
+        channels,
+        data,
+    })
 }
 
 #[cfg(test)]
@@ -94,7 +139,10 @@ mod tests {
 
     #[test]
     fn cmyk_conversion_handles_both_polarities() {
-        assert_eq!(cmyk_to_rgb(&[255, 255, 255, 255], true), vec![255, 255, 255]);
+        assert_eq!(
+            cmyk_to_rgb(&[255, 255, 255, 255], true),
+            vec![255, 255, 255]
+        );
         assert_eq!(cmyk_to_rgb(&[0, 0, 0, 0], false), vec![255, 255, 255]);
         assert_eq!(cmyk_to_rgb(&[0, 255, 255, 255], true), vec![0, 255, 255]);
     }

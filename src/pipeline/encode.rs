@@ -51,7 +51,11 @@ impl EncodeConfig {
 
     /// Check ranges; the message names the key.
     pub fn validate(&self) -> Result<(), String> {
-        for (k, v) in [("jpeg_quality", self.jpeg_quality), ("webp_quality", self.webp_quality), ("avif_quality", self.avif_quality)] {
+        for (k, v) in [
+            ("jpeg_quality", self.jpeg_quality),
+            ("webp_quality", self.webp_quality),
+            ("avif_quality", self.avif_quality),
+        ] {
             if !(1..=100).contains(&v) {
                 return Err(format!("formats.{k} must be 1..=100"));
             }
@@ -67,12 +71,24 @@ impl EncodeConfig {
 
     /// A fingerprint of everything that changes output bytes (part of the cache key).
     pub fn fingerprint(&self) -> String {
-        format!("jq{}wq{}aq{}as{}wm{}", self.jpeg_quality, self.webp_quality, self.avif_quality, self.avif_speed, self.webp_method)
+        format!(
+            "jq{}wq{}aq{}as{}wm{}",
+            self.jpeg_quality,
+            self.webp_quality,
+            self.avif_quality,
+            self.avif_speed,
+            self.webp_method
+        )
     }
 }
 
 /// Encode `px` as `format` at `quality` (1..=100).
-pub fn encode(px: &Pixels, format: ImageFormat, quality: u8, cfg: &EncodeConfig) -> Result<Vec<u8>, PipelineError> {
+pub fn encode(
+    px: &Pixels,
+    format: ImageFormat,
+    quality: u8,
+    cfg: &EncodeConfig,
+) -> Result<Vec<u8>, PipelineError> {
     let q = quality.clamp(1, 100);
     match format {
         ImageFormat::Jpeg => jpeg(px, q),
@@ -89,13 +105,23 @@ fn enc_err(e: impl std::fmt::Display) -> PipelineError {
 
 fn jpeg(px: &Pixels, q: u8) -> Result<Vec<u8>, PipelineError> {
     use turbojpeg::{Compressor, Image, PixelFormat, Subsamp};
-    let format = if px.channels == 4 { PixelFormat::RGBA } else { PixelFormat::RGB };
+    let format = if px.channels == 4 {
+        PixelFormat::RGBA
+    } else {
+        PixelFormat::RGB
+    };
     let (w, h) = (px.width as usize, px.height as usize);
     let mut c = Compressor::new().map_err(enc_err)?;
     c.set_quality(i32::from(q)).map_err(enc_err)?;
     c.set_subsamp(Subsamp::Sub2x2).map_err(enc_err)?;
     c.set_optimize(true).map_err(enc_err)?;
-    let img = Image { pixels: px.data.as_slice(), width: w, pitch: w * format.size(), height: h, format };
+    let img = Image {
+        pixels: px.data.as_slice(),
+        width: w,
+        pitch: w * format.size(),
+        height: h,
+        format,
+    };
     c.compress_to_vec(img).map_err(enc_err)
 }
 
@@ -103,7 +129,11 @@ fn png(px: &Pixels) -> Result<Vec<u8>, PipelineError> {
     use image::codecs::png::{CompressionType, FilterType, PngEncoder};
     use image::{ExtendedColorType, ImageEncoder};
     let mut out = Vec::new();
-    let color = if px.channels == 4 { ExtendedColorType::Rgba8 } else { ExtendedColorType::Rgb8 };
+    let color = if px.channels == 4 {
+        ExtendedColorType::Rgba8
+    } else {
+        ExtendedColorType::Rgb8
+    };
     PngEncoder::new_with_quality(&mut out, CompressionType::Fast, FilterType::Adaptive)
         .write_image(&px.data, px.width, px.height, color)
         .map_err(enc_err)?;
@@ -119,7 +149,9 @@ fn webp(px: &Pixels, q: u8, method: u8) -> Result<Vec<u8>, PipelineError> {
     let mut config = webp::WebPConfig::new().map_err(|()| enc_err("libwebp config"))?;
     config.quality = f32::from(q);
     config.method = i32::from(method);
-    let mem = enc.encode_advanced(&config).map_err(|e| enc_err(format!("{e:?}")))?;
+    let mem = enc
+        .encode_advanced(&config)
+        .map_err(|e| enc_err(format!("{e:?}")))?;
     Ok(mem.to_vec())
 }
 

@@ -37,7 +37,12 @@ fn r(x: f64) -> u32 {
 /// Plan a transform for a source of `sw`×`sh` (after EXIF orientation).
 pub fn plan(sw: u32, sh: u32, t: &Transform) -> Geometry {
     let (fw, fh) = (f64::from(sw), f64::from(sh));
-    let full = Rect { left: 0.0, top: 0.0, width: fw, height: fh };
+    let full = Rect {
+        left: 0.0,
+        top: 0.0,
+        width: fw,
+        height: fh,
+    };
     let simple = |w: u32, h: u32| Geometry {
         crop: full,
         out_w: w,
@@ -82,7 +87,12 @@ pub fn plan(sw: u32, sh: u32, t: &Transform) -> Geometry {
             let s = (f64::from(ow) / fw).max(f64::from(oh) / fh);
             let (cw, ch) = ((f64::from(ow) / s).min(fw), (f64::from(oh) / s).min(fh));
             Geometry {
-                crop: Rect { left: (fw - cw) / 2.0, top: (fh - ch) / 2.0, width: cw, height: ch },
+                crop: Rect {
+                    left: (fw - cw) / 2.0,
+                    top: (fh - ch) / 2.0,
+                    width: cw,
+                    height: ch,
+                },
                 out_w: ow,
                 out_h: oh,
                 canvas_w: ow,
@@ -129,12 +139,18 @@ mod tests {
         assert_eq!(out(&g(800, 600, "h=300")), (400, 300));
         assert_eq!(out(&g(800, 600, "w=200&h=200")), (200, 200)); // cover
         let c = g(800, 600, "w=200&h=200&fit=cover");
-        assert_eq!((c.crop.width, c.crop.height, c.crop.left), (600.0, 600.0, 100.0));
+        assert_eq!(
+            (c.crop.width, c.crop.height, c.crop.left),
+            (600.0, 600.0, 100.0)
+        );
         assert_eq!(out(&g(800, 600, "w=200&h=200&fit=inside")), (200, 150));
         assert_eq!(out(&g(800, 600, "w=200&h=200&fit=outside")), (267, 200));
         assert_eq!(out(&g(800, 600, "w=200&h=200&fit=fill")), (200, 200));
         let k = g(800, 600, "w=200&h=200&fit=contain");
-        assert_eq!((out(&k), k.out_w, k.out_h, k.offset_y), ((200, 200), 200, 150, 25));
+        assert_eq!(
+            (out(&k), k.out_w, k.out_h, k.offset_y),
+            ((200, 200), 200, 150, 25)
+        );
     }
 
     #[test]
@@ -154,7 +170,10 @@ mod tests {
     fn fit_with_enlarge_grows() {
         assert_eq!(out(&g(800, 600, "w=1600&enlarge=1")), (1600, 1200));
         assert_eq!(out(&g(800, 600, "w=1600&h=1600&enlarge=1")), (1600, 1600));
-        assert_eq!(out(&g(800, 600, "w=1600&h=1600&fit=inside&enlarge=1")), (1600, 1200));
+        assert_eq!(
+            out(&g(800, 600, "w=1600&h=1600&fit=inside&enlarge=1")),
+            (1600, 1200)
+        );
     }
 
     #[test]

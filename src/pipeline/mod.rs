@@ -97,7 +97,10 @@ pub fn run(input: &[u8], job: &Job<'_>) -> Result<Option<Encoded>, PipelineError
             max: job.limits.max_source_pixels,
         });
     }
-    let shrink = decode::shrink_factor(geom.crop.width / f64::from(geom.out_w), geom.crop.height / f64::from(geom.out_h));
+    let shrink = decode::shrink_factor(
+        geom.crop.width / f64::from(geom.out_w),
+        geom.crop.height / f64::from(geom.out_h),
+    );
     let decoded = decode::decode(input, &probe, shrink)?;
     let mut px = orient::apply(decoded, probe.orientation);
     if let Some(icc) = &probe.icc {
@@ -119,12 +122,33 @@ pub fn run(input: &[u8], job: &Job<'_>) -> Result<Option<Encoded>, PipelineError
         && crop.width == f64::from(px.width)
         && crop.height == f64::from(px.height);
     if !is_identity {
-        let data = refract_resize::resize(&px.data, px.channels, px.width, px.height, crop, geom.out_w, geom.out_h)
-            .map_err(|e| PipelineError::Bug(format!("resize: {e}")))?;
-        px = Pixels { width: geom.out_w, height: geom.out_h, channels: px.channels, data };
+        let data = refract_resize::resize(
+            &px.data,
+            px.channels,
+            px.width,
+            px.height,
+            crop,
+            geom.out_w,
+            geom.out_h,
+        )
+        .map_err(|e| PipelineError::Bug(format!("resize: {e}")))?;
+        px = Pixels {
+            width: geom.out_w,
+            height: geom.out_h,
+            channels: px.channels,
+            data,
+        };
     }
     let px = compose::finish(px, &geom, job.transform.bg, format.supports_alpha());
-    let quality = job.transform.quality.unwrap_or_else(|| job.encode.default_quality(format));
+    let quality = job
+        .transform
+        .quality
+        .unwrap_or_else(|| job.encode.default_quality(format));
     let bytes = encode::encode(&px, format, quality, job.encode)?;
-    Ok(Some(Encoded { bytes: Bytes::from(bytes), format, width: px.width, height: px.height }))
+    Ok(Some(Encoded {
+        bytes: Bytes::from(bytes),
+        format,
+        width: px.width,
+        height: px.height,
+    }))
 }

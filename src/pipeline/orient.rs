@@ -7,7 +7,11 @@ pub fn apply(px: Pixels, orientation: u8) -> Pixels {
     if !(2..=8).contains(&orientation) {
         return px;
     }
-    let (w, h, c) = (px.width as usize, px.height as usize, usize::from(px.channels));
+    let (w, h, c) = (
+        px.width as usize,
+        px.height as usize,
+        usize::from(px.channels),
+    );
     let (dw, dh) = if orientation >= 5 { (h, w) } else { (w, h) };
     let mut out = vec![0u8; px.data.len()];
     for y in 0..dh {
@@ -27,7 +31,12 @@ pub fn apply(px: Pixels, orientation: u8) -> Pixels {
             out[d..d + c].copy_from_slice(&px.data[s..s + c]);
         }
     }
-    Pixels { width: dw as u32, height: dh as u32, channels: px.channels, data: out }
+    Pixels {
+        width: dw as u32,
+        height: dh as u32,
+        channels: px.channels,
+        data: out,
+    }
 }
 
 #[cfg(test)]
@@ -36,7 +45,12 @@ mod tests {
 
     // A 2x3 grey image whose values are their stored index.
     fn img() -> Pixels {
-        Pixels { width: 2, height: 3, channels: 1, data: vec![0, 1, 2, 3, 4, 5] }
+        Pixels {
+            width: 2,
+            height: 3,
+            channels: 1,
+            data: vec![0, 1, 2, 3, 4, 5],
+        }
     }
 
     #[test]

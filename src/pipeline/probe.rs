@@ -38,7 +38,10 @@ impl Probe {
     pub fn check_limits(&self, limits: PixelLimits) -> Result<(), PipelineError> {
         let pixels = u64::from(self.width) * u64::from(self.height);
         if pixels > limits.max_source_pixels {
-            return Err(PipelineError::TooManyPixels { pixels, max: limits.max_source_pixels });
+            return Err(PipelineError::TooManyPixels {
+                pixels,
+                max: limits.max_source_pixels,
+            });
         }
         Ok(())
     }
@@ -46,10 +49,15 @@ impl Probe {
 
 /// Probe `bytes`.
 pub fn probe(bytes: &[u8]) -> Result<Probe, PipelineError> {
-    let format = ImageFormat::sniff(bytes)
-        .ok_or_else(|| PipelineError::Unsupported("not an image format Refract decodes (JPEG, PNG, GIF, WebP)".into()))?;
+    let format = ImageFormat::sniff(bytes).ok_or_else(|| {
+        PipelineError::Unsupported(
+            "not an image format Refract decodes (JPEG, PNG, GIF, WebP)".into(),
+        )
+    })?;
     if !format.can_decode() {
-        return Err(PipelineError::Unsupported(format!("{format} input is not supported by this build")));
+        return Err(PipelineError::Unsupported(format!(
+            "{format} input is not supported by this build"
+        )));
     }
     let p = match format {
         ImageFormat::Jpeg => probe_jpeg(bytes)?,
@@ -72,8 +80,13 @@ fn image_format(f: ImageFormat) -> Option<image::ImageFormat> {
 }
 
 /// A reader with tight allocation limits, shared by probe and decode.
-pub(super) fn reader(bytes: &[u8], format: ImageFormat, max_alloc: u64) -> Result<image::ImageReader<Cursor<&[u8]>>, PipelineError> {
-    let f = image_format(format).ok_or_else(|| PipelineError::Unsupported(format!("{format} input")))?;
+pub(super) fn reader(
+    bytes: &[u8],
+    format: ImageFormat,
+    max_alloc: u64,
+) -> Result<image::ImageReader<Cursor<&[u8]>>, PipelineError> {
+    let f = image_format(format)
+        .ok_or_else(|| PipelineError::Unsupported(format!("{format} input")))?;
     let mut r = image::ImageReader::with_format(Cursor::new(bytes), f);
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(max_alloc);
@@ -96,7 +109,11 @@ fn probe_with_image(bytes: &[u8], format: ImageFormat) -> Result<Probe, Pipeline
         width,
         height,
         has_alpha,
-        orientation: if (1..=8).contains(&orientation) { orientation } else { 1 },
+        orientation: if (1..=8).contains(&orientation) {
+            orientation
+        } else {
+            1
+        },
         icc,
         components: if has_alpha { 4 } else { 3 },
         adobe: false,
@@ -120,7 +137,9 @@ fn probe_jpeg(b: &[u8]) -> Result<Probe, PipelineError> {
         while i < b.len() && b[i] == 0xFF {
             i += 1;
         }
-        let Some(&marker) = b.get(i) else { return Err(corrupt("no frame header")) };
+        let Some(&marker) = b.get(i) else {
+            return Err(corrupt("no frame header"));
+        };
         i += 1;
         if marker == 0xD8 || marker == 0x01 || (0xD0..=0xD7).contains(&marker) {
             continue;
@@ -135,7 +154,9 @@ fn probe_jpeg(b: &[u8]) -> Result<Probe, PipelineError> {
         if len < 2 {
             return Err(corrupt("bad segment length"));
         }
-        let Some(seg) = b.get(i + 2..i + len) else { return Err(corrupt("truncated segment")) };
+        let Some(seg) = b.get(i + 2..i + len) else {
+            return Err(corrupt("truncated segment"));
+        };
         match marker {
             0xC0..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC) => {
                 if seg.len() < 6 {
@@ -165,13 +186,20 @@ fn probe_jpeg(b: &[u8]) -> Result<Probe, PipelineError> {
         return Err(corrupt("unsupported number of components"));
     }
     icc_chunks.sort_by_key(|(n, _)| *n);
-    let icc: Vec<u8> = icc_chunks.iter().flat_map(|(_, c)| c.iter().copied()).collect();
+    let icc: Vec<u8> = icc_chunks
+        .iter()
+        .flat_map(|(_, c)| c.iter().copied())
+        .collect();
     Ok(Probe {
         format: ImageFormat::Jpeg,
         width,
         height,
         has_alpha: false,
-        orientation: if (1..=8).contains(&orientation) { orientation } else { 1 },
+        orientation: if (1..=8).contains(&orientation) {
+            orientation
+        } else {
+            1
+        },
         icc: if icc.is_empty() { None } else { Some(icc) },
         components,
         adobe,
@@ -185,8 +213,14 @@ mod tests {
     #[test]
     fn probe_rejects_text_and_empty_input() {
         assert!(matches!(probe(b""), Err(PipelineError::Unsupported(_))));
-        assert!(matches!(probe(b"just some text"), Err(PipelineError::Unsupported(_))));
-        assert!(matches!(probe(&[0xFF, 0xD8, 0xFF]), Err(PipelineError::Corrupt(_))));
+        assert!(matches!(
+            probe(b"just some text"),
+            Err(PipelineError::Unsupported(_))
+        ));
+        assert!(matches!(
+            probe(&[0xFF, 0xD8, 0xFF]),
+            Err(PipelineError::Corrupt(_))
+        ));
     }
 
     #[test]
@@ -201,7 +235,11 @@ mod tests {
         match probe(&png) {
             Ok(p) => {
                 assert_eq!((p.width, p.height), (100_000, 100_000));
-                assert!(p.check_limits(PixelLimits { max_source_pixels: 50_000_000 }).is_err());
+                assert!(p
+                    .check_limits(PixelLimits {
+                        max_source_pixels: 50_000_000
+                    })
+                    .is_err());
             }
             Err(e) => assert!(matches!(e, PipelineError::Corrupt(_)), "{e:?}"),
         }
@@ -212,7 +250,11 @@ mod tests {
         for &b in data {
             crc ^= u32::from(b);
             for _ in 0..8 {
-                crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
             }
         }
         !crc

@@ -1,6 +1,6 @@
 //! Test support: a real Refract server on 127.0.0.1:0 over a temp folder holding the fixtures,
 //! a small real HTTP origin, and image helpers (decode, sizes, perceptual hashes).
-#![allow(dead_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
 use refract::config::Config;
 use std::net::SocketAddr;
@@ -67,24 +67,47 @@ pub fn start_with(cfg: Config, dir: tempfile::TempDir, root: PathBuf) -> Server 
     let (tx, rx) = mpsc::channel::<Result<SocketAddr, String>>();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async move {
             let tx2 = tx.clone();
-            let r = refract::run(cfg, async { let _ = stop_rx.await; }, move |a| {
-                let _ = tx2.send(Ok(a));
-            })
+            let r = refract::run(
+                cfg,
+                async {
+                    let _ = stop_rx.await;
+                },
+                move |a| {
+                    let _ = tx2.send(Ok(a));
+                },
+            )
             .await;
             if let Err(e) = r {
                 let _ = tx.send(Err(e));
             }
         });
     });
-    let addr = rx.recv_timeout(Duration::from_secs(30)).expect("server start timed out").expect("server failed to start");
-    Server { base: format!("http://{addr}"), root, _dir: dir, stop: Some(stop_tx), thread: Some(thread) }
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("server start timed out")
+        .expect("server failed to start");
+    Server {
+        base: format!("http://{addr}"),
+        root,
+        _dir: dir,
+        stop: Some(stop_tx),
+        thread: Some(thread),
+    }
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(120)).build().unwrap()
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .unwrap()
 }
 
 /// GET with optional Accept; returns (status, headers, body).
@@ -106,7 +129,8 @@ pub fn header<'a>(h: &'a reqwest::header::HeaderMap, name: &str) -> Option<&'a s
 
 /// The JSON error code of an error body.
 pub fn error_code(body: &[u8]) -> String {
-    let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(body)));
+    let v: serde_json::Value = serde_json::from_slice(body)
+        .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(body)));
     assert_eq!(v["success"], false, "{v}");
     v["error"]["code"].as_str().unwrap().to_string()
 }
@@ -131,7 +155,10 @@ pub fn magic(b: &[u8]) -> &'static str {
 /// Width and height of an output: decoded with `image`, or read from the `ispe` box for AVIF.
 pub fn dims(b: &[u8]) -> (u32, u32) {
     if magic(b) == "avif" {
-        let i = b.windows(4).position(|w| w == b"ispe").expect("AVIF without ispe");
+        let i = b
+            .windows(4)
+            .position(|w| w == b"ispe")
+            .expect("AVIF without ispe");
         let r = |o: usize| u32::from_be_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
         return (r(i + 8), r(i + 12));
     }
@@ -141,7 +168,9 @@ pub fn dims(b: &[u8]) -> (u32, u32) {
 
 /// A 64-bit difference hash plus the mean colour: a small perceptual fingerprint.
 pub fn fingerprint(b: &[u8]) -> (u64, [f64; 3]) {
-    let img = image::load_from_memory(b).expect("output must decode").into_rgb8();
+    let img = image::load_from_memory(b)
+        .expect("output must decode")
+        .into_rgb8();
     let mut mean = [0f64; 3];
     for p in img.pixels() {
         for c in 0..3 {
@@ -152,7 +181,12 @@ pub fn fingerprint(b: &[u8]) -> (u64, [f64; 3]) {
     for m in &mut mean {
         *m /= n;
     }
-    let small = image::imageops::resize(&image::DynamicImage::ImageRgb8(img).into_luma8(), 9, 8, image::imageops::FilterType::Triangle);
+    let small = image::imageops::resize(
+        &image::DynamicImage::ImageRgb8(img).into_luma8(),
+        9,
+        8,
+        image::imageops::FilterType::Triangle,
+    );
     let mut hash = 0u64;
     for y in 0..8 {
         for x in 0..8 {
@@ -189,11 +223,16 @@ pub struct Origin {
 pub fn http_origin(root: PathBuf) -> Origin {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(serve_files(root, tx));
     });
     let addr: SocketAddr = rx.recv_timeout(Duration::from_secs(10)).unwrap();
-    Origin { base: format!("http://{addr}/") }
+    Origin {
+        base: format!("http://{addr}/"),
+    }
 }
 
 async fn serve_files(root: PathBuf, tx: mpsc::Sender<SocketAddr>) {
@@ -202,10 +241,13 @@ async fn serve_files(root: PathBuf, tx: mpsc::Sender<SocketAddr>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     tx.send(listener.local_addr().unwrap()).unwrap();
     loop {
-        let Ok((sock, _)) = listener.accept().await else { continue };
-            let root = root.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let Ok((sock, _)) = listener.accept().await else {
+            continue;
+        };
+        let root = root.clone();
+        tokio::spawn(async move {
+            let svc =
+                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                     let root = root.clone();
                     async move {
                         let mut path = req.uri().path().trim_start_matches('/').to_string();
@@ -217,7 +259,11 @@ async fn serve_files(root: PathBuf, tx: mpsc::Sender<SocketAddr>) {
                         let resp = match std::fs::read(&file) {
                             Ok(bytes) if !path.contains("..") => {
                                 let len = bytes.len();
-                                let body = if req.method() == hyper::Method::HEAD { Bytes::new() } else { Bytes::from(bytes) };
+                                let body = if req.method() == hyper::Method::HEAD {
+                                    Bytes::new()
+                                } else {
+                                    Bytes::from(bytes)
+                                };
                                 hyper::Response::builder()
                                     .header("content-length", len)
                                     .header("etag", format!("\"{len}\""))
@@ -225,12 +271,17 @@ async fn serve_files(root: PathBuf, tx: mpsc::Sender<SocketAddr>) {
                                     .body(Full::new(body))
                                     .unwrap()
                             }
-                            _ => hyper::Response::builder().status(404).body(Full::new(Bytes::from_static(b"nope"))).unwrap(),
+                            _ => hyper::Response::builder()
+                                .status(404)
+                                .body(Full::new(Bytes::from_static(b"nope")))
+                                .unwrap(),
                         };
                         Ok::<_, std::convert::Infallible>(resp)
                     }
                 });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(sock), svc).await;
-            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(sock), svc)
+                .await;
+        });
     }
 }

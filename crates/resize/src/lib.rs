@@ -52,8 +52,8 @@ pub fn resize(
         4 => PixelType::U8x4,
         n => return Err(ResizeError(format!("unsupported channel count {n}"))),
     };
-    let src_img = ImageRef::new(src_w, src_h, src, pixel_type)
-        .map_err(|e| ResizeError(e.to_string()))?;
+    let src_img =
+        ImageRef::new(src_w, src_h, src, pixel_type).map_err(|e| ResizeError(e.to_string()))?;
     let mut dst = Image::new(dst_w, dst_h, pixel_type);
     let opts = ResizeOptions::new()
         .resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3))
@@ -64,4 +64,3 @@ pub fn resize(
         .map_err(|e| ResizeError(e.to_string()))?;
     Ok(dst.into_vec())
 }
-
