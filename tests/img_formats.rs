@@ -312,3 +312,29 @@ async fn quality_goldens_perceptual_hashes_within_tolerance() {
         failures.join("\n")
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metadata_exif_and_xmp_are_stripped_from_outputs() {
+    let s = start(|_| {});
+    for (file, fm) in [
+        ("orientation/Landscape_6.jpg", "jpeg"),
+        ("flower-480x360-exif.webp", "webp"),
+        ("flower-480x360-exif.webp", "jpeg"),
+        ("path-2560x1600-icc.jpg", "png"),
+    ] {
+        let src = std::fs::read(format!("{FIXTURES}/{file}")).unwrap();
+        assert!(
+            src.windows(4).any(|w| w == b"Exif" || w == b"EXIF"),
+            "{file} carries EXIF"
+        );
+        let (st, _, body) = get(&s.url(&format!("/img/{file}?w=100&fm={fm}")), None).await;
+        assert_eq!(st, 200);
+        for needle in [&b"Exif"[..], b"EXIF", b"eXIf", b"http://ns.adobe.com/xap"] {
+            assert!(
+                !body.windows(needle.len()).any(|w| w == needle),
+                "{file} -> {fm} still has {:?}",
+                String::from_utf8_lossy(needle)
+            );
+        }
+    }
+}
