@@ -1,5 +1,5 @@
 //! Logging: a `tracing` subscriber writing one line per event to stderr. Keys and secrets are
-//! never logged (requests are logged by path, without query values of auth headers).
+//! never logged (requests are logged by path, without query values or auth headers).
 
 /// Install the global subscriber with the filter from `server.log`.
 pub fn init(filter: &str) {
