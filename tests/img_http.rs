@@ -454,3 +454,15 @@ fn crc32(data: &[u8]) -> u32 {
     }
     !crc
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn regressions_from_fuzzing_answer_4xx() {
+    let s = start(|_| {});
+    let dir = std::path::Path::new(FIXTURES).join("regressions");
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let name = e.unwrap().file_name().into_string().unwrap();
+        let (st, _, body) = get(&s.url(&format!("/img/regressions/{name}?w=50")), None).await;
+        assert!((400..500).contains(&st), "{name}: {st}");
+        assert!(!error_code(&body).is_empty());
+    }
+}

@@ -61,6 +61,10 @@ pub fn probe(bytes: &[u8]) -> Result<Probe, PipelineError> {
     }
     let p = match format {
         ImageFormat::Jpeg => probe_jpeg(bytes)?,
+        ImageFormat::Webp => {
+            check_riff_chunks(bytes)?;
+            probe_with_image(bytes, format)?
+        }
         _ => probe_with_image(bytes, format)?,
     };
     if p.width == 0 || p.height == 0 {
@@ -118,6 +122,24 @@ fn probe_with_image(bytes: &[u8], format: ImageFormat) -> Result<Probe, Pipeline
         components: if has_alpha { 4 } else { 3 },
         adobe: false,
     })
+}
+
+/// Every RIFF chunk of a WebP must fit in the file: a chunk that claims more bytes than remain
+/// would make the decoder allocate its claimed size (found by fuzzing: a 4 GiB EXIF chunk).
+fn check_riff_chunks(b: &[u8]) -> Result<(), PipelineError> {
+    let corrupt = |m: &str| PipelineError::Corrupt(format!("WebP: {m}"));
+    let mut i = 12usize;
+    while i + 8 <= b.len() {
+        let size = u32::from_le_bytes([b[i + 4], b[i + 5], b[i + 6], b[i + 7]]) as usize;
+        let end = (i + 8)
+            .checked_add(size)
+            .ok_or_else(|| corrupt("chunk size overflows"))?;
+        if end > b.len() {
+            return Err(corrupt("chunk larger than the file (truncated or forged)"));
+        }
+        i = end + (size & 1);
+    }
+    Ok(())
 }
 
 /// Walk the JPEG markers up to the first scan: SOF dimensions, APP1 EXIF, APP2 ICC, APP14 Adobe.
