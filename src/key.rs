@@ -39,26 +39,25 @@ impl CacheKey {
         output: &str,
         settings: &str,
     ) -> Self {
-        let mut h = blake3::Hasher::new();
-        for part in [
-            SCHEMA,
+        Self::of(&[
             "variant",
             path,
             &version_string(v),
             canonical,
             output,
             settings,
-        ] {
-            h.update(&(part.len() as u64).to_le_bytes());
-            h.update(part.as_bytes());
-        }
-        Self(*h.finalize().as_bytes())
+        ])
     }
 
     /// Derive the key of an original (no transform).
     pub fn original(path: &str, v: &SourceVersion) -> Self {
+        Self::of(&["original", path, &version_string(v)])
+    }
+
+    /// blake3 over the schema and the length-prefixed parts (so no boundary can shift).
+    fn of(parts: &[&str]) -> Self {
         let mut h = blake3::Hasher::new();
-        for part in [SCHEMA, "original", path, &version_string(v)] {
+        for part in std::iter::once(SCHEMA).chain(parts.iter().copied()) {
             h.update(&(part.len() as u64).to_le_bytes());
             h.update(part.as_bytes());
         }
