@@ -2,13 +2,18 @@
 //!
 //! Invariant: no process-global state; everything a request needs hangs off `App`.
 
+use crate::access::AccessIndex;
+use crate::auth::Auth;
 use crate::cache::VariantCache;
 use crate::config::Config;
 use crate::negotiate::Enabled;
-use crate::origin::{Origin, OriginError};
+use crate::origin::Origin;
+use crate::ratelimit::RateLimits;
+use crate::store::Store;
 use crate::transform::ParamConfig;
 use crate::workers::CpuPool;
 use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Counters exposed at `/metrics`.
@@ -30,13 +35,29 @@ pub struct App {
     pub cache: VariantCache,
     pub cpu: CpuPool,
     pub metrics: Metrics,
+    pub store: Store,
+    pub auth: Auth,
+    pub ratelimits: RateLimits,
+    pub access: AccessIndex,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl App {
-    /// Build the state; fails when storage cannot be set up.
-    pub fn new(config: Config) -> Result<Self, OriginError> {
+    /// Build the state; fails when storage or the database cannot be set up.
+    pub async fn new(config: Config) -> Result<Self, String> {
         let images = config.server.data_dir.join("images");
-        let origin = Origin::new(&config.storage, &images)?;
+        let origin = Origin::new(&config.storage, &images).map_err(|e| format!("storage: {e}"))?;
+        let store = match &config.database.url {
+            Some(url) => Store::open(&url.0).await,
+            None => Store::open_sqlite(&config.server.data_dir.join("refract.db")).await,
+        }
+        .map_err(|e| format!("database: {e}"))?;
+        let access = AccessIndex::load(
+            store
+                .access_rules()
+                .await
+                .map_err(|e| format!("database: {e}"))?,
+        );
         let cpu = CpuPool::new(
             config.workers(),
             config.limits.queue_depth,
@@ -53,7 +74,28 @@ impl App {
             origin,
             cpu,
             metrics: Metrics::default(),
+            store,
+            auth: Auth::new(&config.auth),
+            ratelimits: RateLimits::new(&config.ratelimit),
+            access,
+            trusted_proxies: config.trusted_proxies()?,
             config,
         })
+    }
+}
+
+/// Periodic work while the server runs: delete expired images, forget idle rate-limit state.
+pub async fn background(app: Arc<App>) {
+    let every = Duration::from_secs(app.config.expiry.sweep_interval.max(1));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match crate::library::purge_expired(&app).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "expired images deleted"),
+            Err(e) => tracing::warn!(error = %e, "expiry sweep failed"),
+        }
+        app.ratelimits.prune();
     }
 }

@@ -1,13 +1,18 @@
 //! Configuration: typed sections (each owned by its module), layered
 //! defaults < `config/refract.toml` (or `--config`) < environment < command line.
 //!
-//! Environment: `REFRACT_LISTEN`, `REFRACT_DATA_DIR`, `REFRACT_STORAGE_ROOT`, and
+//! Environment: `REFRACT_LISTEN`, `REFRACT_DATA_DIR`, `REFRACT_STORAGE_ROOT`, `REFRACT_API_KEY`, and
 //! `REFRACT__SECTION__KEY` for any key (lists comma-separated). Unknown keys fail at start with
 //! the key's name. Invariant: the only module that reads the process environment; read once.
 
+use crate::api::RandomConfig;
+use crate::auth::AuthConfig;
 use crate::cache::CacheConfig;
+use crate::library::{ExpiryConfig, MetadataConfig};
 use crate::origin::StorageConfig;
 use crate::pipeline::EncodeConfig;
+use crate::ratelimit::RateLimitConfig;
+use crate::store::DatabaseConfig;
 use crate::transform::{Fit, ParamConfig};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -29,6 +34,11 @@ pub struct ServerConfig {
     pub shutdown_grace_secs: u64,
     /// Log filter (`info`, `debug`, `refract=debug,info`, ...).
     pub log: String,
+    /// Absolute base of the URLs the API returns (`https://img.example.com`); unset = from the
+    /// request's `Host`.
+    pub public_url: Option<String>,
+    /// Peers (IPs or CIDRs) whose `CF-Connecting-IP` / `X-Forwarded-For` are believed.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -40,6 +50,8 @@ impl Default for ServerConfig {
             header_read_timeout_secs: 10,
             shutdown_grace_secs: 10,
             log: "info".into(),
+            public_url: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -60,6 +72,10 @@ pub struct LimitsConfig {
     pub queue_depth: usize,
     /// Milliseconds a request may wait for a worker before 503.
     pub queue_timeout_ms: u64,
+    /// Largest uploaded file, bytes.
+    pub max_upload_bytes: u64,
+    /// Most files in one upload request.
+    pub max_upload_count: usize,
 }
 
 impl Default for LimitsConfig {
@@ -71,6 +87,8 @@ impl Default for LimitsConfig {
             workers: 0,
             queue_depth: 256,
             queue_timeout_ms: 10_000,
+            max_upload_bytes: 50 << 20,
+            max_upload_count: 20,
         }
     }
 }
@@ -104,6 +122,12 @@ pub struct Config {
     pub cache: CacheConfig,
     pub formats: EncodeConfig,
     pub thumb: ThumbConfig,
+    pub database: DatabaseConfig,
+    pub auth: AuthConfig,
+    pub ratelimit: RateLimitConfig,
+    pub expiry: ExpiryConfig,
+    pub metadata: MetadataConfig,
+    pub random: RandomConfig,
 }
 
 /// Values given on the command line (highest precedence).
@@ -154,6 +178,7 @@ impl Config {
                 "REFRACT_LISTEN" => Some(vec!["server".into(), "listen".into()]),
                 "REFRACT_DATA_DIR" => Some(vec!["server".into(), "data_dir".into()]),
                 "REFRACT_STORAGE_ROOT" => Some(vec!["storage".into(), "root".into()]),
+                "REFRACT_API_KEY" => Some(vec!["auth".into(), "admin_key".into()]),
                 _ => k
                     .strip_prefix("REFRACT__")
                     .map(|rest| rest.split("__").map(str::to_ascii_lowercase).collect()),
@@ -216,8 +241,38 @@ impl Config {
         if self.thumb.width == 0 || self.thumb.height == 0 {
             return Err("thumb.width and thumb.height must be > 0".into());
         }
+        if l.max_upload_bytes == 0 || l.max_upload_count == 0 {
+            return Err("limits.max_upload_bytes and max_upload_count must be > 0".into());
+        }
+        if let Some(u) = &self.server.public_url {
+            if !(u.starts_with("http://") || u.starts_with("https://"))
+                || u.contains(char::is_whitespace)
+            {
+                return Err(format!("server.public_url must be an http(s) URL: {u}"));
+            }
+        }
+        self.trusted_proxies()?;
+        if self.expiry.sweep_interval == 0 {
+            return Err("expiry.sweep_interval must be > 0 seconds".into());
+        }
+        if !crate::api::valid_tenant(&self.random.tenant) {
+            return Err("random.tenant must be 1-64 of a-z, 0-9, '-', '_'".into());
+        }
         self.formats.validate()?;
         self.storage.validate()
+    }
+
+    /// `server.trusted_proxies` parsed (a bare IP is a /32 or /128).
+    pub fn trusted_proxies(&self) -> Result<Vec<ipnet::IpNet>, String> {
+        self.server
+            .trusted_proxies
+            .iter()
+            .map(|p| {
+                p.parse::<ipnet::IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| format!("server.trusted_proxies: not an IP or CIDR: {p}"))
+            })
+            .collect()
     }
 
     /// The slice of config the parameter parser needs.

@@ -5,7 +5,9 @@
 
 use crate::origin::OriginError;
 use crate::pipeline::PipelineError;
+use crate::store::StoreError;
 use crate::transform::ParamError;
+use crate::workers::PoolError;
 use http::StatusCode;
 use serde_json::json;
 
@@ -18,9 +20,17 @@ pub enum Error {
         message: String,
     },
     #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
     NotFound(String),
-    #[error("method not allowed")]
-    MethodNotAllowed,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("rate limit exceeded; retry in {retry_after} s")]
+    RateLimited { retry_after: u64 },
+    #[error("method not allowed; allowed: {allow}")]
+    MethodNotAllowed { allow: &'static str },
     #[error("{0}")]
     NotAcceptable(String),
     #[error("{0}")]
@@ -54,8 +64,12 @@ impl Error {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -72,8 +86,12 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Self::BadRequest { .. } => "BAD_REQUEST",
+            Self::Unauthorized(_) => "UNAUTHORIZED",
+            Self::Forbidden(_) => "FORBIDDEN",
             Self::NotFound(_) => "NOT_FOUND",
-            Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            Self::Conflict(_) => "CONFLICT",
+            Self::RateLimited { .. } => "RATE_LIMIT_EXCEEDED",
+            Self::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
             Self::NotAcceptable(_) => "NOT_ACCEPTABLE",
             Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             Self::UnsupportedMediaType(_) => "UNSUPPORTED_MEDIA_TYPE",
@@ -142,6 +160,24 @@ impl From<PipelineError> for Error {
                 Self::Unprocessable(e.to_string())
             }
             PipelineError::Encode(m) | PipelineError::Bug(m) => Self::Internal(m),
+        }
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unique(m) => Self::Conflict(m),
+            StoreError::Db(m) => Self::Internal(m),
+        }
+    }
+}
+
+impl From<PoolError> for Error {
+    fn from(e: PoolError) -> Self {
+        match e {
+            PoolError::Busy => Self::Busy,
+            PoolError::Panicked(m) => Self::Internal(format!("worker panicked: {m}")),
         }
     }
 }

@@ -1,7 +1,9 @@
 //! `GET`/`HEAD /img/{key}`: orchestrates sanitise → parse → negotiate → stat → key → 304 →
 //! cache (coalesced) → fetch → CPU pool → pipeline → respond. No pixel code, no SQL here.
 
+use crate::access::Access;
 use crate::app::App;
+use crate::auth::RateOverride;
 use crate::error::Error;
 use crate::format::ImageFormat;
 use crate::http::response::{self, Body, ImageMeta, RangeReq};
@@ -9,8 +11,8 @@ use crate::key::CacheKey;
 use crate::negotiate::{Accept, NegotiateError, OutputSpec};
 use crate::origin::{sanitize_key, Stat};
 use crate::pipeline::{self, Encoded, Job, PixelLimits};
+use crate::ratelimit::{Bucket, Outcome};
 use crate::transform::{self, Transform};
-use crate::workers::PoolError;
 use http::{header, Request, Response};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -21,13 +23,59 @@ pub async fn handle<B>(
     app: &App,
     req: &Request<B>,
     raw_key: &str,
+    peer: std::net::SocketAddr,
 ) -> Result<Response<Body>, Error> {
     let head = req.method() == http::Method::HEAD;
+    if let Outcome::Denied { retry_after, .. } = app.ratelimits.check(
+        Bucket::Img,
+        &format!("ip:{}", crate::api::client_ip(app, peer, req.headers())),
+        &RateOverride::default(),
+    ) {
+        return Err(Error::RateLimited { retry_after });
+    }
     let key = sanitize_key(raw_key)?;
     let query = req.uri().query().unwrap_or("");
-    match transform::parse(query, &app.params)? {
-        None => original(app, req, &key, head).await,
-        Some(t) => variant(app, req, &key, t, head).await,
+    let t = transform::parse(query, &app.params)?;
+    let cache_control = access_cache_control(app, req, &key).await?;
+    let cc = cache_control
+        .as_deref()
+        .unwrap_or(&app.config.server.cache_control);
+    match t {
+        None => original(app, req, &key, head, cc).await,
+        Some(t) => variant(app, req, &key, t, head, cc).await,
+    }
+}
+
+/// Objects of API images may be private or expiring: hide them (404, as if absent) from those
+/// who may not see them, and keep shared caches from holding them too long. `Some` replaces
+/// the configured `Cache-Control`.
+async fn access_cache_control<B>(
+    app: &App,
+    req: &Request<B>,
+    key: &str,
+) -> Result<Option<String>, Error> {
+    let tenant = if app.access.is_restricted(key) {
+        match crate::auth::presented(req.headers()) {
+            Some(k) => app
+                .auth
+                .identify(&app.store, k)
+                .await?
+                .filter(|p| p.has(crate::auth::Scope::Read))
+                .map(|p| p.tenant),
+            None => None,
+        }
+    } else {
+        None
+    };
+    let now = crate::store::now_ms();
+    match app.access.check(key, now, tenant.as_deref()) {
+        Access::Public => Ok(None),
+        Access::Until(at) => Ok(Some(format!(
+            "public, max-age={}",
+            (at - now).max(0) / 1000
+        ))),
+        Access::Private => Ok(Some("private, no-store".into())),
+        Access::Hidden => Err(Error::NotFound("image not found".into())),
     }
 }
 
@@ -56,6 +104,7 @@ async fn original<B>(
     req: &Request<B>,
     key: &str,
     head: bool,
+    cache_control: &str,
 ) -> Result<Response<Body>, Error> {
     let stat = app.origin.stat(key).await?;
     let len = stat.version.len;
@@ -64,7 +113,7 @@ async fn original<B>(
         content_type: "application/octet-stream",
         etag: &etag,
         last_modified: modified(&stat),
-        cache_control: &app.config.server.cache_control,
+        cache_control,
         vary_accept: false,
         x_cache: None,
         accept_ranges: true,
@@ -110,6 +159,7 @@ async fn variant<B>(
     key: &str,
     t: Transform,
     head: bool,
+    cache_control: &str,
 ) -> Result<Response<Body>, Error> {
     let accept = header_str(req, header::ACCEPT).map_or_else(Accept::any, Accept::parse);
     let spec = OutputSpec::decide(t.format, &accept, app.enabled).map_err(|e| match e {
@@ -141,7 +191,7 @@ async fn variant<B>(
         content_type: "",
         etag: &etag,
         last_modified: modified(&stat),
-        cache_control: &app.config.server.cache_control,
+        cache_control,
         vary_accept: spec.varies(),
         x_cache: None,
         accept_ranges: false,
@@ -190,10 +240,6 @@ async fn render(
             };
             pipeline::run(&bytes, &job)
         })
-        .await
-        .map_err(|e| match e {
-            PoolError::Busy => Error::Busy,
-            PoolError::Panicked(m) => Error::Internal(format!("pipeline panicked: {m}")),
-        })?;
+        .await?;
     result?.ok_or_else(|| Error::NotAcceptable("no acceptable output format for this image".into()))
 }

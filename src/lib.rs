@@ -2,7 +2,10 @@
 //!
 //! See `ARCHITECTURE.md` for the module map and the path of a request.
 
+pub mod access;
+pub mod api;
 pub mod app;
+pub mod auth;
 pub mod cache;
 pub mod config;
 pub mod error;
@@ -10,11 +13,16 @@ pub mod format;
 pub mod http;
 pub mod img;
 pub mod key;
+pub mod library;
+pub mod meta;
 pub mod negotiate;
 pub mod origin;
 pub mod pipeline;
+pub mod ratelimit;
+pub mod store;
 pub mod telemetry;
 pub mod transform;
+pub mod upload;
 pub mod workers;
 
 use std::sync::Arc;
@@ -30,9 +38,21 @@ pub async fn run(
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let app = Arc::new(app::App::new(config).map_err(|e| format!("storage: {e}"))?);
-    on_bound(addr);
-    http::server::serve(listener, app, shutdown)
+    let app = Arc::new(app::App::new(config).await?);
+    let swept = library::sweep_pending(&app)
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| format!("start-up sweep: {e}"))?;
+    if swept > 0 {
+        tracing::warn!(
+            objects = swept,
+            "removed objects left by interrupted uploads or deletes"
+        );
+    }
+    let background = tokio::spawn(app::background(app.clone()));
+    on_bound(addr);
+    let served = http::server::serve(listener, app, shutdown)
+        .await
+        .map_err(|e| e.to_string());
+    background.abort();
+    served
 }

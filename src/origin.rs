@@ -167,8 +167,15 @@ impl Origin {
                 }
                 let abs = std::fs::canonicalize(root_path)
                     .map_err(|e| OriginError::Unavailable(format!("storage root {root}: {e}")))?;
-                Operator::new(opendal::services::Fs::default().root(&abs.to_string_lossy()))
-                    .map_err(unavailable)?
+                // Writes land in a temporary file that is renamed into place: a reader never
+                // sees half an object, and a crash leaves no partial file under a real key.
+                let tmp = abs.join(TMP_DIR);
+                Operator::new(
+                    opendal::services::Fs::default()
+                        .root(&abs.to_string_lossy())
+                        .atomic_write_dir(&tmp.to_string_lossy()),
+                )
+                .map_err(unavailable)?
             }
             Backend::S3 => {
                 let mut b = opendal::services::S3::default()
@@ -243,6 +250,29 @@ impl Origin {
         Ok(buf.to_bytes())
     }
 
+    /// Store a whole object (atomically replaced on fs; a single PUT on S3).
+    pub async fn write(&self, key: &str, bytes: Vec<u8>) -> Result<(), OriginError> {
+        self.timed(async { self.op.write(key, bytes).await.map(|_| ()) })
+            .await
+    }
+
+    /// Remove an object; a missing one is not an error.
+    pub async fn delete(&self, key: &str) -> Result<(), OriginError> {
+        match self.timed(async { self.op.delete(key).await }).await {
+            Ok(()) | Err(OriginError::NotFound) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether an object exists under `key`.
+    pub async fn exists(&self, key: &str) -> Result<bool, OriginError> {
+        match self.stat(key).await {
+            Ok(_) => Ok(true),
+            Err(OriginError::NotFound) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Read bytes `start..end` of an object.
     pub async fn read_range(&self, key: &str, start: u64, end: u64) -> Result<Bytes, OriginError> {
         let buf = self
@@ -251,6 +281,9 @@ impl Origin {
         Ok(buf.to_bytes())
     }
 }
+
+/// Folder (inside a local root) where writes are staged before their rename; never served.
+pub const TMP_DIR: &str = ".refract-tmp";
 
 fn map_err(e: opendal::Error) -> OriginError {
     match e.kind() {
@@ -299,6 +332,9 @@ pub fn sanitize_key(raw: &str) -> Result<String, OriginError> {
     {
         return Err(bad("empty, '.' or '..' path segment"));
     }
+    if key.split('/').next() == Some(TMP_DIR) {
+        return Err(bad("reserved folder"));
+    }
     Ok(key.into_owned())
 }
 
@@ -332,6 +368,7 @@ mod tests {
             "./a",
             "%ff%fe",
             "a/.",
+            ".refract-tmp/x.jpg",
         ] {
             assert!(sanitize_key(raw).is_err(), "{raw} must be refused");
         }

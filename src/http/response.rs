@@ -111,6 +111,26 @@ pub fn text(body: String) -> Response<Body> {
     finish(b, Bytes::from(body))
 }
 
+/// `text/plain; charset=utf-8` with a status and `Cache-Control`.
+pub fn plain(status: StatusCode, body: String, cache_control: &str) -> Response<Body> {
+    let b = Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .header(header::CACHE_CONTROL, hv(cache_control))
+        .header(header::CONTENT_LENGTH, body.len());
+    finish(b, Bytes::from(body))
+}
+
+/// 302 Found to `location`, never cached.
+pub fn redirect(location: &str) -> Response<Body> {
+    let b = Response::builder()
+        .status(StatusCode::FOUND)
+        .header(header::LOCATION, hv(location))
+        .header(header::CACHE_CONTROL, "no-store")
+        .header(header::CONTENT_LENGTH, 0);
+    finish(b, Bytes::new())
+}
+
 /// The error response: JSON body, `Cache-Control: no-store`, plus `Retry-After` for 503 and
 /// `Content-Range` for 416. HEAD gets no body.
 pub fn error(e: &Error, head: bool) -> Response<Body> {
@@ -123,8 +143,14 @@ pub fn error(e: &Error, head: bool) -> Response<Body> {
         Error::RangeNotSatisfiable { len } => {
             h.insert(header::CONTENT_RANGE, hv(&format!("bytes */{len}")));
         }
-        Error::MethodNotAllowed => {
-            h.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        Error::MethodNotAllowed { allow } => {
+            h.insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        Error::RateLimited { retry_after } => {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+        }
+        Error::Unauthorized(_) => {
+            h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         _ => {}
     }

@@ -12,6 +12,10 @@ pub enum Route<'a> {
     Image {
         raw_key: &'a str,
     },
+    /// `/api/...`: the control plane routes by itself (every method).
+    Api,
+    /// `/random`: a 302 to a random image.
+    Random,
     NotFound,
     MethodNotAllowed,
 }
@@ -19,10 +23,14 @@ pub enum Route<'a> {
 /// Route a request.
 pub fn route<'a>(method: &Method, path: &'a str) -> Route<'a> {
     let read_only = method == Method::GET || method == Method::HEAD;
+    if path == "/api" || path.starts_with("/api/") {
+        return Route::Api;
+    }
     let r = match path {
         "/health" => Route::Health,
         "/version" => Route::Version,
         "/metrics" => Route::Metrics,
+        "/random" => Route::Random,
         p => match p.strip_prefix("/img/") {
             Some(raw_key) => Route::Image { raw_key },
             None => return Route::NotFound,
@@ -50,5 +58,8 @@ mod tests {
         assert_eq!(route(&Method::POST, "/img/a.jpg"), Route::MethodNotAllowed);
         assert_eq!(route(&Method::GET, "/nope"), Route::NotFound);
         assert_eq!(route(&Method::GET, "/img"), Route::NotFound);
+        assert_eq!(route(&Method::DELETE, "/api/v1/images/x"), Route::Api);
+        assert_eq!(route(&Method::GET, "/random"), Route::Random);
+        assert_eq!(route(&Method::POST, "/random"), Route::MethodNotAllowed);
     }
 }

@@ -15,6 +15,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use serde_json::json;
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,7 +40,7 @@ pub async fn serve(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _peer) = match accepted {
+                let (stream, peer) = match accepted {
                     Ok(x) => x,
                     Err(e) => {
                         tracing::warn!(error = %e, "accept failed");
@@ -53,7 +54,7 @@ pub async fn serve(
                 let svc = service_fn(move |req| {
                     let app = app.clone();
                     let id = ids.fetch_add(1, Ordering::Relaxed);
-                    async move { Ok::<_, Infallible>(handle(&app, req, id).await) }
+                    async move { Ok::<_, Infallible>(handle(&app, req, peer, id).await) }
                 });
                 let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned();
                 let conn = graceful.watch(conn);
@@ -75,7 +76,7 @@ pub async fn serve(
     Ok(())
 }
 
-async fn handle(app: &App, req: Request<Incoming>, seq: u64) -> Response<Body> {
+async fn handle(app: &App, req: Request<Incoming>, peer: SocketAddr, seq: u64) -> Response<Body> {
     let start = Instant::now();
     app.metrics.requests.fetch_add(1, Ordering::Relaxed);
     let request_id = req
@@ -88,7 +89,9 @@ async fn handle(app: &App, req: Request<Incoming>, seq: u64) -> Response<Body> {
             str::to_string,
         );
     let head = req.method() == http::Method::HEAD;
-    let result = match route(req.method(), req.uri().path()) {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let result = match route(&method, &path) {
         Route::Health => Ok(response::json(
             StatusCode::OK,
             &json!({"status": "ok"}),
@@ -100,9 +103,11 @@ async fn handle(app: &App, req: Request<Incoming>, seq: u64) -> Response<Body> {
             "no-store",
         )),
         Route::Metrics => Ok(response::text(metrics(app))),
-        Route::Image { raw_key } => crate::img::handle(app, &req, raw_key).await,
+        Route::Image { raw_key } => crate::img::handle(app, &req, raw_key, peer).await,
+        Route::Api => Ok(crate::api::handle(app, req, peer, false).await),
+        Route::Random => Ok(crate::api::handle(app, req, peer, true).await),
         Route::NotFound => Err(Error::NotFound("no such route".into())),
-        Route::MethodNotAllowed => Err(Error::MethodNotAllowed),
+        Route::MethodNotAllowed => Err(Error::MethodNotAllowed { allow: "GET, HEAD" }),
     };
     let mut resp = match result {
         Ok(r) => r,
@@ -118,8 +123,8 @@ async fn handle(app: &App, req: Request<Incoming>, seq: u64) -> Response<Body> {
     }
     tracing::info!(
         request_id,
-        method = %req.method(),
-        path = req.uri().path(),
+        method = %method,
+        path = path,
         status = resp.status().as_u16(),
         cache = resp.headers().get("x-cache").and_then(|v| v.to_str().ok()).unwrap_or("-"),
         ms = start.elapsed().as_millis() as u64,

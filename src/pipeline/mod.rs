@@ -115,30 +115,7 @@ pub fn run(input: &[u8], job: &Job<'_>) -> Result<Option<Encoded>, PipelineError
         width: (geom.crop.width * sx).min(f64::from(px.width)),
         height: (geom.crop.height * sy).min(f64::from(px.height)),
     };
-    let is_identity = geom.out_w == px.width
-        && geom.out_h == px.height
-        && crop.left == 0.0
-        && crop.top == 0.0
-        && crop.width == f64::from(px.width)
-        && crop.height == f64::from(px.height);
-    if !is_identity {
-        let data = refract_resize::resize(
-            &px.data,
-            px.channels,
-            px.width,
-            px.height,
-            crop,
-            geom.out_w,
-            geom.out_h,
-        )
-        .map_err(|e| PipelineError::Bug(format!("resize: {e}")))?;
-        px = Pixels {
-            width: geom.out_w,
-            height: geom.out_h,
-            channels: px.channels,
-            data,
-        };
-    }
+    let px = resize(px, crop, geom.out_w, geom.out_h)?;
     let px = compose::finish(px, &geom, job.transform.bg, format.supports_alpha());
     let quality = job
         .transform
@@ -151,4 +128,58 @@ pub fn run(input: &[u8], job: &Job<'_>) -> Result<Option<Encoded>, PipelineError
         width: px.width,
         height: px.height,
     }))
+}
+
+/// Resize `crop` of `px` to `w`×`h` (a no-op when that is the whole image at its size).
+fn resize(px: Pixels, crop: refract_resize::Crop, w: u32, h: u32) -> Result<Pixels, PipelineError> {
+    let is_identity = w == px.width
+        && h == px.height
+        && crop.left == 0.0
+        && crop.top == 0.0
+        && crop.width == f64::from(px.width)
+        && crop.height == f64::from(px.height);
+    if is_identity {
+        return Ok(px);
+    }
+    let data = refract_resize::resize(&px.data, px.channels, px.width, px.height, crop, w, h)
+        .map_err(|e| PipelineError::Bug(format!("resize: {e}")))?;
+    Ok(Pixels {
+        width: w,
+        height: h,
+        channels: px.channels,
+        data,
+    })
+}
+
+/// Decode `input` whole (corrupt or truncated data is refused), orient it, convert it to sRGB and
+/// shrink it to fit inside `max_side`²: what ingest uses to validate an upload and to compute its
+/// placeholder. Returns the header's facts with the pixels.
+pub fn preview(
+    input: &[u8],
+    limits: PixelLimits,
+    max_side: u32,
+) -> Result<(Probe, Pixels), PipelineError> {
+    let probe = probe::probe(input)?;
+    probe.check_limits(limits)?;
+    let (ow, oh) = probe.oriented_size();
+    let scale = (f64::from(max_side.max(1)) / f64::from(ow.max(oh))).min(1.0);
+    let out_w = ((f64::from(ow) * scale).round() as u32).max(1);
+    let out_h = ((f64::from(oh) * scale).round() as u32).max(1);
+    let shrink = decode::shrink_factor(
+        f64::from(ow) / f64::from(out_w),
+        f64::from(oh) / f64::from(out_h),
+    );
+    let decoded = decode::decode(input, &probe, shrink)?;
+    let mut px = orient::apply(decoded, probe.orientation);
+    if let Some(icc) = &probe.icc {
+        colour::to_srgb(&mut px, icc);
+    }
+    let crop = refract_resize::Crop {
+        left: 0.0,
+        top: 0.0,
+        width: f64::from(px.width),
+        height: f64::from(px.height),
+    };
+    let px = resize(px, crop, out_w, out_h)?;
+    Ok((probe, px))
 }

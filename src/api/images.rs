@@ -1,0 +1,339 @@
+//! `/api/v1/images`: upload, search, read, update, delete.
+
+use super::query::Query;
+use super::view::{self, parse_rfc3339};
+use super::{json, json_body, Ctx};
+use crate::error::Error;
+use crate::http::response::Body;
+use crate::library::{self, Uploader};
+use crate::store::{now_ms, Cursor, Filter, Order, Paging, Patch};
+use crate::upload::{self, UploadLimits};
+use base64::Engine;
+use http::{Response, StatusCode};
+use http_body_util::BodyExt;
+use serde::Deserialize;
+use serde_json::json as j;
+
+const FORMATS: &[&str] = &["jpeg", "png", "gif", "webp"];
+const SHAPES: &[&str] = &["landscape", "portrait", "square"];
+
+/// `POST /api/v1/images` (multipart).
+pub async fn upload(ctx: Ctx<'_>) -> Result<Response<Body>, Error> {
+    let app = ctx.app;
+    let p = ctx.principal()?.clone();
+    let lim = UploadLimits {
+        max_file_bytes: app.config.limits.max_upload_bytes,
+        max_files: app.config.limits.max_upload_count,
+    };
+    let headers = ctx.req.headers();
+    let content_type = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let owner = owner(headers)?;
+    // Refuse from Content-Length before reading a byte of an oversized body.
+    let max_body = lim
+        .max_file_bytes
+        .saturating_mul(lim.max_files as u64)
+        .saturating_add(1 << 20);
+    if let Some(len) = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        if len > max_body {
+            return Err(Error::PayloadTooLarge(format!(
+                "request body of {len} bytes is over the {max_body} byte limit"
+            )));
+        }
+    }
+    let stream = ctx.req.into_body().into_data_stream();
+    let form = upload::parse(&content_type, stream, lim).await?;
+    let who = Uploader {
+        tenant: p.tenant.clone(),
+        owner,
+    };
+    let stored = library::ingest(app, &who, form).await?;
+    let images: Vec<_> = stored
+        .iter()
+        .map(|s| {
+            let mut v = view::image(&s.record, &ctx.base);
+            v["duplicate"] = j!(s.duplicate);
+            v
+        })
+        .collect();
+    Ok(json(
+        StatusCode::CREATED,
+        &j!({ "success": true, "images": images }),
+    ))
+}
+
+/// `X-User-Id`: the external user recorded as owner.
+fn owner(h: &http::HeaderMap) -> Result<Option<String>, Error> {
+    let Some(v) = h.get("x-user-id") else {
+        return Ok(None);
+    };
+    let s = v
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|s| !s.is_empty() && s.len() <= 128)
+        .ok_or_else(|| Error::bad_param("X-User-Id", "must be 1-128 visible ASCII characters"))?;
+    Ok(Some(s.to_string()))
+}
+
+/// `GET /api/v1/images`.
+pub async fn list(ctx: &Ctx<'_>) -> Result<Response<Body>, Error> {
+    let p = ctx.principal()?;
+    let q = Query::parse(
+        ctx.query(),
+        &[
+            "tag",
+            "any_tag",
+            "not_tag",
+            "q",
+            "orientation",
+            "format",
+            "owner",
+            "private",
+            "sort",
+            "page",
+            "per_page",
+            "cursor",
+            "limit",
+        ],
+    )?;
+    let tags = |k: &str| -> Result<Vec<String>, Error> {
+        q.all(k).into_iter().map(|t| upload::tag(t, k)).collect()
+    };
+    let filter = Filter {
+        all_tags: tags("tag")?,
+        any_tags: tags("any_tag")?,
+        not_tags: tags("not_tag")?,
+        text: q
+            .get("q")
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+        orientation: q.choice("orientation", SHAPES)?,
+        format: q
+            .choice("format", FORMATS)?
+            .map(|f| if f == "jpg" { "jpeg".into() } else { f }),
+        owner: q.get("owner").map(str::to_string),
+        private: q
+            .get("private")
+            .map(|v| upload::parse_bool(v, "private"))
+            .transpose()?,
+    };
+    let order = match q
+        .choice("sort", &["created_desc", "created_asc", "random"])?
+        .as_deref()
+    {
+        Some("created_asc") => Order::CreatedAsc,
+        Some("random") => Order::Random,
+        _ => Order::CreatedDesc,
+    };
+    let cursor_mode = q.get("cursor").is_some() || q.get("limit").is_some();
+    if cursor_mode && (q.get("page").is_some() || q.get("per_page").is_some()) {
+        return Err(Error::bad_param(
+            "cursor",
+            "use either page/per_page or cursor/limit",
+        ));
+    }
+    if cursor_mode && order == Order::Random {
+        return Err(Error::bad_param(
+            "cursor",
+            "random order has no cursor; use page",
+        ));
+    }
+    let paging = if cursor_mode {
+        Paging::Cursor {
+            after: q
+                .get("cursor")
+                .filter(|c| !c.is_empty())
+                .map(decode_cursor)
+                .transpose()?,
+            limit: q.num("limit", 1..=100)?.unwrap_or(20),
+        }
+    } else {
+        Paging::Page {
+            page: q.num("page", 1..=1_000_000)?.unwrap_or(1),
+            per_page: q.num("per_page", 1..=100)?.unwrap_or(20),
+        }
+    };
+    let listing = ctx
+        .app
+        .store
+        .list_images(&p.tenant, &filter, order, &paging, now_ms())
+        .await?;
+    let images: Vec<_> = listing
+        .images
+        .iter()
+        .map(|r| view::image(r, &ctx.base))
+        .collect();
+    let body = match paging {
+        Paging::Page { page, per_page } => j!({
+            "success": true, "images": images, "page": page, "per_page": per_page,
+            "total": listing.total.unwrap_or(0),
+        }),
+        Paging::Cursor { .. } => j!({
+            "success": true, "images": images,
+            "next_cursor": listing.next.as_ref().map(encode_cursor),
+        }),
+    };
+    Ok(json(StatusCode::OK, &body))
+}
+
+fn encode_cursor(c: &Cursor) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{}:{}", c.created_at, c.id))
+}
+
+fn decode_cursor(s: &str) -> Result<Cursor, Error> {
+    let bad = || Error::bad_param("cursor", "not a cursor returned by this API");
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s)
+        .map_err(|_| bad())?;
+    let text = String::from_utf8(raw).map_err(|_| bad())?;
+    let (t, id) = text.split_once(':').ok_or_else(bad)?;
+    Ok(Cursor {
+        created_at: t.parse().map_err(|_| bad())?,
+        id: id.to_string(),
+    })
+}
+
+fn not_found() -> Error {
+    Error::NotFound("image not found".into())
+}
+
+/// `GET /api/v1/images/{id}`.
+pub async fn get(ctx: &Ctx<'_>, id: &str) -> Result<Response<Body>, Error> {
+    let p = ctx.principal()?;
+    let r = ctx
+        .app
+        .store
+        .get_image(&p.tenant, id, now_ms())
+        .await?
+        .ok_or_else(not_found)?;
+    Ok(json(
+        StatusCode::OK,
+        &j!({"success": true, "image": view::image(&r, &ctx.base)}),
+    ))
+}
+
+/// The `PATCH` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchBody {
+    tags: Option<Vec<String>>,
+    add_tags: Option<Vec<String>>,
+    remove_tags: Option<Vec<String>>,
+    description: Option<String>,
+    is_private: Option<bool>,
+    expiry_minutes: Option<u64>,
+    /// RFC 3339 text, unix seconds, or null to clear.
+    #[serde(default, deserialize_with = "some_value")]
+    expires_at: Option<serde_json::Value>,
+}
+
+/// Keep an explicit `null` apart from an absent field.
+fn some_value<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(d).map(Some)
+}
+
+/// `PATCH /api/v1/images/{id}`.
+pub async fn patch(ctx: Ctx<'_>, id: &str) -> Result<Response<Body>, Error> {
+    let p = ctx.principal()?.clone();
+    let (app, base) = (ctx.app, ctx.base.clone());
+    let body: PatchBody = json_body(ctx.req).await?;
+    let norm = |v: Option<Vec<String>>, field: &str| -> Result<Vec<String>, Error> {
+        v.unwrap_or_default()
+            .iter()
+            .map(|t| upload::tag(t, field))
+            .collect()
+    };
+    if body.tags.is_some() && (body.add_tags.is_some() || body.remove_tags.is_some()) {
+        return Err(Error::bad_param(
+            "tags",
+            "send tags, or add_tags/remove_tags, not both",
+        ));
+    }
+    if body.expiry_minutes.is_some() && body.expires_at.is_some() {
+        return Err(Error::bad_param(
+            "expires_at",
+            "send expiry_minutes or expires_at, not both",
+        ));
+    }
+    if body
+        .description
+        .as_ref()
+        .is_some_and(|d| d.chars().count() > 2000)
+    {
+        return Err(Error::bad_param("description", "at most 2000 characters"));
+    }
+    let now = now_ms();
+    let expires_at = match (body.expiry_minutes, &body.expires_at) {
+        (Some(0), _) => Some(None),
+        (Some(m), _) => Some(Some(now.saturating_add(
+            i64::try_from(m.min(10 * 366 * 24 * 60)).unwrap_or(0) * 60_000,
+        ))),
+        (None, Some(serde_json::Value::Null)) => Some(None),
+        (None, Some(serde_json::Value::Number(n))) => Some(Some(
+            n.as_i64()
+                .filter(|s| *s > 0)
+                .ok_or_else(|| Error::bad_param("expires_at", "unix seconds must be positive"))?
+                .saturating_mul(1000),
+        )),
+        (None, Some(serde_json::Value::String(s))) => {
+            Some(Some(parse_rfc3339(s).ok_or_else(|| {
+                Error::bad_param("expires_at", "not an RFC 3339 time (2026-12-31T23:59:59Z)")
+            })?))
+        }
+        (None, Some(_)) => {
+            return Err(Error::bad_param(
+                "expires_at",
+                "RFC 3339 text, unix seconds or null",
+            ))
+        }
+        (None, None) => None,
+    };
+    let patch = Patch {
+        tags: body
+            .tags
+            .map(|t| norm(Some(t), "tags"))
+            .transpose()?
+            .map(dedup),
+        add_tags: dedup(norm(body.add_tags, "add_tags")?),
+        remove_tags: norm(body.remove_tags, "remove_tags")?,
+        description: body.description,
+        is_private: body.is_private,
+        expires_at,
+    };
+    let r = library::update(app, &p.tenant, id, &patch)
+        .await?
+        .ok_or_else(not_found)?;
+    Ok(json(
+        StatusCode::OK,
+        &j!({"success": true, "image": view::image(&r, &base)}),
+    ))
+}
+
+fn dedup(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// `DELETE /api/v1/images/{id}`.
+pub async fn delete(ctx: &Ctx<'_>, id: &str) -> Result<Response<Body>, Error> {
+    let p = ctx.principal()?;
+    if !library::delete(ctx.app, &p.tenant, id).await? {
+        return Err(not_found());
+    }
+    Ok(json(
+        StatusCode::OK,
+        &j!({"success": true, "message": "Image deleted successfully"}),
+    ))
+}

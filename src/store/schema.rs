@@ -1,0 +1,58 @@
+//! Schema migrations, applied in order at start, each in its own transaction, recorded in
+//! `schema_migrations`. Portable SQL only (SQLite and PostgreSQL): app-generated TEXT ids,
+//! BIGINT unix-millisecond times, BIGINT 0/1 flags, `$n` placeholders.
+//!
+//! Invariant: a migration, once released, is never edited; changes are new migrations.
+
+/// `(version, statements)`.
+pub const MIGRATIONS: &[(i64, &[&str])] = &[(
+    1,
+    &[
+        "CREATE TABLE api_keys (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            tenant TEXT NOT NULL,
+            scopes TEXT NOT NULL,
+            key_hash TEXT NOT NULL UNIQUE,
+            prefix TEXT NOT NULL,
+            rate_limit TEXT,
+            created_at BIGINT NOT NULL
+        )",
+        "CREATE TABLE images (
+            id TEXT PRIMARY KEY,
+            tenant TEXT NOT NULL,
+            storage_key TEXT NOT NULL UNIQUE,
+            filename TEXT NOT NULL,
+            content_type TEXT NOT NULL,
+            format TEXT NOT NULL,
+            bytes BIGINT NOT NULL,
+            width BIGINT NOT NULL,
+            height BIGINT NOT NULL,
+            orientation TEXT NOT NULL,
+            has_alpha BIGINT NOT NULL,
+            blake3 TEXT NOT NULL,
+            description TEXT NOT NULL,
+            is_private BIGINT NOT NULL,
+            owner TEXT,
+            created_at BIGINT NOT NULL,
+            expires_at BIGINT,
+            exif TEXT NOT NULL,
+            generation_info TEXT,
+            placeholder TEXT NOT NULL
+        )",
+        "CREATE UNIQUE INDEX images_tenant_blake3 ON images (tenant, blake3)",
+        "CREATE INDEX images_tenant_created ON images (tenant, created_at, id)",
+        "CREATE INDEX images_expires ON images (expires_at)",
+        "CREATE TABLE image_tags (
+            image_id TEXT NOT NULL,
+            tenant TEXT NOT NULL,
+            name TEXT NOT NULL,
+            PRIMARY KEY (image_id, name)
+        )",
+        "CREATE INDEX image_tags_tenant_name ON image_tags (tenant, name)",
+        "CREATE TABLE pending_objects (
+            storage_key TEXT PRIMARY KEY,
+            created_at BIGINT NOT NULL
+        )",
+    ],
+)];

@@ -1,0 +1,236 @@
+//! `multipart/form-data` upload bodies → `UploadForm`: files and the optional fields, every value
+//! validated, the field named in each error. Streams with `multer`; a file over the byte limit or
+//! a body over the total limit is refused while streaming, never buffered whole.
+//!
+//! Accepted file fields: `file`, `files`, `files[]`, `image`, `images`, `images[]` (the clients of
+//! ImageFlow, PicHub, Infinite Image Browsing and FileHarbor). Unknown text fields are ignored.
+
+use crate::error::Error;
+use crate::origin::sanitize_key;
+use bytes::Bytes;
+use futures_util::Stream;
+
+/// Limits of one upload request.
+#[derive(Debug, Clone, Copy)]
+pub struct UploadLimits {
+    pub max_file_bytes: u64,
+    pub max_files: usize,
+}
+
+/// One uploaded file.
+#[derive(Debug, Clone)]
+pub struct UploadFile {
+    pub field: String,
+    pub filename: String,
+    pub bytes: Vec<u8>,
+}
+
+/// A parsed upload.
+#[derive(Debug, Clone, Default)]
+pub struct UploadForm {
+    pub files: Vec<UploadFile>,
+    pub tags: Vec<String>,
+    pub expiry_minutes: Option<u64>,
+    pub description: String,
+    pub is_private: bool,
+    /// Wanted storage key (sanitised), relative to the tenant's folder.
+    pub key: Option<String>,
+    pub remove_exif: bool,
+}
+
+const FILE_FIELDS: &[&str] = &["file", "files", "files[]", "image", "images", "images[]"];
+/// Largest text field (description, tags...).
+const MAX_TEXT_FIELD: usize = 64 << 10;
+/// Longest expiry: ten years.
+const MAX_EXPIRY_MINUTES: u64 = 10 * 366 * 24 * 60;
+
+/// Parse a multipart body. `content_type` is the request's header.
+pub async fn parse<S, E>(
+    content_type: &str,
+    body: S,
+    lim: UploadLimits,
+) -> Result<UploadForm, Error>
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
+{
+    let boundary = multer::parse_boundary(content_type).map_err(|_| {
+        Error::UnsupportedMediaType("uploads must be multipart/form-data with a boundary".into())
+    })?;
+    let whole = lim
+        .max_file_bytes
+        .saturating_mul(lim.max_files as u64)
+        .saturating_add(1 << 20);
+    let constraints =
+        multer::Constraints::new().size_limit(multer::SizeLimit::new().whole_stream(whole));
+    let mut mp = multer::Multipart::with_constraints(body, boundary, constraints);
+    let mut form = UploadForm::default();
+    let mut private: Option<bool> = None;
+    let mut public: Option<bool> = None;
+    while let Some(mut field) = mp.next_field().await.map_err(multipart_err)? {
+        let name = field.name().unwrap_or_default().to_string();
+        if FILE_FIELDS.contains(&name.as_str()) {
+            if form.files.len() >= lim.max_files {
+                return Err(Error::bad_param(
+                    &name,
+                    format!("at most {} files per upload", lim.max_files),
+                ));
+            }
+            let filename = field
+                .file_name()
+                .map(clean_filename)
+                .unwrap_or_else(|| "upload".into());
+            let mut bytes = Vec::new();
+            while let Some(chunk) = field.chunk().await.map_err(multipart_err)? {
+                if (bytes.len() + chunk.len()) as u64 > lim.max_file_bytes {
+                    return Err(Error::PayloadTooLarge(format!(
+                        "file {filename} is over the {} byte limit",
+                        lim.max_file_bytes
+                    )));
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            form.files.push(UploadFile {
+                field: name,
+                filename,
+                bytes,
+            });
+            continue;
+        }
+        let mut text = Vec::new();
+        while let Some(chunk) = field.chunk().await.map_err(multipart_err)? {
+            if text.len() + chunk.len() > MAX_TEXT_FIELD {
+                return Err(Error::bad_param(&name, "field value is too long"));
+            }
+            text.extend_from_slice(&chunk);
+        }
+        let value = String::from_utf8(text)
+            .map_err(|_| Error::bad_param(&name, "field value is not UTF-8"))?;
+        let value = value.trim();
+        match name.as_str() {
+            "tags" | "tags[]" => form.tags.extend(parse_tags(value, &name)?),
+            "expiry_minutes" | "expiryMinutes" => {
+                let m: u64 = value.parse().map_err(|_| {
+                    Error::bad_param(&name, "must be a whole number of minutes (0 = never)")
+                })?;
+                if m > MAX_EXPIRY_MINUTES {
+                    return Err(Error::bad_param(&name, "at most ten years"));
+                }
+                form.expiry_minutes = (m > 0).then_some(m);
+            }
+            "description" => {
+                if value.chars().count() > 2000 {
+                    return Err(Error::bad_param(&name, "at most 2000 characters"));
+                }
+                form.description = value.to_string();
+            }
+            "is_private" | "isPrivate" => private = Some(parse_bool(value, &name)?),
+            "is_public" | "isPublic" => public = Some(parse_bool(value, &name)?),
+            "remove_exif" | "removeExif" => form.remove_exif = parse_bool(value, &name)?,
+            "key" => {
+                let k = sanitize_key(value).map_err(|e| Error::bad_param("key", e.to_string()))?;
+                form.key = Some(k);
+            }
+            _ => {}
+        }
+    }
+    form.is_private = private.or(public.map(|p| !p)).unwrap_or(false);
+    if form.files.is_empty() {
+        return Err(Error::bad_param(
+            "file",
+            "no file: send it in a field named file, files[], images[] or image",
+        ));
+    }
+    if form.key.is_some() && form.files.len() > 1 {
+        return Err(Error::bad_param(
+            "key",
+            "a wanted key needs exactly one file",
+        ));
+    }
+    Ok(form)
+}
+
+fn multipart_err(e: multer::Error) -> Error {
+    match e {
+        multer::Error::FieldSizeExceeded { .. } | multer::Error::StreamSizeExceeded { .. } => {
+            Error::PayloadTooLarge("upload is over the size limit".into())
+        }
+        other => Error::BadRequest {
+            param: None,
+            message: format!("malformed multipart body: {other}"),
+        },
+    }
+}
+
+/// A boolean form value.
+pub fn parse_bool(v: &str, field: &str) -> Result<bool, Error> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" | "" => Ok(false),
+        _ => Err(Error::bad_param(field, "must be true or false")),
+    }
+}
+
+/// Tags as a JSON array or a comma-separated list; each normalised with `tag`.
+pub fn parse_tags(v: &str, field: &str) -> Result<Vec<String>, Error> {
+    let raw: Vec<String> = if v.starts_with('[') {
+        serde_json::from_str(v)
+            .map_err(|_| Error::bad_param(field, "must be a JSON array of strings"))?
+    } else {
+        v.split(',').map(str::to_string).collect()
+    };
+    raw.iter()
+        .map(|t| t.trim())
+        .filter(|t| !t.is_empty())
+        .map(|t| tag(t, field))
+        .collect()
+}
+
+/// One tag: trimmed, lower-cased, 1..=64 characters, no control characters or commas.
+pub fn tag(t: &str, field: &str) -> Result<String, Error> {
+    let t = t.trim().to_lowercase();
+    if t.is_empty() || t.chars().count() > 64 || t.chars().any(|c| c.is_control() || c == ',') {
+        return Err(Error::bad_param(
+            field,
+            "tags are 1 to 64 characters, without commas or control characters",
+        ));
+    }
+    Ok(t)
+}
+
+/// A file name for display: its last path segment, control characters removed, at most 255 bytes.
+fn clean_filename(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
+    let mut s: String = base.chars().filter(|c| !c.is_control()).collect();
+    while s.len() > 255 {
+        s.pop();
+    }
+    if s.is_empty() {
+        "upload".into()
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_in_every_spelling() {
+        assert_eq!(
+            parse_tags("Cats, dogs ,", "tags").unwrap(),
+            ["cats", "dogs"]
+        );
+        assert_eq!(parse_tags(r#"["A","b"]"#, "tags").unwrap(), ["a", "b"]);
+        assert!(parse_tags("[1,2]", "tags").is_err());
+        assert!(parse_tags(&"x".repeat(65), "tags").is_err());
+    }
+
+    #[test]
+    fn filenames_lose_their_path() {
+        assert_eq!(clean_filename("../../etc/passwd"), "passwd");
+        assert_eq!(clean_filename("C:\\x\\cat.jpg"), "cat.jpg");
+        assert_eq!(clean_filename("a\nb.png"), "ab.png");
+    }
+}
