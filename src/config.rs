@@ -472,5 +472,35 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c, Config::default());
+        // Every key is documented there (optional ones as a commented-out example).
+        let defaults = toml::Value::try_from(Config::default()).unwrap();
+        let mut keys: Vec<String> = Vec::new();
+        for (section, table) in defaults.as_table().unwrap() {
+            for key in table.as_table().unwrap().keys() {
+                keys.push(format!("{section}.{key}"));
+            }
+        }
+        keys.extend(
+            [
+                "server.public_url",
+                "storage.root",
+                "storage.secret_access_key",
+                "database.url",
+                "auth.admin_key",
+            ]
+            .map(String::from),
+        );
+        for k in keys {
+            let (section, key) = k.split_once('.').unwrap();
+            let body = text
+                .split(&format!("[{section}]"))
+                .nth(1)
+                .unwrap_or_else(|| panic!("[{section}] not documented"));
+            let body = body.split("\n[").next().unwrap();
+            assert!(
+                body.contains(&format!("\n{key} = ")) || body.contains(&format!("# {key} = ")),
+                "{k} is not documented in config/refract.toml"
+            );
+        }
     }
 }

@@ -67,6 +67,7 @@ pub async fn ingest(app: &App, who: &Uploader, form: UploadForm) -> Result<Vec<S
         keep_gps: app.config.metadata.keep_gps,
         remove_exif: form.remove_exif,
     };
+    let fields = form_fields(&form);
     let mut analysed: Vec<(String, Analysis)> = Vec::with_capacity(form.files.len());
     for f in form.files {
         let name = f.filename.clone();
@@ -86,10 +87,63 @@ pub async fn ingest(app: &App, who: &Uploader, form: UploadForm) -> Result<Vec<S
             })?;
         analysed.push((name, a));
     }
+    // A concurrent upload of the same bytes may commit first: then plan again, and this
+    // request gets its image as a duplicate.
+    let mut attempt = 0;
+    loop {
+        let (out, fresh) = plan(app, who, &fields, &analysed).await?;
+        if fresh.is_empty() {
+            return Ok(out);
+        }
+        match store_objects(app, &fresh, fields.key.is_some()).await {
+            Ok(()) => {
+                for (r, _) in &fresh {
+                    app.access.set(rule(r));
+                }
+                return Ok(out);
+            }
+            Err(Failure::Race) if attempt < 3 => attempt += 1,
+            Err(Failure::Race) => {
+                return Err(Error::Conflict(
+                    "the same image is being stored concurrently; retry".into(),
+                ))
+            }
+            Err(Failure::Error(e)) => return Err(e),
+        }
+    }
+}
+
+/// The text fields of an upload (everything but the files).
+struct Fields {
+    tags: Vec<String>,
+    description: String,
+    is_private: bool,
+    expiry_minutes: Option<u64>,
+    key: Option<String>,
+}
+
+fn form_fields(f: &UploadForm) -> Fields {
+    Fields {
+        tags: dedup(f.tags.clone()),
+        description: f.description.clone(),
+        is_private: f.is_private,
+        expiry_minutes: f.expiry_minutes,
+        key: f.key.clone(),
+    }
+}
+
+/// Decide, file by file, between an existing image (same bytes in the tenant, or earlier in the
+/// batch) and a new record with the bytes to store.
+async fn plan(
+    app: &App,
+    who: &Uploader,
+    fields: &Fields,
+    analysed: &[(String, Analysis)],
+) -> Result<(Vec<Stored>, Vec<(ImageRecord, Vec<u8>)>), Error> {
     let now = now_ms();
     let mut out: Vec<Stored> = Vec::new();
     let mut fresh: Vec<(ImageRecord, Vec<u8>)> = Vec::new();
-    let mut in_batch: HashMap<String, usize> = HashMap::new();
+    let mut in_batch: HashMap<&str, usize> = HashMap::new();
     for (filename, a) in analysed {
         if let Some(existing) = app.store.find_by_hash(&who.tenant, &a.blake3, now).await? {
             out.push(Stored {
@@ -98,7 +152,7 @@ pub async fn ingest(app: &App, who: &Uploader, form: UploadForm) -> Result<Vec<S
             });
             continue;
         }
-        if let Some(&i) = in_batch.get(&a.blake3) {
+        if let Some(&i) = in_batch.get(a.blake3.as_str()) {
             out.push(Stored {
                 record: fresh[i].0.clone(),
                 duplicate: true,
@@ -106,7 +160,7 @@ pub async fn ingest(app: &App, who: &Uploader, form: UploadForm) -> Result<Vec<S
             continue;
         }
         let id = new_id()?;
-        let storage_key = match &form.key {
+        let storage_key = match &fields.key {
             Some(k) => format!("{}/{k}", who.tenant),
             None => format!("{}/{id}.{}", who.tenant, a.format.extension()),
         };
@@ -114,7 +168,7 @@ pub async fn ingest(app: &App, who: &Uploader, form: UploadForm) -> Result<Vec<S
             id,
             tenant: who.tenant.clone(),
             storage_key,
-            filename,
+            filename: filename.clone(),
             content_type: a.format.mime().into(),
             format: a.format.name().into(),
             bytes: a.stored.len() as i64,
@@ -123,34 +177,42 @@ pub async fn ingest(app: &App, who: &Uploader, form: UploadForm) -> Result<Vec<S
             orientation: a.orientation.into(),
             has_alpha: a.has_alpha,
             blake3: a.blake3.clone(),
-            description: form.description.clone(),
-            is_private: form.is_private,
+            description: fields.description.clone(),
+            is_private: fields.is_private,
             owner: who.owner.clone(),
             created_at: now,
-            expires_at: form
-                .expiry_minutes
-                .map(|m| now.saturating_add(i64::try_from(m).unwrap_or(i64::MAX) * 60_000)),
-            exif: serde_json::Value::Object(a.exif).to_string(),
+            expires_at: fields.expiry_minutes.map(|m| {
+                now.saturating_add(i64::try_from(m).unwrap_or(i64::MAX / 60_000) * 60_000)
+            }),
+            exif: serde_json::Value::Object(a.exif.clone()).to_string(),
             generation_info: a
                 .generation_info
+                .clone()
                 .map(|g| serde_json::Value::Object(g).to_string()),
             placeholder: a.placeholder.to_string(),
-            tags: dedup(form.tags.clone()),
+            tags: fields.tags.clone(),
         };
-        in_batch.insert(a.blake3, fresh.len());
+        in_batch.insert(&a.blake3, fresh.len());
         out.push(Stored {
             record: record.clone(),
             duplicate: false,
         });
-        fresh.push((record, a.stored));
+        fresh.push((record, a.stored.clone()));
     }
-    if !fresh.is_empty() {
-        store_objects(app, &fresh, form.key.is_some()).await?;
-        for (r, _) in &fresh {
-            app.access.set(rule(r));
-        }
+    Ok((out, fresh))
+}
+
+/// Why storing failed.
+enum Failure {
+    /// Another upload committed the same bytes first.
+    Race,
+    Error(Error),
+}
+
+impl<E: Into<Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Self::Error(e.into())
     }
-    Ok(out)
 }
 
 /// Reserve → write → commit, undoing everything on failure.
@@ -158,14 +220,14 @@ async fn store_objects(
     app: &App,
     fresh: &[(ImageRecord, Vec<u8>)],
     wanted_key: bool,
-) -> Result<(), Error> {
+) -> Result<(), Failure> {
     let keys: Vec<String> = fresh.iter().map(|(r, _)| r.storage_key.clone()).collect();
     app.store
         .reserve(&keys, now_ms())
         .await
         .map_err(|e| match e {
             crate::store::StoreError::Unique(_) => {
-                Error::Conflict("the storage key is already taken".into())
+                Failure::Error(Error::Conflict("the storage key is already taken".into()))
             }
             other => other.into(),
         })?;
@@ -174,7 +236,9 @@ async fn store_objects(
         if wanted_key {
             for k in &keys {
                 if app.origin.exists(k).await? {
-                    return Err(Error::Conflict("the storage key is already taken".into()));
+                    return Err(Failure::Error(Error::Conflict(
+                        "the storage key is already taken".into(),
+                    )));
                 }
             }
         }
@@ -187,10 +251,11 @@ async fn store_objects(
             .commit_images(&records)
             .await
             .map_err(|e| match e {
-                crate::store::StoreError::Unique(_) => Error::Conflict(
-                    "the same image was stored concurrently; retry to get the existing one".into(),
-                ),
-                other => other.into(),
+                crate::store::StoreError::Unique(_) if !wanted_key => Failure::Race,
+                crate::store::StoreError::Unique(_) => {
+                    Failure::Error(Error::Conflict("the storage key is already taken".into()))
+                }
+                other => Failure::from(other),
             })
     }
     .await;

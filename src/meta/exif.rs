@@ -7,7 +7,7 @@ use std::io::Cursor;
 /// The EXIF summary of `bytes` as a JSON object (empty when there is no EXIF).
 pub fn summary(bytes: &[u8], keep_gps: bool) -> Map<String, Value> {
     let mut out = Map::new();
-    let Ok(data) = exif::Reader::new().read_from_container(&mut Cursor::new(bytes)) else {
+    let Some(data) = read(bytes) else {
         return out;
     };
     let text = |tag: exif::Tag| -> Option<String> {
@@ -103,6 +103,28 @@ pub fn summary(bytes: &[u8], keep_gps: bool) -> Map<String, Value> {
     out
 }
 
+/// The EXIF of a JPEG, PNG or WebP. WebP writers disagree on whether the EXIF chunk starts with
+/// `Exif\0\0`; both forms are read.
+fn read(bytes: &[u8]) -> Option<exif::Exif> {
+    if let Ok(e) = exif::Reader::new().read_from_container(&mut Cursor::new(bytes)) {
+        return Some(e);
+    }
+    if bytes.get(..4)? != b"RIFF" || bytes.get(8..12)? != b"WEBP" {
+        return None;
+    }
+    let mut i = 12usize;
+    while i + 8 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[i + 4..i + 8].try_into().ok()?) as usize;
+        let data = bytes.get(i + 8..(i + 8).checked_add(len)?)?;
+        if &bytes[i..i + 4] == b"EXIF" {
+            let tiff = data.strip_prefix(b"Exif\0\0").unwrap_or(data);
+            return exif::Reader::new().read_raw(tiff.to_vec()).ok();
+        }
+        i += 8 + len + (len & 1);
+    }
+    None
+}
+
 fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
 }
@@ -140,9 +162,7 @@ fn gps(data: &exif::Exif, tag: exif::Tag, ref_tag: exif::Tag, negative: u8) -> O
 /// The EXIF `UserComment`, decoded (where Stable Diffusion web UIs put `parameters` in JPEG and
 /// WebP files).
 pub fn user_comment(bytes: &[u8]) -> Option<String> {
-    let data = exif::Reader::new()
-        .read_from_container(&mut Cursor::new(bytes))
-        .ok()?;
+    let data = read(bytes)?;
     let exif::Value::Undefined(raw, _) = &data
         .get_field(exif::Tag::UserComment, exif::In::PRIMARY)?
         .value

@@ -604,7 +604,8 @@ impl Store {
             insert_tags(&mut tx, id, tenant, &patch.add_tags).await?;
             tx.commit().await?;
         }
-        self.get_image(tenant, id, now).await
+        // The row as it is now, even if the patch just expired it.
+        self.get_image(tenant, id, i64::MIN).await
     }
 
     /// Delete an image row and its tags (expired ones too). When no other image uses its object,

@@ -2,6 +2,8 @@
 //! a small real HTTP origin, and image helpers (decode, sizes, perceptual hashes).
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
+pub mod api;
+
 use refract::config::Config;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,7 +16,8 @@ pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures"
 pub struct Server {
     pub base: String,
     pub root: PathBuf,
-    _dir: tempfile::TempDir,
+    pub cfg: Config,
+    dir: Option<tempfile::TempDir>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -23,16 +26,35 @@ impl Server {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
-}
 
-impl Drop for Server {
-    fn drop(&mut self) {
+    /// The data directory (database, images).
+    pub fn data_dir(&self) -> PathBuf {
+        self.cfg.server.data_dir.clone()
+    }
+
+    fn stop(&mut self) {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+
+    /// Stop (gracefully), let `between` touch the data directory, and start again on it.
+    pub fn restart(mut self, between: impl FnOnce(&Path)) -> Server {
+        self.stop();
+        between(&self.cfg.server.data_dir);
+        let mut cfg = self.cfg.clone();
+        cfg.server.listen = "127.0.0.1:0".into();
+        let dir = self.dir.take().unwrap();
+        start_with(cfg, dir, self.root.clone())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -66,6 +88,7 @@ pub fn start(tweak: impl FnOnce(&mut Config)) -> Server {
 pub fn start_with(cfg: Config, dir: tempfile::TempDir, root: PathBuf) -> Server {
     let (tx, rx) = mpsc::channel::<Result<SocketAddr, String>>();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let kept = cfg.clone();
     let thread = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -96,7 +119,8 @@ pub fn start_with(cfg: Config, dir: tempfile::TempDir, root: PathBuf) -> Server 
     Server {
         base: format!("http://{addr}"),
         root,
-        _dir: dir,
+        cfg: kept,
+        dir: Some(dir),
         stop: Some(stop_tx),
         thread: Some(thread),
     }
