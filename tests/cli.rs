@@ -146,3 +146,82 @@ fn cli_unknown_config_keys_fail_at_start_with_the_key_name() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("max_pixelz"));
 }
+
+fn http_send(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> String {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn cli_embedded_database_and_keys_never_in_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let admin = "bootstrap-secret-4d9c1e";
+    let mut child = Command::new(BIN)
+        .current_dir(dir.path())
+        .env("REFRACT_LISTEN", format!("127.0.0.1:{port}"))
+        .env("REFRACT_API_KEY", admin)
+        .env("REFRACT__SERVER__LOG", "debug")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(wait_health(port), "server did not come up");
+    assert!(dir.path().join("data/refract.db").exists(), "embedded SQLite at <data_dir>/refract.db");
+    let created = http_send(
+        port,
+        "POST",
+        "/api/v1/keys",
+        &[("X-API-Key", admin), ("Content-Type", "application/json")],
+        br#"{"name": "uploader", "scopes": ["write"]}"#,
+    );
+    assert!(created.starts_with("HTTP/1.1 201"), "{created}");
+    let json: serde_json::Value =
+        serde_json::from_str(created.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    let secret = json["key"]["key"].as_str().unwrap().to_string();
+    assert!(secret.starts_with("rfk_"), "{created}");
+    let boundary = "b0undary";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"r.jpg\"\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend(std::fs::read(dir.path().join("data/images/rocket.jpg")).unwrap());
+    body.extend(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let up = http_send(
+        port,
+        "POST",
+        "/api/v1/images",
+        &[
+            ("Authorization", &format!("Bearer {secret}")),
+            ("Content-Type", &format!("multipart/form-data; boundary={boundary}")),
+        ],
+        &body,
+    );
+    assert!(up.starts_with("HTTP/1.1 201"), "{}", &up[..up.len().min(300)]);
+    let bad = http_send(port, "GET", "/api/v1/images", &[("X-API-Key", "rfk_wrong-guess")], b"");
+    assert!(bad.starts_with("HTTP/1.1 401"));
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let mut log = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
+    child.wait().unwrap();
+    assert!(log.contains("/api/v1/images"), "requests are logged:\n{log}");
+    for s in [admin, secret.as_str(), "rfk_wrong-guess"] {
+        assert!(!log.contains(s), "secret {s} in the log:\n{log}");
+    }
+    assert!(!log.contains("\u{1b}["), "ANSI colours in a non-terminal log");
+}
