@@ -179,7 +179,10 @@ fn cli_embedded_database_and_keys_never_in_the_log() {
         .spawn()
         .unwrap();
     assert!(wait_health(port), "server did not come up");
-    assert!(dir.path().join("data/refract.db").exists(), "embedded SQLite at <data_dir>/refract.db");
+    assert!(
+        dir.path().join("data/refract.db").exists(),
+        "embedded SQLite at <data_dir>/refract.db"
+    );
     let created = http_send(
         port,
         "POST",
@@ -205,23 +208,47 @@ fn cli_embedded_database_and_keys_never_in_the_log() {
         "/api/v1/images",
         &[
             ("Authorization", &format!("Bearer {secret}")),
-            ("Content-Type", &format!("multipart/form-data; boundary={boundary}")),
+            (
+                "Content-Type",
+                &format!("multipart/form-data; boundary={boundary}"),
+            ),
         ],
         &body,
     );
-    assert!(up.starts_with("HTTP/1.1 201"), "{}", &up[..up.len().min(300)]);
-    let bad = http_send(port, "GET", "/api/v1/images", &[("X-API-Key", "rfk_wrong-guess")], b"");
+    assert!(
+        up.starts_with("HTTP/1.1 201"),
+        "{}",
+        &up[..up.len().min(300)]
+    );
+    let bad = http_send(
+        port,
+        "GET",
+        "/api/v1/images",
+        &[("X-API-Key", "rfk_wrong-guess")],
+        b"",
+    );
     assert!(bad.starts_with("HTTP/1.1 401"));
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     let mut log = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
     child.wait().unwrap();
-    assert!(log.contains("/api/v1/images"), "requests are logged:\n{log}");
+    assert!(
+        log.contains("/api/v1/images"),
+        "requests are logged:\n{log}"
+    );
     for s in [admin, secret.as_str(), "rfk_wrong-guess"] {
         assert!(!log.contains(s), "secret {s} in the log:\n{log}");
     }
-    assert!(!log.contains("\u{1b}["), "ANSI colours in a non-terminal log");
+    assert!(
+        !log.contains("\u{1b}["),
+        "ANSI colours in a non-terminal log"
+    );
 }
