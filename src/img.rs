@@ -26,12 +26,14 @@ pub async fn handle<B>(
     peer: std::net::SocketAddr,
 ) -> Result<Response<Body>, Error> {
     let head = req.method() == http::Method::HEAD;
-    if let Outcome::Denied { retry_after, .. } = app.ratelimits.check(
-        Bucket::Img,
-        &format!("ip:{}", crate::api::client_ip(app, peer, req.headers())),
-        &RateOverride::default(),
-    ) {
-        return Err(Error::RateLimited { retry_after });
+    if app.config.ratelimit.img_per_minute > 0 {
+        let client = format!("ip:{}", crate::api::client_ip(app, peer, req.headers()));
+        if let Outcome::Denied { retry_after, .. } =
+            app.ratelimits
+                .check(Bucket::Img, &client, &RateOverride::default())
+        {
+            return Err(Error::RateLimited { retry_after });
+        }
     }
     let key = sanitize_key(raw_key)?;
     let query = req.uri().query().unwrap_or("");

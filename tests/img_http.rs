@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+use common::api::crc32;
 use common::*;
 use std::time::{Duration, Instant};
 
@@ -438,21 +439,6 @@ async fn errors_wrong_method_and_unknown_route() {
     assert_eq!(r.status().as_u16(), 405);
     let (st, _, body) = get(&s.url("/nowhere"), None).await;
     assert_eq!((st, error_code(&body).as_str()), (404, "NOT_FOUND"));
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
 }
 
 #[tokio::test(flavor = "multi_thread")]

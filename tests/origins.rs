@@ -30,24 +30,35 @@ fn s3_config(c: &mut Config, endpoint: &str, bucket: &str, key: &str, secret: &s
     c.storage.prefix = Some(prefix.into());
 }
 
+/// An OpenDAL client of the test bucket, to look into it independently of the server.
+fn s3_operator(
+    endpoint: &str,
+    bucket: &str,
+    key: &str,
+    secret: &str,
+    prefix: &str,
+) -> opendal::Operator {
+    opendal::install_default();
+    opendal::Operator::new(
+        opendal::services::S3::default()
+            .endpoint(endpoint)
+            .bucket(bucket)
+            .region("us-east-1")
+            .access_key_id(key)
+            .secret_access_key(secret)
+            .disable_config_load()
+            .disable_ec2_metadata()
+            .root(prefix),
+    )
+    .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn s3_backend_serves_originals_and_transforms() {
     let (endpoint, bucket, key, secret) = s3_env();
     let prefix = format!("/t{}/", std::process::id());
     // Put a fixture into the bucket with OpenDAL directly.
-    opendal::install_default();
-    let op = opendal::Operator::new(
-        opendal::services::S3::default()
-            .endpoint(&endpoint)
-            .bucket(&bucket)
-            .region("us-east-1")
-            .access_key_id(&key)
-            .secret_access_key(&secret)
-            .disable_config_load()
-            .disable_ec2_metadata()
-            .root(&prefix),
-    )
-    .unwrap();
+    let op = s3_operator(&endpoint, &bucket, &key, &secret, &prefix);
     let bytes = std::fs::read(format!("{FIXTURES}/rocket-640x427-adobergb.jpg")).unwrap();
     op.write("photos/rocket.jpg", bytes.clone()).await.unwrap();
 
@@ -139,4 +150,58 @@ async fn http_origin_is_a_transforming_reverse_proxy() {
     // The origin answers after 3 s; the storage timeout is 1 s.
     let (st, _, body) = get(&s.url("/img/slow/dice-800x600-alpha.png?w=60"), None).await;
     assert_eq!((st, error_code(&body).as_str()), (504, "ORIGIN_TIMEOUT"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s3_backend_stores_uploads_and_deletes_them() {
+    use common::api::*;
+    let (endpoint, bucket, key, secret) = s3_env();
+    let prefix = format!("/u{}/", std::process::id());
+    let s = start_api(|c| s3_config(c, &endpoint, &bucket, &key, &secret, &prefix));
+    let api = Api::admin(&s);
+    let bytes = fixture("rocket-640x427-adobergb.jpg");
+    let img = api
+        .upload_one("rocket.jpg", &bytes, &[("tags", "s3")])
+        .await;
+    let k = img["key"].as_str().unwrap().to_string();
+    // The object is in the bucket, byte for byte.
+    let op = s3_operator(&endpoint, &bucket, &key, &secret, &prefix);
+    assert_eq!(op.read(&k).await.unwrap().to_vec(), bytes);
+    let (st, _, body) = get(&s.url(&format!("/img/{k}?w=120&fm=webp")), None).await;
+    assert_eq!((st, dims(&body)), (200, (120, 80)));
+    // One bad file in a batch: nothing new in the bucket.
+    let before = op
+        .list_with("default/")
+        .recursive(true)
+        .await
+        .unwrap()
+        .len();
+    let r = api
+        .upload(
+            Form::new()
+                .file("files[]", "ok.png", &distinct_png(5))
+                .file("files[]", "bad.jpg", &bytes[..bytes.len() / 3]),
+        )
+        .await;
+    assert_eq!(r.status, 422);
+    assert_eq!(
+        op.list_with("default/")
+            .recursive(true)
+            .await
+            .unwrap()
+            .len(),
+        before
+    );
+    // Delete: gone from the bucket and from /img.
+    let r = api
+        .delete(&format!("/api/v1/images/{}", img["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(!op.exists(&k).await.unwrap());
+    assert_eq!(
+        get(&s.url(&format!("/img/{k}?w=120&fm=webp")), None)
+            .await
+            .0,
+        404
+    );
 }

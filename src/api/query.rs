@@ -11,34 +11,15 @@ pub struct Query(Vec<(String, String)>);
 impl Query {
     /// Parse, accepting any key (undecodable pairs are dropped).
     pub fn parse_lenient(q: &str) -> Self {
-        let mut out = Vec::new();
-        for part in q.split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = part.split_once('=').unwrap_or((part, ""));
-            let dec = |s: &str| {
-                percent_decode_str(&s.replace('+', " "))
-                    .decode_utf8()
-                    .map(|c| c.into_owned())
-                    .ok()
-            };
-            if let (Some(k), Some(v)) = (dec(k), dec(v)) {
-                out.push((k, v));
-            }
-        }
-        Self(out)
+        Self(pairs(q).filter_map(|(_, k, v)| Some((k?, v?))).collect())
     }
 
     /// Parse; `allowed` are the accepted keys.
     pub fn parse(q: &str, allowed: &[&str]) -> Result<Self, Error> {
         let mut out = Vec::new();
-        for part in q.split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = part.split_once('=').unwrap_or((part, ""));
-            let dec = |s: &str| {
-                percent_decode_str(&s.replace('+', " "))
-                    .decode_utf8()
-                    .map(|c| c.into_owned())
-                    .map_err(|_| Error::bad_param(k, "not valid UTF-8"))
-            };
-            let (k, v) = (dec(k)?, dec(v)?);
+        for (raw, k, v) in pairs(q) {
+            let bad = || Error::bad_param(raw, "not valid UTF-8");
+            let (k, v) = (k.ok_or_else(bad)?, v.ok_or_else(bad)?);
             if !allowed.contains(&k.as_str()) {
                 return Err(Error::bad_param(
                     &k,
@@ -108,6 +89,20 @@ impl Query {
     pub fn pairs(&self) -> &[(String, String)] {
         &self.0
     }
+}
+
+/// `(raw key, decoded key, decoded value)` of each pair; `None` where not UTF-8.
+fn pairs(q: &str) -> impl Iterator<Item = (&str, Option<String>, Option<String>)> {
+    let dec = |s: &str| {
+        percent_decode_str(&s.replace('+', " "))
+            .decode_utf8()
+            .map(|c| c.into_owned())
+            .ok()
+    };
+    q.split('&').filter(|p| !p.is_empty()).map(move |part| {
+        let (k, v) = part.split_once('=').unwrap_or((part, ""));
+        (k, dec(k), dec(v))
+    })
 }
 
 #[cfg(test)]

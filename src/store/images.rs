@@ -1,0 +1,521 @@
+//! Images and their tags: insert, search, update, delete, counts, access rules.
+
+use super::sql::{Arg, Sql};
+use super::{
+    journal, AccessRule, Cursor, Deleted, Filter, ImageRecord, Listing, Order, Paging, Patch,
+    Result, Stats, Store,
+};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+use std::collections::BTreeMap;
+
+const IMAGE_COLUMNS: &str = "id, tenant, storage_key, filename, content_type, format, bytes, \
+     width, height, orientation, has_alpha, blake3, description, is_private, owner, created_at, \
+     expires_at, exif, generation_info, placeholder";
+
+impl Store {
+    /// Insert images (with tags) and drop their reservations, in one transaction.
+    pub async fn commit_images(&self, images: &[ImageRecord]) -> Result<()> {
+        let _w = self.write.lock().await;
+        let mut tx = self.pool.begin().await?;
+        for i in images {
+            let mut s = Sql::new("INSERT INTO images (");
+            s.push(IMAGE_COLUMNS).push(") VALUES (");
+            let args: [Arg; 20] = [
+                i.id.clone().into(),
+                i.tenant.clone().into(),
+                i.storage_key.clone().into(),
+                i.filename.clone().into(),
+                i.content_type.clone().into(),
+                i.format.clone().into(),
+                i.bytes.into(),
+                i.width.into(),
+                i.height.into(),
+                i.orientation.clone().into(),
+                i.has_alpha.into(),
+                i.blake3.clone().into(),
+                i.description.clone().into(),
+                i.is_private.into(),
+                i.owner.clone().into(),
+                i.created_at.into(),
+                i.expires_at.into(),
+                i.exif.clone().into(),
+                i.generation_info.clone().into(),
+                i.placeholder.clone().into(),
+            ];
+            for (n, a) in args.into_iter().enumerate() {
+                if n > 0 {
+                    s.push(", ");
+                }
+                s.bind(a);
+            }
+            s.push(")");
+            s.query().execute(&mut *tx).await?;
+            insert_tags(&mut tx, &i.id, &i.tenant, &i.tags).await?;
+            sqlx::query("DELETE FROM pending_objects WHERE storage_key = $1")
+                .bind(i.storage_key.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The live (not expired) image of `tenant` with these bytes.
+    pub async fn find_by_hash(
+        &self,
+        tenant: &str,
+        blake3: &str,
+        now: i64,
+    ) -> Result<Option<ImageRecord>> {
+        let mut s = Sql::new("SELECT ");
+        s.push(IMAGE_COLUMNS)
+            .push(" FROM images WHERE tenant = ")
+            .bind(tenant)
+            .push(" AND blake3 = ")
+            .bind(blake3)
+            .push(" AND (expires_at IS NULL OR expires_at > ")
+            .bind(now)
+            .push(")");
+        self.fetch_one_image(&s).await
+    }
+
+    /// One live image of `tenant`.
+    pub async fn get_image(&self, tenant: &str, id: &str, now: i64) -> Result<Option<ImageRecord>> {
+        let mut s = Sql::new("SELECT ");
+        s.push(IMAGE_COLUMNS)
+            .push(" FROM images WHERE tenant = ")
+            .bind(tenant)
+            .push(" AND id = ")
+            .bind(id)
+            .push(" AND (expires_at IS NULL OR expires_at > ")
+            .bind(now)
+            .push(")");
+        self.fetch_one_image(&s).await
+    }
+
+    async fn fetch_one_image(&self, s: &Sql) -> Result<Option<ImageRecord>> {
+        let Some(row) = s.query().fetch_optional(&self.pool).await? else {
+            return Ok(None);
+        };
+        let mut imgs = vec![image_from_row(&row)?];
+        self.attach_tags(&mut imgs).await?;
+        Ok(imgs.pop())
+    }
+
+    async fn attach_tags(&self, images: &mut [ImageRecord]) -> Result<()> {
+        if images.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<String> = images.iter().map(|i| i.id.clone()).collect();
+        let mut s = Sql::new("SELECT image_id, name FROM image_tags WHERE image_id IN ");
+        s.bind_list(&ids).push(" ORDER BY name");
+        let rows = s.query().fetch_all(&self.pool).await?;
+        let mut by_id: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for r in rows {
+            by_id
+                .entry(r.try_get("image_id")?)
+                .or_default()
+                .push(r.try_get("name")?);
+        }
+        for i in images {
+            i.tags = by_id.remove(&i.id).unwrap_or_default();
+        }
+        Ok(())
+    }
+
+    /// Search the live images of `tenant`.
+    pub async fn list_images(
+        &self,
+        tenant: &str,
+        f: &Filter,
+        order: Order,
+        paging: &Paging,
+        now: i64,
+    ) -> Result<Listing> {
+        let total = match paging {
+            Paging::Page { .. } => {
+                let mut c = Sql::new("SELECT COUNT(*) AS n");
+                live_where(&mut c, tenant, now, f);
+                let row = c.query().fetch_one(&self.pool).await?;
+                Some(row.try_get::<i64, _>("n")?)
+            }
+            Paging::Cursor { .. } => None,
+        };
+        let mut s = Sql::new("SELECT ");
+        s.push(IMAGE_COLUMNS);
+        live_where(&mut s, tenant, now, f);
+        let desc = order != Order::CreatedAsc;
+        if let Paging::Cursor {
+            after: Some(c),
+            limit: _,
+        } = paging
+        {
+            s.push(if desc {
+                " AND (created_at < "
+            } else {
+                " AND (created_at > "
+            })
+            .bind(c.created_at)
+            .push(" OR (created_at = ")
+            .bind(c.created_at)
+            .push(if desc { " AND id < " } else { " AND id > " })
+            .bind(c.id.clone())
+            .push("))");
+        }
+        s.push(match order {
+            Order::CreatedDesc => " ORDER BY created_at DESC, id DESC",
+            Order::CreatedAsc => " ORDER BY created_at ASC, id ASC",
+            Order::Random => " ORDER BY RANDOM()",
+        });
+        let (limit, offset) = match paging {
+            Paging::Page { page, per_page } => (
+                i64::from(*per_page),
+                i64::from(page.saturating_sub(1)) * i64::from(*per_page),
+            ),
+            Paging::Cursor { limit, .. } => (i64::from(*limit), 0),
+        };
+        s.push(" LIMIT ").bind(limit).push(" OFFSET ").bind(offset);
+        let rows = s.query().fetch_all(&self.pool).await?;
+        let mut images = rows
+            .iter()
+            .map(image_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        self.attach_tags(&mut images).await?;
+        let next = match paging {
+            Paging::Cursor { limit, .. } if images.len() as u64 == u64::from(*limit) => {
+                images.last().map(|i| Cursor {
+                    created_at: i.created_at,
+                    id: i.id.clone(),
+                })
+            }
+            _ => None,
+        };
+        Ok(Listing {
+            images,
+            total,
+            next,
+        })
+    }
+
+    /// Apply `patch` to a live image; `None` when there is no such image.
+    pub async fn update_image(
+        &self,
+        tenant: &str,
+        id: &str,
+        patch: &Patch,
+        now: i64,
+    ) -> Result<Option<ImageRecord>> {
+        {
+            let _w = self.write.lock().await;
+            let mut tx = self.pool.begin().await?;
+            let exists: Option<String> = sqlx::query_scalar(
+                "SELECT id FROM images WHERE tenant = $1 AND id = $2 \
+                 AND (expires_at IS NULL OR expires_at > $3)",
+            )
+            .bind(tenant)
+            .bind(id)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if exists.is_none() {
+                return Ok(None);
+            }
+            let mut s = Sql::new("UPDATE images SET id = id");
+            if let Some(d) = &patch.description {
+                s.push(", description = ").bind(d.as_str());
+            }
+            if let Some(p) = patch.is_private {
+                s.push(", is_private = ").bind(p);
+            }
+            if let Some(e) = patch.expires_at {
+                s.push(", expires_at = ").bind(e);
+            }
+            s.push(" WHERE id = ").bind(id);
+            s.query().execute(&mut *tx).await?;
+            if let Some(tags) = &patch.tags {
+                sqlx::query("DELETE FROM image_tags WHERE image_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                insert_tags(&mut tx, id, tenant, tags).await?;
+            }
+            if !patch.remove_tags.is_empty() {
+                let mut s = Sql::new("DELETE FROM image_tags WHERE image_id = ");
+                s.bind(id)
+                    .push(" AND name IN ")
+                    .bind_list(&patch.remove_tags);
+                s.query().execute(&mut *tx).await?;
+            }
+            for t in &patch.add_tags {
+                sqlx::query("DELETE FROM image_tags WHERE image_id = $1 AND name = $2")
+                    .bind(id)
+                    .bind(t.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            insert_tags(&mut tx, id, tenant, &patch.add_tags).await?;
+            tx.commit().await?;
+        }
+        // The row as it is now, even if the patch just expired it.
+        self.get_image(tenant, id, i64::MIN).await
+    }
+
+    /// Delete an image row and its tags (expired ones too). When no other image uses its object,
+    /// the object's key is journalled as pending in the same transaction, so a crash before the
+    /// object is removed leaves it to the start-up sweep.
+    pub async fn delete_image(&self, tenant: &str, id: &str, now: i64) -> Result<Option<Deleted>> {
+        let _w = self.write.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let key: Option<String> =
+            sqlx::query_scalar("SELECT storage_key FROM images WHERE tenant = $1 AND id = $2")
+                .bind(tenant)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(storage_key) = key else {
+            return Ok(None);
+        };
+        sqlx::query("DELETE FROM image_tags WHERE image_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM images WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let others: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM images WHERE storage_key = $1")
+            .bind(storage_key.as_str())
+            .fetch_one(&mut *tx)
+            .await?;
+        let shared = others > 0;
+        if !shared {
+            journal(&mut tx, &storage_key, now).await?;
+        }
+        tx.commit().await?;
+        Ok(Some(Deleted {
+            storage_key,
+            shared,
+        }))
+    }
+
+    /// `(tenant, id)` of every image expired at `now`.
+    pub async fn expired(&self, now: i64) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT tenant, id FROM images WHERE expires_at IS NOT NULL AND expires_at <= $1",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("tenant")?, r.try_get("id")?)))
+            .collect()
+    }
+
+    /// Tag names of the live images of `tenant` with their counts, by name.
+    pub async fn tag_counts(&self, tenant: &str, now: i64) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT t.name AS name, COUNT(*) AS n FROM image_tags t JOIN images i \
+             ON i.id = t.image_id WHERE t.tenant = $1 \
+             AND (i.expires_at IS NULL OR i.expires_at > $2) GROUP BY t.name ORDER BY t.name",
+        )
+        .bind(tenant)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("name")?, r.try_get("n")?)))
+            .collect()
+    }
+
+    /// Tag name → ids of the live images of `tenant` carrying it.
+    pub async fn tag_members(
+        &self,
+        tenant: &str,
+        now: i64,
+    ) -> Result<BTreeMap<String, Vec<String>>> {
+        let rows = sqlx::query(
+            "SELECT t.name AS name, t.image_id AS image_id FROM image_tags t JOIN images i \
+             ON i.id = t.image_id WHERE t.tenant = $1 \
+             AND (i.expires_at IS NULL OR i.expires_at > $2) ORDER BY t.name, i.created_at, i.id",
+        )
+        .bind(tenant)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for r in rows {
+            out.entry(r.try_get("name")?)
+                .or_default()
+                .push(r.try_get("image_id")?);
+        }
+        Ok(out)
+    }
+
+    /// Counts over the live images of `tenant`.
+    pub async fn stats(&self, tenant: &str, now: i64) -> Result<Stats> {
+        let rows = sqlx::query(
+            "SELECT format, COUNT(*) AS n, CAST(COALESCE(SUM(bytes), 0) AS BIGINT) AS b \
+             FROM images WHERE tenant = $1 AND (expires_at IS NULL OR expires_at > $2) \
+             GROUP BY format",
+        )
+        .bind(tenant)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut st = Stats::default();
+        for r in rows {
+            let n: i64 = r.try_get("n")?;
+            st.images += n;
+            st.bytes += r.try_get::<i64, _>("b")?;
+            st.by_format.insert(r.try_get("format")?, n);
+        }
+        st.tags = self.tag_counts(tenant, now).await?.len() as i64;
+        Ok(st)
+    }
+
+    /// Every image that `/img` must check before serving: private or expiring ones.
+    pub async fn access_rules(&self) -> Result<Vec<AccessRule>> {
+        let rows = sqlx::query(
+            "SELECT storage_key, tenant, is_private, expires_at FROM images \
+             WHERE is_private = 1 OR expires_at IS NOT NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(rule_from_row).collect()
+    }
+
+    /// The rule of one stored object, if an image uses it.
+    pub async fn access_rule(&self, storage_key: &str) -> Result<Option<AccessRule>> {
+        let row = sqlx::query(
+            "SELECT storage_key, tenant, is_private, expires_at FROM images WHERE storage_key = $1",
+        )
+        .bind(storage_key)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(rule_from_row).transpose()
+    }
+}
+
+/// ` FROM images WHERE` the live images of `tenant` matching `f`.
+fn live_where(s: &mut Sql, tenant: &str, now: i64, f: &Filter) {
+    s.push(" FROM images WHERE tenant = ")
+        .bind(tenant)
+        .push(" AND (expires_at IS NULL OR expires_at > ")
+        .bind(now)
+        .push(")");
+    for t in &f.all_tags {
+        s.push(
+            " AND EXISTS (SELECT 1 FROM image_tags t WHERE t.image_id = images.id AND t.name = ",
+        )
+        .bind(t.as_str())
+        .push(")");
+    }
+    if !f.any_tags.is_empty() {
+        s.push(
+            " AND EXISTS (SELECT 1 FROM image_tags t WHERE t.image_id = images.id AND t.name IN ",
+        )
+        .bind_list(&f.any_tags)
+        .push(")");
+    }
+    if !f.not_tags.is_empty() {
+        s.push(
+            " AND NOT EXISTS (SELECT 1 FROM image_tags t WHERE t.image_id = images.id AND t.name IN ",
+        )
+        .bind_list(&f.not_tags)
+        .push(")");
+    }
+    if let Some(q) = &f.text {
+        let pat = format!("%{}%", escape_like(&q.to_lowercase()));
+        s.push(" AND (LOWER(filename) LIKE ")
+            .bind(pat.as_str())
+            .push(" ESCAPE '\\' OR LOWER(storage_key) LIKE ")
+            .bind(pat.as_str())
+            .push(" ESCAPE '\\' OR LOWER(description) LIKE ")
+            .bind(pat.as_str())
+            .push(" ESCAPE '\\' OR LOWER(COALESCE(generation_info, '')) LIKE ")
+            .bind(pat.as_str())
+            .push(
+                " ESCAPE '\\' OR EXISTS (SELECT 1 FROM image_tags t WHERE t.image_id = images.id \
+                 AND LOWER(t.name) LIKE ",
+            )
+            .bind(pat.as_str())
+            .push(" ESCAPE '\\'))");
+    }
+    if let Some(o) = &f.orientation {
+        s.push(" AND orientation = ").bind(o.as_str());
+    }
+    if let Some(fm) = &f.format {
+        s.push(" AND format = ").bind(fm.as_str());
+    }
+    if let Some(o) = &f.owner {
+        s.push(" AND owner = ").bind(o.as_str());
+    }
+    if let Some(p) = f.private {
+        s.push(" AND is_private = ").bind(p);
+    }
+}
+
+fn escape_like(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Journal a storage key as pending (its object may exist without a row).
+async fn insert_tags(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: &str,
+    tenant: &str,
+    tags: &[String],
+) -> Result<()> {
+    for t in tags {
+        sqlx::query("INSERT INTO image_tags (image_id, tenant, name) VALUES ($1, $2, $3)")
+            .bind(id)
+            .bind(tenant)
+            .bind(t.as_str())
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+fn image_from_row(r: &AnyRow) -> Result<ImageRecord> {
+    Ok(ImageRecord {
+        id: r.try_get("id")?,
+        tenant: r.try_get("tenant")?,
+        storage_key: r.try_get("storage_key")?,
+        filename: r.try_get("filename")?,
+        content_type: r.try_get("content_type")?,
+        format: r.try_get("format")?,
+        bytes: r.try_get("bytes")?,
+        width: r.try_get("width")?,
+        height: r.try_get("height")?,
+        orientation: r.try_get("orientation")?,
+        has_alpha: r.try_get::<i64, _>("has_alpha")? != 0,
+        blake3: r.try_get("blake3")?,
+        description: r.try_get("description")?,
+        is_private: r.try_get::<i64, _>("is_private")? != 0,
+        owner: r.try_get("owner")?,
+        created_at: r.try_get("created_at")?,
+        expires_at: r.try_get("expires_at")?,
+        exif: r.try_get("exif")?,
+        generation_info: r.try_get("generation_info")?,
+        placeholder: r.try_get("placeholder")?,
+        tags: Vec::new(),
+    })
+}
+
+fn rule_from_row(r: &AnyRow) -> Result<AccessRule> {
+    Ok(AccessRule {
+        storage_key: r.try_get("storage_key")?,
+        tenant: r.try_get("tenant")?,
+        is_private: r.try_get::<i64, _>("is_private")? != 0,
+        expires_at: r.try_get("expires_at")?,
+    })
+}
