@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::negotiate::Enabled;
 use crate::origin::Origin;
 use crate::ratelimit::RateLimits;
+use crate::signing::Signer;
 use crate::store::Store;
 use crate::transform::ParamConfig;
 use crate::workers::CpuPool;
@@ -40,6 +41,7 @@ pub struct App {
     pub ratelimits: RateLimits,
     pub access: AccessIndex,
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub signer: Signer,
 }
 
 impl App {
@@ -79,6 +81,7 @@ impl App {
             ratelimits: RateLimits::new(&config.ratelimit),
             access,
             trusted_proxies: config.trusted_proxies()?,
+            signer: Signer::new(&config.security),
             config,
         })
     }

@@ -11,7 +11,9 @@ use crate::cache::CacheConfig;
 use crate::library::{ExpiryConfig, MetadataConfig};
 use crate::origin::StorageConfig;
 use crate::pipeline::EncodeConfig;
+use crate::presets::Presets;
 use crate::ratelimit::RateLimitConfig;
+use crate::signing::SecurityConfig;
 use crate::store::DatabaseConfig;
 use crate::transform::{Fit, ParamConfig};
 use serde::{Deserialize, Serialize};
@@ -32,6 +34,8 @@ pub struct ServerConfig {
     pub header_read_timeout_secs: u64,
     /// Seconds in-flight requests get to finish after SIGTERM/Ctrl-C.
     pub shutdown_grace_secs: u64,
+    /// Most open client connections; more wait to be accepted.
+    pub max_connections: usize,
     /// Log filter (`info`, `debug`, `refract=debug,info`, ...).
     pub log: String,
     /// Absolute base of the URLs the API returns (`https://img.example.com`); unset = from the
@@ -49,6 +53,7 @@ impl Default for ServerConfig {
             cache_control: "public, max-age=86400, stale-while-revalidate=604800".into(),
             header_read_timeout_secs: 10,
             shutdown_grace_secs: 10,
+            max_connections: 1024,
             log: "info".into(),
             public_url: None,
             trusted_proxies: Vec::new(),
@@ -76,6 +81,9 @@ pub struct LimitsConfig {
     pub max_upload_bytes: u64,
     /// Most files in one upload request.
     pub max_upload_count: usize,
+    /// Milliseconds a transform may take, queue wait included (checked between pipeline steps;
+    /// over: 503).
+    pub request_timeout_ms: u64,
 }
 
 impl Default for LimitsConfig {
@@ -89,6 +97,7 @@ impl Default for LimitsConfig {
             queue_timeout_ms: 10_000,
             max_upload_bytes: 50 << 20,
             max_upload_count: 20,
+            request_timeout_ms: 30_000,
         }
     }
 }
@@ -128,6 +137,8 @@ pub struct Config {
     pub expiry: ExpiryConfig,
     pub metadata: MetadataConfig,
     pub random: RandomConfig,
+    pub security: SecurityConfig,
+    pub presets: Presets,
 }
 
 /// Values given on the command line (highest precedence).
@@ -258,6 +269,12 @@ impl Config {
         if !crate::api::valid_tenant(&self.random.tenant) {
             return Err("random.tenant must be 1-64 of a-z, 0-9, '-', '_'".into());
         }
+        if self.security.require_signature
+            && !self.security.signing_keys.iter().any(|k| !k.0.is_empty())
+        {
+            return Err("security.require_signature needs security.signing_keys".into());
+        }
+        crate::presets::validate(&self.presets, &self.params())?;
         self.formats.validate()?;
         self.storage.validate()
     }

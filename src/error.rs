@@ -27,6 +27,8 @@ pub enum Error {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    Gone(String),
     #[error("rate limit exceeded; retry in {retry_after} s")]
     RateLimited { retry_after: u64 },
     #[error("method not allowed; allowed: {allow}")]
@@ -68,6 +70,7 @@ impl Error {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Gone(_) => StatusCode::GONE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
@@ -90,6 +93,7 @@ impl Error {
             Self::Forbidden(_) => "FORBIDDEN",
             Self::NotFound(_) => "NOT_FOUND",
             Self::Conflict(_) => "CONFLICT",
+            Self::Gone(_) => "URL_EXPIRED",
             Self::RateLimited { .. } => "RATE_LIMIT_EXCEEDED",
             Self::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
             Self::NotAcceptable(_) => "NOT_ACCEPTABLE",
@@ -159,6 +163,7 @@ impl From<PipelineError> for Error {
             PipelineError::TooManyPixels { .. } | PipelineError::Corrupt(_) => {
                 Self::Unprocessable(e.to_string())
             }
+            PipelineError::Timeout => Self::Busy,
             PipelineError::Encode(m) | PipelineError::Bug(m) => Self::Internal(m),
         }
     }

@@ -11,7 +11,9 @@ use crate::key::CacheKey;
 use crate::negotiate::{Accept, NegotiateError, OutputSpec};
 use crate::origin::{sanitize_key, Stat};
 use crate::pipeline::{self, Encoded, Job, PixelLimits};
+use crate::presets;
 use crate::ratelimit::{Bucket, Outcome};
+use crate::signing::SignatureError;
 use crate::transform::{self, Transform};
 use http::{header, Request, Response};
 use std::sync::atomic::Ordering;
@@ -37,7 +39,22 @@ pub async fn handle<B>(
     }
     let key = sanitize_key(raw_key)?;
     let query = req.uri().query().unwrap_or("");
-    let t = transform::parse(query, &app.params)?;
+    let query = app
+        .signer
+        .check(req.uri().path(), query, unix_now())
+        .map_err(|e| match e {
+            SignatureError::Missing => {
+                Error::Forbidden("this server serves signed URLs only (missing s)".into())
+            }
+            SignatureError::Invalid => Error::Forbidden("invalid URL signature".into()),
+            SignatureError::Expired => Error::Gone("this signed URL has expired".into()),
+        })?;
+    let query = presets::expand(
+        &query,
+        &app.config.presets,
+        app.config.security.presets_only,
+    )?;
+    let t = transform::parse(&query, &app.params)?;
     let cache_control = access_cache_control(app, req, &key).await?;
     let cc = cache_control
         .as_deref()
@@ -222,6 +239,8 @@ async fn render(
     t: Transform,
     spec: OutputSpec,
 ) -> Result<Encoded, Error> {
+    let deadline =
+        std::time::Instant::now() + Duration::from_millis(app.config.limits.request_timeout_ms);
     let bytes = app
         .origin
         .read(key, len, app.config.limits.max_source_bytes)
@@ -239,9 +258,16 @@ async fn render(
                 output: spec,
                 encode: &encode,
                 limits,
+                deadline: Some(deadline),
             };
             pipeline::run(&bytes, &job)
         })
         .await?;
     result?.ok_or_else(|| Error::NotAcceptable("no acceptable output format for this image".into()))
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

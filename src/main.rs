@@ -21,6 +21,14 @@ struct Cli {
 enum Command {
     /// Serve HTTP (the default).
     Serve(ServeArgs),
+    /// Print a signed URL for `/img/...?...` using the configured signing keys (the first signs).
+    Sign {
+        /// Path and query (`/img/cat.jpg?w=300`), or a full URL.
+        target: String,
+        /// Also expire the URL this many seconds from now.
+        #[arg(long)]
+        expires_in: Option<u64>,
+    },
 }
 
 #[derive(Args, Clone, Default)]
@@ -42,9 +50,10 @@ struct ServeArgs {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let args = match cli.command {
-        Some(Command::Serve(a)) => a,
-        None => cli.serve,
+    let (args, sign) = match cli.command {
+        Some(Command::Serve(a)) => (a, None),
+        Some(Command::Sign { target, expires_in }) => (cli.serve, Some((target, expires_in))),
+        None => (cli.serve, None),
     };
     let overrides = CliOverrides {
         config: args.config,
@@ -59,6 +68,18 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
+    if let Some((target, expires_in)) = sign {
+        return match sign_url(&config, &target, expires_in) {
+            Ok(url) => {
+                println!("{url}");
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("refract sign: {e}");
+                std::process::ExitCode::from(2)
+            }
+        };
+    }
     refract::telemetry::init(&config.server.log);
     let result = refract::run(config, shutdown_signal(), |addr| {
         tracing::info!(%addr, "refract listening; try http://{addr}/img/rocket.jpg?w=400");
@@ -71,6 +92,45 @@ async fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// `refract sign`: the same signer the server verifies with.
+fn sign_url(config: &Config, target: &str, expires_in: Option<u64>) -> Result<String, String> {
+    let signer = refract::signing::Signer::new(&config.security);
+    if !signer.can_sign() {
+        return Err(
+            "no signing key: set security.signing_keys (REFRACT__SECURITY__SIGNING_KEYS)".into(),
+        );
+    }
+    // A full URL keeps its origin; only the path and query are signed.
+    let (origin, rest) = match target.find("://") {
+        Some(i) => {
+            let after = &target[i + 3..];
+            let slash = after.find('/').map_or(target.len(), |j| i + 3 + j);
+            target.split_at(slash)
+        }
+        None => ("", target),
+    };
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if !path.starts_with('/') {
+        return Err(format!("not a path: {path}"));
+    }
+    let mut pairs: Vec<String> = query
+        .split('&')
+        .filter(|p| !p.is_empty() && !p.starts_with("s=") && !p.starts_with("expires="))
+        .map(str::to_string)
+        .collect();
+    if let Some(secs) = expires_in {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|e| e.to_string())?
+            .as_secs();
+        pairs.push(format!("expires={}", now + secs));
+    }
+    let signed = signer
+        .sign(path, &pairs.join("&"))
+        .ok_or("no signing key")?;
+    Ok(format!("{origin}{signed}"))
 }
 
 async fn shutdown_signal() {

@@ -151,6 +151,16 @@ const ALIASES: &[(&str, &str)] = &[
     ("v", "v"),
 ];
 
+/// The canonical name of a parameter or alias (`width` → `w`); `None` for unknown names.
+pub fn canonical_name(name: &str) -> Option<&'static str> {
+    ALIASES.iter().find(|(a, _)| *a == name).map(|(_, c)| *c)
+}
+
+/// Whether a parameter is a cache buster (accepted, ignored).
+pub fn is_ignored(name: &str) -> bool {
+    canonical_name(name).is_some_and(|c| IGNORED.contains(&c))
+}
+
 /// Parameters accepted and ignored (cache busters); they never reach the cache key.
 const IGNORED: &[&str] = &["t", "v"];
 

@@ -6,6 +6,7 @@ use crate::error::Error;
 use crate::http::response::{self, Body};
 use crate::library;
 use crate::negotiate::Accept;
+use crate::presets;
 use crate::store::{now_ms, Filter, Order, Paging};
 use crate::transform;
 use crate::upload;
@@ -59,7 +60,10 @@ fn remove_secrets(v: &mut serde_json::Value) {
             m.retain(|_, x| x.as_str() != Some("***"));
             m.values_mut().for_each(remove_secrets);
         }
-        serde_json::Value::Array(a) => a.iter_mut().for_each(remove_secrets),
+        serde_json::Value::Array(a) => {
+            a.retain(|x| x.as_str() != Some("***"));
+            a.iter_mut().for_each(remove_secrets);
+        }
         _ => {}
     }
 }
@@ -90,11 +94,16 @@ pub async fn random(ctx: &Ctx<'_>, redirect: bool) -> Result<Response<Body>, Err
     let pass: Vec<String> = q
         .pairs()
         .iter()
-        .filter(|(k, _)| k != "tag" && k != "orientation")
+        .filter(|(k, _)| !matches!(k.as_str(), "tag" | "orientation" | "s" | "expires"))
         .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
         .collect();
     let pass_q = pass.join("&");
-    transform::parse(&pass_q, &app.params)?;
+    let expanded = presets::expand(
+        &pass_q,
+        &app.config.presets,
+        app.config.security.presets_only,
+    )?;
+    transform::parse(&expanded, &app.params)?;
     let listing = app
         .store
         .list_images(
@@ -126,11 +135,7 @@ pub async fn random(ctx: &Ctx<'_>, redirect: bool) -> Result<Response<Body>, Err
             params.push("fm=webp".into());
         }
     }
-    let mut url = ctx.base.image_url(&img.storage_key);
-    if !params.is_empty() {
-        url.push('?');
-        url.push_str(&params.join("&"));
-    }
+    let url = ctx.base.image_url(&img.storage_key, &params.join("&"));
     Ok(if redirect {
         response::redirect(&url)
     } else {

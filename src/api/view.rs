@@ -1,6 +1,7 @@
 //! How an image looks in the API (the IMAGE object) and the absolute URLs in it.
 
 use crate::app::App;
+use crate::signing::Signer;
 use crate::store::ImageRecord;
 use http::HeaderMap;
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
@@ -22,14 +23,22 @@ const SEGMENT: &AsciiSet = &CONTROLS
     .add(b'^')
     .add(b'|');
 
-/// The absolute base of returned URLs: `server.public_url`, else `http://<Host>`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Base(pub String);
+/// The absolute base of returned URLs (`server.public_url`, else `http://<Host>`), and the
+/// signer that signs them when signing keys are configured.
+#[derive(Debug, Clone)]
+pub struct Base {
+    pub root: String,
+    pub signer: Signer,
+}
 
 impl Base {
     pub fn of(app: &App, headers: &HeaderMap) -> Self {
+        let signer = app.signer.clone();
         if let Some(u) = &app.config.server.public_url {
-            return Self(u.trim_end_matches('/').to_string());
+            return Self {
+                root: u.trim_end_matches('/').to_string(),
+                signer,
+            };
         }
         let host = headers
             .get(http::header::HOST)
@@ -41,22 +50,27 @@ impl Base {
                         .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
             })
             .map_or_else(|| app.config.server.listen.clone(), str::to_string);
-        Self(format!("http://{host}"))
+        Self {
+            root: format!("http://{host}"),
+            signer,
+        }
     }
 
-    /// `<base>/img/<key>` with the key's segments escaped.
-    pub fn image_url(&self, storage_key: &str) -> String {
-        format!(
-            "{}/img/{}",
-            self.0,
-            utf8_percent_encode(storage_key, SEGMENT)
-        )
+    /// `<base>/img/<key>[?query]` with the key's segments escaped, signed when a key is set.
+    pub fn image_url(&self, storage_key: &str, query: &str) -> String {
+        let path = format!("/img/{}", utf8_percent_encode(storage_key, SEGMENT));
+        let path_query = match self.signer.sign(&path, query) {
+            Some(signed) => signed,
+            None if query.is_empty() => path,
+            None => format!("{path}?{query}"),
+        };
+        format!("{}{path_query}", self.root)
     }
 }
 
 /// The IMAGE object.
 pub fn image(r: &ImageRecord, base: &Base) -> Value {
-    let url = base.image_url(&r.storage_key);
+    let url = base.image_url(&r.storage_key, "");
     let parse = |s: &str| serde_json::from_str::<Value>(s).unwrap_or(Value::Null);
     json!({
         "id": r.id,
@@ -79,9 +93,9 @@ pub fn image(r: &ImageRecord, base: &Base) -> Value {
         "expires_at": r.expires_at.map(rfc3339),
         "urls": {
             "original": url,
-            "webp": format!("{url}?fm=webp"),
-            "avif": format!("{url}?fm=avif"),
-            "thumb": format!("{url}?thumb=1"),
+            "webp": base.image_url(&r.storage_key, "fm=webp"),
+            "avif": base.image_url(&r.storage_key, "fm=avif"),
+            "thumb": base.image_url(&r.storage_key, "thumb=1"),
         },
         "exif": parse(&r.exif),
         "generation_info": r.generation_info.as_deref().map_or(Value::Null, parse),
@@ -194,10 +208,26 @@ mod tests {
 
     #[test]
     fn keys_are_escaped_in_urls() {
-        let b = Base("https://img.example.com".into());
+        let mut b = Base {
+            root: "https://img.example.com".into(),
+            signer: Signer::default(),
+        };
         assert_eq!(
-            b.image_url("default/a b?.jpg"),
+            b.image_url("default/a b?.jpg", ""),
             "https://img.example.com/img/default/a%20b%3F.jpg"
+        );
+        assert_eq!(
+            b.image_url("a.jpg", "w=1"),
+            "https://img.example.com/img/a.jpg?w=1"
+        );
+        b.signer = Signer::new(&crate::signing::SecurityConfig {
+            signing_keys: vec![crate::origin::Secret("k".into())],
+            ..Default::default()
+        });
+        let signed = b.image_url("a.jpg", "w=1");
+        assert!(
+            signed.starts_with("https://img.example.com/img/a.jpg?w=1&s="),
+            "{signed}"
         );
     }
 }

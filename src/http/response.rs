@@ -32,7 +32,9 @@ fn base(status: StatusCode, meta: &ImageMeta<'_>) -> http::response::Builder {
         .status(status)
         .header(header::ETAG, hv(meta.etag))
         .header(header::CACHE_CONTROL, hv(meta.cache_control))
-        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+        // An image opened directly (or a polyglot file) can run nothing.
+        .header(header::CONTENT_SECURITY_POLICY, "default-src 'none'");
     if let Some(t) = meta.last_modified {
         b = b.header(header::LAST_MODIFIED, hv(&httpdate::fmt_http_date(t)));
     }
@@ -97,6 +99,7 @@ pub fn json(status: StatusCode, value: &serde_json::Value, cache_control: &str) 
     let b = Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, "application/json")
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
         .header(header::CACHE_CONTROL, hv(cache_control))
         .header(header::CONTENT_LENGTH, body.len());
     finish(b, Bytes::from(body))

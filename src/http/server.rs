@@ -36,8 +36,19 @@ pub async fn serve(
         ));
     let graceful = GracefulShutdown::new();
     let ids = Arc::new(AtomicU64::new(0));
+    let slots = Arc::new(tokio::sync::Semaphore::new(
+        app.config.server.max_connections.max(1),
+    ));
     tokio::pin!(shutdown);
     loop {
+        // At the connection limit, stop accepting (the kernel backlog holds the rest).
+        let slot = tokio::select! {
+            s = slots.clone().acquire_owned() => match s {
+                Ok(s) => s,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
@@ -60,6 +71,7 @@ pub async fn serve(
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
                     let _ = conn.await;
+                    drop(slot);
                 });
             }
             () = &mut shutdown => break,

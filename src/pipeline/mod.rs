@@ -44,6 +44,9 @@ pub enum PipelineError {
     /// An invariant broke.
     #[error("pipeline bug: {0}")]
     Bug(String),
+    /// The request's deadline passed between two steps.
+    #[error("processing exceeded the request deadline")]
+    Timeout,
 }
 
 /// Pixel limits (the `[limits]` values the pipeline needs).
@@ -78,6 +81,17 @@ pub struct Job<'a> {
     pub output: OutputSpec,
     pub encode: &'a EncodeConfig,
     pub limits: PixelLimits,
+    /// Checked between steps; `None` = no deadline.
+    pub deadline: Option<std::time::Instant>,
+}
+
+impl Job<'_> {
+    fn check_deadline(&self) -> Result<(), PipelineError> {
+        match self.deadline {
+            Some(d) if std::time::Instant::now() >= d => Err(PipelineError::Timeout),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Run the whole pipeline on `input`. `None` from output negotiation (nothing acceptable for
@@ -101,7 +115,9 @@ pub fn run(input: &[u8], job: &Job<'_>) -> Result<Option<Encoded>, PipelineError
         geom.crop.width / f64::from(geom.out_w),
         geom.crop.height / f64::from(geom.out_h),
     );
+    job.check_deadline()?;
     let decoded = decode::decode(input, &probe, shrink)?;
+    job.check_deadline()?;
     let mut px = orient::apply(decoded, probe.orientation);
     if let Some(icc) = &probe.icc {
         colour::to_srgb(&mut px, icc);
@@ -116,6 +132,7 @@ pub fn run(input: &[u8], job: &Job<'_>) -> Result<Option<Encoded>, PipelineError
         height: (geom.crop.height * sy).min(f64::from(px.height)),
     };
     let px = resize(px, crop, geom.out_w, geom.out_h)?;
+    job.check_deadline()?;
     let px = compose::finish(px, &geom, job.transform.bg, format.supports_alpha());
     let quality = job
         .transform

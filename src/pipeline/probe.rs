@@ -22,6 +22,8 @@ pub struct Probe {
     pub components: u8,
     /// JPEG only: an Adobe APP14 marker is present (CMYK is then stored inverted).
     pub adobe: bool,
+    /// Frames of an animation (1 for still images); all count against the pixel limit.
+    pub frames: u32,
 }
 
 impl Probe {
@@ -36,7 +38,7 @@ impl Probe {
 
     /// Step 2: the pixel limit, from the header alone.
     pub fn check_limits(&self, limits: PixelLimits) -> Result<(), PipelineError> {
-        let pixels = u64::from(self.width) * u64::from(self.height);
+        let pixels = u64::from(self.width) * u64::from(self.height) * u64::from(self.frames.max(1));
         if pixels > limits.max_source_pixels {
             return Err(PipelineError::TooManyPixels {
                 pixels,
@@ -62,9 +64,16 @@ pub fn probe(bytes: &[u8]) -> Result<Probe, PipelineError> {
     let p = match format {
         ImageFormat::Jpeg => probe_jpeg(bytes)?,
         ImageFormat::Webp => {
-            check_riff_chunks(bytes)?;
-            probe_with_image(bytes, format)?
+            let frames = check_riff_chunks(bytes)?;
+            Probe {
+                frames,
+                ..probe_with_image(bytes, format)?
+            }
         }
+        ImageFormat::Gif => Probe {
+            frames: gif_frames(bytes),
+            ..probe_with_image(bytes, format)?
+        },
         _ => probe_with_image(bytes, format)?,
     };
     if p.width == 0 || p.height == 0 {
@@ -121,15 +130,21 @@ fn probe_with_image(bytes: &[u8], format: ImageFormat) -> Result<Probe, Pipeline
         icc,
         components: if has_alpha { 4 } else { 3 },
         adobe: false,
+        frames: 1,
     })
 }
 
 /// Every RIFF chunk of a WebP must fit in the file: a chunk that claims more bytes than remain
 /// would make the decoder allocate its claimed size (found by fuzzing: a 4 GiB EXIF chunk).
-fn check_riff_chunks(b: &[u8]) -> Result<(), PipelineError> {
+/// Returns the number of frames (ANMF chunks; 1 for a still image).
+fn check_riff_chunks(b: &[u8]) -> Result<u32, PipelineError> {
     let corrupt = |m: &str| PipelineError::Corrupt(format!("WebP: {m}"));
     let mut i = 12usize;
+    let mut frames = 0u32;
     while i + 8 <= b.len() {
+        if &b[i..i + 4] == b"ANMF" {
+            frames = frames.saturating_add(1);
+        }
         let size = u32::from_le_bytes([b[i + 4], b[i + 5], b[i + 6], b[i + 7]]) as usize;
         let end = (i + 8)
             .checked_add(size)
@@ -139,7 +154,46 @@ fn check_riff_chunks(b: &[u8]) -> Result<(), PipelineError> {
         }
         i = end + (size & 1);
     }
-    Ok(())
+    Ok(frames.max(1))
+}
+
+/// Image descriptors in a GIF (its frames), counted by walking its blocks without decoding.
+/// A truncated file counts the frames seen before the cut (at least 1).
+fn gif_frames(b: &[u8]) -> u32 {
+    let mut frames = 0u32;
+    let _ = walk_gif(b, &mut frames);
+    frames.max(1)
+}
+
+fn walk_gif(b: &[u8], frames: &mut u32) -> Option<()> {
+    fn skip_sub_blocks(b: &[u8], mut i: usize) -> Option<usize> {
+        loop {
+            let n = usize::from(*b.get(i)?);
+            i += 1 + n;
+            if n == 0 {
+                return Some(i);
+            }
+        }
+    }
+    let table = |packed: u8| {
+        if packed & 0x80 != 0 {
+            3usize << ((packed & 7) + 1)
+        } else {
+            0
+        }
+    };
+    let mut i = 13 + table(*b.get(10)?);
+    loop {
+        match *b.get(i)? {
+            0x2C => {
+                *frames = frames.saturating_add(1);
+                i += 10 + table(*b.get(i + 9)?);
+                i = skip_sub_blocks(b, i + 1)?;
+            }
+            0x21 => i = skip_sub_blocks(b, i + 2)?,
+            _ => return Some(()),
+        }
+    }
 }
 
 /// Walk the JPEG markers up to the first scan: SOF dimensions, APP1 EXIF, APP2 ICC, APP14 Adobe.
@@ -213,6 +267,7 @@ fn probe_jpeg(b: &[u8]) -> Result<Probe, PipelineError> {
         .flat_map(|(_, c)| c.iter().copied())
         .collect();
     Ok(Probe {
+        frames: 1,
         format: ImageFormat::Jpeg,
         width,
         height,
@@ -231,6 +286,31 @@ fn probe_jpeg(b: &[u8]) -> Result<Probe, PipelineError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn animated_gif_frames_are_counted() {
+        let b = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/horses-402x280-anim.gif"
+        ))
+        .unwrap();
+        let p = probe(&b).unwrap();
+        assert!(p.frames > 1, "{}", p.frames);
+        // The limit counts every frame: one frame's pixels times the frame count.
+        let one = u64::from(p.width) * u64::from(p.height);
+        assert!(p
+            .check_limits(PixelLimits {
+                max_source_pixels: one
+            })
+            .is_err());
+        assert!(p
+            .check_limits(PixelLimits {
+                max_source_pixels: one * u64::from(p.frames)
+            })
+            .is_ok());
+        // Truncated: the frames before the cut still count.
+        assert!(gif_frames(&b[..b.len() / 2]) >= 1);
+    }
 
     #[test]
     fn probe_rejects_text_and_empty_input() {
