@@ -252,3 +252,61 @@ fn cli_embedded_database_and_keys_never_in_the_log() {
         "ANSI colours in a non-terminal log"
     );
 }
+
+#[test]
+fn cli_sign_uses_the_same_config_as_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let env = [
+        ("REFRACT__SECURITY__SIGNING_KEYS", "k-new,k-old"),
+        ("REFRACT__SECURITY__REQUIRE_SIGNATURE", "true"),
+    ];
+    let mut server = Command::new(BIN);
+    server
+        .current_dir(dir.path())
+        .env("REFRACT_LISTEN", format!("127.0.0.1:{port}"))
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        server.env(k, v);
+    }
+    let mut child = server.spawn().unwrap();
+    assert!(wait_health(port), "server did not come up");
+    let sign = |target: &str, extra: &[&str]| {
+        let mut c = Command::new(BIN);
+        c.current_dir(dir.path())
+            .arg("sign")
+            .arg(target)
+            .args(extra);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let out = c.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let signed = sign("/img/rocket.jpg?w=120", &[]);
+    assert!(signed.starts_with("/img/rocket.jpg?w=120&s="), "{signed}");
+    assert!(http_get(port, &signed).starts_with(b"HTTP/1.1 200"));
+    assert!(http_get(port, "/img/rocket.jpg?w=120").starts_with(b"HTTP/1.1 403"));
+    let full = sign(
+        &format!("http://127.0.0.1:{port}/img/dice.png?w=50"),
+        &["--expires-in", "600"],
+    );
+    let path = full.trim_start_matches(&format!("http://127.0.0.1:{port}"));
+    assert!(path.contains("expires="), "{full}");
+    assert!(http_get(port, path).starts_with(b"HTTP/1.1 200"));
+    // Without keys, sign refuses with a clear message.
+    let out = Command::new(BIN)
+        .current_dir(dir.path())
+        .args(["sign", "/img/a.jpg"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("signing_keys"));
+    let _ = child.kill();
+    let _ = child.wait();
+}
