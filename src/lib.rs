@@ -16,6 +16,7 @@ pub mod key;
 pub mod library;
 pub mod meta;
 pub mod negotiate;
+pub mod netguard;
 pub mod origin;
 pub mod pipeline;
 pub mod presets;

@@ -65,6 +65,11 @@ pub struct StorageConfig {
     pub base_url: Option<String>,
     /// Timeout of one storage call, milliseconds.
     pub timeout_ms: u64,
+    /// http: networks (CIDRs) the origin may reach although internal (loopback, private,
+    /// link-local, CGNAT are refused otherwise).
+    pub http_allow_networks: Vec<String>,
+    /// http: connect timeout, milliseconds.
+    pub http_connect_timeout_ms: u64,
 }
 
 impl Default for StorageConfig {
@@ -80,13 +85,28 @@ impl Default for StorageConfig {
             secret_access_key: None,
             base_url: None,
             timeout_ms: 10_000,
+            http_allow_networks: Vec::new(),
+            http_connect_timeout_ms: 5_000,
         }
     }
 }
 
 impl StorageConfig {
+    /// `http_allow_networks` parsed (a bare IP is a /32 or /128).
+    pub fn allowed_networks(&self) -> Result<Vec<ipnet::IpNet>, String> {
+        self.http_allow_networks
+            .iter()
+            .map(|p| {
+                p.parse::<ipnet::IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| format!("storage.http_allow_networks: not an IP or CIDR: {p}"))
+            })
+            .collect()
+    }
+
     /// Check that the chosen backend has what it needs.
     pub fn validate(&self) -> Result<(), String> {
+        self.allowed_networks()?;
         match self.backend {
             Backend::Fs => Ok(()),
             Backend::S3 if self.bucket.is_none() => {
@@ -197,11 +217,7 @@ impl Origin {
                 }
                 Operator::new(b).map_err(unavailable)?
             }
-            Backend::Http => {
-                let base = cfg.base_url.as_deref().unwrap_or_default();
-                Operator::new(opendal::services::Http::default().endpoint(base))
-                    .map_err(unavailable)?
-            }
+            Backend::Http => http_operator(cfg)?,
         };
         Ok(Self {
             op,
@@ -235,19 +251,35 @@ impl Origin {
         })
     }
 
-    /// Read a whole object of known length `len`, refusing more than `max` bytes.
+    /// Read a whole object of known length `len`, refusing more than `max` bytes: from the
+    /// stated length first, then while streaming (an origin may lie about the length, or not
+    /// state one).
     pub async fn read(&self, key: &str, len: u64, max: u64) -> Result<Bytes, OriginError> {
+        use futures_util::TryStreamExt;
         if len > max {
             return Err(OriginError::TooLarge { len, max });
         }
-        let buf = self.timed(self.op.read(key)).await?;
-        if buf.len() as u64 > max {
-            return Err(OriginError::TooLarge {
-                len: buf.len() as u64,
-                max,
-            });
-        }
-        Ok(buf.to_bytes())
+        let fetch = async {
+            let reader = self.op.reader(key).await?;
+            let mut stream = reader.into_bytes_stream(..).await?;
+            let cap = usize::try_from(len.max(1))
+                .unwrap_or(usize::MAX)
+                .min(64 << 20);
+            let mut out = bytes::BytesMut::with_capacity(cap);
+            while let Some(chunk) = stream.try_next().await.map_err(|e| {
+                opendal::Error::new(ErrorKind::Unexpected, "reading the origin").set_source(e)
+            })? {
+                if (out.len() + chunk.len()) as u64 > max {
+                    return Ok(Err(OriginError::TooLarge {
+                        len: (out.len() + chunk.len()) as u64,
+                        max,
+                    }));
+                }
+                out.extend_from_slice(&chunk);
+            }
+            Ok(Ok(out.freeze()))
+        };
+        self.timed(fetch).await?
     }
 
     /// Store a whole object (atomically replaced on fs; a single PUT on S3).
@@ -280,6 +312,55 @@ impl Origin {
             .await?;
         Ok(buf.to_bytes())
     }
+}
+
+/// The read-only HTTP origin: keys are appended to `base_url` (which always ends in `/`, so a
+/// key can only ever be a path under it), fetched by a client that refuses internal addresses.
+fn http_operator(cfg: &StorageConfig) -> Result<Operator, OriginError> {
+    use crate::netguard::{self, NetPolicy};
+    let refused = |m: String| OriginError::Unavailable(m);
+    let mut base = cfg.base_url.clone().unwrap_or_default();
+    if !base.ends_with('/') {
+        base.push('/');
+    }
+    let policy = NetPolicy::new(cfg.allowed_networks().map_err(refused)?);
+    let url = reqwest::Url::parse(&base)
+        .map_err(|e| refused(format!("storage.base_url is not a URL: {e}")))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(refused(
+            "storage.base_url must not carry credentials".into(),
+        ));
+    }
+    if let Some(ip) = url.host_str().and_then(netguard::literal_ip) {
+        if !policy.allows(ip) {
+            return Err(refused(format!(
+                "storage.base_url points at an internal address ({ip}); allow it in \
+                 storage.http_allow_networks"
+            )));
+        }
+    }
+    let client = netguard::client(
+        policy,
+        Duration::from_millis(cfg.http_connect_timeout_ms.max(1)),
+    )
+    .map_err(refused)?;
+    let transport = opendal::HttpTransporter::new(
+        opendal_http_transport_reqwest::ReqwestTransport::new(client),
+    );
+    // Endpoint = scheme://host[:port]; the base path is the root every key is joined under.
+    let endpoint = format!(
+        "{}://{}{}",
+        url.scheme(),
+        url.host_str().unwrap_or_default(),
+        url.port().map(|p| format!(":{p}")).unwrap_or_default()
+    );
+    let op = Operator::new(
+        opendal::services::Http::default()
+            .endpoint(&endpoint)
+            .root(url.path()),
+    )
+    .map_err(|e| OriginError::Unavailable(e.to_string()))?;
+    Ok(op.with_context(opendal::OperationContext::new().with_http_transport(transport)))
 }
 
 /// Folder (inside a local root) where writes are staged before their rename; never served.

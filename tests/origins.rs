@@ -134,6 +134,7 @@ async fn http_origin_is_a_transforming_reverse_proxy() {
         c.storage.backend = Backend::Http;
         c.storage.base_url = Some(origin.base.clone());
         c.storage.timeout_ms = 1000;
+        c.storage.http_allow_networks = vec!["127.0.0.1".into()];
     });
     let (st, _, body) = get(&s.url("/img/orientation/Landscape_3.jpg?w=60&fm=png"), None).await;
     assert_eq!((st, dims(&body)), (200, (60, 45)));
@@ -203,5 +204,114 @@ async fn s3_backend_stores_uploads_and_deletes_them() {
             .await
             .0,
         404
+    );
+}
+
+fn http_config(c: &mut Config, base: &str, allow: &[&str]) {
+    c.storage.backend = Backend::Http;
+    c.storage.base_url = Some(base.into());
+    c.storage.timeout_ms = 5000;
+    c.storage.http_allow_networks = allow.iter().map(|s| s.to_string()).collect();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_origin_refuses_internal_addresses_unless_allowed() {
+    let origin = http_origin(std::path::PathBuf::from(FIXTURES));
+    // A literal internal address: refused at start, with the key to change.
+    let mut cfg = Config::default();
+    http_config(&mut cfg, &origin.base, &[]);
+    cfg.server.data_dir = tempfile::tempdir().unwrap().keep();
+    let e = refract::app::App::new(cfg).await.err().unwrap();
+    assert!(
+        e.contains("internal address") && e.contains("http_allow_networks"),
+        "{e}"
+    );
+    // A name that resolves to loopback: refused when connecting (502), never fetched.
+    let port = origin
+        .base
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
+    let by_name = format!("http://localhost:{port}/");
+    let s = start(|c| http_config(c, &by_name, &[]));
+    let (st, _, body) = get(&s.url("/img/dice-800x600-alpha.png?w=50"), None).await;
+    assert_eq!((st, error_code(&body).as_str()), (502, "ORIGIN_ERROR"));
+    // Allowed explicitly: fetched.
+    let s = start(|c| http_config(c, &by_name, &["127.0.0.0/8", "::1"]));
+    let (st, _, body) = get(&s.url("/img/dice-800x600-alpha.png?w=50"), None).await;
+    assert_eq!((st, dims(&body).0), (200, 50));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_origin_redirects_are_limited_and_rechecked() {
+    let origin = http_origin(std::path::PathBuf::from(FIXTURES));
+    let s = start(|c| http_config(c, &origin.base, &["127.0.0.1"]));
+    let (st, _, body) = get(&s.url("/img/redirect/3/dice-800x600-alpha.png?w=40"), None).await;
+    assert_eq!((st, dims(&body).0), (200, 40), "3 redirects are followed");
+    let (st, _, body) = get(&s.url("/img/redirect/4/dice-800x600-alpha.png?w=40"), None).await;
+    assert_eq!(
+        (st, error_code(&body).as_str()),
+        (502, "ORIGIN_ERROR"),
+        "a 4th is not"
+    );
+    // A redirect to an internal address that is not allowed: a private one, and the
+    // IPv4-mapped spelling of the (reachable) origin itself, which only the guard stops.
+    let port = origin
+        .base
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
+    let (st, _, _) = get(
+        &s.url(&format!(
+            "/img/to/127.0.0.1:{port}/dice-800x600-alpha.png?w=40"
+        )),
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "a redirect to an allowed address is followed");
+    for target in [
+        "10.0.0.1:80".to_string(),
+        format!("[::ffff:127.0.0.1]:{port}"),
+    ] {
+        let (st, _, body) = get(
+            &s.url(&format!("/img/to/{target}/dice-800x600-alpha.png?w=40")),
+            None,
+        )
+        .await;
+        assert_eq!(
+            (st, error_code(&body).as_str()),
+            (502, "ORIGIN_ERROR"),
+            "{target}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_origin_bodies_are_capped_while_streaming() {
+    let origin = http_origin(std::path::PathBuf::from(FIXTURES));
+    // path-2560x1600-icc.jpg is ~900 KB; the limit is 200 KB; the origin sends no length.
+    let s = start(|c| {
+        http_config(c, &origin.base, &["127.0.0.1"]);
+        c.limits.max_source_bytes = 200_000;
+    });
+    // An origin that states a small length, then sends more: stopped while streaming.
+    let (st, _, body) = get(&s.url("/img/liar/path-2560x1600-icc.jpg?w=40"), None).await;
+    assert_eq!((st, error_code(&body).as_str()), (413, "PAYLOAD_TOO_LARGE"));
+    // An origin that states no length at all is refused (never read unbounded).
+    let (st, _, body) = get(
+        &s.url("/img/chunked/rocket-640x427-adobergb.jpg?w=40"),
+        None,
+    )
+    .await;
+    assert_eq!((st, error_code(&body).as_str()), (502, "ORIGIN_ERROR"));
+    let (st, _, body) = get(&s.url("/img/liar/rocket-640x427-adobergb.jpg?w=40"), None).await;
+    assert_eq!(
+        (st, dims(&body).0),
+        (200, 40),
+        "a small body within the limit is fine"
     );
 }

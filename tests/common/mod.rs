@@ -239,7 +239,8 @@ pub async fn metric(server: &Server, name: &str) -> u64 {
 }
 
 /// A minimal static HTTP origin over `root` (GET/HEAD, Content-Length, Last-Modified, ETag).
-/// Paths under `/slow/` wait 3 s first (for timeout tests).
+/// Paths under `/slow/` wait 3 s first (for timeout tests); `/chunked/` streams without a
+/// length; `/liar/` claims 100 bytes on HEAD; `/redirect/N/path` redirects N times; `/to/host:port/path` redirects to that host.
 pub struct Origin {
     pub base: String,
 }
@@ -260,8 +261,10 @@ pub fn http_origin(root: PathBuf) -> Origin {
 }
 
 async fn serve_files(root: PathBuf, tx: mpsc::Sender<SocketAddr>) {
-    use http_body_util::Full;
-    use hyper::body::Bytes;
+    use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
+    use hyper::body::{Bytes, Frame};
+    type B = BoxBody<Bytes, std::convert::Infallible>;
+    let full = |b: Bytes| -> B { Full::new(b).boxed() };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     tx.send(listener.local_addr().unwrap()).unwrap();
     loop {
@@ -275,12 +278,67 @@ async fn serve_files(root: PathBuf, tx: mpsc::Sender<SocketAddr>) {
                     let root = root.clone();
                     async move {
                         let mut path = req.uri().path().trim_start_matches('/').to_string();
+                        let redirect = |to: String| {
+                            hyper::Response::builder()
+                                .status(302)
+                                .header("location", to)
+                                .body(full(Bytes::new()))
+                                .unwrap()
+                        };
+                        // /redirect/N/rest: N hops, then rest.
+                        if let Some(rest) = path.strip_prefix("redirect/") {
+                            let (n, rest) = rest.split_once('/').unwrap();
+                            let n: u32 = n.parse().unwrap();
+                            let to = if n <= 1 {
+                                format!("/{rest}")
+                            } else {
+                                format!("/redirect/{}/{rest}", n - 1)
+                            };
+                            return Ok::<_, std::convert::Infallible>(redirect(to));
+                        }
+                        // /to/<host:port>/rest: a redirect to another host.
+                        if let Some(rest) = path.strip_prefix("to/") {
+                            let (host, rest) = rest.split_once('/').unwrap();
+                            let host = percent_encoding::percent_decode_str(host)
+                                .decode_utf8()
+                                .unwrap();
+                            return Ok(redirect(format!("http://{host}/{rest}")));
+                        }
                         if let Some(rest) = path.strip_prefix("slow/") {
                             tokio::time::sleep(Duration::from_secs(3)).await;
                             path = rest.to_string();
                         }
+                        let chunked = path.starts_with("chunked/");
+                        if chunked {
+                            path = path["chunked/".len()..].to_string();
+                        }
+                        // /liar/path: HEAD claims 100 bytes, GET sends the whole file.
+                        let liar = path.starts_with("liar/");
+                        if liar {
+                            path = path["liar/".len()..].to_string();
+                            if req.method() == hyper::Method::HEAD {
+                                return Ok(hyper::Response::builder()
+                                    .header("content-length", 100)
+                                    .body(full(Bytes::new()))
+                                    .unwrap());
+                            }
+                        }
                         let file = root.join(&path);
                         let resp = match std::fs::read(&file) {
+                            Ok(bytes) if !path.contains("..") && chunked => {
+                                // No Content-Length: the size is only known by reading.
+                                let chunks: Vec<Result<Frame<Bytes>, std::convert::Infallible>> =
+                                    bytes
+                                        .chunks(64 << 10)
+                                        .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
+                                        .collect();
+                                let body = if req.method() == hyper::Method::HEAD {
+                                    full(Bytes::new())
+                                } else {
+                                    StreamBody::new(futures::stream::iter(chunks)).boxed()
+                                };
+                                hyper::Response::builder().body(body).unwrap()
+                            }
                             Ok(bytes) if !path.contains("..") => {
                                 let len = bytes.len();
                                 let body = if req.method() == hyper::Method::HEAD {
@@ -292,15 +350,15 @@ async fn serve_files(root: PathBuf, tx: mpsc::Sender<SocketAddr>) {
                                     .header("content-length", len)
                                     .header("etag", format!("\"{len}\""))
                                     .header("last-modified", "Wed, 21 Oct 2015 07:28:00 GMT")
-                                    .body(Full::new(body))
+                                    .body(full(body))
                                     .unwrap()
                             }
                             _ => hyper::Response::builder()
                                 .status(404)
-                                .body(Full::new(Bytes::from_static(b"nope")))
+                                .body(full(Bytes::from_static(b"nope")))
                                 .unwrap(),
                         };
-                        Ok::<_, std::convert::Infallible>(resp)
+                        Ok(resp)
                     }
                 });
             let _ = hyper::server::conn::http1::Builder::new()
