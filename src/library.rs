@@ -323,12 +323,16 @@ pub async fn purge_expired(app: &App) -> Result<usize, Error> {
 /// Remove objects named by the pending journal (uploads or deletes cut short by a crash).
 /// Run at start, before serving.
 pub async fn sweep_pending(app: &App) -> Result<usize, Error> {
+    let staged = app
+        .origin
+        .clear_staging()
+        .map_err(|e| Error::Internal(format!("clearing the staging folder: {e}")))?;
     let keys = app.store.pending().await?;
     for k in &keys {
         app.origin.delete(k).await?;
     }
     app.store.release(&keys).await?;
-    Ok(keys.len())
+    Ok(keys.len() + staged)
 }
 
 fn rule(r: &ImageRecord) -> AccessRule {

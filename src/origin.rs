@@ -12,7 +12,7 @@ use percent_encoding::percent_decode_str;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Which storage service holds the originals.
@@ -150,6 +150,9 @@ pub struct Stat {
 pub struct Origin {
     op: Operator,
     timeout: Duration,
+    /// fs: the staging folder of atomic writes (emptied at start: what a crash left there was
+    /// never renamed into place).
+    staging: Option<PathBuf>,
 }
 
 /// Sample images written into a brand-new local images folder, so a first run has something to show.
@@ -174,6 +177,7 @@ impl Origin {
     pub fn new(cfg: &StorageConfig, default_root: &Path) -> Result<Self, OriginError> {
         opendal::install_default();
         let unavailable = |e: opendal::Error| OriginError::Unavailable(e.to_string());
+        let mut staging = None;
         let op = match cfg.backend {
             Backend::Fs => {
                 let root = cfg
@@ -190,6 +194,7 @@ impl Origin {
                 // Writes land in a temporary file that is renamed into place: a reader never
                 // sees half an object, and a crash leaves no partial file under a real key.
                 let tmp = abs.join(TMP_DIR);
+                staging = Some(tmp.clone());
                 Operator::new(
                     opendal::services::Fs::default()
                         .root(&abs.to_string_lossy())
@@ -222,6 +227,7 @@ impl Origin {
         Ok(Self {
             op,
             timeout: Duration::from_millis(cfg.timeout_ms.max(1)),
+            staging,
         })
     }
 
@@ -286,6 +292,27 @@ impl Origin {
     pub async fn write(&self, key: &str, bytes: Vec<u8>) -> Result<(), OriginError> {
         self.timed(async { self.op.write(key, bytes).await.map(|_| ()) })
             .await
+    }
+
+    /// Remove half-written temporary files left by a crash (fs only). Call before serving.
+    pub fn clear_staging(&self) -> std::io::Result<usize> {
+        let Some(dir) = &self.staging else {
+            return Ok(0);
+        };
+        let mut n = 0;
+        match std::fs::read_dir(dir) {
+            Ok(entries) => {
+                for e in entries.flatten() {
+                    if e.path().is_file() {
+                        std::fs::remove_file(e.path())?;
+                        n += 1;
+                    }
+                }
+                Ok(n)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(e),
+        }
     }
 
     /// Remove an object; a missing one is not an error.
