@@ -68,25 +68,25 @@ pub async fn ingest(app: &App, who: &Uploader, form: UploadForm) -> Result<Vec<S
         remove_exif: form.remove_exif,
     };
     let fields = form_fields(&form);
-    let mut analysed: Vec<(String, Analysis)> = Vec::with_capacity(form.files.len());
-    for f in form.files {
-        let name = f.filename.clone();
+    // Every file is analysed (on the CPU pool, in parallel) before anything is stored; the
+    // first refusal rejects the batch and names its file.
+    let jobs = form.files.into_iter().map(|f| async move {
+        let name = f.filename;
+        let bytes = f.bytes;
         let a = app
             .cpu
-            .run(move || meta::analyze(f.bytes, opts))
+            .run(move || meta::analyze(bytes, opts))
             .await?
-            .map_err(|e| {
-                let e = Error::from(e);
-                match e {
-                    Error::UnsupportedMediaType(m) => {
-                        Error::UnsupportedMediaType(format!("{name}: {m}"))
-                    }
-                    Error::Unprocessable(m) => Error::Unprocessable(format!("{name}: {m}")),
-                    other => other,
+            .map_err(|e| match Error::from(e) {
+                Error::UnsupportedMediaType(m) => {
+                    Error::UnsupportedMediaType(format!("{name}: {m}"))
                 }
+                Error::Unprocessable(m) => Error::Unprocessable(format!("{name}: {m}")),
+                other => other,
             })?;
-        analysed.push((name, a));
-    }
+        Ok::<_, Error>((name, a))
+    });
+    let analysed: Vec<(String, Analysis)> = futures_util::future::try_join_all(jobs).await?;
     // A concurrent upload of the same bytes may commit first: then plan again, and this
     // request gets its image as a duplicate.
     let mut attempt = 0;
