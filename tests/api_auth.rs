@@ -104,7 +104,7 @@ async fn every_endpoint_refuses_missing_wrong_and_underscoped_keys() {
     let r = admin
         .get(&format!("/api/v1/images/{}", img["id"].as_str().unwrap()))
         .await;
-    assert_eq!(r.json()["image"]["description"], "");
+    assert_eq!(r.json()["description"], "");
 }
 
 #[tokio::test]

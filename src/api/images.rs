@@ -215,10 +215,7 @@ pub async fn get(ctx: &Ctx<'_>, id: &str) -> Result<Response<Body>, Error> {
         .get_image(&p.tenant, id, now_ms())
         .await?
         .ok_or_else(not_found)?;
-    Ok(json(
-        StatusCode::OK,
-        &j!({"success": true, "image": view::image(&r, &ctx.base)}),
-    ))
+    Ok(json(StatusCode::OK, &view::image(&r, &ctx.base)))
 }
 
 /// The `PATCH` body.
@@ -314,10 +311,7 @@ pub async fn patch(ctx: Ctx<'_>, id: &str) -> Result<Response<Body>, Error> {
     let r = library::update(app, &p.tenant, id, &patch)
         .await?
         .ok_or_else(not_found)?;
-    Ok(json(
-        StatusCode::OK,
-        &j!({"success": true, "image": view::image(&r, &base)}),
-    ))
+    Ok(json(StatusCode::OK, &view::image(&r, &base)))
 }
 
 fn dedup(mut v: Vec<String>) -> Vec<String> {
