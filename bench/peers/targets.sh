@@ -1,0 +1,83 @@
+# shellcheck shell=bash
+# The one place where scenarios and targets are defined. Sourced by peers.sh and quality.py reads it too.
+#
+# Scenario: the source file (relative to the corpus dir), the base width/height the load varies around,
+# the Accept header sent, the content type a correct answer has, and what it measures.
+# Target: the port it listens on (127.0.0.1 only), the command that starts it (exec'd from bench/, with
+# $CORPUS and $PORT set; empty = a server you started yourself), and one URL template per scenario.
+# Templates: {file} is the scenario's file, {q} its quality (the quality sweep changes it); {w} and {h} are replaced per request by the load script
+# (base ± SPAN/2, so that no result cache can answer). A target without a template for a scenario
+# is skipped for it.
+
+ALL_SCENARIOS=(jpeg400 webp400 avif400 alpha-webp300 cover150)
+
+declare -A S_FILE S_W S_H S_Q S_ACCEPT S_CT S_DESC
+S_FILE[jpeg400]=kleiber-6028x3391.jpg;  S_W[jpeg400]=400; S_Q[jpeg400]=80; S_H[jpeg400]=0
+S_ACCEPT[jpeg400]='image/jpeg,*/*;q=0.8'; S_CT[jpeg400]=image/jpeg
+S_DESC[jpeg400]='6028x3391 JPEG (20 MP) -> 400w JPEG q80'
+
+S_FILE[webp400]=kleiber-6028x3391.jpg;  S_W[webp400]=400; S_Q[webp400]=80; S_H[webp400]=0
+S_ACCEPT[webp400]='image/webp,*/*;q=0.8'; S_CT[webp400]=image/webp
+S_DESC[webp400]='same -> 400w WebP q80'
+
+S_FILE[avif400]=kleiber-6028x3391.jpg;  S_W[avif400]=400; S_Q[avif400]=60; S_H[avif400]=0
+S_ACCEPT[avif400]='image/avif,image/webp,*/*;q=0.8'; S_CT[avif400]=image/avif
+S_DESC[avif400]='same -> 400w AVIF q60 (each encoder at its default speed)'
+
+S_FILE[alpha-webp300]=dice-800x600-alpha.png; S_W[alpha-webp300]=300; S_Q[alpha-webp300]=80; S_H[alpha-webp300]=0
+S_ACCEPT[alpha-webp300]='image/webp,*/*;q=0.8'; S_CT[alpha-webp300]=image/webp
+S_DESC[alpha-webp300]='800x600 RGBA PNG -> 300w WebP q80 (alpha kept)'
+
+S_FILE[cover150]=rocket-640x427-adobergb.jpg; S_W[cover150]=150; S_Q[cover150]=80; S_H[cover150]=150
+S_ACCEPT[cover150]='image/jpeg,*/*;q=0.8'; S_CT[cover150]=image/jpeg
+S_DESC[cover150]='640x427 JPEG (Adobe RGB ICC) -> 150x150 cover crop JPEG q80'
+
+declare -A T_PORT T_START URL
+
+# (a) ipx 3 (unjs; sharp/libvips), its defaults: progressive JPEG, no EXIF auto-orient.
+T_PORT[ipx]=8801
+T_START[ipx]='node peers/ipx-server.cjs "$CORPUS" "$PORT"'
+URL[ipx,jpeg400]='/w_{w},f_jpeg,q_{q}/{file}'
+URL[ipx,webp400]='/w_{w},f_webp,q_{q}/{file}'
+URL[ipx,avif400]='/w_{w},f_avif,q_{q}/{file}'
+URL[ipx,alpha-webp300]='/w_{w},f_webp,q_{q}/{file}'
+URL[ipx,cover150]='/s_{w}x{h},fit_cover,f_jpeg,q_{q}/{file}'
+
+# (b) thumbor 7 (Pillow), file loader, no storage, no result storage, 2 processes (one per core).
+T_PORT[thumbor]=8802
+T_START[thumbor]='env THUMBOR_CORPUS="$CORPUS" .peers/thumbor/bin/thumbor --ip 127.0.0.1 --port "$PORT" --conf peers/thumbor.conf --processes 2 -l warning'
+URL[thumbor,jpeg400]='/unsafe/{w}x0/filters:format(jpeg):quality({q})/{file}'
+URL[thumbor,webp400]='/unsafe/{w}x0/filters:format(webp):quality({q})/{file}'
+URL[thumbor,avif400]='/unsafe/{w}x0/filters:format(avif):quality({q})/{file}'
+URL[thumbor,alpha-webp300]='/unsafe/{w}x0/filters:format(webp):quality({q})/{file}'
+URL[thumbor,cover150]='/unsafe/{w}x{h}/filters:format(jpeg):quality({q})/{file}'
+
+# (c) sharp called directly: the libvips fast path with no framework and no cache (Refract's URL form).
+T_PORT[sharp]=8803
+T_START[sharp]='node peers/sharp-server.cjs "$CORPUS" "$PORT"'
+URL[sharp,jpeg400]='/img/{file}?w={w}&q={q}&fm=jpeg'
+URL[sharp,webp400]='/img/{file}?w={w}&q={q}&fm=webp'
+URL[sharp,avif400]='/img/{file}?w={w}&q={q}&fm=avif'
+URL[sharp,alpha-webp300]='/img/{file}?w={w}&q={q}&fm=webp'
+URL[sharp,cover150]='/img/{file}?w={w}&h={h}&fit=cover&q={q}&fm=jpeg'
+
+# (d) pyvips with Debian's libvips 8.14 (optional: TARGETS="... pyvips").
+T_PORT[pyvips]=8804
+T_START[pyvips]='.peers/py/bin/python peers/pyvips-server.py "$CORPUS" "$PORT"'
+URL[pyvips,jpeg400]='/img/{file}?w={w}&q={q}&fm=jpeg'
+URL[pyvips,webp400]='/img/{file}?w={w}&q={q}&fm=webp'
+URL[pyvips,avif400]='/img/{file}?w={w}&q={q}&fm=avif'
+URL[pyvips,alpha-webp300]='/img/{file}?w={w}&q={q}&fm=webp'
+URL[pyvips,cover150]='/img/{file}?w={w}&h={h}&fit=cover&q={q}&fm=jpeg'
+
+# (e) Refract: the release build of this repository, its variant cache off (every request is a
+# transform), data in a throwaway folder, the corpus as its storage root.
+T_PORT[refract]=8805
+T_START[refract]='env REFRACT__CACHE__MEMORY_BYTES=0 REFRACT__SERVER__LOG=warn ../../target/release/refract --storage-root "$CORPUS" --data-dir "$(mktemp -d)" --listen "127.0.0.1:$PORT"'
+URL[refract,jpeg400]='/img/{file}?w={w}&q={q}&fm=jpeg'
+URL[refract,webp400]='/img/{file}?w={w}&q={q}&fm=webp'
+URL[refract,avif400]='/img/{file}?w={w}&q={q}&fm=avif'
+URL[refract,alpha-webp300]='/img/{file}?w={w}&q={q}&fm=webp'
+URL[refract,cover150]='/img/{file}?w={w}&h={h}&fit=cover&q={q}&fm=jpeg'
+
+DEFAULT_TARGETS=(refract ipx thumbor sharp)
