@@ -227,3 +227,28 @@ fn connections_over_the_limit_wait_for_a_free_slot() {
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
     drop(b);
 }
+
+#[test]
+fn slow_headers_are_cut_off() {
+    let s = start(|c| c.server.header_read_timeout_secs = 1);
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut sock = std::net::TcpStream::connect(&addr).unwrap();
+    // A slowloris client: a request line, then headers that never finish.
+    sock.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = Vec::new();
+    let r = sock.read_to_end(&mut buf);
+    assert!(
+        r.is_ok() || buf.starts_with(b"HTTP/1.1 408"),
+        "the server kept a slow client: {r:?}"
+    );
+    // The server still serves others.
+    let mut ok = std::net::TcpStream::connect(&addr).unwrap();
+    ok.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    ok.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"));
+}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Peer benchmark (copied from ../shared/bench, with Refract as a target in targets.sh): the same image transforms against Refract, ipx (sharp/libvips), thumbor (Pillow), a bare
-# sharp server, optionally pyvips, and later Refract, side by side in one run, on 127.0.0.1 only.
+# sharp server, optionally pyvips, side by side in one run, on 127.0.0.1 only.
 #
 #   bench/peers.sh                 # setup if needed, load test, quality check, print tables
 #   bench/peers.sh --no-quality    # load test only
