@@ -69,7 +69,8 @@ impl Accept {
     }
 
     /// The q-value for `mime` by the most specific matching range (exact > `type/*` > `*/*`);
-    /// 0 when nothing matches.
+    /// several ranges equally specific (`image/avif;q=0, image/avif`) give their highest q, as
+    /// `explicit_quality` does; 0 when nothing matches.
     pub fn quality(&self, mime: &str) -> f32 {
         let (ty, subtype) = mime.split_once('/').unwrap_or((mime, ""));
         let mut best: Option<(u8, f32)> = None;
@@ -83,10 +84,11 @@ impl Accept {
             } else {
                 continue;
             };
-            match best {
-                Some((s, _)) if s >= spec => {}
-                _ => best = Some((spec, r.q)),
-            }
+            best = match best {
+                Some((s, q)) if s > spec => Some((s, q)),
+                Some((s, q)) if s == spec => Some((s, q.max(r.q))),
+                _ => Some((spec, r.q)),
+            };
         }
         best.map_or(0.0, |(_, q)| q)
     }

@@ -452,3 +452,38 @@ async fn regressions_from_fuzzing_answer_4xx() {
         assert!(!error_code(&body).is_empty());
     }
 }
+
+/// Accept headers found by fuzzing (`tests/fixtures/regressions-accept/`): the negotiated format
+/// is one the header accepts (here: a type listed twice, once with an invalid q).
+#[tokio::test(flavor = "multi_thread")]
+async fn accept_regressions_from_fuzzing_negotiate_an_accepted_format() {
+    use refract::format::ImageFormat;
+    use refract::negotiate::{Accept, Enabled, OutputSpec};
+    let dir = std::path::Path::new(FIXTURES).join("regressions-accept");
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let raw = std::fs::read(e.unwrap().path()).unwrap();
+        let a = Accept::parse(&String::from_utf8_lossy(&raw));
+        let on = Enabled {
+            avif: true,
+            webp: true,
+        };
+        if let Ok(spec) = OutputSpec::decide(refract::transform::FormatRequest::Auto, &a, on) {
+            if let Some(out) = spec.resolve(ImageFormat::Jpeg, false) {
+                assert!(
+                    a.quality(out.mime()) > 0.0,
+                    "{out:?} chosen but not accepted"
+                );
+            }
+        }
+    }
+    // The same shape through HTTP (header bytes must be printable there).
+    let s = start(|_| {});
+    let accept = "image/avif;x=1;q=l, imaGe/avif, image/webp";
+    let (st, h, body) = get(
+        &s.url("/img/rocket-640x427-adobergb.jpg?w=50"),
+        Some(accept),
+    )
+    .await;
+    assert_eq!((st, magic(&body)), (200, "avif"));
+    assert_eq!(header(&h, "vary"), Some("Accept"));
+}
