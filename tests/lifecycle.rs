@@ -5,20 +5,13 @@
 mod common;
 
 use common::api::*;
+use common::free_port;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_refract");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn spawn(data: &Path, port: u16, extra: &[(&str, &str)]) -> Child {
     let mut c = Command::new(BIN);

@@ -126,6 +126,15 @@ pub fn start_with(cfg: Config, dir: tempfile::TempDir, root: PathBuf) -> Server 
     }
 }
 
+/// A free TCP port on 127.0.0.1 (for servers started as separate processes).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
