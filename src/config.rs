@@ -281,15 +281,7 @@ impl Config {
 
     /// `server.trusted_proxies` parsed (a bare IP is a /32 or /128).
     pub fn trusted_proxies(&self) -> Result<Vec<ipnet::IpNet>, String> {
-        self.server
-            .trusted_proxies
-            .iter()
-            .map(|p| {
-                p.parse::<ipnet::IpNet>()
-                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                    .map_err(|_| format!("server.trusted_proxies: not an IP or CIDR: {p}"))
-            })
-            .collect()
+        crate::netguard::parse_networks(&self.server.trusted_proxies, "server.trusted_proxies")
     }
 
     /// The slice of config the parameter parser needs.

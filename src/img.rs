@@ -29,7 +29,10 @@ pub async fn handle<B>(
 ) -> Result<Response<Body>, Error> {
     let head = req.method() == http::Method::HEAD;
     if app.config.ratelimit.img_per_minute > 0 {
-        let client = format!("ip:{}", crate::api::client_ip(app, peer, req.headers()));
+        let client = format!(
+            "ip:{}",
+            crate::ratelimit::client_ip(&app.trusted_proxies, peer, req.headers())
+        );
         if let Outcome::Denied { retry_after, .. } =
             app.ratelimits
                 .check(Bucket::Img, &client, &RateOverride::default())

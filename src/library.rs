@@ -124,7 +124,7 @@ struct Fields {
 
 fn form_fields(f: &UploadForm) -> Fields {
     Fields {
-        tags: dedup(f.tags.clone()),
+        tags: crate::upload::dedup_tags(f.tags.clone()),
         description: f.description.clone(),
         is_private: f.is_private,
         expiry_minutes: f.expiry_minutes,
@@ -342,12 +342,6 @@ fn rule(r: &ImageRecord) -> AccessRule {
         is_private: r.is_private,
         expires_at: r.expires_at,
     }
-}
-
-fn dedup(mut tags: Vec<String>) -> Vec<String> {
-    tags.sort();
-    tags.dedup();
-    tags
 }
 
 /// A new image id: 12 URL-safe characters (72 random bits).

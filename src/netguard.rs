@@ -12,6 +12,18 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Parse a config list of networks (`10.0.0.0/8`, or a bare IP as a /32 or /128); the message
+/// names the config key.
+pub fn parse_networks(list: &[String], key: &str) -> Result<Vec<IpNet>, String> {
+    list.iter()
+        .map(|p| {
+            p.parse::<IpNet>()
+                .or_else(|_| p.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| format!("{key}: not an IP or CIDR: {p}"))
+        })
+        .collect()
+}
+
 /// The policy: blocked ranges minus explicitly allowed networks.
 #[derive(Debug, Clone, Default)]
 pub struct NetPolicy {

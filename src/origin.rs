@@ -94,14 +94,7 @@ impl Default for StorageConfig {
 impl StorageConfig {
     /// `http_allow_networks` parsed (a bare IP is a /32 or /128).
     pub fn allowed_networks(&self) -> Result<Vec<ipnet::IpNet>, String> {
-        self.http_allow_networks
-            .iter()
-            .map(|p| {
-                p.parse::<ipnet::IpNet>()
-                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                    .map_err(|_| format!("storage.http_allow_networks: not an IP or CIDR: {p}"))
-            })
-            .collect()
+        crate::netguard::parse_networks(&self.http_allow_networks, "storage.http_allow_networks")
     }
 
     /// Check that the chosen backend has what it needs.

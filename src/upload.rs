@@ -198,6 +198,13 @@ pub fn tag(t: &str, field: &str) -> Result<String, Error> {
     Ok(t)
 }
 
+/// Tags sorted, each once.
+pub fn dedup_tags(mut tags: Vec<String>) -> Vec<String> {
+    tags.sort();
+    tags.dedup();
+    tags
+}
+
 /// A file name for display: its last path segment, control characters removed, at most 255 bytes.
 fn clean_filename(name: &str) -> String {
     let base = name.rsplit(['/', '\\']).next().unwrap_or(name);

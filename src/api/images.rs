@@ -301,8 +301,8 @@ pub async fn patch(ctx: Ctx<'_>, id: &str) -> Result<Response<Body>, Error> {
             .tags
             .map(|t| norm(Some(t), "tags"))
             .transpose()?
-            .map(dedup),
-        add_tags: dedup(norm(body.add_tags, "add_tags")?),
+            .map(upload::dedup_tags),
+        add_tags: upload::dedup_tags(norm(body.add_tags, "add_tags")?),
         remove_tags: norm(body.remove_tags, "remove_tags")?,
         description: body.description,
         is_private: body.is_private,
@@ -312,12 +312,6 @@ pub async fn patch(ctx: Ctx<'_>, id: &str) -> Result<Response<Body>, Error> {
         .await?
         .ok_or_else(not_found)?;
     Ok(json(StatusCode::OK, &view::image(&r, &base)))
-}
-
-fn dedup(mut v: Vec<String>) -> Vec<String> {
-    v.sort();
-    v.dedup();
-    v
 }
 
 /// `DELETE /api/v1/images/{id}`.

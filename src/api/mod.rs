@@ -16,10 +16,10 @@ use crate::error::Error;
 use crate::http::response::{self, Body};
 use crate::ratelimit::{self, Bucket, Outcome};
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, Request, Response};
+use http::{HeaderValue, Method, Request, Response};
 use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 pub use view::Base;
 
@@ -139,7 +139,7 @@ pub async fn handle(
     redirect: bool,
 ) -> Response<Body> {
     let head = req.method() == Method::HEAD;
-    let ip = client_ip(app, peer, req.headers());
+    let ip = ratelimit::client_ip(&app.trusted_proxies, peer, req.headers());
     let presented = auth::presented(req.headers()).map(str::to_string);
     let caller = match &presented {
         Some(k) => match app.auth.identify(&app.store, k).await {
@@ -239,35 +239,6 @@ async fn dispatch(
         Op::Config => misc::config(&ctx),
         Op::Stats => misc::stats(&ctx).await,
     }
-}
-
-/// The client's address: the socket peer, or what a trusted proxy says
-/// (`CF-Connecting-IP`, else the right-most untrusted `X-Forwarded-For` entry).
-pub fn client_ip(app: &App, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
-    let trusted = |ip: &IpAddr| app.trusted_proxies.iter().any(|n| n.contains(ip));
-    let peer_ip = peer.ip();
-    if !trusted(&peer_ip) {
-        return peer_ip;
-    }
-    let header_ip = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<IpAddr>().ok())
-    };
-    if let Some(ip) = header_ip("cf-connecting-ip") {
-        return ip;
-    }
-    if let Some(xff) = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        for part in xff.rsplit(',') {
-            match part.trim().parse::<IpAddr>() {
-                Ok(ip) if !trusted(&ip) => return ip,
-                Ok(_) => {}
-                Err(_) => break,
-            }
-        }
-    }
-    peer_ip
 }
 
 /// Read a JSON body of at most 1 MiB into `T`; errors are 400s naming what is wrong.
