@@ -8,6 +8,8 @@ use crate::cache::VariantCache;
 use crate::config::Config;
 use crate::negotiate::Enabled;
 use crate::origin::Origin;
+use crate::persist::Persist;
+use crate::pipeline::EncodeConfig;
 use crate::ratelimit::RateLimits;
 use crate::signing::Signer;
 use crate::store::Store;
@@ -34,6 +36,13 @@ pub struct App {
     pub encode_fingerprint: String,
     pub origin: Origin,
     pub cache: VariantCache,
+    /// The persistent variant tier (`None` when off).
+    pub persist: Option<Persist>,
+    /// Encoder settings of the request path and of background AVIF encodes.
+    pub encode: Arc<EncodeConfig>,
+    pub encode_background: Arc<EncodeConfig>,
+    /// Variants being encoded in the background (one job per key).
+    pub background_jobs: std::sync::Mutex<std::collections::HashSet<crate::key::CacheKey>>,
     pub cpu: CpuPool,
     pub metrics: Metrics,
     pub store: Store,
@@ -60,6 +69,13 @@ impl App {
                 .await
                 .map_err(|e| format!("database: {e}"))?,
         );
+        let persist = Persist::open(
+            &config.cache.persistent,
+            &config.storage,
+            &config.server.data_dir,
+        )
+        .await
+        .map_err(|e| format!("cache.persistent: {e}"))?;
         let cpu = CpuPool::new(
             config.workers(),
             config.limits.queue_depth,
@@ -73,6 +89,10 @@ impl App {
             },
             encode_fingerprint: config.formats.fingerprint(),
             cache: VariantCache::new(&config.cache),
+            persist,
+            encode: Arc::new(config.formats.clone()),
+            encode_background: Arc::new(config.formats.for_background()),
+            background_jobs: std::sync::Mutex::default(),
             origin,
             cpu,
             metrics: Metrics::default(),

@@ -1,8 +1,10 @@
-//! The in-memory variant cache: moka, bounded in bytes, keyed by `CacheKey`; concurrent misses
-//! for one key run the computation once and share its result.
+//! In-memory caches, all moka: the variant cache (bounded in bytes, keyed by `CacheKey`;
+//! concurrent misses for one key run the computation once and share its result) and `TtlCache`,
+//! a small map whose entries expire after a short time (the storage stat cache).
 //!
 //! Invariants: the only module that imports `moka`; it does not know how values are made (it
-//! receives a future); `memory_bytes = 0` turns it off (every request computes).
+//! receives a future); `memory_bytes = 0` turns the variant cache off (every request computes),
+//! a zero TTL turns a `TtlCache` off.
 
 use crate::key::CacheKey;
 use crate::pipeline::Encoded;
@@ -20,6 +22,8 @@ pub struct CacheConfig {
     pub memory_bytes: u64,
     /// Seconds an entry may live.
     pub ttl_secs: u64,
+    /// The second tier: variants persisted through storage.
+    pub persistent: PersistentConfig,
 }
 
 impl Default for CacheConfig {
@@ -27,6 +31,40 @@ impl Default for CacheConfig {
         Self {
             memory_bytes: 256 << 20,
             ttl_secs: 24 * 3600,
+            persistent: PersistentConfig::default(),
+        }
+    }
+}
+
+/// Where the persistent tier keeps variants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PersistentBackend {
+    /// A local folder.
+    Fs,
+    /// A prefix in the `[storage]` S3 bucket (same endpoint and credentials).
+    S3,
+}
+
+/// The `[cache.persistent]` config section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PersistentConfig {
+    /// Size bound in bytes (least recently used variants are deleted past it); 0 = off.
+    pub max_bytes: u64,
+    /// `fs` or `s3`.
+    pub backend: PersistentBackend,
+    /// fs: the folder (default `<data_dir>/cache`); s3: the key prefix (default
+    /// `refract-cache/`), which should lie outside the originals' prefix.
+    pub path: Option<String>,
+}
+
+impl Default for PersistentConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes: 1 << 30,
+            backend: PersistentBackend::Fs,
+            path: None,
         }
     }
 }
@@ -98,11 +136,98 @@ impl VariantCache {
         Ok((entry.into_value(), lookup))
     }
 
+    /// Whether the memory tier is on.
+    pub fn enabled(&self) -> bool {
+        self.inner.is_some()
+    }
+
+    /// Whether `key` is in memory now (no counters touched).
+    pub fn contains(&self, key: &CacheKey) -> bool {
+        self.inner.as_ref().is_some_and(|c| c.contains_key(key))
+    }
+
+    /// Put a value made elsewhere (a background encode) into the cache.
+    pub async fn insert(&self, key: CacheKey, value: Arc<Encoded>) {
+        if let Some(cache) = &self.inner {
+            cache.insert(key, value).await;
+        }
+    }
+
     /// Counters: (hits, misses).
     pub fn counters(&self) -> (u64, u64) {
         (
             self.hits.load(Ordering::Relaxed),
             self.misses.load(Ordering::Relaxed),
         )
+    }
+}
+
+/// A map whose entries live at most `ttl`, at most `capacity` of them; concurrent misses for one
+/// key run the lookup once. Only successes are kept.
+pub struct TtlCache<V> {
+    inner: Option<moka::future::Cache<String, V>>,
+}
+
+impl<V: Clone + Send + Sync + 'static> TtlCache<V> {
+    /// A zero `ttl` makes a cache that keeps nothing.
+    pub fn new(capacity: u64, ttl: Duration) -> Self {
+        let inner = (!ttl.is_zero()).then(|| {
+            moka::future::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .build()
+        });
+        Self { inner }
+    }
+
+    /// The cached value for `key`, or the result of `make` (cached when it is `Ok`).
+    pub async fn get_or_try<E, F>(&self, key: &str, make: F) -> Result<V, E>
+    where
+        E: Clone + Send + Sync + 'static,
+        F: Future<Output = Result<V, E>>,
+    {
+        match &self.inner {
+            None => make.await,
+            Some(c) => {
+                if let Some(v) = c.get(key).await {
+                    return Ok(v);
+                }
+                c.try_get_with(key.to_string(), make)
+                    .await
+                    .map_err(|e| (*e).clone())
+            }
+        }
+    }
+
+    /// Forget `key` (after a write or delete through this process).
+    pub async fn invalidate(&self, key: &str) {
+        if let Some(c) = &self.inner {
+            c.invalidate(key).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn ttl_cache_keeps_successes_until_invalidated() {
+        let c: TtlCache<u32> = TtlCache::new(10, Duration::from_secs(60));
+        let ok = |v: u32| async move { Ok::<u32, String>(v) };
+        assert_eq!(c.get_or_try("a", ok(1)).await, Ok(1));
+        assert_eq!(c.get_or_try("a", ok(2)).await, Ok(1), "cached");
+        c.invalidate("a").await;
+        assert_eq!(c.get_or_try("a", ok(3)).await, Ok(3));
+        let err = async { Err::<u32, String>("nope".into()) };
+        assert_eq!(c.get_or_try("b", err).await, Err("nope".into()));
+        assert_eq!(c.get_or_try("b", ok(4)).await, Ok(4), "errors are not kept");
+    }
+
+    #[tokio::test]
+    async fn zero_ttl_keeps_nothing() {
+        let c: TtlCache<u32> = TtlCache::new(10, Duration::ZERO);
+        assert_eq!(c.get_or_try("a", async { Ok::<u32, ()>(1) }).await, Ok(1));
+        assert_eq!(c.get_or_try("a", async { Ok::<u32, ()>(2) }).await, Ok(2));
     }
 }

@@ -84,6 +84,11 @@ pub struct LimitsConfig {
     /// Milliseconds a transform may take, queue wait included (checked between pipeline steps;
     /// over: 503).
     pub request_timeout_ms: u64,
+    /// Longest AVIF encode (estimated from the output's pixel area) done on the request path,
+    /// milliseconds. Over it, the answer is WebP (or the source's family) with a short
+    /// `Cache-Control`, and the AVIF is encoded in the background for the next request.
+    /// 0 = always encode AVIF on the request path.
+    pub avif_budget_ms: u64,
 }
 
 impl Default for LimitsConfig {
@@ -98,6 +103,7 @@ impl Default for LimitsConfig {
             max_upload_bytes: 50 << 20,
             max_upload_count: 20,
             request_timeout_ms: 30_000,
+            avif_budget_ms: 250,
         }
     }
 }

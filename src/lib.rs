@@ -18,6 +18,7 @@ pub mod meta;
 pub mod negotiate;
 pub mod netguard;
 pub mod origin;
+pub mod persist;
 pub mod pipeline;
 pub mod presets;
 pub mod ratelimit;

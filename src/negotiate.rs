@@ -176,6 +176,34 @@ impl OutputSpec {
         }
     }
 
+    /// Whether the output is AVIF whatever the source is.
+    pub fn is_avif(&self) -> bool {
+        match self {
+            Self::Fixed(f) => *f == ImageFormat::Avif,
+            Self::Negotiated(c) => c.avif,
+        }
+    }
+
+    /// The answer to give while an AVIF is encoded in the background: WebP when enabled (and,
+    /// when negotiated, accepted), else the source's family. `None` when nothing else is
+    /// acceptable.
+    pub fn without_avif(&self, enabled: Enabled) -> Option<Self> {
+        match self {
+            Self::Fixed(ImageFormat::Avif) if enabled.webp => Some(Self::Fixed(ImageFormat::Webp)),
+            Self::Fixed(ImageFormat::Avif) => Some(Self::Negotiated(Candidates {
+                avif: false,
+                webp: false,
+                jpeg: true,
+                png: true,
+            })),
+            Self::Fixed(_) => Some(*self),
+            Self::Negotiated(c) => {
+                let rest = Candidates { avif: false, ..*c };
+                (rest.webp || rest.jpeg || rest.png).then_some(Self::Negotiated(rest))
+            }
+        }
+    }
+
     /// Whether the response must carry `Vary: Accept`.
     pub fn varies(&self) -> bool {
         matches!(self, Self::Negotiated(_))
@@ -236,6 +264,32 @@ mod tests {
         OutputSpec::decide(FormatRequest::Auto, &a, ON)
             .ok()?
             .resolve(src, alpha)
+    }
+
+    #[test]
+    fn avif_fallback_is_webp_then_the_source_family() {
+        use ImageFormat::*;
+        let any = Accept::any();
+        let fixed = OutputSpec::decide(FormatRequest::Fixed(Avif), &any, ON).unwrap();
+        assert!(fixed.is_avif());
+        assert_eq!(fixed.without_avif(ON), Some(OutputSpec::Fixed(Webp)));
+        let no_webp = Enabled {
+            avif: true,
+            webp: false,
+        };
+        let f = fixed.without_avif(no_webp).unwrap();
+        assert_eq!(f.resolve(Jpeg, false), Some(Jpeg));
+        let chromium = Accept::parse("image/avif,image/webp,*/*;q=0.8");
+        let auto = OutputSpec::decide(FormatRequest::Auto, &chromium, ON).unwrap();
+        assert!(auto.is_avif());
+        let f = auto.without_avif(ON).unwrap();
+        assert!(!f.is_avif());
+        assert_eq!(f.resolve(Jpeg, false), Some(Webp));
+        let only_avif = Accept::parse("image/avif");
+        let auto = OutputSpec::decide(FormatRequest::Auto, &only_avif, ON).unwrap();
+        assert_eq!(auto.without_avif(ON), None);
+        let jpeg = OutputSpec::decide(FormatRequest::Fixed(Jpeg), &any, ON).unwrap();
+        assert!(!jpeg.is_avif());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! call (no `..`, no leading `/`, no backslash, no control characters); errors are
 //! `OriginError`, never HTTP statuses.
 
+use crate::cache::TtlCache;
 use crate::key::SourceVersion;
 use bytes::Bytes;
 use opendal::{ErrorKind, Operator};
@@ -70,6 +71,10 @@ pub struct StorageConfig {
     pub http_allow_networks: Vec<String>,
     /// http: connect timeout, milliseconds.
     pub http_connect_timeout_ms: u64,
+    /// How long a `stat` (the source's version) is reused, milliseconds; 0 = ask storage on
+    /// every request. Writes and deletes through Refract invalidate at once; an object replaced
+    /// behind Refract's back is seen after at most this long.
+    pub stat_ttl_ms: u64,
 }
 
 impl Default for StorageConfig {
@@ -87,6 +92,7 @@ impl Default for StorageConfig {
             timeout_ms: 10_000,
             http_allow_networks: Vec::new(),
             http_connect_timeout_ms: 5_000,
+            stat_ttl_ms: 1_000,
         }
     }
 }
@@ -132,6 +138,15 @@ pub enum OriginError {
     Unavailable(String),
 }
 
+/// One object found by `list_files`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedFile {
+    pub path: String,
+    pub len: u64,
+    /// Unix seconds.
+    pub modified: Option<i64>,
+}
+
 /// What one `stat` tells.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stat {
@@ -143,6 +158,8 @@ pub struct Stat {
 pub struct Origin {
     op: Operator,
     timeout: Duration,
+    /// Recent stats, so that a cache hit costs no storage round trip.
+    stats: std::sync::Arc<TtlCache<Stat>>,
     /// fs: the staging folder of atomic writes (emptied at start: what a crash left there was
     /// never renamed into place).
     staging: Option<PathBuf>,
@@ -168,6 +185,16 @@ impl Origin {
     /// Build the operator. For `fs`, `default_root` is used when `storage.root` is unset; a root
     /// that does not exist yet is created and seeded with the sample images.
     pub fn new(cfg: &StorageConfig, default_root: &Path) -> Result<Self, OriginError> {
+        Self::build(cfg, default_root, true)
+    }
+
+    /// A store that is not the originals (the persistent variant tier): a missing fs root is
+    /// created empty.
+    pub fn new_store(cfg: &StorageConfig) -> Result<Self, OriginError> {
+        Self::build(cfg, Path::new("."), false)
+    }
+
+    fn build(cfg: &StorageConfig, default_root: &Path, seed: bool) -> Result<Self, OriginError> {
         opendal::install_default();
         let unavailable = |e: opendal::Error| OriginError::Unavailable(e.to_string());
         let mut staging = None;
@@ -179,8 +206,12 @@ impl Origin {
                     .unwrap_or_else(|| default_root.to_string_lossy().into_owned());
                 let root_path = Path::new(&root);
                 if !root_path.exists() {
-                    seed_samples(root_path)
-                        .map_err(|e| OriginError::Unavailable(format!("creating {root}: {e}")))?;
+                    let made = if seed {
+                        seed_samples(root_path)
+                    } else {
+                        std::fs::create_dir_all(root_path)
+                    };
+                    made.map_err(|e| OriginError::Unavailable(format!("creating {root}: {e}")))?;
                 }
                 let abs = std::fs::canonicalize(root_path)
                     .map_err(|e| OriginError::Unavailable(format!("storage root {root}: {e}")))?;
@@ -220,6 +251,10 @@ impl Origin {
         Ok(Self {
             op,
             timeout: Duration::from_millis(cfg.timeout_ms.max(1)),
+            stats: std::sync::Arc::new(TtlCache::new(
+                100_000,
+                Duration::from_millis(cfg.stat_ttl_ms),
+            )),
             staging,
         })
     }
@@ -235,8 +270,13 @@ impl Origin {
         }
     }
 
-    /// One storage round trip: the source's version.
+    /// The source's version: one storage round trip, or none within `stat_ttl_ms` of the last.
     pub async fn stat(&self, key: &str) -> Result<Stat, OriginError> {
+        self.stats.get_or_try(key, self.stat_now(key)).await
+    }
+
+    /// The source's version from storage itself.
+    async fn stat_now(&self, key: &str) -> Result<Stat, OriginError> {
         let meta = self.timed(self.op.stat(key)).await?;
         if meta.is_dir() {
             return Err(OriginError::NotFound);
@@ -283,8 +323,11 @@ impl Origin {
 
     /// Store a whole object (atomically replaced on fs; a single PUT on S3).
     pub async fn write(&self, key: &str, bytes: Vec<u8>) -> Result<(), OriginError> {
-        self.timed(async { self.op.write(key, bytes).await.map(|_| ()) })
-            .await
+        let r = self
+            .timed(async { self.op.write(key, bytes).await.map(|_| ()) })
+            .await;
+        self.stats.invalidate(key).await;
+        r
     }
 
     /// Remove half-written temporary files left by a crash (fs only). Call before serving.
@@ -310,19 +353,40 @@ impl Origin {
 
     /// Remove an object; a missing one is not an error.
     pub async fn delete(&self, key: &str) -> Result<(), OriginError> {
-        match self.timed(async { self.op.delete(key).await }).await {
+        let r = self.timed(async { self.op.delete(key).await }).await;
+        self.stats.invalidate(key).await;
+        match r {
             Ok(()) | Err(OriginError::NotFound) => Ok(()),
             Err(e) => Err(e),
         }
     }
 
-    /// Whether an object exists under `key`.
+    /// Whether an object exists under `key` (asks storage itself).
     pub async fn exists(&self, key: &str) -> Result<bool, OriginError> {
-        match self.stat(key).await {
+        match self.stat_now(key).await {
             Ok(_) => Ok(true),
             Err(OriginError::NotFound) => Ok(false),
             Err(e) => Err(e),
         }
+    }
+
+    /// Every object under the root (recursively): path, length, modification time.
+    pub async fn list_files(&self) -> Result<Vec<ListedFile>, OriginError> {
+        let entries = self
+            .timed(async { self.op.list_with("").recursive(true).await })
+            .await?;
+        Ok(entries
+            .into_iter()
+            .filter(|e| e.metadata().is_file())
+            .map(|e| ListedFile {
+                path: e.path().to_string(),
+                len: e.metadata().content_length(),
+                modified: e
+                    .metadata()
+                    .last_modified()
+                    .map(|t| t.into_inner().as_second()),
+            })
+            .collect())
     }
 
     /// Read bytes `start..end` of an object.

@@ -28,6 +28,7 @@ fn s3_config(c: &mut Config, endpoint: &str, bucket: &str, key: &str, secret: &s
     c.storage.access_key_id = Some(key.into());
     c.storage.secret_access_key = Some(Secret(secret.into()));
     c.storage.prefix = Some(prefix.into());
+    c.storage.stat_ttl_ms = 1500;
 }
 
 /// An OpenDAL client of the test bucket, to look into it independently of the server.
@@ -80,10 +81,19 @@ async fn s3_backend_serves_originals_and_transforms() {
     assert_eq!(&r.bytes().await.unwrap()[..], &bytes[..10]);
     let (st, _, body) = get(&s.url("/img/photos/missing.jpg?w=10"), None).await;
     assert_eq!((st, error_code(&body).as_str()), (404, "NOT_FOUND"));
-    // A new version under the same key gets a new ETag at once (stat before cache).
+    // A new version put behind Refract's back is served once the stat cache entry (1.5 s here)
+    // expires: the version is part of the cache key, so no purge is needed.
     let (_, h1, _) = get(&s.url("/img/photos/rocket.jpg?w=50"), None).await;
     let dice = std::fs::read(format!("{FIXTURES}/dice-800x600-alpha.png")).unwrap();
     op.write("photos/rocket.jpg", dice).await.unwrap();
+    let (_, h_cached, _) = get(&s.url("/img/photos/rocket.jpg?w=50"), None).await;
+    assert_eq!(
+        header(&h1, "etag"),
+        header(&h_cached, "etag"),
+        "stat reused"
+    );
+    assert_eq!(header(&h_cached, "x-cache"), Some("HIT"));
+    tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
     let (_, h2, body) = get(&s.url("/img/photos/rocket.jpg?w=50"), None).await;
     assert_ne!(header(&h1, "etag"), header(&h2, "etag"));
     assert_eq!(dims(&body), (50, 38));
@@ -91,6 +101,49 @@ async fn s3_backend_serves_originals_and_transforms() {
     let bad = start(|c| s3_config(c, &endpoint, &bucket, &key, "wrong-secret", &prefix));
     let (st, _, body) = get(&bad.url("/img/photos/rocket.jpg?w=10"), None).await;
     assert_eq!((st, error_code(&body).as_str()), (502, "ORIGIN_ERROR"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s3_persistent_cache_tier_serves_after_a_restart() {
+    let (endpoint, bucket, key, secret) = s3_env();
+    let prefix = format!("/p{}/", std::process::id());
+    let cache_prefix = format!("/p{}-cache/", std::process::id());
+    let op = s3_operator(&endpoint, &bucket, &key, &secret, &prefix);
+    let bytes = std::fs::read(format!("{FIXTURES}/rocket-640x427-adobergb.jpg")).unwrap();
+    op.write("rocket.jpg", bytes).await.unwrap();
+    let cache_prefix2 = cache_prefix.clone();
+    let s = start(move |c| {
+        s3_config(c, &endpoint, &bucket, &key, &secret, &prefix);
+        c.cache.persistent.backend = refract::cache::PersistentBackend::S3;
+        c.cache.persistent.path = Some(cache_prefix2);
+    });
+    let (endpoint, bucket, key, secret) = s3_env();
+    let cache_op = s3_operator(&endpoint, &bucket, &key, &secret, &cache_prefix);
+    let url = "/img/rocket.jpg?w=140&fm=jpeg";
+    let (st, h, first) = get(&s.url(url), None).await;
+    assert_eq!((st, header(&h, "x-cache")), (200, Some("MISS")));
+    // The variant lands in the bucket under the cache prefix (written in the background).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let listed = loop {
+        let l = cache_op.list_with("").recursive(true).await.unwrap();
+        let files: Vec<_> = l.into_iter().filter(|e| e.metadata().is_file()).collect();
+        if !files.is_empty() {
+            break files;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no variant in the bucket"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(listed.len(), 1);
+    let stored = cache_op.read(listed[0].path()).await.unwrap().to_vec();
+    assert!(stored == first);
+    let s = s.restart(|_| {});
+    let (st, h, again) = get(&s.url(url), None).await;
+    assert_eq!((st, header(&h, "x-cache")), (200, Some("HIT-PERSISTENT")));
+    assert!(again == first);
+    assert_eq!(metric(&s, "refract_transforms_total").await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -33,7 +33,7 @@ for a in "$@"; do
 done
 
 DURATION="${DURATION:-10}"; WARMUP="${WARMUP:-3}"; CONC="${CONC:-4}"; THREADS="${THREADS:-2}"
-SPAN="${SPAN:-128}"; ROUNDS="${ROUNDS:-1}"; REF="${REF:-ipx}"
+SPAN="${SPAN:-128}"; GSPAN="$SPAN"; ROUNDS="${ROUNDS:-1}"; REF="${REF:-ipx}"
 read -r -a TLIST <<<"${ENV_TARGETS:-${DEFAULT_TARGETS[*]}}"
 read -r -a SLIST <<<"${ENV_SCENARIOS:-${ALL_SCENARIOS[*]}}"
 QUALITY_QS="${QUALITY_QS:-30 40 50 60 70 80 90}"
@@ -132,14 +132,15 @@ if [[ "$MODE" != quality ]]; then
           echo "  $t failed to serve $s (see $log)" >&2
           printf '%s\t%s\t%s\tFAILED\t\t\t\t\t\t\t\t\t\t\t\t\t\t\n' "$r" "$t" "$s" >>"$RES"; stop_target; continue
         fi
-        export URL_TEMPLATE="$path" BASE_W="${S_W[$s]}" BASE_H="${S_H[$s]}" SPAN THREADS \
+        conc="${S_CONC[$s]:-$CONC}"; script="${S_SCRIPT[$s]:-vary.lua}"
+        export URL_TEMPLATE="$path" BASE_W="${S_W[$s]}" BASE_H="${S_H[$s]}" SPAN="${S_SPAN[$s]:-$GSPAN}" THREADS \
                ACCEPT="${S_ACCEPT[$s]}" EXPECT_CT="${S_CT[$s]}"
         PHASE=warm RESULT_FILE=/dev/null timeout $((WARMUP + 90)) \
-          wrk -t"$THREADS" -c"$CONC" -d"${WARMUP}s" --timeout 60s -s vary.lua "$base" >>"$log" 2>&1 || true
+          wrk -t"$THREADS" -c"$conc" -d"${WARMUP}s" --timeout 60s -s "$script" "$base" >>"$log" 2>&1 || true
         c0="$(cpu_ticks)"
         rf="$OUT/logs/$t-$s-r$r.result"
         PHASE=measure RESULT_FILE="$rf" timeout $((DURATION + 90)) \
-          wrk -t"$THREADS" -c"$CONC" -d"${DURATION}s" --timeout 60s -s vary.lua "$base" >>"$log" 2>&1 || true
+          wrk -t"$THREADS" -c"$conc" -d"${DURATION}s" --timeout 60s -s "$script" "$base" >>"$log" 2>&1 || true
         c1="$(cpu_ticks)"; rss="$(rss_kib)"; load1="$(cut -d' ' -f1 /proc/loadavg)"
         stop_target
         if [[ ! -s "$rf" ]]; then
@@ -201,7 +202,7 @@ fi
 # ---- report ----
 {
   cat "$OUT/env.txt"; echo
-  [[ "$MODE" != quality ]] && python3 "$HERE/report.py" "$RES" "$REF"
+  [[ "$MODE" != quality ]] && python3 "$HERE/report.py" "$RES" "$REF" "$(for s in "${SLIST[@]}"; do [[ -n "${S_REF[$s]:-}" ]] && printf '%s=%s,' "$s" "${S_REF[$s]}"; done)"
   [[ "$MODE" != load ]] && { echo; cat "$OUT/quality/quality.md"; }
 } | tee "$OUT/report.md"
 echo "(raw: $OUT)" >&2

@@ -9,9 +9,12 @@
 # (base ± SPAN/2, so that no result cache can answer). A target without a template for a scenario
 # is skipped for it.
 
-ALL_SCENARIOS=(jpeg400 webp400 avif400 alpha-webp300 cover150)
+ALL_SCENARIOS=(jpeg400 webp400 avif400 alpha-webp300 cover150 fit512 hot)
 
 declare -A S_FILE S_W S_H S_Q S_ACCEPT S_CT S_DESC
+# Optional per-scenario overrides of the global knobs: width span (1 = one URL), connections, wrk
+# script, and the target the ratio column divides by.
+declare -A S_SPAN S_CONC S_SCRIPT S_REF
 S_FILE[jpeg400]=kleiber-6028x3391.jpg;  S_W[jpeg400]=400; S_Q[jpeg400]=80; S_H[jpeg400]=0
 S_ACCEPT[jpeg400]='image/jpeg,*/*;q=0.8'; S_CT[jpeg400]=image/jpeg
 S_DESC[jpeg400]='6028x3391 JPEG (20 MP) -> 400w JPEG q80'
@@ -32,6 +35,17 @@ S_FILE[cover150]=rocket-640x427-adobergb.jpg; S_W[cover150]=150; S_Q[cover150]=8
 S_ACCEPT[cover150]='image/jpeg,*/*;q=0.8'; S_CT[cover150]=image/jpeg
 S_DESC[cover150]='640x427 JPEG (Adobe RGB ICC) -> 150x150 cover crop JPEG q80'
 
+S_FILE[fit512]=path-2560x1600-icc.jpg; S_W[fit512]=512; S_Q[fit512]=80; S_H[fit512]=512
+S_ACCEPT[fit512]='image/jpeg,*/*;q=0.8'; S_CT[fit512]=image/jpeg
+S_DESC[fit512]='2560x1600 JPEG (sRGB ICC) -> fit inside 512x512, JPEG q80 (imgproxy benchmark task)'
+
+# One URL over and over at 64 connections: Refract answers from its variant cache; nginx serves
+# the same bytes as a static file (its start script asks Refract for them first).
+S_FILE[hot]=rocket-640x427-adobergb.jpg; S_W[hot]=400; S_Q[hot]=80; S_H[hot]=0
+S_ACCEPT[hot]='image/jpeg'; S_CT[hot]=image/jpeg
+S_SPAN[hot]=1; S_CONC[hot]=64; S_SCRIPT[hot]=hot.lua; S_REF[hot]=nginx
+S_DESC[hot]='one hot URL (400w JPEG variant, cache hits) at 64 connections vs nginx static'
+
 declare -A T_PORT T_START URL
 
 # (a) ipx 3 (unjs; sharp/libvips), its defaults: progressive JPEG, no EXIF auto-orient.
@@ -42,6 +56,7 @@ URL[ipx,webp400]='/w_{w},f_webp,q_{q}/{file}'
 URL[ipx,avif400]='/w_{w},f_avif,q_{q}/{file}'
 URL[ipx,alpha-webp300]='/w_{w},f_webp,q_{q}/{file}'
 URL[ipx,cover150]='/s_{w}x{h},fit_cover,f_jpeg,q_{q}/{file}'
+URL[ipx,fit512]='/s_{w}x{h},fit_inside,f_jpeg,q_{q}/{file}'
 
 # (b) thumbor 7 (Pillow), file loader, no storage, no result storage, 2 processes (one per core).
 T_PORT[thumbor]=8802
@@ -51,6 +66,7 @@ URL[thumbor,webp400]='/unsafe/{w}x0/filters:format(webp):quality({q})/{file}'
 URL[thumbor,avif400]='/unsafe/{w}x0/filters:format(avif):quality({q})/{file}'
 URL[thumbor,alpha-webp300]='/unsafe/{w}x0/filters:format(webp):quality({q})/{file}'
 URL[thumbor,cover150]='/unsafe/{w}x{h}/filters:format(jpeg):quality({q})/{file}'
+URL[thumbor,fit512]='/unsafe/fit-in/{w}x{h}/filters:format(jpeg):quality({q})/{file}'
 
 # (c) sharp called directly: the libvips fast path with no framework and no cache (Refract's URL form).
 T_PORT[sharp]=8803
@@ -60,6 +76,7 @@ URL[sharp,webp400]='/img/{file}?w={w}&q={q}&fm=webp'
 URL[sharp,avif400]='/img/{file}?w={w}&q={q}&fm=avif'
 URL[sharp,alpha-webp300]='/img/{file}?w={w}&q={q}&fm=webp'
 URL[sharp,cover150]='/img/{file}?w={w}&h={h}&fit=cover&q={q}&fm=jpeg'
+URL[sharp,fit512]='/img/{file}?w={w}&h={h}&fit=inside&q={q}&fm=jpeg'
 
 # (d) pyvips with Debian's libvips 8.14 (optional: TARGETS="... pyvips").
 T_PORT[pyvips]=8804
@@ -70,14 +87,25 @@ URL[pyvips,avif400]='/img/{file}?w={w}&q={q}&fm=avif'
 URL[pyvips,alpha-webp300]='/img/{file}?w={w}&q={q}&fm=webp'
 URL[pyvips,cover150]='/img/{file}?w={w}&h={h}&fit=cover&q={q}&fm=jpeg'
 
-# (e) Refract: the release build of this repository, its variant cache off (every request is a
+# (e) Refract: the release build of this repository, both variant cache tiers off (every request is a
 # transform), data in a throwaway folder, the corpus as its storage root.
 T_PORT[refract]=8805
-T_START[refract]='env REFRACT__CACHE__MEMORY_BYTES=0 REFRACT__SERVER__LOG=warn ../../target/release/refract --storage-root "$CORPUS" --data-dir "$(mktemp -d)" --listen "127.0.0.1:$PORT"'
+T_START[refract]='env REFRACT__CACHE__MEMORY_BYTES=0 REFRACT__CACHE__PERSISTENT__MAX_BYTES=0 REFRACT__SERVER__LOG=warn ../../target/release/refract --storage-root "$CORPUS" --data-dir "$(mktemp -d)" --listen "127.0.0.1:$PORT"'
 URL[refract,jpeg400]='/img/{file}?w={w}&q={q}&fm=jpeg'
 URL[refract,webp400]='/img/{file}?w={w}&q={q}&fm=webp'
 URL[refract,avif400]='/img/{file}?w={w}&q={q}&fm=avif'
 URL[refract,alpha-webp300]='/img/{file}?w={w}&q={q}&fm=webp'
 URL[refract,cover150]='/img/{file}?w={w}&h={h}&fit=cover&q={q}&fm=jpeg'
+URL[refract,fit512]='/img/{file}?w={w}&h={h}&fit=inside&q={q}&fm=jpeg'
 
-DEFAULT_TARGETS=(refract ipx thumbor sharp)
+# (f) Refract as deployed: variant cache on (the default 256 MiB). Only the hot scenario uses it.
+T_PORT[refract-cached]=8806
+T_START[refract-cached]='env REFRACT__SERVER__LOG=warn ../../target/release/refract --storage-root "$CORPUS" --data-dir "$(mktemp -d)" --listen "127.0.0.1:$PORT"'
+URL[refract-cached,hot]='/img/{file}?w={w}&q={q}&fm=jpeg'
+
+# (g) nginx (Debian's nginx-light) serving Refract's answer for the hot URL as a static file.
+T_PORT[nginx]=8807
+T_START[nginx]='peers/nginx-static.sh "$CORPUS" "$PORT" "/img/rocket-640x427-adobergb.jpg?w=400&q=80&fm=jpeg"'
+URL[nginx,hot]='/hot.jpg'
+
+DEFAULT_TARGETS=(refract ipx thumbor sharp refract-cached nginx)

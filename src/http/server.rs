@@ -36,6 +36,8 @@ pub async fn serve(
         ));
     let graceful = GracefulShutdown::new();
     let ids = Arc::new(AtomicU64::new(0));
+    // Request ids are `<pid>-<sequence>`; the pid is read once (getpid is a syscall).
+    let pid = std::process::id();
     let slots = Arc::new(tokio::sync::Semaphore::new(
         app.config.server.max_connections.max(1),
     ));
@@ -64,7 +66,7 @@ pub async fn serve(
                 let ids = ids.clone();
                 let svc = service_fn(move |req| {
                     let app = app.clone();
-                    let id = ids.fetch_add(1, Ordering::Relaxed);
+                    let id = (pid, ids.fetch_add(1, Ordering::Relaxed));
                     async move { Ok::<_, Infallible>(handle(&app, req, peer, id).await) }
                 });
                 let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned();
@@ -88,7 +90,12 @@ pub async fn serve(
     Ok(())
 }
 
-async fn handle(app: &App, req: Request<Incoming>, peer: SocketAddr, seq: u64) -> Response<Body> {
+async fn handle(
+    app: &Arc<App>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    (pid, seq): (u32, u64),
+) -> Response<Body> {
     let start = Instant::now();
     app.metrics.requests.fetch_add(1, Ordering::Relaxed);
     let request_id = req
@@ -96,10 +103,7 @@ async fn handle(app: &App, req: Request<Incoming>, peer: SocketAddr, seq: u64) -
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map_or_else(
-            || format!("{:x}-{seq:x}", std::process::id()),
-            str::to_string,
-        );
+        .map_or_else(|| format!("{pid:x}-{seq:x}"), str::to_string);
     let head = req.method() == http::Method::HEAD;
     let method = req.method().clone();
     let path = req.uri().path().to_string();
@@ -152,9 +156,13 @@ fn metrics(app: &App) -> String {
          # TYPE refract_transforms_total counter\nrefract_transforms_total {}\n\
          # TYPE refract_cache_hits_total counter\nrefract_cache_hits_total {hits}\n\
          # TYPE refract_cache_misses_total counter\nrefract_cache_misses_total {misses}\n\
-         # TYPE refract_cpu_waiting gauge\nrefract_cpu_waiting {}\n",
+         # TYPE refract_cpu_waiting gauge\nrefract_cpu_waiting {}\n\
+         # TYPE refract_persistent_cache_bytes gauge\nrefract_persistent_cache_bytes {}\n",
         app.metrics.requests.load(Ordering::Relaxed),
         app.metrics.transforms.load(Ordering::Relaxed),
         app.cpu.waiting(),
+        app.persist
+            .as_ref()
+            .map_or(0, crate::persist::Persist::bytes),
     )
 }

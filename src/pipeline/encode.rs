@@ -21,6 +21,8 @@ pub struct EncodeConfig {
     pub avif_quality: u8,
     /// rav1e speed 1..=10 on the request path (10 = fastest).
     pub avif_speed: u8,
+    /// rav1e speed for AVIF encoded in the background (over `limits.avif_budget_ms`).
+    pub avif_background_speed: u8,
     /// libwebp method 0..=6 (higher = smaller and slower).
     pub webp_method: u8,
 }
@@ -34,6 +36,7 @@ impl Default for EncodeConfig {
             webp_quality: 80,
             avif_quality: 60,
             avif_speed: 10,
+            avif_background_speed: 7,
             webp_method: 4,
         }
     }
@@ -63,6 +66,9 @@ impl EncodeConfig {
         if !(1..=10).contains(&self.avif_speed) {
             return Err("formats.avif_speed must be 1..=10".into());
         }
+        if !(1..=10).contains(&self.avif_background_speed) {
+            return Err("formats.avif_background_speed must be 1..=10".into());
+        }
         if self.webp_method > 6 {
             return Err("formats.webp_method must be 0..=6".into());
         }
@@ -72,15 +78,39 @@ impl EncodeConfig {
     /// A fingerprint of everything that changes output bytes (part of the cache key).
     pub fn fingerprint(&self) -> String {
         format!(
-            "jq{}wq{}aq{}as{}wm{}",
+            "jq{}wq{}aq{}as{}ab{}wm{}",
             self.jpeg_quality,
             self.webp_quality,
             self.avif_quality,
             self.avif_speed,
+            self.avif_background_speed,
             self.webp_method
         )
     }
+
+    /// The same settings with AVIF at the background speed.
+    pub fn for_background(&self) -> Self {
+        Self {
+            avif_speed: self.avif_background_speed,
+            ..self.clone()
+        }
+    }
 }
+
+/// Estimated milliseconds of one AVIF encode of `pixels` at rav1e `speed`, one thread. Measured
+/// on the 2-core reference machine (rav1e 0.8 with asm, 400x225: speed 10 = 44 ms, 8 = 222 ms,
+/// 6 = 244 ms, 4 = 266 ms) and scaled by area, which is how rav1e's cost grows.
+pub fn avif_cost_ms(pixels: u64, speed: u8) -> u64 {
+    let ms_per_megapixel: u64 = match speed {
+        10.. => 500,
+        9 => 1_200,
+        7 | 8 => 2_500,
+        5 | 6 => 2_700,
+        _ => 3_000,
+    };
+    pixels.saturating_mul(ms_per_megapixel) / 1_000_000
+}
+
 
 /// Encode `px` as `format` at `quality` (1..=100).
 pub fn encode(
@@ -169,4 +199,17 @@ fn avif(px: &Pixels, q: u8, speed: u8) -> Result<Vec<u8>, PipelineError> {
         enc.encode_rgb(ravif::Img::new(px.data.as_rgb(), w, h))
     };
     Ok(res.map_err(enc_err)?.avif_file)
+}
+
+#[cfg(test)]
+mod cost_tests {
+    use super::*;
+
+    #[test]
+    fn avif_cost_grows_with_area_and_effort() {
+        assert_eq!(avif_cost_ms(90_000, 10), 45);
+        assert!(avif_cost_ms(90_000, 6) > 200);
+        assert!(avif_cost_ms(4_000_000, 10) > 1_000);
+        assert_eq!(avif_cost_ms(u64::MAX, 1), u64::MAX / 1_000_000);
+    }
 }

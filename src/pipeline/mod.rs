@@ -94,6 +94,15 @@ impl Job<'_> {
     }
 }
 
+/// The size of the image `run` would produce for `input`, from its header alone (`None` when
+/// the header cannot be read; `run` then reports why).
+pub fn output_size(input: &[u8], t: &Transform) -> Option<(u32, u32)> {
+    let probe = probe::probe(input).ok()?;
+    let (ow, oh) = probe.oriented_size();
+    let g = fit::plan(ow, oh, t);
+    Some((g.canvas_w, g.canvas_h))
+}
+
 /// Run the whole pipeline on `input`. `None` from output negotiation (nothing acceptable for
 /// this source) is reported as `Ok(None)`.
 pub fn run(input: &[u8], job: &Job<'_>) -> Result<Option<Encoded>, PipelineError> {

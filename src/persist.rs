@@ -1,0 +1,258 @@
+//! The persistent variant tier: encoded variants stored through OpenDAL (a local folder, or a
+//! prefix in the S3 bucket), under the same blake3 `CacheKey` as the memory tier, so that a
+//! restart or another node serves them without transcoding again.
+//!
+//! Size-bounded: an index of the objects this process knows (listed at start, then kept up to
+//! date as it reads and writes) deletes the least recently used past `max_bytes`, down to 90 %.
+//! Objects another node writes into a shared prefix count only once this node lists or reads
+//! them; a bucket lifecycle rule is the hard bound there.
+//!
+//! Invariants: all IO goes through `Origin`; a failure here is logged and is a miss, never a
+//! failed request; objects are written whole (temp file + rename on fs, one PUT on S3); the key
+//! is hex, so no client input reaches a storage path.
+
+use crate::cache::{PersistentBackend, PersistentConfig};
+use crate::format::ImageFormat;
+use crate::key::CacheKey;
+use crate::origin::{Backend, Origin, OriginError, StorageConfig, TMP_DIR};
+use crate::pipeline::{probe, Encoded};
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+/// Largest object the tier reads back (a variant is far smaller).
+const MAX_OBJECT: u64 = 64 << 20;
+
+/// What the index knows of one object.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    len: u64,
+    used: u64,
+}
+
+#[derive(Debug, Default)]
+struct Index {
+    entries: HashMap<String, Entry>,
+    total: u64,
+    clock: u64,
+}
+
+impl Index {
+    fn touch(&mut self, path: &str, len: u64) {
+        self.clock += 1;
+        let used = self.clock;
+        if let Some(old) = self.entries.insert(path.to_string(), Entry { len, used }) {
+            self.total -= old.len;
+        }
+        self.total += len;
+    }
+
+    fn forget(&mut self, path: &str) {
+        if let Some(old) = self.entries.remove(path) {
+            self.total -= old.len;
+        }
+    }
+
+    /// Remove from the index, least recently used first, until the total is at most `target`;
+    /// returns the paths to delete.
+    fn evict_to(&mut self, target: u64) -> Vec<String> {
+        if self.total <= target {
+            return Vec::new();
+        }
+        let mut by_age: Vec<(u64, String, u64)> = self
+            .entries
+            .iter()
+            .map(|(p, e)| (e.used, p.clone(), e.len))
+            .collect();
+        by_age.sort_unstable();
+        let mut out = Vec::new();
+        for (_, path, len) in by_age {
+            if self.total <= target {
+                break;
+            }
+            self.entries.remove(&path);
+            self.total -= len;
+            out.push(path);
+        }
+        out
+    }
+}
+
+/// The persistent tier.
+pub struct Persist {
+    store: Origin,
+    max_bytes: u64,
+    index: Mutex<Index>,
+}
+
+impl Persist {
+    /// Open the tier (`None` when `max_bytes` is 0), clear half-written files and index what is
+    /// already stored.
+    pub async fn open(
+        cfg: &PersistentConfig,
+        storage: &StorageConfig,
+        data_dir: &Path,
+    ) -> Result<Option<Self>, String> {
+        if cfg.max_bytes == 0 {
+            return Ok(None);
+        }
+        let store_cfg =
+            match cfg.backend {
+                PersistentBackend::Fs => {
+                    StorageConfig {
+                        backend: Backend::Fs,
+                        root: Some(cfg.path.clone().unwrap_or_else(|| {
+                            data_dir.join("cache").to_string_lossy().into_owned()
+                        })),
+                        stat_ttl_ms: 0,
+                        ..StorageConfig::default()
+                    }
+                }
+                PersistentBackend::S3 if storage.backend == Backend::S3 => StorageConfig {
+                    prefix: Some(
+                        cfg.path
+                            .clone()
+                            .unwrap_or_else(|| "refract-cache/".to_string()),
+                    ),
+                    stat_ttl_ms: 0,
+                    ..storage.clone()
+                },
+                PersistentBackend::S3 => return Err(
+                    "cache.persistent.backend = \"s3\" needs storage.backend = \"s3\" (it uses \
+                     that bucket and its credentials)"
+                        .into(),
+                ),
+            };
+        let store = Origin::new_store(&store_cfg).map_err(|e| e.to_string())?;
+        store.clear_staging().map_err(|e| e.to_string())?;
+        let tier = Self {
+            store,
+            max_bytes: cfg.max_bytes,
+            index: Mutex::new(Index::default()),
+        };
+        match tier.store.list_files().await {
+            Ok(files) => {
+                let mut files: Vec<_> = files
+                    .into_iter()
+                    .filter(|f| !f.path.starts_with(TMP_DIR))
+                    .collect();
+                // Oldest first, so that the most recently written count as most recently used.
+                files.sort_by_key(|f| f.modified.unwrap_or(0));
+                if let Ok(mut idx) = tier.index.lock() {
+                    for f in &files {
+                        idx.touch(&f.path, f.len);
+                    }
+                }
+                tier.evict().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "persistent cache: listing failed; starting empty")
+            }
+        }
+        Ok(Some(tier))
+    }
+
+    /// The object path of a key: two hex digits of fan-out, then the whole key.
+    fn path(key: &CacheKey) -> String {
+        let hex = key.hex();
+        format!("{}/{hex}", &hex[..2])
+    }
+
+    /// A stored variant, or `None` (absent, unreadable, or not an image: all misses).
+    pub async fn get(&self, key: &CacheKey) -> Option<Encoded> {
+        let path = Self::path(key);
+        let known = self
+            .index
+            .lock()
+            .ok()
+            .and_then(|i| i.entries.get(&path).map(|e| e.len));
+        let bytes = match self.store.read(&path, known.unwrap_or(0), MAX_OBJECT).await {
+            Ok(b) => b,
+            Err(OriginError::NotFound) => {
+                if let Ok(mut i) = self.index.lock() {
+                    i.forget(&path);
+                }
+                return None;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, path, "persistent cache: read failed");
+                return None;
+            }
+        };
+        let Some(enc) = decode_entry(bytes) else {
+            tracing::warn!(path, "persistent cache: not an image; deleting it");
+            let _ = self.store.delete(&path).await;
+            if let Ok(mut i) = self.index.lock() {
+                i.forget(&path);
+            }
+            return None;
+        };
+        if let Ok(mut i) = self.index.lock() {
+            i.touch(&path, enc.bytes.len() as u64);
+        }
+        Some(enc)
+    }
+
+    /// Store a variant, then evict past the bound. Failures are logged.
+    pub async fn put(&self, key: &CacheKey, enc: &Encoded) {
+        let path = Self::path(key);
+        if let Err(e) = self.store.write(&path, enc.bytes.to_vec()).await {
+            tracing::warn!(error = %e, path, "persistent cache: write failed");
+            return;
+        }
+        if let Ok(mut i) = self.index.lock() {
+            i.touch(&path, enc.bytes.len() as u64);
+        }
+        self.evict().await;
+    }
+
+    /// Bytes the index counts now.
+    pub fn bytes(&self) -> u64 {
+        self.index.lock().map_or(0, |i| i.total)
+    }
+
+    async fn evict(&self) {
+        let doomed = match self.index.lock() {
+            Ok(mut i) if i.total > self.max_bytes => i.evict_to(self.max_bytes / 10 * 9),
+            _ => return,
+        };
+        for path in doomed {
+            if let Err(e) = self.store.delete(&path).await {
+                tracing::warn!(error = %e, path, "persistent cache: delete failed");
+            }
+        }
+    }
+}
+
+fn decode_entry(bytes: Bytes) -> Option<Encoded> {
+    let format = ImageFormat::sniff(&bytes)?;
+    let p = probe::probe(&bytes).ok()?;
+    Some(Encoded {
+        format,
+        width: p.width,
+        height: p.height,
+        bytes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_evicts_least_recently_used_first() {
+        let mut i = Index::default();
+        i.touch("a", 40);
+        i.touch("b", 40);
+        i.touch("c", 40);
+        i.touch("a", 40); // a is now the most recent
+        assert_eq!(i.total, 120);
+        assert_eq!(i.evict_to(80), vec!["b".to_string()]);
+        assert_eq!(i.evict_to(0), vec!["c".to_string(), "a".to_string()]);
+        assert_eq!(i.total, 0);
+        i.touch("d", 10);
+        i.forget("d");
+        assert_eq!((i.total, i.entries.len()), (0, 0));
+    }
+}
