@@ -416,6 +416,7 @@ mod tests {
             ("REFRACT_LISTEN", "127.0.0.1:2"),
             ("REFRACT__LIMITS__MAX_DIMENSION", "200"),
             ("REFRACT__FORMATS__AVIF", "false"),
+            ("REFRACT__CACHE__PERSISTENT__MAX_BYTES", "0"),
         ]);
         let c = Config::from_sources(Some((p, file)), &e, &CliOverrides::default()).unwrap();
         assert_eq!(
@@ -425,6 +426,10 @@ mod tests {
                 c.formats.avif
             ),
             ("127.0.0.1:2", 200, false)
+        );
+        assert_eq!(
+            c.cache.persistent.max_bytes, 0,
+            "nested sections take env too"
         );
         let cli = CliOverrides {
             listen: Some("127.0.0.1:3".into()),
@@ -489,12 +494,20 @@ mod tests {
         assert_eq!(c, Config::default());
         // Every key is documented there (optional ones as a commented-out example).
         let defaults = toml::Value::try_from(Config::default()).unwrap();
-        let mut keys: Vec<String> = Vec::new();
-        for (section, table) in defaults.as_table().unwrap() {
-            for key in table.as_table().unwrap().keys() {
-                keys.push(format!("{section}.{key}"));
+        // (section, key) for every leaf; a nested table is its own section (`[cache.persistent]`).
+        fn leaves(prefix: &str, table: &toml::Table, out: &mut Vec<String>) {
+            for (key, v) in table {
+                match v.as_table() {
+                    Some(t) if !prefix.is_empty() && t.values().any(|x| !x.is_table()) => {
+                        leaves(&format!("{prefix}.{key}"), t, out)
+                    }
+                    Some(t) if prefix.is_empty() => leaves(key, t, out),
+                    _ => out.push(format!("{prefix}.{key}")),
+                }
             }
         }
+        let mut keys: Vec<String> = Vec::new();
+        leaves("", defaults.as_table().unwrap(), &mut keys);
         keys.extend(
             [
                 "server.public_url",
@@ -502,11 +515,12 @@ mod tests {
                 "storage.secret_access_key",
                 "database.url",
                 "auth.admin_key",
+                "cache.persistent.path",
             ]
             .map(String::from),
         );
         for k in keys {
-            let (section, key) = k.split_once('.').unwrap();
+            let (section, key) = k.rsplit_once('.').unwrap();
             let body = text
                 .split(&format!("[{section}]"))
                 .nth(1)

@@ -280,7 +280,10 @@ async fn get_owned(url: String) -> (u16, Vec<u8>) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cache_off_transforms_every_time() {
-    let s = start(|c| c.cache.memory_bytes = 0);
+    let s = start(|c| {
+        c.cache.memory_bytes = 0;
+        c.cache.persistent.max_bytes = 0;
+    });
     let url = s.url(&format!("{ROCKET}?w=50"));
     for _ in 0..2 {
         let (_, h, _) = get(&url, None).await;

@@ -98,6 +98,12 @@ URL[refract,alpha-webp300]='/img/{file}?w={w}&q={q}&fm=webp'
 URL[refract,cover150]='/img/{file}?w={w}&h={h}&fit=cover&q={q}&fm=jpeg'
 URL[refract,fit512]='/img/{file}?w={w}&h={h}&fit=inside&q={q}&fm=jpeg'
 
+# (e2) Refract with AVIF at rav1e speed 6: what the background encode (over limits.avif_budget_ms)
+# stores. For the quality step: TARGETS="refract refract-avif6 ipx" SCENARIOS=avif400 --quality-only
+T_PORT[refract-avif6]=8808
+T_START[refract-avif6]='env REFRACT__FORMATS__AVIF_SPEED=6 REFRACT__LIMITS__AVIF_BUDGET_MS=0 REFRACT__CACHE__MEMORY_BYTES=0 REFRACT__CACHE__PERSISTENT__MAX_BYTES=0 REFRACT__SERVER__LOG=warn ../../target/release/refract --storage-root "$CORPUS" --data-dir "$(mktemp -d)" --listen "127.0.0.1:$PORT"'
+URL[refract-avif6,avif400]='/img/{file}?w={w}&q={q}&fm=avif'
+
 # (f) Refract as deployed: variant cache on (the default 256 MiB). Only the hot scenario uses it.
 T_PORT[refract-cached]=8806
 T_START[refract-cached]='env REFRACT__SERVER__LOG=warn ../../target/release/refract --storage-root "$CORPUS" --data-dir "$(mktemp -d)" --listen "127.0.0.1:$PORT"'

@@ -111,7 +111,6 @@ pub fn avif_cost_ms(pixels: u64, speed: u8) -> u64 {
     pixels.saturating_mul(ms_per_megapixel) / 1_000_000
 }
 
-
 /// Encode `px` as `format` at `quality` (1..=100).
 pub fn encode(
     px: &Pixels,
