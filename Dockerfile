@@ -6,6 +6,7 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY crates ./crates
 COPY src ./src
+COPY benches ./benches
 COPY tests/fixtures ./tests/fixtures
 COPY config ./config
 RUN cargo build --release --locked --bin refract

@@ -82,9 +82,9 @@ log "S3 up at $REFRACT_TEST_S3_ENDPOINT after ${SECONDS}s"
 log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy"
-cargo clippy --locked --all-targets -- -D warnings
+cargo clippy --locked --workspace --all-targets -- -D warnings
 log "cargo test"
-cargo test --locked
+cargo test --locked --workspace
 log "fuzz: every target for ${FUZZ_SECONDS:=60} s (cargo-fuzz; RUSTC_BOOTSTRAP for -Z flags on stable)"
 command -v cargo-fuzz >/dev/null || timeout 900 cargo install cargo-fuzz --locked
 for t in params accept decode multipart; do
