@@ -66,13 +66,27 @@ impl CacheKey {
 
     /// Lower-case hex of the whole key.
     pub fn hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        let mut s = String::with_capacity(64);
+        push_hex(&mut s, &self.0);
+        s
     }
 
     /// The strong ETag, quoted: the first 128 bits of the key.
     pub fn etag(&self) -> String {
-        let hex: String = self.0[..16].iter().map(|b| format!("{b:02x}")).collect();
-        format!("\"{hex}\"")
+        let mut s = String::with_capacity(34);
+        s.push('"');
+        push_hex(&mut s, &self.0[..16]);
+        s.push('"');
+        s
+    }
+}
+
+/// Append `bytes` as lower-case hex (on every request: no per-byte formatting).
+fn push_hex(s: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 15)]));
     }
 }
 
