@@ -38,10 +38,8 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
     on_bound: impl FnOnce(std::net::SocketAddr),
 ) -> Result<(), String> {
-    let listener = tokio::net::TcpListener::bind(&config.server.listen)
-        .await
+    let (addr, sockets) = http::server::bind(&config.server.listen, num_cpus::get())
         .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let app = Arc::new(app::App::new(config).await?);
     let swept = library::sweep_pending(&app)
         .await
@@ -54,7 +52,7 @@ pub async fn run(
     }
     let background = tokio::spawn(app::background(app.clone()));
     on_bound(addr);
-    let served = http::server::serve(listener, app, shutdown)
+    let served = http::server::serve_all(sockets, app, shutdown)
         .await
         .map_err(|e| e.to_string());
     background.abort();

@@ -219,3 +219,21 @@ async fn sigterm_lets_in_flight_requests_finish_and_refuses_new_ones() {
     };
     assert!(status.success(), "{status:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_server_on_a_port_in_use_fails_to_start() {
+    // Every event loop accepts from one listening socket, bound once: the port is not shared
+    // with another process by accident.
+    let first = common::start(|_| {});
+    let addr = first.base.trim_start_matches("http://").to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = refract::config::Config::default();
+    cfg.server.listen = addr.clone();
+    cfg.server.data_dir = dir.path().to_path_buf();
+    let r = refract::run(cfg, std::future::pending(), |_| {}).await;
+    let e = r.expect_err("the second server must not start");
+    assert!(e.contains("cannot listen") && e.contains(&addr), "{e}");
+    // The first one still answers.
+    let (st, _, _) = common::get(&first.url("/health"), None).await;
+    assert_eq!(st, 200);
+}

@@ -107,9 +107,18 @@ fill() { # template scenario [q] -> path with {file} {q} filled ({w} {h} left fo
 }
 wh() { local tp="$1"; tp="${tp//\{w\}/$2}"; echo "${tp//\{h\}/$3}"; }
 
+versions() { # one line per peer, read from what is installed
+  local nm="$HERE/.peers/node/node_modules"
+  echo "- refract: $(git -C "$HERE" describe --always --dirty 2>/dev/null || echo '?') ($(rustc -V 2>/dev/null))"
+  [[ -d "$nm/ipx" ]] && echo "- ipx $(node -p "require('$nm/ipx/package.json').version"), sharp $(node -p "require('$nm/sharp/package.json').version"): $(node -e "const v=require('$nm/sharp').versions; console.log('libvips ' + v.vips + ', mozjpeg ' + v.mozjpeg + ', libwebp ' + v.webp + ', libaom ' + v.aom + ', libheif ' + v.heif)" 2>/dev/null); node $(node -v)"
+  [[ -x "$HERE/.peers/thumbor/bin/pip" ]] && echo "- $("$HERE/.peers/thumbor/bin/pip" list 2>/dev/null | awk 'tolower($1)=="thumbor"||tolower($1)=="pillow"{printf "%s %s, ", $1, $2}')$("$HERE/.peers/thumbor/bin/python" -V 2>&1)"
+  command -v nginx >/dev/null && echo "- $(nginx -v 2>&1 | sed 's/^nginx version: //')"
+  echo "- $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
+}
 {
   echo "# peer run $STAMP"
-  echo "host: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; $(uname -sr)"
+  echo "host: $(lscpu | awk -F: '/Model name/{gsub(/^ +/, "", $2); print $2; exit}'), $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; $(uname -sr); $( . /etc/os-release && echo "$PRETTY_NAME")"
+  versions
   echo "load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "targets: ${TLIST[*]}; scenarios: ${SLIST[*]}"
   echo "wrk -t$THREADS -c$CONC -d${DURATION}s (+${WARMUP}s warm-up), width span $SPAN, rounds $ROUNDS, corpus $(basename "$CORPUS")"
@@ -202,7 +211,9 @@ fi
 # ---- report ----
 {
   cat "$OUT/env.txt"; echo
-  [[ "$MODE" != quality ]] && python3 "$HERE/report.py" "$RES" "$REF" "$(for s in "${SLIST[@]}"; do [[ -n "${S_REF[$s]:-}" ]] && printf '%s=%s,' "$s" "${S_REF[$s]}"; done)"
+  refs="$(for s in "${SLIST[@]}"; do [[ -n "${S_REF[$s]:-}" ]] && printf '%s=%s,' "$s" "${S_REF[$s]}"; done)"
+  [[ "$MODE" != quality ]] && python3 "$HERE/report.py" "$RES" "$REF" "$refs" \
+    && python3 "$HERE/chart.py" "$RES" "$OUT/throughput.svg" "$REF" "$refs"
   [[ "$MODE" != load ]] && { echo; cat "$OUT/quality/quality.md"; }
 } | tee "$OUT/report.md"
 echo "(raw: $OUT)" >&2
