@@ -71,6 +71,9 @@ pub struct LimitsConfig {
     pub max_source_bytes: u64,
     /// Most pixels a source (or an output canvas) may have.
     pub max_source_pixels: u64,
+    /// Most pixels a progressive JPEG source may have (its decode holds the whole image's DCT
+    /// coefficients, ~3 bytes per pixel, and gains little from shrink-on-load).
+    pub max_progressive_pixels: u64,
     /// CPU workers for image work; 0 = one per core.
     pub workers: usize,
     /// Requests that may wait for a worker before 503.
@@ -97,6 +100,7 @@ impl Default for LimitsConfig {
             max_dimension: 8192,
             max_source_bytes: 50 << 20,
             max_source_pixels: 50_000_000,
+            max_progressive_pixels: 25_000_000,
             workers: 0,
             queue_depth: 256,
             queue_timeout_ms: 10_000,
@@ -104,6 +108,16 @@ impl Default for LimitsConfig {
             max_upload_count: 20,
             request_timeout_ms: 30_000,
             avif_budget_ms: 250,
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// What the pipeline checks.
+    pub fn pixel_limits(&self) -> crate::pipeline::PixelLimits {
+        crate::pipeline::PixelLimits {
+            max_source_pixels: self.max_source_pixels,
+            max_progressive_pixels: self.max_progressive_pixels,
         }
     }
 }
@@ -249,9 +263,13 @@ impl Config {
         if !(1..=65_535).contains(&l.max_dimension) {
             return Err("limits.max_dimension must be 1..=65535".into());
         }
-        if l.max_source_bytes == 0 || l.max_source_pixels == 0 || l.queue_timeout_ms == 0 {
+        if l.max_source_bytes == 0
+            || l.max_source_pixels == 0
+            || l.max_progressive_pixels == 0
+            || l.queue_timeout_ms == 0
+        {
             return Err(
-                "limits.max_source_bytes, max_source_pixels and queue_timeout_ms must be > 0"
+                "limits.max_source_bytes, max_source_pixels, max_progressive_pixels and queue_timeout_ms must be > 0"
                     .into(),
             );
         }

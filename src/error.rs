@@ -160,9 +160,9 @@ impl From<PipelineError> for Error {
     fn from(e: PipelineError) -> Self {
         match e {
             PipelineError::Unsupported(m) => Self::UnsupportedMediaType(m),
-            PipelineError::TooManyPixels { .. } | PipelineError::Corrupt(_) => {
-                Self::Unprocessable(e.to_string())
-            }
+            PipelineError::TooManyPixels { .. }
+            | PipelineError::ProgressiveTooLarge { .. }
+            | PipelineError::Corrupt(_) => Self::Unprocessable(e.to_string()),
             PipelineError::Timeout => Self::Busy,
             PipelineError::Encode(m) | PipelineError::Bug(m) => Self::Internal(m),
         }

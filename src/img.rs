@@ -10,7 +10,7 @@ use crate::http::response::{self, Body, ImageMeta, RangeReq};
 use crate::key::CacheKey;
 use crate::negotiate::{Accept, NegotiateError, OutputSpec};
 use crate::origin::{sanitize_key, Stat};
-use crate::pipeline::{self, Encoded, Job, PixelLimits};
+use crate::pipeline::{self, Encoded, Job};
 use crate::presets;
 use crate::ratelimit::{Bucket, Outcome};
 use crate::signing::SignatureError;
@@ -397,9 +397,7 @@ async fn render(
                 .await?
         }
     };
-    let limits = PixelLimits {
-        max_source_pixels: app.config.limits.max_source_pixels,
-    };
+    let limits = app.config.limits.pixel_limits();
     let t = src.transform.clone();
     app.metrics.transforms.fetch_add(1, Ordering::Relaxed);
     let result = app

@@ -15,7 +15,6 @@
 use crate::app::App;
 use crate::error::Error;
 use crate::meta::{self, Analysis};
-use crate::pipeline::PixelLimits;
 use crate::store::{now_ms, AccessRule, ImageRecord, Patch};
 use crate::upload::UploadForm;
 use serde::{Deserialize, Serialize};
@@ -61,9 +60,7 @@ pub struct Uploader {
 /// Store an upload batch: all files or none.
 pub async fn ingest(app: &App, who: &Uploader, form: UploadForm) -> Result<Vec<Stored>, Error> {
     let opts = meta::Options {
-        limits: PixelLimits {
-            max_source_pixels: app.config.limits.max_source_pixels,
-        },
+        limits: app.config.limits.pixel_limits(),
         keep_gps: app.config.metadata.keep_gps,
         remove_exif: form.remove_exif,
     };

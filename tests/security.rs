@@ -252,3 +252,34 @@ fn slow_headers_are_cut_off() {
     ok.read_to_string(&mut out).unwrap();
     assert!(out.starts_with("HTTP/1.1 200"));
 }
+
+#[tokio::test]
+async fn progressive_jpegs_have_their_own_pixel_limit() {
+    // seeding: 5312x2988 progressive (15.9 MP); path: 2560x1600 baseline (4.1 MP).
+    let s = start(|c| c.limits.max_progressive_pixels = 10_000_000);
+    let (st, _, body) = get(&s.url("/img/seeding-5312x2988-progressive.jpg?w=100"), None).await;
+    assert_eq!((st, error_code(&body)), (422, "UNPROCESSABLE_IMAGE".into()));
+    let msg = String::from_utf8_lossy(&body).to_string();
+    assert!(
+        msg.contains("progressive JPEG has 15872256 pixels"),
+        "{msg}"
+    );
+    // A larger baseline JPEG is not affected, nor is the original itself (no decode).
+    let s2 = start(|c| c.limits.max_progressive_pixels = 1_000_000);
+    assert_eq!(
+        get(&s2.url("/img/path-2560x1600-icc.jpg?w=100"), None)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        get(&s.url("/img/seeding-5312x2988-progressive.jpg"), None)
+            .await
+            .0,
+        200
+    );
+    // The default lets it through.
+    let s = start(|_| {});
+    let (st, _, body) = get(&s.url("/img/seeding-5312x2988-progressive.jpg?w=100"), None).await;
+    assert_eq!((st, dims(&body)), (200, (100, 56)));
+}

@@ -9,7 +9,7 @@
 # (base ± SPAN/2, so that no result cache can answer). A target without a template for a scenario
 # is skipped for it.
 
-ALL_SCENARIOS=(jpeg400 webp400 avif400 alpha-webp300 cover150 fit512 hot)
+ALL_SCENARIOS=(jpeg400 webp400 avif400 alpha-webp300 cover150 fit512 prog400 hot)
 
 declare -A S_FILE S_W S_H S_Q S_ACCEPT S_CT S_DESC
 # Optional per-scenario overrides of the global knobs: width span (1 = one URL), connections, wrk
@@ -39,6 +39,12 @@ S_FILE[fit512]=path-2560x1600-icc.jpg; S_W[fit512]=512; S_Q[fit512]=80; S_H[fit5
 S_ACCEPT[fit512]='image/jpeg,*/*;q=0.8'; S_CT[fit512]=image/jpeg
 S_DESC[fit512]='2560x1600 JPEG (sRGB ICC) -> fit inside 512x512, JPEG q80 (imgproxy benchmark task)'
 
+# A progressive JPEG: shrink-on-load saves little (every scan is entropy-decoded into a
+# full-size coefficient buffer), so this is the honest worst case of a large JPEG source.
+S_FILE[prog400]=seeding-5312x2988-progressive.jpg; S_W[prog400]=400; S_Q[prog400]=80; S_H[prog400]=0
+S_ACCEPT[prog400]='image/jpeg,*/*;q=0.8'; S_CT[prog400]=image/jpeg
+S_DESC[prog400]='5312x2988 progressive JPEG (16 MP) -> 400w JPEG q80'
+
 # One URL over and over at 64 connections: Refract answers from its variant cache; nginx serves
 # the same bytes as a static file (its start script asks Refract for them first).
 S_FILE[hot]=rocket-640x427-adobergb.jpg; S_W[hot]=400; S_Q[hot]=80; S_H[hot]=0
@@ -57,6 +63,7 @@ URL[ipx,avif400]='/w_{w},f_avif,q_{q}/{file}'
 URL[ipx,alpha-webp300]='/w_{w},f_webp,q_{q}/{file}'
 URL[ipx,cover150]='/s_{w}x{h},fit_cover,f_jpeg,q_{q}/{file}'
 URL[ipx,fit512]='/s_{w}x{h},fit_inside,f_jpeg,q_{q}/{file}'
+URL[ipx,prog400]='/w_{w},f_jpeg,q_{q}/{file}'
 
 # (b) thumbor 7 (Pillow), file loader, no storage, no result storage, 2 processes (one per core).
 T_PORT[thumbor]=8802
@@ -67,6 +74,7 @@ URL[thumbor,avif400]='/unsafe/{w}x0/filters:format(avif):quality({q})/{file}'
 URL[thumbor,alpha-webp300]='/unsafe/{w}x0/filters:format(webp):quality({q})/{file}'
 URL[thumbor,cover150]='/unsafe/{w}x{h}/filters:format(jpeg):quality({q})/{file}'
 URL[thumbor,fit512]='/unsafe/fit-in/{w}x{h}/filters:format(jpeg):quality({q})/{file}'
+URL[thumbor,prog400]='/unsafe/{w}x0/filters:format(jpeg):quality({q})/{file}'
 
 # (c) sharp called directly: the libvips fast path with no framework and no cache (Refract's URL form).
 T_PORT[sharp]=8803
@@ -77,6 +85,7 @@ URL[sharp,avif400]='/img/{file}?w={w}&q={q}&fm=avif'
 URL[sharp,alpha-webp300]='/img/{file}?w={w}&q={q}&fm=webp'
 URL[sharp,cover150]='/img/{file}?w={w}&h={h}&fit=cover&q={q}&fm=jpeg'
 URL[sharp,fit512]='/img/{file}?w={w}&h={h}&fit=inside&q={q}&fm=jpeg'
+URL[sharp,prog400]='/img/{file}?w={w}&q={q}&fm=jpeg'
 
 # (d) pyvips with Debian's libvips 8.14 (optional: TARGETS="... pyvips").
 T_PORT[pyvips]=8804
@@ -97,6 +106,7 @@ URL[refract,avif400]='/img/{file}?w={w}&q={q}&fm=avif'
 URL[refract,alpha-webp300]='/img/{file}?w={w}&q={q}&fm=webp'
 URL[refract,cover150]='/img/{file}?w={w}&h={h}&fit=cover&q={q}&fm=jpeg'
 URL[refract,fit512]='/img/{file}?w={w}&h={h}&fit=inside&q={q}&fm=jpeg'
+URL[refract,prog400]='/img/{file}?w={w}&q={q}&fm=jpeg'
 
 # (e2) Refract with AVIF at rav1e speed 6: what the background encode (over limits.avif_budget_ms)
 # stores. For the quality step: TARGETS="refract refract-avif6 ipx" SCENARIOS=avif400 --quality-only

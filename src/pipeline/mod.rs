@@ -35,6 +35,9 @@ pub enum PipelineError {
     /// Over `limits.max_source_pixels` (or the output would be).
     #[error("image has {pixels} pixels; the limit is {max}")]
     TooManyPixels { pixels: u64, max: u64 },
+    /// A progressive JPEG over `limits.max_progressive_pixels`.
+    #[error("progressive JPEG has {pixels} pixels; the limit for progressive JPEGs is {max}")]
+    ProgressiveTooLarge { pixels: u64, max: u64 },
     /// Corrupt or truncated data.
     #[error("corrupt or truncated image: {0}")]
     Corrupt(String),
@@ -54,6 +57,19 @@ pub enum PipelineError {
 pub struct PixelLimits {
     /// Most pixels a source may have (width × height from its header).
     pub max_source_pixels: u64,
+    /// Most pixels a progressive JPEG may have: it is entropy-decoded into a coefficient buffer
+    /// of the whole image (~3 bytes per pixel) whatever the output size.
+    pub max_progressive_pixels: u64,
+}
+
+impl PixelLimits {
+    /// The same bound for every kind of source.
+    pub fn uniform(max_pixels: u64) -> Self {
+        Self {
+            max_source_pixels: max_pixels,
+            max_progressive_pixels: max_pixels,
+        }
+    }
 }
 
 /// Decoded pixels: interleaved 8-bit RGB (3 channels) or RGBA (4 channels).

@@ -24,6 +24,8 @@ pub struct Probe {
     pub adobe: bool,
     /// Frames of an animation (1 for still images); all count against the pixel limit.
     pub frames: u32,
+    /// JPEG only: progressive (or another multi-scan coding).
+    pub progressive: bool,
 }
 
 impl Probe {
@@ -43,6 +45,12 @@ impl Probe {
             return Err(PipelineError::TooManyPixels {
                 pixels,
                 max: limits.max_source_pixels,
+            });
+        }
+        if self.progressive && pixels > limits.max_progressive_pixels {
+            return Err(PipelineError::ProgressiveTooLarge {
+                pixels,
+                max: limits.max_progressive_pixels,
             });
         }
         Ok(())
@@ -122,6 +130,7 @@ fn probe_with_image(bytes: &[u8], format: ImageFormat) -> Result<Probe, Pipeline
         width,
         height,
         has_alpha,
+        progressive: false,
         orientation: if (1..=8).contains(&orientation) {
             orientation
         } else {
@@ -204,6 +213,7 @@ fn probe_jpeg(b: &[u8]) -> Result<Probe, PipelineError> {
     let mut components = 3u8;
     let mut orientation = 1u8;
     let mut adobe = false;
+    let mut progressive = false;
     let mut icc_chunks: Vec<(u8, &[u8])> = Vec::new();
     loop {
         // Find the next marker, skipping fill bytes.
@@ -242,6 +252,7 @@ fn probe_jpeg(b: &[u8]) -> Result<Probe, PipelineError> {
                 let w = u32::from(u16::from_be_bytes([seg[3], seg[4]]));
                 components = seg[5];
                 size = Some((w, h));
+                progressive = matches!(marker, 0xC2 | 0xC6 | 0xCA | 0xCE);
             }
             0xE1 if seg.starts_with(b"Exif\0\0") => {
                 if let Some(o) = image::metadata::Orientation::from_exif_chunk(&seg[6..]) {
@@ -268,6 +279,7 @@ fn probe_jpeg(b: &[u8]) -> Result<Probe, PipelineError> {
         .collect();
     Ok(Probe {
         frames: 1,
+        progressive,
         format: ImageFormat::Jpeg,
         width,
         height,
@@ -298,18 +310,33 @@ mod tests {
         assert!(p.frames > 1, "{}", p.frames);
         // The limit counts every frame: one frame's pixels times the frame count.
         let one = u64::from(p.width) * u64::from(p.height);
+        assert!(p.check_limits(PixelLimits::uniform(one)).is_err());
         assert!(p
-            .check_limits(PixelLimits {
-                max_source_pixels: one
-            })
-            .is_err());
-        assert!(p
-            .check_limits(PixelLimits {
-                max_source_pixels: one * u64::from(p.frames)
-            })
+            .check_limits(PixelLimits::uniform(one * u64::from(p.frames)))
             .is_ok());
         // Truncated: the frames before the cut still count.
         assert!(gif_frames(&b[..b.len() / 2]) >= 1);
+    }
+
+    #[test]
+    fn probe_tells_progressive_from_baseline() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/");
+        let prog = std::fs::read(format!("{dir}seeding-5312x2988-progressive.jpg")).unwrap();
+        let base = std::fs::read(format!("{dir}path-2560x1600-icc.jpg")).unwrap();
+        let p = probe(&prog).unwrap();
+        assert!(p.progressive);
+        assert!(!probe(&base).unwrap().progressive);
+        let limits = PixelLimits {
+            max_source_pixels: 50_000_000,
+            max_progressive_pixels: 10_000_000,
+        };
+        assert!(matches!(
+            p.check_limits(limits),
+            Err(PipelineError::ProgressiveTooLarge {
+                pixels: 15_872_256,
+                max: 10_000_000
+            })
+        ));
     }
 
     #[test]
@@ -337,11 +364,7 @@ mod tests {
         match probe(&png) {
             Ok(p) => {
                 assert_eq!((p.width, p.height), (100_000, 100_000));
-                assert!(p
-                    .check_limits(PixelLimits {
-                        max_source_pixels: 50_000_000
-                    })
-                    .is_err());
+                assert!(p.check_limits(PixelLimits::uniform(50_000_000)).is_err());
             }
             Err(e) => assert!(matches!(e, PipelineError::Corrupt(_)), "{e:?}"),
         }
