@@ -211,7 +211,7 @@ fi
 # ---- report ----
 {
   cat "$OUT/env.txt"; echo
-  refs="$(for s in "${SLIST[@]}"; do [[ -n "${S_REF[$s]:-}" ]] && printf '%s=%s,' "$s" "${S_REF[$s]}"; done)"
+  refs="$(for s in "${SLIST[@]}"; do [[ -z "${S_REF[$s]:-}" ]] || printf '%s=%s,' "$s" "${S_REF[$s]}"; done)"
   [[ "$MODE" != quality ]] && python3 "$HERE/report.py" "$RES" "$REF" "$refs" \
     && python3 "$HERE/chart.py" "$RES" "$OUT/throughput.svg" "$REF" "$refs"
   [[ "$MODE" != load ]] && { echo; cat "$OUT/quality/quality.md"; }
