@@ -107,8 +107,12 @@ impl App {
     }
 }
 
-/// Periodic work while the server runs: delete expired images, forget idle rate-limit state.
+/// Work while the server runs: index the persistent tier once, then periodically delete
+/// expired images and forget idle rate-limit state.
 pub async fn background(app: Arc<App>) {
+    if let Some(p) = &app.persist {
+        p.index_existing().await;
+    }
     let every = Duration::from_secs(app.config.expiry.sweep_interval.max(1));
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

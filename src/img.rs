@@ -285,6 +285,14 @@ async fn avif_budget(
     if app.cache.contains(&ck) {
         return Ok((None, None));
     }
+    // Already being encoded: answer the fallback without reading the source again.
+    let pending = app
+        .background_jobs
+        .lock()
+        .is_ok_and(|jobs| jobs.contains(&ck));
+    if let (true, Some(fallback)) = (pending, spec.without_avif(app.enabled)) {
+        return Ok((Some(fallback), None));
+    }
     if let Some(p) = &app.persist {
         if let Some(enc) = p.get(&ck).await {
             app.cache.insert(ck, Arc::new(enc)).await;

@@ -2,8 +2,8 @@
 //! prefix in the S3 bucket), under the same blake3 `CacheKey` as the memory tier, so that a
 //! restart or another node serves them without transcoding again.
 //!
-//! Size-bounded: an index of the objects this process knows (listed at start, then kept up to
-//! date as it reads and writes) deletes the least recently used past `max_bytes`, down to 90 %.
+//! Size-bounded: an index of the objects this process knows (listed in the background after
+//! start, and kept up to date as it reads and writes) deletes the least recently used past `max_bytes`, down to 90 %.
 //! Objects another node writes into a shared prefix count only once this node lists or reads
 //! them; a bucket lifecycle rule is the hard bound there.
 //!
@@ -31,14 +31,36 @@ struct Entry {
     used: u64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Index {
     entries: HashMap<String, Entry>,
     total: u64,
+    /// Use ticks of reads and writes start above any listing position, so a listed object is
+    /// always older than one used since the start.
     clock: u64,
 }
 
+impl Default for Index {
+    fn default() -> Self {
+        Self {
+            entries: HashMap::new(),
+            total: 0,
+            clock: 1 << 40,
+        }
+    }
+}
+
 impl Index {
+    /// An object found by listing, `order` its age rank (0 = oldest); kept as is when already
+    /// known.
+    fn add_listed(&mut self, path: &str, len: u64, order: u64) {
+        if !self.entries.contains_key(path) {
+            self.entries
+                .insert(path.to_string(), Entry { len, used: order });
+            self.total += len;
+        }
+    }
+
     fn touch(&mut self, path: &str, len: u64) {
         self.clock += 1;
         let used = self.clock;
@@ -131,26 +153,30 @@ impl Persist {
             max_bytes: cfg.max_bytes,
             index: Mutex::new(Index::default()),
         };
-        match tier.store.list_files().await {
-            Ok(files) => {
-                let mut files: Vec<_> = files
-                    .into_iter()
-                    .filter(|f| !f.path.starts_with(TMP_DIR))
-                    .collect();
-                // Oldest first, so that the most recently written count as most recently used.
-                files.sort_by_key(|f| f.modified.unwrap_or(0));
-                if let Ok(mut idx) = tier.index.lock() {
-                    for f in &files {
-                        idx.touch(&f.path, f.len);
-                    }
-                }
-                tier.evict().await;
-            }
+        Ok(Some(tier))
+    }
+
+    /// Index what is already stored (run in the background after start: a large prefix takes a
+    /// while to list, and serving need not wait). Objects read or written meanwhile keep their
+    /// place; listed ones count as older, most recently modified last.
+    pub async fn index_existing(&self) {
+        let mut files: Vec<_> = match self.store.list_files().await {
+            Ok(f) => f
+                .into_iter()
+                .filter(|f| !f.path.starts_with(TMP_DIR))
+                .collect(),
             Err(e) => {
-                tracing::warn!(error = %e, "persistent cache: listing failed; starting empty")
+                tracing::warn!(error = %e, "persistent cache: listing failed; bound counts new objects only");
+                return;
+            }
+        };
+        files.sort_by_key(|f| f.modified.unwrap_or(0));
+        if let Ok(mut idx) = self.index.lock() {
+            for (i, f) in files.iter().enumerate() {
+                idx.add_listed(&f.path, f.len, i as u64);
             }
         }
-        Ok(Some(tier))
+        self.evict().await;
     }
 
     /// The object path of a key: two hex digits of fan-out, then the whole key.
@@ -254,5 +280,11 @@ mod tests {
         i.touch("d", 10);
         i.forget("d");
         assert_eq!((i.total, i.entries.len()), (0, 0));
+        // Listed objects are older than used ones, and a listing does not demote a used one.
+        i.touch("used", 10);
+        i.add_listed("old", 10, 0);
+        i.add_listed("used", 10, 1);
+        assert_eq!(i.total, 20);
+        assert_eq!(i.evict_to(10), vec!["old".to_string()]);
     }
 }

@@ -63,6 +63,15 @@ async fn persistent_tier_survives_a_restart() {
     assert!(metric(&s, "refract_persistent_cache_bytes").await >= first.len() as u64);
 
     let s = s.restart(|_| {});
+    // What is on disk is indexed (in the background) against the bound.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while metric(&s, "refract_persistent_cache_bytes").await != first.len() as u64 {
+        assert!(
+            Instant::now() < deadline,
+            "the stored variant was not indexed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let (st, h, again) = get(&s.url(&url), None).await;
     assert_eq!((st, header(&h, "x-cache")), (200, Some("HIT-PERSISTENT")));
     assert_eq!(header(&h, "content-type"), Some("image/webp"));
