@@ -393,6 +393,9 @@ async fn render(
 ) -> Result<Encoded, Error> {
     let deadline =
         std::time::Instant::now() + Duration::from_millis(app.config.limits.request_timeout_ms);
+    // A place in the CPU queue first: a full queue is refused before the source is read, and
+    // sources held in memory are bounded by the queue.
+    let ticket = app.cpu.admit()?;
     let bytes = match source {
         Some(b) => b,
         None => {
@@ -408,8 +411,7 @@ async fn render(
     let limits = app.config.limits.pixel_limits();
     let t = src.transform.clone();
     app.metrics.transforms.fetch_add(1, Ordering::Relaxed);
-    let result = app
-        .cpu
+    let result = ticket
         .run(move || {
             let job = Job {
                 transform: &t,

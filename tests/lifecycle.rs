@@ -5,38 +5,10 @@
 mod common;
 
 use common::api::*;
-use common::free_port;
+use common::{free_port, spawn_binary as spawn};
 use std::collections::BTreeSet;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_refract");
-
-fn spawn(data: &Path, port: u16, extra: &[(&str, &str)]) -> Child {
-    let mut c = Command::new(BIN);
-    c.arg("--data-dir")
-        .arg(data)
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .env("REFRACT_API_KEY", ADMIN)
-        .env("REFRACT__RATELIMIT__PER_MINUTE", "0")
-        .env("REFRACT__RATELIMIT__PER_HOUR", "0")
-        .env("REFRACT__RATELIMIT__PER_DAY", "0")
-        .env("REFRACT__RATELIMIT__UPLOADS_PER_MINUTE", "0")
-        .env("REFRACT__SERVER__LOG", "warn")
-        .stderr(Stdio::null());
-    for (k, v) in extra {
-        c.env(k, v);
-    }
-    let child = c.spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "server did not come up");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child
-}
 
 async fn all_images(api: &Api) -> Vec<serde_json::Value> {
     let mut out = Vec::new();

@@ -217,10 +217,12 @@ fn metrics(app: &App) -> String {
          # TYPE refract_cache_hits_total counter\nrefract_cache_hits_total {hits}\n\
          # TYPE refract_cache_misses_total counter\nrefract_cache_misses_total {misses}\n\
          # TYPE refract_cpu_waiting gauge\nrefract_cpu_waiting {}\n\
+         # TYPE refract_cpu_running gauge\nrefract_cpu_running {}\n\
          # TYPE refract_persistent_cache_bytes gauge\nrefract_persistent_cache_bytes {}\n",
         app.metrics.requests.load(Ordering::Relaxed),
         app.metrics.transforms.load(Ordering::Relaxed),
         app.cpu.waiting(),
+        app.cpu.running(),
         app.persist
             .as_ref()
             .map_or(0, crate::persist::Persist::bytes),

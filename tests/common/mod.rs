@@ -135,6 +135,75 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The built `refract` binary on `127.0.0.1:port` over `data`, with the admin key, rate limits off
+/// and `extra` environment; returns once it accepts connections.
+pub fn spawn_binary(data: &Path, port: u16, extra: &[(&str, &str)]) -> std::process::Child {
+    spawn_binary_with(data, port, extra).0.take().unwrap()
+}
+
+/// A spawned server that is killed when dropped (also when a test panics).
+pub struct Killed(Option<std::process::Child>);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Killed {
+    pub fn id(&self) -> u32 {
+        self.0.as_ref().map_or(0, std::process::Child::id)
+    }
+}
+
+/// As `spawn_binary`, killed on drop.
+pub fn spawn_guarded(data: &Path, port: u16, extra: &[(&str, &str)]) -> Killed {
+    spawn_binary_with(data, port, extra)
+}
+
+fn spawn_binary_with(data: &Path, port: u16, extra: &[(&str, &str)]) -> Killed {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_refract"));
+    c.arg("--data-dir")
+        .arg(data)
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .env("REFRACT_API_KEY", api::ADMIN)
+        .env("REFRACT__RATELIMIT__PER_MINUTE", "0")
+        .env("REFRACT__RATELIMIT__PER_HOUR", "0")
+        .env("REFRACT__RATELIMIT__PER_DAY", "0")
+        .env("REFRACT__RATELIMIT__UPLOADS_PER_MINUTE", "0")
+        .env("REFRACT__SERVER__LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    for (k, v) in extra {
+        c.env(k, v);
+    }
+    let child = Killed(Some(c.spawn().unwrap()));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "server did not come up"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
+/// Resident memory of a process, in MiB (Linux).
+pub fn rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kb / 1024
+}
+
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
