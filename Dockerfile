@@ -7,7 +7,7 @@ COPY Cargo.toml Cargo.lock ./
 COPY crates ./crates
 COPY src ./src
 COPY benches ./benches
-COPY tests/fixtures ./tests/fixtures
+COPY samples ./samples
 COPY config ./config
 RUN cargo build --release --locked --bin refract
 

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use refract::format::ImageFormat;
+use refract::pipeline::format::ImageFormat;
 use refract::pipeline::{decode, encode, probe, EncodeConfig, Pixels};
 use std::hint::black_box;
 

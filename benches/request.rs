@@ -3,12 +3,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use refract::cache::{CacheConfig, VariantCache};
-use refract::format::ImageFormat;
-use refract::key::{CacheKey, SourceVersion};
-use refract::negotiate::{Accept, Enabled, OutputSpec};
+use refract::delivery::key::{CacheKey, SourceVersion};
+use refract::delivery::negotiate::{self, Accept};
+use refract::delivery::persist::CacheConfig;
+use refract::pipeline::format::ImageFormat;
+use refract::pipeline::output::{Enabled, OutputSpec};
+use refract::pipeline::transform::{parse, ParamConfig};
 use refract::pipeline::Encoded;
-use refract::transform::{parse, ParamConfig};
+use refract::util::cache::VariantCache;
 use std::hint::black_box;
 
 fn hot_path(c: &mut Criterion) {
@@ -21,8 +23,8 @@ fn hot_path(c: &mut Criterion) {
     c.bench_function("parse Accept + decide", |b| {
         b.iter(|| {
             let a = Accept::parse(black_box(accept));
-            OutputSpec::decide(
-                refract::transform::FormatRequest::Auto,
+            negotiate::decide(
+                refract::pipeline::transform::FormatRequest::Auto,
                 &a,
                 Enabled {
                     avif: true,
@@ -51,11 +53,12 @@ fn hot_path(c: &mut Criterion) {
             .etag()
         })
     });
-    let signer = refract::signing::Signer::new(&refract::signing::SecurityConfig {
-        signing_keys: vec![refract::origin::Secret("k".into())],
-        require_signature: true,
-        presets_only: false,
-    });
+    let signer =
+        refract::delivery::signing::Signer::new(&refract::delivery::signing::SecurityConfig {
+            signing_keys: vec![refract::storage::origin::Secret("k".into())],
+            require_signature: true,
+            presets_only: false,
+        });
     let signed = signer.sign("/img/photos/cat.jpg", q).unwrap();
     let (p, sq) = signed.split_once('?').unwrap();
     c.bench_function("signature check", |b| {
@@ -64,7 +67,11 @@ fn hot_path(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let cache = VariantCache::new(&CacheConfig::default());
+    let cache = VariantCache::new(
+        CacheConfig::default().memory_bytes,
+        std::time::Duration::from_secs(3600),
+        |e: &refract::pipeline::Encoded| e.bytes.len(),
+    );
     let key = CacheKey::variant("photos/cat.jpg", &v, &canonical, "avif,webp", "q80");
     let value = Encoded {
         bytes: bytes::Bytes::from(vec![0u8; 20_000]),
@@ -84,7 +91,7 @@ fn hot_path(c: &mut Criterion) {
             rt.block_on(async {
                 let miss = async { Err::<Encoded, _>(refract::error::Error::Busy) };
                 let (v, lookup) = cache.get_or_make(key, miss).await.unwrap();
-                assert_eq!(lookup, refract::cache::Lookup::Hit);
+                assert_eq!(lookup, refract::util::cache::Lookup::Hit);
                 v
             })
         })

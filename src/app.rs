@@ -2,19 +2,21 @@
 //!
 //! Invariant: no process-global state; everything a request needs hangs off `App`.
 
-use crate::access::AccessIndex;
-use crate::auth::Auth;
-use crate::cache::VariantCache;
+use crate::access::auth::Auth;
+use crate::access::ratelimit::RateLimits;
+use crate::access::visibility::AccessIndex;
 use crate::config::Config;
-use crate::negotiate::Enabled;
-use crate::origin::Origin;
-use crate::persist::Persist;
+use crate::delivery::key::CacheKey;
+use crate::delivery::persist::Persist;
+use crate::delivery::signing::Signer;
+use crate::pipeline::output::Enabled;
+use crate::pipeline::transform::ParamConfig;
 use crate::pipeline::EncodeConfig;
-use crate::ratelimit::RateLimits;
-use crate::signing::Signer;
+use crate::pipeline::Encoded;
+use crate::storage::origin::Origin;
 use crate::store::Store;
-use crate::transform::ParamConfig;
-use crate::workers::CpuPool;
+use crate::util::cache::VariantCache;
+use crate::util::workers::CpuPool;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,14 +37,15 @@ pub struct App {
     pub enabled: Enabled,
     pub encode_fingerprint: String,
     pub origin: Origin,
-    pub cache: VariantCache,
+    pub cache: VariantCache<CacheKey, Encoded>,
     /// The persistent variant tier (`None` when off).
     pub persist: Option<Persist>,
     /// Encoder settings of the request path and of background AVIF encodes.
     pub encode: Arc<EncodeConfig>,
     pub encode_background: Arc<EncodeConfig>,
     /// Variants being encoded in the background (one job per key).
-    pub background_jobs: std::sync::Mutex<std::collections::HashSet<crate::key::CacheKey>>,
+    pub background_jobs:
+        std::sync::Mutex<std::collections::HashSet<crate::delivery::key::CacheKey>>,
     pub cpu: CpuPool,
     pub metrics: Metrics,
     pub store: Store,
@@ -88,7 +91,11 @@ impl App {
                 webp: config.formats.webp,
             },
             encode_fingerprint: config.formats.fingerprint(),
-            cache: VariantCache::new(&config.cache),
+            cache: VariantCache::new(
+                config.cache.memory_bytes,
+                Duration::from_secs(config.cache.ttl_secs),
+                |e: &Encoded| e.bytes.len(),
+            ),
             persist,
             encode: Arc::new(config.formats.clone()),
             encode_background: Arc::new(config.formats.for_background()),

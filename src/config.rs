@@ -5,17 +5,17 @@
 //! `REFRACT__SECTION__KEY` for any key (lists comma-separated). Unknown keys fail at start with
 //! the key's name. Invariant: the only module that reads the process environment; read once.
 
-use crate::api::RandomConfig;
-use crate::auth::AuthConfig;
-use crate::cache::CacheConfig;
+use crate::access::auth::AuthConfig;
+use crate::access::ratelimit::RateLimitConfig;
+use crate::control::RandomConfig;
+use crate::delivery::persist::CacheConfig;
+use crate::delivery::presets::Presets;
+use crate::delivery::signing::SecurityConfig;
 use crate::library::{ExpiryConfig, MetadataConfig};
-use crate::origin::StorageConfig;
+use crate::pipeline::transform::{Fit, ParamConfig};
 use crate::pipeline::EncodeConfig;
-use crate::presets::Presets;
-use crate::ratelimit::RateLimitConfig;
-use crate::signing::SecurityConfig;
+use crate::storage::origin::StorageConfig;
 use crate::store::DatabaseConfig;
-use crate::transform::{Fit, ParamConfig};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -290,7 +290,7 @@ impl Config {
         if self.expiry.sweep_interval == 0 {
             return Err("expiry.sweep_interval must be > 0 seconds".into());
         }
-        if !crate::api::valid_tenant(&self.random.tenant) {
+        if !crate::control::valid_tenant(&self.random.tenant) {
             return Err("random.tenant must be 1-64 of a-z, 0-9, '-', '_'".into());
         }
         if self.security.require_signature
@@ -298,14 +298,17 @@ impl Config {
         {
             return Err("security.require_signature needs security.signing_keys".into());
         }
-        crate::presets::validate(&self.presets, &self.params())?;
+        crate::delivery::presets::validate(&self.presets, &self.params())?;
         self.formats.validate()?;
         self.storage.validate()
     }
 
     /// `server.trusted_proxies` parsed (a bare IP is a /32 or /128).
     pub fn trusted_proxies(&self) -> Result<Vec<ipnet::IpNet>, String> {
-        crate::netguard::parse_networks(&self.server.trusted_proxies, "server.trusted_proxies")
+        crate::storage::netguard::parse_networks(
+            &self.server.trusted_proxies,
+            "server.trusted_proxies",
+        )
     }
 
     /// The slice of config the parameter parser needs.

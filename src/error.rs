@@ -3,11 +3,11 @@
 //! Invariant: this is the only module that picks a status code for a failure. Leaf modules return
 //! their own small error enums; `From` impls fold them in here. A 500 (`INTERNAL`) means a bug.
 
-use crate::origin::OriginError;
+use crate::pipeline::transform::ParamError;
 use crate::pipeline::PipelineError;
+use crate::storage::origin::OriginError;
 use crate::store::StoreError;
-use crate::transform::ParamError;
-use crate::workers::PoolError;
+use crate::util::workers::PoolError;
 use http::StatusCode;
 use serde_json::json;
 

@@ -3,31 +3,17 @@
 //! See `ARCHITECTURE.md` for the module map and the path of a request.
 
 pub mod access;
-pub mod api;
 pub mod app;
-pub mod auth;
-pub mod cache;
 pub mod config;
+pub mod control;
+pub mod delivery;
 pub mod error;
-pub mod format;
 pub mod http;
-pub mod img;
-pub mod key;
 pub mod library;
-pub mod meta;
-pub mod negotiate;
-pub mod netguard;
-pub mod origin;
-pub mod persist;
 pub mod pipeline;
-pub mod presets;
-pub mod ratelimit;
-pub mod signing;
+pub mod storage;
 pub mod store;
-pub mod telemetry;
-pub mod transform;
-pub mod upload;
-pub mod workers;
+pub mod util;
 
 use std::sync::Arc;
 

@@ -96,7 +96,7 @@ async fn serve_or_sign() -> std::process::ExitCode {
             }
         };
     }
-    refract::telemetry::init(&config.server.log);
+    refract::util::telemetry::init(&config.server.log);
     let result = refract::run(config, shutdown_signal(), |addr| {
         tracing::info!(%addr, "refract listening; try http://{addr}/img/rocket.jpg?w=400");
     })
@@ -112,7 +112,7 @@ async fn serve_or_sign() -> std::process::ExitCode {
 
 /// `refract sign`: the same signer the server verifies with.
 fn sign_url(config: &Config, target: &str, expires_in: Option<u64>) -> Result<String, String> {
-    let signer = refract::signing::Signer::new(&config.security);
+    let signer = refract::delivery::signing::Signer::new(&config.security);
     if !signer.can_sign() {
         return Err(
             "no signing key: set security.signing_keys (REFRACT__SECURITY__SIGNING_KEYS)".into(),

@@ -460,8 +460,9 @@ async fn regressions_from_fuzzing_answer_4xx() {
 /// is one the header accepts (here: a type listed twice, once with an invalid q).
 #[tokio::test(flavor = "multi_thread")]
 async fn accept_regressions_from_fuzzing_negotiate_an_accepted_format() {
-    use refract::format::ImageFormat;
-    use refract::negotiate::{Accept, Enabled, OutputSpec};
+    use refract::delivery::negotiate::{self, Accept};
+    use refract::pipeline::format::ImageFormat;
+    use refract::pipeline::output::Enabled;
     let dir = std::path::Path::new(FIXTURES).join("regressions-accept");
     for e in std::fs::read_dir(&dir).unwrap() {
         let raw = std::fs::read(e.unwrap().path()).unwrap();
@@ -470,7 +471,9 @@ async fn accept_regressions_from_fuzzing_negotiate_an_accepted_format() {
             avif: true,
             webp: true,
         };
-        if let Ok(spec) = OutputSpec::decide(refract::transform::FormatRequest::Auto, &a, on) {
+        if let Ok(spec) =
+            negotiate::decide(refract::pipeline::transform::FormatRequest::Auto, &a, on)
+        {
             if let Some(out) = spec.resolve(ImageFormat::Jpeg, false) {
                 assert!(
                     a.quality(out.mime()) > 0.0,

@@ -5,7 +5,7 @@
 mod common;
 use common::*;
 use refract::config::Config;
-use refract::origin::{Backend, Secret};
+use refract::storage::origin::{Backend, Secret};
 
 fn s3_env() -> (String, String, String, String) {
     let var = |k: &str| {
@@ -114,7 +114,7 @@ async fn s3_persistent_cache_tier_serves_after_a_restart() {
     let cache_prefix2 = cache_prefix.clone();
     let s = start(move |c| {
         s3_config(c, &endpoint, &bucket, &key, &secret, &prefix);
-        c.cache.persistent.backend = refract::cache::PersistentBackend::S3;
+        c.cache.persistent.backend = refract::delivery::persist::PersistentBackend::S3;
         c.cache.persistent.path = Some(cache_prefix2);
     });
     let (endpoint, bucket, key, secret) = s3_env();

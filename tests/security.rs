@@ -6,8 +6,8 @@ mod common;
 
 use common::api::*;
 use common::*;
-use refract::origin::Secret;
-use refract::signing::{SecurityConfig, Signer};
+use refract::delivery::signing::{SecurityConfig, Signer};
+use refract::storage::origin::Secret;
 use std::io::{Read, Write};
 use std::time::Duration;
 
@@ -98,11 +98,17 @@ async fn api_urls_are_signed_when_signatures_are_required() {
 async fn presets_expand_and_presets_only_refuses_free_parameters() {
     let preset = |c: &mut refract::config::Config| {
         let mut card = std::collections::BTreeMap::new();
-        card.insert("w".to_string(), refract::presets::PresetValue::Int(600));
-        card.insert("h".to_string(), refract::presets::PresetValue::Int(400));
+        card.insert(
+            "w".to_string(),
+            refract::delivery::presets::PresetValue::Int(600),
+        );
+        card.insert(
+            "h".to_string(),
+            refract::delivery::presets::PresetValue::Int(400),
+        );
         card.insert(
             "fit".to_string(),
-            refract::presets::PresetValue::Text("cover".into()),
+            refract::delivery::presets::PresetValue::Text("cover".into()),
         );
         c.presets.insert("card".into(), card);
     };

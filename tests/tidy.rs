@@ -40,22 +40,23 @@ fn src() -> Vec<(String, String)> {
 #[test]
 fn tidy_import_boundaries() {
     let rules: &[(&str, &[&str])] = &[
-        ("opendal::", &["src/origin.rs"]),
-        ("moka::", &["src/cache.rs"]),
+        ("opendal::", &["src/storage/origin.rs"]),
+        ("moka::", &["src/util/cache.rs"]),
         ("std::env::var", &["src/config.rs"]),
-        ("StatusCode::", &["src/error.rs", "src/http/", "src/api/"]),
+        (
+            "StatusCode::",
+            &["src/error.rs", "src/http/", "src/control/"],
+        ),
         ("sqlx::", &["src/store/"]),
-        ("governor::", &["src/ratelimit.rs"]),
-        ("multer::", &["src/upload.rs"]),
+        ("governor::", &["src/access/ratelimit.rs"]),
+        ("multer::", &["src/library/upload.rs"]),
         ("Response::builder", &["src/http/"]),
     ];
     let leaves = [
-        "src/transform.rs",
-        "src/negotiate.rs",
-        "src/format.rs",
-        "src/key.rs",
+        "src/delivery/negotiate.rs",
+        "src/delivery/key.rs",
         "src/pipeline/",
-        "src/meta/",
+        "src/library/meta/",
     ];
     // The store knows SQL only: no HTTP, no objects, no pixels.
     let store_forbids = [
@@ -63,7 +64,7 @@ fn tidy_import_boundaries() {
         "http::",
         "opendal",
         "crate::pipeline",
-        "crate::origin::Origin",
+        "crate::storage::origin::Origin",
     ];
     let mut bad = Vec::new();
     for (file, text) in src() {

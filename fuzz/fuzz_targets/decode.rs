@@ -3,9 +3,9 @@
 //! the fuzzer explores parsing, not big allocations.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use refract::negotiate::{Candidates, OutputSpec};
+use refract::pipeline::output::{Candidates, OutputSpec};
 use refract::pipeline::{run, EncodeConfig, Job, PixelLimits};
-use refract::transform::{parse, ParamConfig};
+use refract::pipeline::transform::{parse, ParamConfig};
 
 fuzz_target!(|data: &[u8]| {
     let t = parse("w=32&h=32&fit=contain", &ParamConfig::default()).ok().flatten().expect("static params");

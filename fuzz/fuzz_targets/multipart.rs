@@ -5,7 +5,7 @@
 #![no_main]
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use refract::upload::{parse, UploadLimits};
+use refract::library::upload::{parse, UploadLimits};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&split, body)) = data.split_first() else { return };

@@ -2,7 +2,7 @@
 //! canonical form that parses back to the same transform (and the same canonical string).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use refract::transform::{parse, ParamConfig};
+use refract::pipeline::transform::{parse, ParamConfig};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(q) = std::str::from_utf8(data) else { return };

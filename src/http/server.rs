@@ -179,9 +179,9 @@ async fn handle(
             "no-store",
         )),
         Route::Metrics => Ok(response::text(metrics(app))),
-        Route::Image { raw_key } => crate::img::handle(app, &req, raw_key, peer).await,
-        Route::Api => Ok(crate::api::handle(app, req, peer, false).await),
-        Route::Random => Ok(crate::api::handle(app, req, peer, true).await),
+        Route::Image { raw_key } => crate::delivery::img::handle(app, &req, raw_key, peer).await,
+        Route::Api => Ok(crate::control::handle(app, req, peer, false).await),
+        Route::Random => Ok(crate::control::handle(app, req, peer, true).await),
         Route::NotFound => Err(Error::NotFound("no such route".into())),
         Route::MethodNotAllowed => Err(Error::MethodNotAllowed { allow: "GET, HEAD" }),
     };
@@ -225,6 +225,6 @@ fn metrics(app: &App) -> String {
         app.cpu.running(),
         app.persist
             .as_ref()
-            .map_or(0, crate::persist::Persist::bytes),
+            .map_or(0, crate::delivery::persist::Persist::bytes),
     )
 }

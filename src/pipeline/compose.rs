@@ -3,7 +3,7 @@
 
 use super::fit::Geometry;
 use super::Pixels;
-use crate::transform::Rgba;
+use crate::pipeline::transform::Rgba;
 
 /// Finish `px` (already resized to `geom.out_*`) for an output that does or does not support alpha.
 pub fn finish(px: Pixels, geom: &Geometry, bg: Rgba, output_alpha: bool) -> Pixels {

@@ -4,7 +4,7 @@
 
 use super::probe::{reader, Probe};
 use super::{PipelineError, Pixels};
-use crate::format::ImageFormat;
+use crate::pipeline::format::ImageFormat;
 
 /// The libvips rule: `f` is source/target; returns the DCT scale denominator.
 pub fn shrink_factor(fx: f64, fy: f64) -> u32 {

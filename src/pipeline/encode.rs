@@ -2,7 +2,7 @@
 //! with libwebp, AVIF with ravif (rav1e, asm). Nothing but pixels is written: no EXIF, no XMP.
 
 use super::{PipelineError, Pixels};
-use crate::format::ImageFormat;
+use crate::pipeline::format::ImageFormat;
 use serde::{Deserialize, Serialize};
 
 /// The `[formats]` config section: which outputs negotiation may pick, and encoder defaults.

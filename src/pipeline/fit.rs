@@ -4,7 +4,7 @@
 //! box; fill = stretch; inside = fit inside, no pad; outside = cover the box, no crop. Without
 //! `enlarge` the output is never larger than the (oriented) source.
 
-use crate::transform::{Fit, Transform};
+use crate::pipeline::transform::{Fit, Transform};
 
 /// A rectangle in source pixels.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -122,7 +122,7 @@ pub fn plan(sw: u32, sh: u32, t: &Transform) -> Geometry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transform::{parse, ParamConfig};
+    use crate::pipeline::transform::{parse, ParamConfig};
 
     fn g(sw: u32, sh: u32, q: &str) -> Geometry {
         let t = parse(q, &ParamConfig::default()).unwrap().unwrap();

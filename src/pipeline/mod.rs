@@ -14,12 +14,15 @@ pub mod compose;
 pub mod decode;
 pub mod encode;
 pub mod fit;
+pub mod format;
 pub mod orient;
+pub mod output;
 pub mod probe;
+pub mod transform;
 
-use crate::format::ImageFormat;
-use crate::negotiate::OutputSpec;
-use crate::transform::Transform;
+use crate::pipeline::format::ImageFormat;
+use crate::pipeline::output::OutputSpec;
+use crate::pipeline::transform::Transform;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 

@@ -2,7 +2,7 @@
 //! ICC profile) without decoding pixels, and enforce the pixel limit.
 
 use super::{PipelineError, PixelLimits};
-use crate::format::ImageFormat;
+use crate::pipeline::format::ImageFormat;
 use std::io::Cursor;
 
 /// What a source's header says.

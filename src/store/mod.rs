@@ -25,7 +25,7 @@ use std::path::Path;
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
     /// Database URL; unset = embedded SQLite at `<data_dir>/refract.db`.
-    pub url: Option<crate::origin::Secret>,
+    pub url: Option<crate::storage::origin::Secret>,
 }
 
 /// Why a store call failed.

@@ -10,11 +10,11 @@ mod misc;
 mod query;
 mod view;
 
+use crate::access::auth::{self, Principal, Scope};
+use crate::access::ratelimit::{self, Bucket, Outcome};
 use crate::app::App;
-use crate::auth::{self, Principal, Scope};
 use crate::error::Error;
 use crate::http::response::{self, Body};
-use crate::ratelimit::{self, Bucket, Outcome};
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response};
 use http_body_util::BodyExt;

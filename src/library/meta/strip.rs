@@ -5,7 +5,7 @@
 //! Invariant: the compressed image data is copied byte for byte; only metadata segments or
 //! chunks are dropped or replaced.
 
-use crate::format::ImageFormat;
+use crate::pipeline::format::ImageFormat;
 
 /// The bytes without EXIF/XMP, or `None` when the container is malformed.
 pub fn strip(bytes: &[u8], format: ImageFormat, orientation: u8) -> Option<Vec<u8>> {

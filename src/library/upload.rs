@@ -6,7 +6,7 @@
 //! ImageFlow, PicHub, Infinite Image Browsing and FileHarbor). Unknown text fields are ignored.
 
 use crate::error::Error;
-use crate::origin::sanitize_key;
+use crate::storage::origin::sanitize_key;
 use bytes::Bytes;
 use futures_util::Stream;
 

@@ -2,14 +2,14 @@
 
 use super::query::Query;
 use super::{json, Ctx};
+use crate::delivery::negotiate::Accept;
+use crate::delivery::presets;
 use crate::error::Error;
 use crate::http::response::{self, Body};
 use crate::library;
-use crate::negotiate::Accept;
-use crate::presets;
+use crate::library::upload;
+use crate::pipeline::transform;
 use crate::store::{now_ms, Filter, Order, Paging};
-use crate::transform;
-use crate::upload;
 use http::{Response, StatusCode};
 use serde_json::json as j;
 

@@ -11,15 +11,70 @@
 //! failed request; objects are written whole (temp file + rename on fs, one PUT on S3); the key
 //! is hex, so no client input reaches a storage path.
 
-use crate::cache::{PersistentBackend, PersistentConfig};
-use crate::format::ImageFormat;
-use crate::key::CacheKey;
-use crate::origin::{Backend, Origin, OriginError, StorageConfig, TMP_DIR};
+use crate::delivery::key::CacheKey;
+use crate::pipeline::format::ImageFormat;
 use crate::pipeline::{probe, Encoded};
+use crate::storage::origin::{Backend, Origin, OriginError, StorageConfig, TMP_DIR};
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
+
+/// The `[cache]` config section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Memory budget in bytes for encoded variants; 0 = off.
+    pub memory_bytes: u64,
+    /// Seconds an entry may live.
+    pub ttl_secs: u64,
+    /// The second tier: variants persisted through storage.
+    pub persistent: PersistentConfig,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            memory_bytes: 256 << 20,
+            ttl_secs: 24 * 3600,
+            persistent: PersistentConfig::default(),
+        }
+    }
+}
+
+/// Where the persistent tier keeps variants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PersistentBackend {
+    /// A local folder.
+    Fs,
+    /// A prefix in the `[storage]` S3 bucket (same endpoint and credentials).
+    S3,
+}
+
+/// The `[cache.persistent]` config section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PersistentConfig {
+    /// Size bound in bytes (least recently used variants are deleted past it); 0 = off.
+    pub max_bytes: u64,
+    /// `fs` or `s3`.
+    pub backend: PersistentBackend,
+    /// fs: the folder (default `<data_dir>/cache`); s3: the key prefix (default
+    /// `refract-cache/`), which should lie outside the originals' prefix.
+    pub path: Option<String>,
+}
+
+impl Default for PersistentConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes: 1 << 30,
+            backend: PersistentBackend::Fs,
+            path: None,
+        }
+    }
+}
 
 /// Largest object the tier reads back (a variant is far smaller).
 const MAX_OBJECT: u64 = 64 << 20;

@@ -12,11 +12,14 @@
 //! Invariants: no HTTP types; every object key it writes is `<tenant>/...`; the access index is
 //! updated before a call returns.
 
+pub mod meta;
+pub mod upload;
+
 use crate::app::App;
 use crate::error::Error;
-use crate::meta::{self, Analysis};
+use crate::library::upload::UploadForm;
 use crate::store::{now_ms, AccessRule, ImageRecord, Patch};
-use crate::upload::UploadForm;
+use meta::Analysis;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -121,7 +124,7 @@ struct Fields {
 
 fn form_fields(f: &UploadForm) -> Fields {
     Fields {
-        tags: crate::upload::dedup_tags(f.tags.clone()),
+        tags: crate::library::upload::dedup_tags(f.tags.clone()),
         description: f.description.clone(),
         is_private: f.is_private,
         expiry_minutes: f.expiry_minutes,
@@ -343,5 +346,5 @@ fn rule(r: &ImageRecord) -> AccessRule {
 
 /// A new image id: 12 URL-safe characters (72 random bits).
 fn new_id() -> Result<String, Error> {
-    crate::auth::random_id(9).map_err(|e| Error::Internal(format!("random: {e}")))
+    crate::access::auth::random_id(9).map_err(|e| Error::Internal(format!("random: {e}")))
 }

@@ -10,7 +10,7 @@ pub mod geninfo;
 pub mod placeholder;
 pub mod strip;
 
-use crate::format::ImageFormat;
+use crate::pipeline::format::ImageFormat;
 use crate::pipeline::{self, PipelineError, PixelLimits};
 use serde_json::{Map, Value};
 

@@ -6,7 +6,7 @@
 //! Invariant: pure; every preset parses at start (config validation), so expansion cannot
 //! produce a parameter error the preset's author did not see.
 
-use crate::transform::{self, ParamConfig, ParamError};
+use crate::pipeline::transform::{self, ParamConfig, ParamError};
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

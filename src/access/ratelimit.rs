@@ -6,7 +6,7 @@
 //! `Remaining` is what may be sent right now and `Reset` is when the window is full again.
 //! Invariant: the only module that imports `governor`; 0 in config means "no limit".
 
-use crate::auth::RateOverride;
+use crate::access::auth::RateOverride;
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;

@@ -2,7 +2,7 @@
 //! chunks `parameters` (Stable Diffusion web UIs), `prompt` and `workflow` (ComfyUI), and for
 //! JPEG/WebP the EXIF `UserComment` (web UIs store `parameters` there).
 
-use crate::format::ImageFormat;
+use crate::pipeline::format::ImageFormat;
 use serde_json::{Map, Value};
 
 const KEYS: &[&str] = &["parameters", "prompt", "workflow"];

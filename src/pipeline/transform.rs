@@ -4,7 +4,7 @@
 //! all defaults, aliases, `dpr` and `thumb` folded in, so that equal transforms have equal
 //! canonical strings (and so equal cache keys); `parse(canonical(t)) == t`; never panics.
 
-use crate::format::ImageFormat;
+use crate::pipeline::format::ImageFormat;
 use percent_encoding::percent_decode_str;
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -6,68 +6,11 @@
 //! receives a future); `memory_bytes = 0` turns the variant cache off (every request computes),
 //! a zero TTL turns a `TtlCache` off.
 
-use crate::key::CacheKey;
-use crate::pipeline::Encoded;
-use serde::{Deserialize, Serialize};
 use std::future::Future;
+use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// The `[cache]` config section.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CacheConfig {
-    /// Memory budget in bytes for encoded variants; 0 = off.
-    pub memory_bytes: u64,
-    /// Seconds an entry may live.
-    pub ttl_secs: u64,
-    /// The second tier: variants persisted through storage.
-    pub persistent: PersistentConfig,
-}
-
-impl Default for CacheConfig {
-    fn default() -> Self {
-        Self {
-            memory_bytes: 256 << 20,
-            ttl_secs: 24 * 3600,
-            persistent: PersistentConfig::default(),
-        }
-    }
-}
-
-/// Where the persistent tier keeps variants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PersistentBackend {
-    /// A local folder.
-    Fs,
-    /// A prefix in the `[storage]` S3 bucket (same endpoint and credentials).
-    S3,
-}
-
-/// The `[cache.persistent]` config section.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PersistentConfig {
-    /// Size bound in bytes (least recently used variants are deleted past it); 0 = off.
-    pub max_bytes: u64,
-    /// `fs` or `s3`.
-    pub backend: PersistentBackend,
-    /// fs: the folder (default `<data_dir>/cache`); s3: the key prefix (default
-    /// `refract-cache/`), which should lie outside the originals' prefix.
-    pub path: Option<String>,
-}
-
-impl Default for PersistentConfig {
-    fn default() -> Self {
-        Self {
-            max_bytes: 1 << 30,
-            backend: PersistentBackend::Fs,
-            path: None,
-        }
-    }
-}
 
 /// Whether a value came from the cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,23 +19,26 @@ pub enum Lookup {
     Miss,
 }
 
-/// The variant cache with hit/miss counters.
-pub struct VariantCache {
-    inner: Option<moka::future::Cache<CacheKey, Arc<Encoded>>>,
+/// A cache of values bounded in bytes (each value weighs what `weigh` says), with hit/miss
+/// counters.
+pub struct VariantCache<K, V> {
+    inner: Option<moka::future::Cache<K, Arc<V>>>,
     hits: AtomicU64,
     misses: AtomicU64,
 }
 
-impl VariantCache {
-    /// Build from config.
-    pub fn new(cfg: &CacheConfig) -> Self {
-        let inner = (cfg.memory_bytes > 0).then(|| {
+impl<K, V> VariantCache<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    /// At most `max_bytes` (0 = off), each entry living at most `ttl`.
+    pub fn new(max_bytes: u64, ttl: Duration, weigh: fn(&V) -> usize) -> Self {
+        let inner = (max_bytes > 0).then(|| {
             moka::future::Cache::builder()
-                .max_capacity(cfg.memory_bytes)
-                .weigher(|_k: &CacheKey, v: &Arc<Encoded>| {
-                    u32::try_from(v.bytes.len() + 64).unwrap_or(u32::MAX)
-                })
-                .time_to_live(Duration::from_secs(cfg.ttl_secs.max(1)))
+                .max_capacity(max_bytes)
+                .weigher(move |_k: &K, v: &Arc<V>| u32::try_from(weigh(v) + 64).unwrap_or(u32::MAX))
+                .time_to_live(ttl.max(Duration::from_secs(1)))
                 .build()
         });
         Self {
@@ -104,14 +50,10 @@ impl VariantCache {
 
     /// Return the cached value for `key`, or run `make` once (however many callers wait on it)
     /// and cache its success. Errors are not cached.
-    pub async fn get_or_make<E, F>(
-        &self,
-        key: CacheKey,
-        make: F,
-    ) -> Result<(Arc<Encoded>, Lookup), Arc<E>>
+    pub async fn get_or_make<E, F>(&self, key: K, make: F) -> Result<(Arc<V>, Lookup), Arc<E>>
     where
         E: Send + Sync + 'static,
-        F: Future<Output = Result<Encoded, E>>,
+        F: Future<Output = Result<V, E>>,
     {
         let Some(cache) = &self.inner else {
             self.misses.fetch_add(1, Ordering::Relaxed);
@@ -142,12 +84,12 @@ impl VariantCache {
     }
 
     /// Whether `key` is in memory now (no counters touched).
-    pub fn contains(&self, key: &CacheKey) -> bool {
+    pub fn contains(&self, key: &K) -> bool {
         self.inner.as_ref().is_some_and(|c| c.contains_key(key))
     }
 
     /// Put a value made elsewhere (a background encode) into the cache.
-    pub async fn insert(&self, key: CacheKey, value: Arc<Encoded>) {
+    pub async fn insert(&self, key: K, value: Arc<V>) {
         if let Some(cache) = &self.inner {
             cache.insert(key, value).await;
         }

@@ -5,8 +5,8 @@
 //! call (no `..`, no leading `/`, no backslash, no control characters); errors are
 //! `OriginError`, never HTTP statuses.
 
-use crate::cache::TtlCache;
-use crate::key::SourceVersion;
+use crate::delivery::key::SourceVersion;
+use crate::util::cache::TtlCache;
 use bytes::Bytes;
 use opendal::{ErrorKind, Operator};
 use percent_encoding::percent_decode_str;
@@ -100,7 +100,10 @@ impl Default for StorageConfig {
 impl StorageConfig {
     /// `http_allow_networks` parsed (a bare IP is a /32 or /128).
     pub fn allowed_networks(&self) -> Result<Vec<ipnet::IpNet>, String> {
-        crate::netguard::parse_networks(&self.http_allow_networks, "storage.http_allow_networks")
+        crate::storage::netguard::parse_networks(
+            &self.http_allow_networks,
+            "storage.http_allow_networks",
+        )
     }
 
     /// Check that the chosen backend has what it needs.
@@ -167,17 +170,11 @@ pub struct Origin {
 
 /// Sample images written into a brand-new local images folder, so a first run has something to show.
 const SAMPLES: &[(&str, &[u8])] = &[
-    (
-        "rocket.jpg",
-        include_bytes!("../tests/fixtures/rocket-640x427-adobergb.jpg"),
-    ),
-    (
-        "dice.png",
-        include_bytes!("../tests/fixtures/dice-800x600-alpha.png"),
-    ),
+    ("rocket.jpg", include_bytes!("../../samples/rocket.jpg")),
+    ("dice.png", include_bytes!("../../samples/dice.png")),
     (
         "landscape.jpg",
-        include_bytes!("../tests/fixtures/orientation/Landscape_6.jpg"),
+        include_bytes!("../../samples/landscape.jpg"),
     ),
 ];
 
@@ -401,7 +398,7 @@ impl Origin {
 /// The read-only HTTP origin: keys are appended to `base_url` (which always ends in `/`, so a
 /// key can only ever be a path under it), fetched by a client that refuses internal addresses.
 fn http_operator(cfg: &StorageConfig) -> Result<Operator, OriginError> {
-    use crate::netguard::{self, NetPolicy};
+    use crate::storage::netguard::{self, NetPolicy};
     let refused = |m: String| OriginError::Unavailable(m);
     let mut base = cfg.base_url.clone().unwrap_or_default();
     if !base.ends_with('/') {

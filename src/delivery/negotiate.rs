@@ -5,8 +5,9 @@
 //! when the client names them explicitly (a `*/*` from an old client is no promise that it
 //! decodes AVIF); pure, no IO.
 
-use crate::format::ImageFormat;
-use crate::transform::FormatRequest;
+use crate::pipeline::format::ImageFormat;
+use crate::pipeline::output::{Candidates, Enabled, OutputSpec};
+use crate::pipeline::transform::FormatRequest;
 
 /// One media range of an `Accept` header.
 #[derive(Debug, Clone, PartialEq)]
@@ -104,25 +105,6 @@ impl Accept {
     }
 }
 
-/// Which formats a negotiated response may use. Together with the source version this decides
-/// the output, so it is part of the cache key (the key is known before the source is read).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Candidates {
-    pub avif: bool,
-    pub webp: bool,
-    pub jpeg: bool,
-    pub png: bool,
-}
-
-/// The output decision before the source is known.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum OutputSpec {
-    /// `fm` named a format.
-    Fixed(ImageFormat),
-    /// `fm=auto`: the best candidate for the source.
-    Negotiated(Candidates),
-}
-
 /// Why no output could be chosen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NegotiateError {
@@ -132,119 +114,38 @@ pub enum NegotiateError {
     NotAcceptable,
 }
 
-/// Which output formats the config allows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Enabled {
-    pub avif: bool,
-    pub webp: bool,
-}
-
-impl OutputSpec {
-    /// Decide from `fm` and `Accept`. A negotiated spec with no candidate at all is a 406 now,
-    /// before any IO.
-    pub fn decide(
-        fm: FormatRequest,
-        accept: &Accept,
-        enabled: Enabled,
-    ) -> Result<Self, NegotiateError> {
-        match fm {
-            FormatRequest::Fixed(f) => {
-                let on = match f {
-                    ImageFormat::Avif => enabled.avif,
-                    ImageFormat::Webp => enabled.webp,
-                    _ => true,
-                };
-                if on {
-                    Ok(Self::Fixed(f))
-                } else {
-                    Err(NegotiateError::Disabled(f))
-                }
-            }
-            FormatRequest::Auto => {
-                let c = Candidates {
-                    avif: enabled.avif && accept.explicit_quality("image/avif") > 0.0,
-                    webp: enabled.webp && accept.explicit_quality("image/webp") > 0.0,
-                    jpeg: accept.quality("image/jpeg") > 0.0,
-                    png: accept.quality("image/png") > 0.0,
-                };
-                if c.avif || c.webp || c.jpeg || c.png {
-                    Ok(Self::Negotiated(c))
-                } else {
-                    Err(NegotiateError::NotAcceptable)
-                }
+/// Decide from `fm` and `Accept`. A negotiated spec with no candidate at all is a 406 now,
+/// before any IO.
+pub fn decide(
+    fm: FormatRequest,
+    accept: &Accept,
+    enabled: Enabled,
+) -> Result<OutputSpec, NegotiateError> {
+    match fm {
+        FormatRequest::Fixed(f) => {
+            let on = match f {
+                ImageFormat::Avif => enabled.avif,
+                ImageFormat::Webp => enabled.webp,
+                _ => true,
+            };
+            if on {
+                Ok(OutputSpec::Fixed(f))
+            } else {
+                Err(NegotiateError::Disabled(f))
             }
         }
-    }
-
-    /// Whether the output is AVIF whatever the source is.
-    pub fn is_avif(&self) -> bool {
-        match self {
-            Self::Fixed(f) => *f == ImageFormat::Avif,
-            Self::Negotiated(c) => c.avif,
-        }
-    }
-
-    /// The answer to give while an AVIF is encoded in the background: WebP when enabled (and,
-    /// when negotiated, accepted), else the source's family. `None` when nothing else is
-    /// acceptable.
-    pub fn without_avif(&self, enabled: Enabled) -> Option<Self> {
-        match self {
-            Self::Fixed(ImageFormat::Avif) if enabled.webp => Some(Self::Fixed(ImageFormat::Webp)),
-            Self::Fixed(ImageFormat::Avif) => Some(Self::Negotiated(Candidates {
-                avif: false,
-                webp: false,
-                jpeg: true,
-                png: true,
-            })),
-            Self::Fixed(_) => Some(*self),
-            Self::Negotiated(c) => {
-                let rest = Candidates { avif: false, ..*c };
-                (rest.webp || rest.jpeg || rest.png).then_some(Self::Negotiated(rest))
+        FormatRequest::Auto => {
+            let c = Candidates {
+                avif: enabled.avif && accept.explicit_quality("image/avif") > 0.0,
+                webp: enabled.webp && accept.explicit_quality("image/webp") > 0.0,
+                jpeg: accept.quality("image/jpeg") > 0.0,
+                png: accept.quality("image/png") > 0.0,
+            };
+            if c.avif || c.webp || c.jpeg || c.png {
+                Ok(OutputSpec::Negotiated(c))
+            } else {
+                Err(NegotiateError::NotAcceptable)
             }
-        }
-    }
-
-    /// Whether the response must carry `Vary: Accept`.
-    pub fn varies(&self) -> bool {
-        matches!(self, Self::Negotiated(_))
-    }
-
-    /// The final format for a source: avif > webp > the source's family (png for alpha, png or
-    /// gif sources, else jpeg) > the other family. `None` = nothing acceptable.
-    pub fn resolve(&self, source: ImageFormat, has_alpha: bool) -> Option<ImageFormat> {
-        let c = match self {
-            Self::Fixed(f) => return Some(*f),
-            Self::Negotiated(c) => c,
-        };
-        let png_family = has_alpha || matches!(source, ImageFormat::Png | ImageFormat::Gif);
-        let order = if png_family {
-            [ImageFormat::Png, ImageFormat::Jpeg]
-        } else {
-            [ImageFormat::Jpeg, ImageFormat::Png]
-        };
-        let ok = |f: ImageFormat| match f {
-            ImageFormat::Avif => c.avif,
-            ImageFormat::Webp => c.webp,
-            ImageFormat::Jpeg => c.jpeg,
-            ImageFormat::Png => c.png,
-            ImageFormat::Gif => false,
-        };
-        [ImageFormat::Avif, ImageFormat::Webp, order[0], order[1]]
-            .into_iter()
-            .find(|f| ok(*f))
-    }
-
-    /// A stable string for the cache key.
-    pub fn key_part(&self) -> String {
-        match self {
-            Self::Fixed(f) => format!("fixed:{}", f.name()),
-            Self::Negotiated(c) => format!(
-                "auto:{}{}{}{}",
-                u8::from(c.avif),
-                u8::from(c.webp),
-                u8::from(c.jpeg),
-                u8::from(c.png)
-            ),
         }
     }
 }
@@ -261,7 +162,7 @@ mod tests {
 
     fn pick(accept: Option<&str>, src: ImageFormat, alpha: bool) -> Option<ImageFormat> {
         let a = accept.map_or_else(Accept::any, Accept::parse);
-        OutputSpec::decide(FormatRequest::Auto, &a, ON)
+        decide(FormatRequest::Auto, &a, ON)
             .ok()?
             .resolve(src, alpha)
     }
@@ -270,7 +171,7 @@ mod tests {
     fn avif_fallback_is_webp_then_the_source_family() {
         use ImageFormat::*;
         let any = Accept::any();
-        let fixed = OutputSpec::decide(FormatRequest::Fixed(Avif), &any, ON).unwrap();
+        let fixed = decide(FormatRequest::Fixed(Avif), &any, ON).unwrap();
         assert!(fixed.is_avif());
         assert_eq!(fixed.without_avif(ON), Some(OutputSpec::Fixed(Webp)));
         let no_webp = Enabled {
@@ -280,15 +181,15 @@ mod tests {
         let f = fixed.without_avif(no_webp).unwrap();
         assert_eq!(f.resolve(Jpeg, false), Some(Jpeg));
         let chromium = Accept::parse("image/avif,image/webp,*/*;q=0.8");
-        let auto = OutputSpec::decide(FormatRequest::Auto, &chromium, ON).unwrap();
+        let auto = decide(FormatRequest::Auto, &chromium, ON).unwrap();
         assert!(auto.is_avif());
         let f = auto.without_avif(ON).unwrap();
         assert!(!f.is_avif());
         assert_eq!(f.resolve(Jpeg, false), Some(Webp));
         let only_avif = Accept::parse("image/avif");
-        let auto = OutputSpec::decide(FormatRequest::Auto, &only_avif, ON).unwrap();
+        let auto = decide(FormatRequest::Auto, &only_avif, ON).unwrap();
         assert_eq!(auto.without_avif(ON), None);
-        let jpeg = OutputSpec::decide(FormatRequest::Fixed(Jpeg), &any, ON).unwrap();
+        let jpeg = decide(FormatRequest::Fixed(Jpeg), &any, ON).unwrap();
         assert!(!jpeg.is_avif());
     }
 
@@ -331,7 +232,7 @@ mod tests {
     fn negotiate_nothing_acceptable_is_406_early() {
         let a = Accept::parse("text/html, application/json");
         assert_eq!(
-            OutputSpec::decide(FormatRequest::Auto, &a, ON),
+            decide(FormatRequest::Auto, &a, ON),
             Err(NegotiateError::NotAcceptable)
         );
     }
@@ -343,13 +244,13 @@ mod tests {
             webp: true,
         };
         let a = Accept::parse("image/avif,image/webp,*/*");
-        let spec = OutputSpec::decide(FormatRequest::Auto, &a, off).unwrap();
+        let spec = decide(FormatRequest::Auto, &a, off).unwrap();
         assert_eq!(
             spec.resolve(ImageFormat::Jpeg, false),
             Some(ImageFormat::Webp)
         );
         assert_eq!(
-            OutputSpec::decide(FormatRequest::Fixed(ImageFormat::Avif), &a, off),
+            decide(FormatRequest::Fixed(ImageFormat::Avif), &a, off),
             Err(NegotiateError::Disabled(ImageFormat::Avif))
         );
     }
@@ -357,14 +258,10 @@ mod tests {
     #[test]
     fn vary_only_when_negotiated() {
         let a = Accept::any();
-        assert!(OutputSpec::decide(FormatRequest::Auto, &a, ON)
+        assert!(decide(FormatRequest::Auto, &a, ON).unwrap().varies());
+        assert!(!decide(FormatRequest::Fixed(ImageFormat::Png), &a, ON)
             .unwrap()
             .varies());
-        assert!(
-            !OutputSpec::decide(FormatRequest::Fixed(ImageFormat::Png), &a, ON)
-                .unwrap()
-                .varies()
-        );
     }
 
     #[test]

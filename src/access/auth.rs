@@ -16,7 +16,7 @@ use subtle::ConstantTimeEq;
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
     /// Bootstrap admin key of tenant `default` (env `REFRACT_API_KEY`). Unset = no bootstrap key.
-    pub admin_key: Option<crate::origin::Secret>,
+    pub admin_key: Option<crate::storage::origin::Secret>,
 }
 
 /// A permission.

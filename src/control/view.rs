@@ -1,7 +1,7 @@
 //! How an image looks in the API (the IMAGE object) and the absolute URLs in it.
 
 use crate::app::App;
-use crate::signing::Signer;
+use crate::delivery::signing::Signer;
 use crate::store::ImageRecord;
 use http::HeaderMap;
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
@@ -220,8 +220,8 @@ mod tests {
             b.image_url("a.jpg", "w=1"),
             "https://img.example.com/img/a.jpg?w=1"
         );
-        b.signer = Signer::new(&crate::signing::SecurityConfig {
-            signing_keys: vec![crate::origin::Secret("k".into())],
+        b.signer = Signer::new(&crate::delivery::signing::SecurityConfig {
+            signing_keys: vec![crate::storage::origin::Secret("k".into())],
             ..Default::default()
         });
         let signed = b.image_url("a.jpg", "w=1");

@@ -3,7 +3,7 @@
 //! own (others' keys are 404 to it).
 
 use super::{json, json_body, valid_tenant, Ctx};
-use crate::auth::{self, Principal, RateOverride, Scope};
+use crate::access::auth::{self, Principal, RateOverride, Scope};
 use crate::error::Error;
 use crate::http::response::Body;
 use crate::store::{now_ms, KeyRecord, NewKey};

@@ -1,20 +1,21 @@
 //! `GET`/`HEAD /img/{key}`: orchestrates sanitise → parse → negotiate → stat → key → 304 →
 //! cache (coalesced) → fetch → CPU pool → pipeline → respond. No pixel code, no SQL here.
 
-use crate::access::Access;
+use crate::access::auth::RateOverride;
+use crate::access::ratelimit::{Bucket, Outcome};
+use crate::access::visibility::Access;
 use crate::app::App;
-use crate::auth::RateOverride;
+use crate::delivery::key::CacheKey;
+use crate::delivery::negotiate::{self, Accept, NegotiateError};
+use crate::delivery::presets;
+use crate::delivery::signing::SignatureError;
 use crate::error::Error;
-use crate::format::ImageFormat;
 use crate::http::response::{self, Body, ImageMeta, RangeReq};
-use crate::key::CacheKey;
-use crate::negotiate::{Accept, NegotiateError, OutputSpec};
-use crate::origin::{sanitize_key, Stat};
+use crate::pipeline::format::ImageFormat;
+use crate::pipeline::output::OutputSpec;
+use crate::pipeline::transform::{self, Transform};
 use crate::pipeline::{self, Encoded, Job};
-use crate::presets;
-use crate::ratelimit::{Bucket, Outcome};
-use crate::signing::SignatureError;
-use crate::transform::{self, Transform};
+use crate::storage::origin::{sanitize_key, Stat};
 use bytes::Bytes;
 use http::{header, Request, Response};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,7 +33,7 @@ pub async fn handle<B>(
     if app.config.ratelimit.img_per_minute > 0 {
         let client = format!(
             "ip:{}",
-            crate::ratelimit::client_ip(&app.trusted_proxies, peer, req.headers())
+            crate::access::ratelimit::client_ip(&app.trusted_proxies, peer, req.headers())
         );
         if let Outcome::Denied { retry_after, .. } =
             app.ratelimits
@@ -78,12 +79,12 @@ async fn access_cache_control<B>(
     key: &str,
 ) -> Result<Option<String>, Error> {
     let tenant = if app.access.is_restricted(key) {
-        match crate::auth::presented(req.headers()) {
+        match crate::access::auth::presented(req.headers()) {
             Some(k) => app
                 .auth
                 .identify(&app.store, k)
                 .await?
-                .filter(|p| p.has(crate::auth::Scope::Read))
+                .filter(|p| p.has(crate::access::auth::Scope::Read))
                 .map(|p| p.tenant),
             None => None,
         }
@@ -185,7 +186,7 @@ async fn variant<B>(
     cache_control: &str,
 ) -> Result<Response<Body>, Error> {
     let accept = header_str(req, header::ACCEPT).map_or_else(Accept::any, Accept::parse);
-    let mut spec = OutputSpec::decide(t.format, &accept, app.enabled).map_err(|e| match e {
+    let mut spec = negotiate::decide(t.format, &accept, app.enabled).map_err(|e| match e {
         NegotiateError::Disabled(f) => Error::bad_param(
             "fm",
             format!("output format {f} is disabled on this server"),
@@ -244,9 +245,9 @@ async fn variant<B>(
         .map_err(|e| (*e).clone())?;
     meta.content_type = enc.format.mime();
     meta.x_cache = Some(match lookup {
-        crate::cache::Lookup::Hit => "HIT",
-        crate::cache::Lookup::Miss if stored.load(Ordering::Relaxed) => "HIT-PERSISTENT",
-        crate::cache::Lookup::Miss => "MISS",
+        crate::util::cache::Lookup::Hit => "HIT",
+        crate::util::cache::Lookup::Miss if stored.load(Ordering::Relaxed) => "HIT-PERSISTENT",
+        crate::util::cache::Lookup::Miss => "MISS",
     });
     Ok(response::image(&meta, enc.bytes.clone(), None, head))
 }
