@@ -7,7 +7,7 @@ use refract::delivery::key::{CacheKey, SourceVersion};
 use refract::delivery::negotiate::{self, Accept};
 use refract::delivery::persist::CacheConfig;
 use refract::pipeline::format::ImageFormat;
-use refract::pipeline::output::{Enabled, OutputSpec};
+use refract::pipeline::output::Enabled;
 use refract::pipeline::transform::{parse, ParamConfig};
 use refract::pipeline::Encoded;
 use refract::util::cache::VariantCache;
