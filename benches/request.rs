@@ -3,7 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use refract::delivery::key::{CacheKey, SourceVersion};
+use refract::delivery::key::CacheKey;
+use refract::storage::origin::SourceVersion;
 use refract::delivery::negotiate::{self, Accept};
 use refract::delivery::persist::CacheConfig;
 use refract::pipeline::format::ImageFormat;
@@ -55,7 +56,7 @@ fn hot_path(c: &mut Criterion) {
     });
     let signer =
         refract::delivery::signing::Signer::new(&refract::delivery::signing::SecurityConfig {
-            signing_keys: vec![refract::storage::origin::Secret("k".into())],
+            signing_keys: vec![refract::util::secret::Secret("k".into())],
             require_signature: true,
             presets_only: false,
         });

@@ -11,135 +11,16 @@ use crate::control::RandomConfig;
 use crate::delivery::persist::CacheConfig;
 use crate::delivery::presets::Presets;
 use crate::delivery::signing::SecurityConfig;
+use crate::http::server::ServerConfig;
 use crate::library::{ExpiryConfig, MetadataConfig};
-use crate::pipeline::transform::{Fit, ParamConfig};
+use crate::pipeline::transform::{ParamConfig, ThumbConfig};
 use crate::pipeline::EncodeConfig;
 use crate::storage::origin::StorageConfig;
 use crate::store::DatabaseConfig;
+use crate::util::limits::LimitsConfig;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-
-/// The `[server]` section.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ServerConfig {
-    /// Address to listen on.
-    pub listen: String,
-    /// Data directory; originals default to `<data_dir>/images`.
-    pub data_dir: PathBuf,
-    /// `Cache-Control` of successful image responses.
-    pub cache_control: String,
-    /// Seconds to wait for a request's headers (slowloris guard).
-    pub header_read_timeout_secs: u64,
-    /// Seconds in-flight requests get to finish after SIGTERM/Ctrl-C.
-    pub shutdown_grace_secs: u64,
-    /// Most open client connections; more wait to be accepted.
-    pub max_connections: usize,
-    /// Log filter (`info`, `debug`, `refract=debug,info`, ...).
-    pub log: String,
-    /// Absolute base of the URLs the API returns (`https://img.example.com`); unset = from the
-    /// request's `Host`.
-    pub public_url: Option<String>,
-    /// Peers (IPs or CIDRs) whose `CF-Connecting-IP` / `X-Forwarded-For` are believed.
-    pub trusted_proxies: Vec<String>,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        Self {
-            listen: "127.0.0.1:8080".into(),
-            data_dir: PathBuf::from("./data"),
-            cache_control: "public, max-age=86400, stale-while-revalidate=604800".into(),
-            header_read_timeout_secs: 10,
-            shutdown_grace_secs: 10,
-            max_connections: 1024,
-            log: "info".into(),
-            public_url: None,
-            trusted_proxies: Vec::new(),
-        }
-    }
-}
-
-/// The `[limits]` section.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LimitsConfig {
-    /// Largest `w`/`h`.
-    pub max_dimension: u32,
-    /// Largest source object to transform, bytes.
-    pub max_source_bytes: u64,
-    /// Most pixels a source (or an output canvas) may have.
-    pub max_source_pixels: u64,
-    /// Most pixels a progressive JPEG source may have (its decode holds the whole image's DCT
-    /// coefficients, ~3 bytes per pixel, and gains little from shrink-on-load).
-    pub max_progressive_pixels: u64,
-    /// CPU workers for image work; 0 = one per core.
-    pub workers: usize,
-    /// Requests that may wait for a worker before 503.
-    pub queue_depth: usize,
-    /// Milliseconds a request may wait for a worker before 503.
-    pub queue_timeout_ms: u64,
-    /// Largest uploaded file, bytes.
-    pub max_upload_bytes: u64,
-    /// Most files in one upload request.
-    pub max_upload_count: usize,
-    /// Milliseconds a transform may take, queue wait included (checked between pipeline steps;
-    /// over: 503).
-    pub request_timeout_ms: u64,
-    /// Longest AVIF encode (estimated from the output's pixel area) done on the request path,
-    /// milliseconds. Over it, the answer is WebP (or the source's family) with a short
-    /// `Cache-Control`, and the AVIF is encoded in the background for the next request.
-    /// 0 = always encode AVIF on the request path.
-    pub avif_budget_ms: u64,
-}
-
-impl Default for LimitsConfig {
-    fn default() -> Self {
-        Self {
-            max_dimension: 8192,
-            max_source_bytes: 50 << 20,
-            max_source_pixels: 50_000_000,
-            max_progressive_pixels: 25_000_000,
-            workers: 0,
-            queue_depth: 256,
-            queue_timeout_ms: 10_000,
-            max_upload_bytes: 50 << 20,
-            max_upload_count: 20,
-            request_timeout_ms: 30_000,
-            avif_budget_ms: 250,
-        }
-    }
-}
-
-impl LimitsConfig {
-    /// What the pipeline checks.
-    pub fn pixel_limits(&self) -> crate::pipeline::PixelLimits {
-        crate::pipeline::PixelLimits {
-            max_source_pixels: self.max_source_pixels,
-            max_progressive_pixels: self.max_progressive_pixels,
-        }
-    }
-}
-
-/// The `[thumb]` section: what `thumb=1` means.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ThumbConfig {
-    pub width: u32,
-    pub height: u32,
-    pub fit: Fit,
-}
-
-impl Default for ThumbConfig {
-    fn default() -> Self {
-        Self {
-            width: 256,
-            height: 256,
-            fit: Fit::Cover,
-        }
-    }
-}
 
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -290,7 +171,7 @@ impl Config {
         if self.expiry.sweep_interval == 0 {
             return Err("expiry.sweep_interval must be > 0 seconds".into());
         }
-        if !crate::control::valid_tenant(&self.random.tenant) {
+        if !crate::access::auth::valid_tenant(&self.random.tenant) {
             return Err("random.tenant must be 1-64 of a-z, 0-9, '-', '_'".into());
         }
         if self.security.require_signature

@@ -21,6 +21,10 @@ pub enum Error {
     },
     #[error("{0}")]
     Unauthorized(String),
+    /// `POST /api/v1/keys/validate` with a key that is not valid (its body also says
+    /// `"valid": false`).
+    #[error("invalid or missing API key")]
+    InvalidKey,
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
@@ -66,7 +70,7 @@ impl Error {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized(_) | Self::InvalidKey => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
@@ -89,7 +93,7 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Self::BadRequest { .. } => "BAD_REQUEST",
-            Self::Unauthorized(_) => "UNAUTHORIZED",
+            Self::Unauthorized(_) | Self::InvalidKey => "UNAUTHORIZED",
             Self::Forbidden(_) => "FORBIDDEN",
             Self::NotFound(_) => "NOT_FOUND",
             Self::Conflict(_) => "CONFLICT",
@@ -123,10 +127,14 @@ impl Error {
             Self::BadRequest { param: Some(p), .. } => json!({ "param": p }),
             _ => serde_json::Value::Null,
         };
-        json!({
+        let mut body = json!({
             "success": false,
             "error": { "code": self.code(), "message": self.public_message(), "details": details }
-        })
+        });
+        if let Self::InvalidKey = self {
+            body["valid"] = json!(false);
+        }
+        body
     }
 }
 

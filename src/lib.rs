@@ -3,7 +3,6 @@
 //! See `ARCHITECTURE.md` for the module map and the path of a request.
 
 pub mod access;
-pub mod app;
 pub mod config;
 pub mod control;
 pub mod delivery;
@@ -11,11 +10,11 @@ pub mod error;
 pub mod http;
 pub mod library;
 pub mod pipeline;
+pub mod routes;
 pub mod storage;
 pub mod store;
 pub mod util;
-
-use std::sync::Arc;
+pub mod wiring;
 
 /// Bind `cfg.server.listen` and serve until `shutdown` resolves. Returns the bound address
 /// through `on_bound` (useful with port 0).
@@ -26,8 +25,10 @@ pub async fn run(
 ) -> Result<(), String> {
     let (addr, sockets) = http::server::bind(&config.server.listen, num_cpus::get())
         .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
-    let app = Arc::new(app::App::new(config).await?);
-    let swept = library::sweep_pending(&app)
+    let built = wiring::build(&config).await?;
+    let swept = built
+        .library
+        .sweep_pending()
         .await
         .map_err(|e| format!("start-up sweep: {e}"))?;
     if swept > 0 {
@@ -36,9 +37,14 @@ pub async fn run(
             "removed objects left by interrupted uploads or deletes"
         );
     }
-    let background = tokio::spawn(app::background(app.clone()));
+    let background = tokio::spawn(wiring::background(
+        built.delivery.clone(),
+        built.library.clone(),
+        built.ratelimits.clone(),
+        built.sweep_every,
+    ));
     on_bound(addr);
-    let served = http::server::serve_all(sockets, app, shutdown)
+    let served = http::server::serve_all(sockets, built.routes, &config.server, shutdown)
         .await
         .map_err(|e| e.to_string());
     background.abort();

@@ -137,10 +137,7 @@ fn sign_url(config: &Config, target: &str, expires_in: Option<u64>) -> Result<St
         .map(str::to_string)
         .collect();
     if let Some(secs) = expires_in {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_err(|e| e.to_string())?
-            .as_secs();
+        let now = refract::util::clock::now_secs();
         pairs.push(format!("expires={}", now + secs));
     }
     let signed = signer

@@ -305,8 +305,7 @@ async fn private_images_are_hidden_on_img_except_from_their_tenant() {
 #[tokio::test]
 async fn config_endpoint_and_logs_hold_no_secret() {
     let s = start_api(|c| {
-        c.storage.secret_access_key =
-            Some(refract::storage::origin::Secret("s3-secret-value".into()));
+        c.storage.secret_access_key = Some(refract::util::secret::Secret("s3-secret-value".into()));
         c.server.public_url = Some("https://img.example.com".into());
     });
     let admin = Api::admin(&s);

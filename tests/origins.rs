@@ -5,7 +5,8 @@
 mod common;
 use common::*;
 use refract::config::Config;
-use refract::storage::origin::{Backend, Secret};
+use refract::storage::origin::Backend;
+use refract::util::secret::Secret;
 
 fn s3_env() -> (String, String, String, String) {
     let var = |k: &str| {
@@ -274,7 +275,7 @@ async fn http_origin_refuses_internal_addresses_unless_allowed() {
     let mut cfg = Config::default();
     http_config(&mut cfg, &origin.base, &[]);
     cfg.server.data_dir = tempfile::tempdir().unwrap().keep();
-    let e = refract::app::App::new(cfg).await.err().unwrap();
+    let e = refract::wiring::build(&cfg).await.err().unwrap();
     assert!(
         e.contains("internal address") && e.contains("http_allow_networks"),
         "{e}"

@@ -7,7 +7,7 @@ mod common;
 use common::api::*;
 use common::*;
 use refract::delivery::signing::{SecurityConfig, Signer};
-use refract::storage::origin::Secret;
+use refract::util::secret::Secret;
 use std::io::{Read, Write};
 use std::time::Duration;
 

@@ -7,8 +7,8 @@
 
 use crate::store::{KeyRecord, Store, StoreError};
 use base64::Engine;
-use http::HeaderMap;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 /// The `[auth]` config section.
@@ -16,7 +16,7 @@ use subtle::ConstantTimeEq;
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
     /// Bootstrap admin key of tenant `default` (env `REFRACT_API_KEY`). Unset = no bootstrap key.
-    pub admin_key: Option<crate::storage::origin::Secret>,
+    pub admin_key: Option<crate::util::secret::Secret>,
 }
 
 /// A permission.
@@ -74,14 +74,11 @@ impl Principal {
     }
 }
 
-/// The key sent with a request: `X-API-Key: k` or `Authorization: Bearer k`.
-pub fn presented(headers: &HeaderMap) -> Option<&str> {
-    if let Some(k) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
-        return Some(k.trim());
-    }
-    let auth = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, rest) = auth.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+/// A tenant name: 1-64 of `a-z 0-9 - _`.
+pub fn valid_tenant(t: &str) -> bool {
+    (1..=64).contains(&t.len())
+        && t.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
 /// Hash of a key as stored.
@@ -101,37 +98,27 @@ pub fn generate() -> Result<(String, String), getrandom::Error> {
     Ok((key, prefix))
 }
 
-/// A random URL-safe id of `n_bytes` bytes of entropy.
-pub fn random_id(n_bytes: usize) -> Result<String, getrandom::Error> {
-    let mut b = vec![0u8; n_bytes];
-    getrandom::fill(&mut b)?;
-    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(b)
-        .replace(['-', '_'], "x"))
-}
-
 /// The authenticator.
 pub struct Auth {
     bootstrap: Option<[u8; 32]>,
+    store: Arc<Store>,
 }
 
 impl Auth {
-    pub fn new(cfg: &AuthConfig) -> Self {
+    /// Keys are looked up in `store`; `auth.admin_key` is the bootstrap key.
+    pub fn new(cfg: &AuthConfig, store: Arc<Store>) -> Self {
         Self {
             bootstrap: cfg
                 .admin_key
                 .as_ref()
                 .filter(|k| !k.0.is_empty())
                 .map(|k| *blake3::hash(k.0.as_bytes()).as_bytes()),
+            store,
         }
     }
 
     /// Who `key` is, or `None` for an unknown key.
-    pub async fn identify(
-        &self,
-        store: &Store,
-        key: &str,
-    ) -> Result<Option<Principal>, StoreError> {
+    pub async fn identify(&self, key: &str) -> Result<Option<Principal>, StoreError> {
         if key.is_empty() || key.len() > 256 {
             return Ok(None);
         }
@@ -147,7 +134,7 @@ impl Auth {
             }
         }
         let hex = h.to_hex();
-        let Some((rec, stored)) = store.key_by_hash(hex.as_str()).await? else {
+        let Some((rec, stored)) = self.store.key_by_hash(hex.as_str()).await? else {
             return Ok(None);
         };
         if !bool::from(stored.as_bytes().ct_eq(hex.as_bytes())) {
@@ -175,16 +162,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_are_read_from_either_header() {
-        let mut h = HeaderMap::new();
-        assert_eq!(presented(&h), None);
-        h.insert("authorization", "Bearer abc".parse().unwrap());
-        assert_eq!(presented(&h), Some("abc"));
-        h.insert("x-api-key", "xyz".parse().unwrap());
-        assert_eq!(presented(&h), Some("xyz"));
-        let mut h = HeaderMap::new();
-        h.insert("authorization", "Basic abc".parse().unwrap());
-        assert_eq!(presented(&h), None);
+    fn tenant_names() {
+        assert!(valid_tenant("default") && valid_tenant("acme-1_x"));
+        assert!(!valid_tenant("") && !valid_tenant("Acme") && !valid_tenant("a/b"));
     }
 
     #[test]

@@ -13,10 +13,9 @@ use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// The `[ratelimit]` config section (PicHub's defaults). 0 = unlimited.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -117,7 +116,7 @@ impl RateLimits {
             return Outcome::Allowed(None);
         };
         let key = client.to_string();
-        let now = unix_now();
+        let now = crate::util::clock::now_secs();
         let mut tightest: Option<Status> = None;
         for w in windows.iter() {
             let refill = w.period / w.limit.max(1);
@@ -190,35 +189,6 @@ impl RateLimits {
     }
 }
 
-/// The client's address: the socket peer, or what a trusted proxy says (`CF-Connecting-IP`,
-/// else the right-most untrusted `X-Forwarded-For` entry).
-pub fn client_ip(trusted: &[ipnet::IpNet], peer: SocketAddr, headers: &http::HeaderMap) -> IpAddr {
-    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
-    let peer_ip = peer.ip();
-    if !is_trusted(&peer_ip) {
-        return peer_ip;
-    }
-    let header_ip = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<IpAddr>().ok())
-    };
-    if let Some(ip) = header_ip("cf-connecting-ip") {
-        return ip;
-    }
-    if let Some(xff) = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        for part in xff.rsplit(',') {
-            match part.trim().parse::<IpAddr>() {
-                Ok(ip) if !is_trusted(&ip) => return ip,
-                Ok(_) => {}
-                Err(_) => break,
-            }
-        }
-    }
-    peer_ip
-}
-
 /// Merge two outcomes: a denial wins, else the tighter window.
 pub fn merge(a: Outcome, b: Outcome) -> Outcome {
     match (a, b) {
@@ -232,12 +202,6 @@ pub fn merge(a: Outcome, b: Outcome) -> Outcome {
 
 fn ceil_secs(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

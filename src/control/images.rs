@@ -2,14 +2,15 @@
 
 use super::query::Query;
 use super::view::{self, parse_rfc3339};
-use super::{json, json_body, Ctx};
+use super::{created, json, json_body, Ctx};
 use crate::error::Error;
 use crate::http::response::Body;
 use crate::library::upload::{self, UploadLimits};
-use crate::library::{self, Uploader};
-use crate::store::{now_ms, Cursor, Filter, Order, Paging, Patch};
+use crate::library::Uploader;
+use crate::store::{Cursor, Filter, Order, Paging, Patch};
+use crate::util::clock::now_ms;
 use base64::Engine;
-use http::{Response, StatusCode};
+use http::Response;
 use http_body_util::BodyExt;
 use serde::Deserialize;
 use serde_json::json as j;
@@ -19,11 +20,11 @@ const SHAPES: &[&str] = &["landscape", "portrait", "square"];
 
 /// `POST /api/v1/images` (multipart).
 pub async fn upload(ctx: Ctx<'_>) -> Result<Response<Body>, Error> {
-    let app = ctx.app;
+    let ctl = ctx.ctl;
     let p = ctx.principal()?.clone();
     let lim = UploadLimits {
-        max_file_bytes: app.config.limits.max_upload_bytes,
-        max_files: app.config.limits.max_upload_count,
+        max_file_bytes: ctl.limits.max_upload_bytes,
+        max_files: ctl.limits.max_upload_count,
     };
     let headers = ctx.req.headers();
     let content_type = headers
@@ -54,7 +55,7 @@ pub async fn upload(ctx: Ctx<'_>) -> Result<Response<Body>, Error> {
         tenant: p.tenant.clone(),
         owner,
     };
-    let stored = library::ingest(app, &who, form).await?;
+    let stored = ctl.library.ingest(&who, form).await?;
     let images: Vec<_> = stored
         .iter()
         .map(|s| {
@@ -63,10 +64,7 @@ pub async fn upload(ctx: Ctx<'_>) -> Result<Response<Body>, Error> {
             v
         })
         .collect();
-    Ok(json(
-        StatusCode::CREATED,
-        &j!({ "success": true, "images": images }),
-    ))
+    Ok(created(&j!({ "success": true, "images": images })))
 }
 
 /// `X-User-Id`: the external user recorded as owner.
@@ -163,7 +161,7 @@ pub async fn list(ctx: &Ctx<'_>) -> Result<Response<Body>, Error> {
         }
     };
     let listing = ctx
-        .app
+        .ctl
         .store
         .list_images(&p.tenant, &filter, order, &paging, now_ms())
         .await?;
@@ -182,7 +180,7 @@ pub async fn list(ctx: &Ctx<'_>) -> Result<Response<Body>, Error> {
             "next_cursor": listing.next.as_ref().map(encode_cursor),
         }),
     };
-    Ok(json(StatusCode::OK, &body))
+    Ok(json(&body))
 }
 
 fn encode_cursor(c: &Cursor) -> String {
@@ -210,12 +208,12 @@ fn not_found() -> Error {
 pub async fn get(ctx: &Ctx<'_>, id: &str) -> Result<Response<Body>, Error> {
     let p = ctx.principal()?;
     let r = ctx
-        .app
+        .ctl
         .store
         .get_image(&p.tenant, id, now_ms())
         .await?
         .ok_or_else(not_found)?;
-    Ok(json(StatusCode::OK, &view::image(&r, &ctx.base)))
+    Ok(json(&view::image(&r, &ctx.base)))
 }
 
 /// The `PATCH` body.
@@ -243,7 +241,7 @@ fn some_value<'de, D: serde::Deserializer<'de>>(
 /// `PATCH /api/v1/images/{id}`.
 pub async fn patch(ctx: Ctx<'_>, id: &str) -> Result<Response<Body>, Error> {
     let p = ctx.principal()?.clone();
-    let (app, base) = (ctx.app, ctx.base.clone());
+    let (ctl, base) = (ctx.ctl, ctx.base.clone());
     let body: PatchBody = json_body(ctx.req).await?;
     let norm = |v: Option<Vec<String>>, field: &str| -> Result<Vec<String>, Error> {
         v.unwrap_or_default()
@@ -308,20 +306,21 @@ pub async fn patch(ctx: Ctx<'_>, id: &str) -> Result<Response<Body>, Error> {
         is_private: body.is_private,
         expires_at,
     };
-    let r = library::update(app, &p.tenant, id, &patch)
+    let r = ctl
+        .library
+        .update(&p.tenant, id, &patch)
         .await?
         .ok_or_else(not_found)?;
-    Ok(json(StatusCode::OK, &view::image(&r, &base)))
+    Ok(json(&view::image(&r, &base)))
 }
 
 /// `DELETE /api/v1/images/{id}`.
 pub async fn delete(ctx: &Ctx<'_>, id: &str) -> Result<Response<Body>, Error> {
     let p = ctx.principal()?;
-    if !library::delete(ctx.app, &p.tenant, id).await? {
+    if !ctx.ctl.library.delete(&p.tenant, id).await? {
         return Err(not_found());
     }
     Ok(json(
-        StatusCode::OK,
         &j!({"success": true, "message": "Image deleted successfully"}),
     ))
 }

@@ -2,12 +2,14 @@
 //! An admin of tenant `default` manages every tenant's keys; an admin of another tenant only its
 //! own (others' keys are 404 to it).
 
-use super::{json, json_body, valid_tenant, Ctx};
+use super::{created, json, json_body, Ctx};
+use crate::access::auth::valid_tenant;
 use crate::access::auth::{self, Principal, RateOverride, Scope};
 use crate::error::Error;
 use crate::http::response::Body;
-use crate::store::{now_ms, KeyRecord, NewKey};
-use http::{Response, StatusCode};
+use crate::store::{KeyRecord, NewKey};
+use crate::util::clock::now_ms;
+use http::Response;
 use serde::Deserialize;
 use serde_json::json as j;
 
@@ -28,7 +30,7 @@ fn is_global(p: &Principal) -> bool {
 /// `POST /api/v1/keys`.
 pub async fn create(ctx: Ctx<'_>) -> Result<Response<Body>, Error> {
     let p = ctx.principal()?.clone();
-    let app = ctx.app;
+    let ctl = ctx.ctl;
     let b: CreateBody = json_body(ctx.req).await?;
     let name = b.name.trim().to_string();
     if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
@@ -76,7 +78,7 @@ pub async fn create(ctx: Ctx<'_>) -> Result<Response<Body>, Error> {
     };
     let (secret, prefix) = auth::generate().map_err(|e| Error::Internal(e.to_string()))?;
     let record = KeyRecord {
-        id: auth::random_id(9).map_err(|e| Error::Internal(e.to_string()))?,
+        id: crate::util::ids::random_id(9).map_err(|e| Error::Internal(e.to_string()))?,
         name,
         tenant,
         scopes: scopes.iter().map(|s| s.name().to_string()).collect(),
@@ -87,7 +89,7 @@ pub async fn create(ctx: Ctx<'_>) -> Result<Response<Body>, Error> {
             .map_err(|e| Error::Internal(e.to_string()))?,
         created_at: now_ms(),
     };
-    app.store
+    ctl.store
         .insert_key(&NewKey {
             record: record.clone(),
             key_hash: auth::hash(&secret),
@@ -96,7 +98,7 @@ pub async fn create(ctx: Ctx<'_>) -> Result<Response<Body>, Error> {
     tracing::info!(key_id = %record.id, tenant = %record.tenant, "API key created");
     let mut v = key_view(&record);
     v["key"] = j!(secret);
-    Ok(json(StatusCode::CREATED, &j!({"success": true, "key": v})))
+    Ok(created(&j!({"success": true, "key": v})))
 }
 
 fn key_view(k: &KeyRecord) -> serde_json::Value {
@@ -115,7 +117,7 @@ fn key_view(k: &KeyRecord) -> serde_json::Value {
 pub async fn list(ctx: &Ctx<'_>) -> Result<Response<Body>, Error> {
     let p = ctx.principal()?;
     let keys: Vec<_> = ctx
-        .app
+        .ctl
         .store
         .list_keys()
         .await?
@@ -123,25 +125,24 @@ pub async fn list(ctx: &Ctx<'_>) -> Result<Response<Body>, Error> {
         .filter(|k| is_global(p) || k.tenant == p.tenant)
         .map(key_view)
         .collect();
-    Ok(json(StatusCode::OK, &j!({"success": true, "keys": keys})))
+    Ok(json(&j!({"success": true, "keys": keys})))
 }
 
 /// `DELETE /api/v1/keys/{id}`.
 pub async fn delete(ctx: &Ctx<'_>, id: &str) -> Result<Response<Body>, Error> {
     let p = ctx.principal()?;
     let visible = ctx
-        .app
+        .ctl
         .store
         .list_keys()
         .await?
         .into_iter()
         .any(|k| k.id == id && (is_global(p) || k.tenant == p.tenant));
-    if !visible || !ctx.app.store.delete_key(id).await? {
+    if !visible || !ctx.ctl.store.delete_key(id).await? {
         return Err(Error::NotFound("key not found".into()));
     }
     tracing::info!(key_id = %id, "API key deleted");
     Ok(json(
-        StatusCode::OK,
         &j!({"success": true, "message": "Key deleted successfully"}),
     ))
 }
@@ -153,7 +154,7 @@ struct ValidateBody {
 
 /// `POST /api/v1/keys/validate`: the key in a header, or `{"key": "..."}`.
 pub async fn validate(ctx: Ctx<'_>, header_key: bool) -> Result<Response<Body>, Error> {
-    let app = ctx.app;
+    let ctl = ctx.ctl;
     let caller = if header_key {
         ctx.caller.clone()
     } else {
@@ -168,27 +169,17 @@ pub async fn validate(ctx: Ctx<'_>, header_key: bool) -> Result<Response<Body>, 
             ValidateBody::default()
         };
         match b.key {
-            Some(k) => app.auth.identify(&app.store, &k).await?,
+            Some(k) => ctl.auth.identify(&k).await?,
             None => None,
         }
     };
     Ok(match caller {
-        Some(p) => json(
-            StatusCode::OK,
-            &j!({
-                "valid": true,
-                "tenant": p.tenant,
-                "scopes": p.scopes.iter().map(|s| s.name()).collect::<Vec<_>>(),
-                "key_id": p.key_id,
-            }),
-        ),
-        None => json(
-            StatusCode::UNAUTHORIZED,
-            &j!({
-                "valid": false,
-                "success": false,
-                "error": {"code": "UNAUTHORIZED", "message": "invalid or missing API key", "details": null},
-            }),
-        ),
+        Some(p) => json(&j!({
+            "valid": true,
+            "tenant": p.tenant,
+            "scopes": p.scopes.iter().map(|s| s.name()).collect::<Vec<_>>(),
+            "key_id": p.key_id,
+        })),
+        None => return Err(Error::InvalidKey),
     })
 }

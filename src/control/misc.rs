@@ -6,11 +6,11 @@ use crate::delivery::negotiate::Accept;
 use crate::delivery::presets;
 use crate::error::Error;
 use crate::http::response::{self, Body};
-use crate::library;
 use crate::library::upload;
 use crate::pipeline::transform;
-use crate::store::{now_ms, Filter, Order, Paging};
-use http::{Response, StatusCode};
+use crate::store::{Filter, Order, Paging};
+use crate::util::clock::now_ms;
+use http::Response;
 use serde_json::json as j;
 
 /// `GET /api/v1/tags` (`?detail=true`: tag → image ids).
@@ -24,55 +24,36 @@ pub async fn tags(ctx: &Ctx<'_>) -> Result<Response<Body>, Error> {
         .unwrap_or(false);
     let now = now_ms();
     if detail {
-        let members = ctx.app.store.tag_members(&p.tenant, now).await?;
-        return Ok(json(StatusCode::OK, &j!(members)));
+        let members = ctx.ctl.store.tag_members(&p.tenant, now).await?;
+        return Ok(json(&j!(members)));
     }
     let tags: Vec<_> = ctx
-        .app
+        .ctl
         .store
         .tag_counts(&p.tenant, now)
         .await?
         .into_iter()
         .map(|(name, count)| j!({"name": name, "count": count}))
         .collect();
-    Ok(json(StatusCode::OK, &j!({"success": true, "tags": tags})))
+    Ok(json(&j!({"success": true, "tags": tags})))
 }
 
 /// `GET /api/v1/stats`.
 pub async fn stats(ctx: &Ctx<'_>) -> Result<Response<Body>, Error> {
     let p = ctx.principal()?;
-    let s = ctx.app.store.stats(&p.tenant, now_ms()).await?;
-    Ok(json(StatusCode::OK, &j!(s)))
+    let s = ctx.ctl.store.stats(&p.tenant, now_ms()).await?;
+    Ok(json(&j!(s)))
 }
 
 /// `GET /api/v1/config`: the effective config, secrets removed.
 pub fn config(ctx: &Ctx<'_>) -> Result<Response<Body>, Error> {
-    let mut v =
-        serde_json::to_value(&ctx.app.config).map_err(|e| Error::Internal(e.to_string()))?;
-    remove_secrets(&mut v);
-    Ok(json(StatusCode::OK, &v))
-}
-
-/// Secrets serialise as `***`; drop them altogether.
-fn remove_secrets(v: &mut serde_json::Value) {
-    match v {
-        serde_json::Value::Object(m) => {
-            m.retain(|_, x| x.as_str() != Some("***"));
-            m.values_mut().for_each(remove_secrets);
-        }
-        serde_json::Value::Array(a) => {
-            a.retain(|x| x.as_str() != Some("***"));
-            a.iter_mut().for_each(remove_secrets);
-        }
-        _ => {}
-    }
+    Ok(json(&ctx.ctl.effective_config))
 }
 
 /// `POST /api/v1/maintenance/cleanup`: delete expired images now.
 pub async fn cleanup(ctx: &Ctx<'_>) -> Result<Response<Body>, Error> {
-    let n = library::purge_expired(ctx.app).await?;
+    let n = ctx.ctl.library.purge_expired().await?;
     Ok(json(
-        StatusCode::OK,
         &j!({"success": true, "message": "Expired image cleanup triggered.", "deleted": n}),
     ))
 }
@@ -80,7 +61,7 @@ pub async fn cleanup(ctx: &Ctx<'_>) -> Result<Response<Body>, Error> {
 /// `GET /api/v1/random` (URL as text) and `GET /random` (302 to it): a random public image of
 /// the configured tenant, in a format the client's `Accept` takes, transform params passed on.
 pub async fn random(ctx: &Ctx<'_>, redirect: bool) -> Result<Response<Body>, Error> {
-    let app = ctx.app;
+    let ctl = ctx.ctl;
     let q = Query::parse_lenient(ctx.query());
     let mut filter = Filter {
         private: Some(false),
@@ -98,16 +79,12 @@ pub async fn random(ctx: &Ctx<'_>, redirect: bool) -> Result<Response<Body>, Err
         .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
         .collect();
     let pass_q = pass.join("&");
-    let expanded = presets::expand(
-        &pass_q,
-        &app.config.presets,
-        app.config.security.presets_only,
-    )?;
-    transform::parse(&expanded, &app.params)?;
-    let listing = app
+    let expanded = presets::expand(&pass_q, &ctl.random.presets, ctl.random.presets_only)?;
+    transform::parse(&expanded, &ctl.random.params)?;
+    let listing = ctl
         .store
         .list_images(
-            &app.config.random.tenant,
+            &ctl.random.tenant,
             &filter,
             Order::Random,
             &Paging::Page {
@@ -129,9 +106,9 @@ pub async fn random(ctx: &Ctx<'_>, redirect: bool) -> Result<Response<Body>, Err
         .map_or_else(Accept::any, Accept::parse);
     let mut params = pass;
     if !explicit_fm {
-        if app.enabled.avif && accept.explicit_quality("image/avif") > 0.0 {
+        if ctl.random.enabled.avif && accept.explicit_quality("image/avif") > 0.0 {
             params.push("fm=avif".into());
-        } else if app.enabled.webp && accept.explicit_quality("image/webp") > 0.0 {
+        } else if ctl.random.enabled.webp && accept.explicit_quality("image/webp") > 0.0 {
             params.push("fm=webp".into());
         }
     }
@@ -139,7 +116,7 @@ pub async fn random(ctx: &Ctx<'_>, redirect: bool) -> Result<Response<Body>, Err
     Ok(if redirect {
         response::redirect(&url)
     } else {
-        response::plain(StatusCode::OK, url, "no-store")
+        response::plain(url, "no-store")
     })
 }
 

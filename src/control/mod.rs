@@ -1,8 +1,9 @@
 //! The control plane: `/api/v1/...` (and `/random`). Each request: client IP → key → rate limit →
-//! route → scope check → handler; every response carries `X-RateLimit-*`.
+//! scope check → handler; every response carries `X-RateLimit-*`. `routes` maps paths to `Op`s.
 //!
 //! Invariants: no SQL and no pixel code here (the store, the library and `meta` do that);
-//! another tenant's image is a 404, never a 403; keys never reach a log line.
+//! another tenant's image is a 404, never a 403; keys never reach a log line; only `error`
+//! picks status codes.
 
 mod images;
 mod keys;
@@ -10,16 +11,24 @@ mod misc;
 mod query;
 mod view;
 
-use crate::access::auth::{self, Principal, Scope};
-use crate::access::ratelimit::{self, Bucket, Outcome};
-use crate::app::App;
+use crate::access::auth::{Auth, Principal, Scope};
+use crate::access::ratelimit::{self, Bucket, Outcome, RateLimits};
+use crate::delivery::presets::Presets;
+use crate::delivery::signing::Signer;
 use crate::error::Error;
+use crate::http::request::{client_ip, presented_key};
 use crate::http::response::{self, Body};
+use crate::library::Library;
+use crate::pipeline::output::Enabled;
+use crate::pipeline::transform::ParamConfig;
+use crate::store::Store;
+use crate::util::limits::LimitsConfig;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response};
 use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 pub use view::Base;
 
@@ -39,16 +48,84 @@ impl Default for RandomConfig {
     }
 }
 
-/// A tenant name: 1-64 of `a-z 0-9 - _`.
-pub fn valid_tenant(t: &str) -> bool {
-    (1..=64).contains(&t.len())
-        && t.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+/// What `/random` needs to build a working `/img` URL.
+pub struct RandomParts {
+    pub tenant: String,
+    pub presets: Presets,
+    pub presets_only: bool,
+    pub params: ParamConfig,
+    pub enabled: Enabled,
 }
 
-/// The routes.
+/// What the control plane is built from (once, in `wiring`).
+pub struct Parts {
+    pub store: Arc<Store>,
+    pub library: Arc<Library>,
+    pub auth: Arc<Auth>,
+    pub ratelimits: Arc<RateLimits>,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub public_url: Option<String>,
+    pub listen: String,
+    pub signer: Signer,
+    pub limits: LimitsConfig,
+    pub random: RandomParts,
+    /// The effective configuration, serialised (secrets are dropped here).
+    pub config: serde_json::Value,
+}
+
+/// The control plane's context: everything its handlers use, by type.
+pub struct Control {
+    store: Arc<Store>,
+    library: Arc<Library>,
+    auth: Arc<Auth>,
+    ratelimits: Arc<RateLimits>,
+    trusted_proxies: Vec<ipnet::IpNet>,
+    public_url: Option<String>,
+    listen: String,
+    signer: Signer,
+    limits: LimitsConfig,
+    random: RandomParts,
+    effective_config: serde_json::Value,
+}
+
+impl Control {
+    pub fn new(p: Parts) -> Self {
+        let mut effective_config = p.config;
+        remove_secrets(&mut effective_config);
+        Self {
+            store: p.store,
+            library: p.library,
+            auth: p.auth,
+            ratelimits: p.ratelimits,
+            trusted_proxies: p.trusted_proxies,
+            public_url: p.public_url,
+            listen: p.listen,
+            signer: p.signer,
+            limits: p.limits,
+            random: p.random,
+            effective_config,
+        }
+    }
+}
+
+/// Secrets serialise as `***`; drop them altogether.
+fn remove_secrets(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            m.retain(|_, x| x.as_str() != Some("***"));
+            m.values_mut().for_each(remove_secrets);
+        }
+        serde_json::Value::Array(a) => {
+            a.retain(|x| x.as_str() != Some("***"));
+            a.iter_mut().for_each(remove_secrets);
+        }
+        _ => {}
+    }
+}
+
+/// The operations of the API (the route table in `routes` maps paths to them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Op {
+pub enum Op {
     ListImages,
     Upload,
     GetImage,
@@ -79,40 +156,9 @@ impl Op {
     }
 }
 
-/// `(method, path)` → operation and its path parameter.
-fn route<'a>(method: &Method, path: &'a str) -> Result<(Op, &'a str), Error> {
-    let rest = path.strip_prefix("/api/v1").unwrap_or("");
-    let segs: Vec<&str> = rest.trim_end_matches('/').split('/').skip(1).collect();
-    let m = method.as_str();
-    let not_allowed = |allow: &'static str| Err(Error::MethodNotAllowed { allow });
-    match (segs.as_slice(), m) {
-        (["images"], "GET" | "HEAD") => Ok((Op::ListImages, "")),
-        (["images"], "POST") => Ok((Op::Upload, "")),
-        (["images"], _) => not_allowed("GET, HEAD, POST"),
-        (["images", id], "GET" | "HEAD") => Ok((Op::GetImage, id)),
-        (["images", id], "PATCH") => Ok((Op::PatchImage, id)),
-        (["images", id], "DELETE") => Ok((Op::DeleteImage, id)),
-        (["images", _], _) => not_allowed("GET, HEAD, PATCH, DELETE"),
-        (["tags"], "GET" | "HEAD") => Ok((Op::Tags, "")),
-        (["random"], "GET" | "HEAD") => Ok((Op::Random, "")),
-        (["keys"], "GET" | "HEAD") => Ok((Op::ListKeys, "")),
-        (["keys"], "POST") => Ok((Op::CreateKey, "")),
-        (["keys"], _) => not_allowed("GET, HEAD, POST"),
-        (["keys", "validate"], "POST" | "GET") => Ok((Op::ValidateKey, "")),
-        (["keys", id], "DELETE") => Ok((Op::DeleteKey, id)),
-        (["keys", _], _) => not_allowed("DELETE"),
-        (["maintenance", "cleanup"], "POST") => Ok((Op::Cleanup, "")),
-        (["maintenance", "cleanup"], _) => not_allowed("POST"),
-        (["config"], "GET" | "HEAD") => Ok((Op::Config, "")),
-        (["stats"], "GET" | "HEAD") => Ok((Op::Stats, "")),
-        (["tags" | "random" | "config" | "stats"], _) => not_allowed("GET, HEAD"),
-        _ => Err(Error::NotFound("no such API route".into())),
-    }
-}
-
 /// What a handler gets.
 pub(crate) struct Ctx<'a> {
-    pub app: &'a App,
+    pub ctl: &'a Control,
     pub req: Request<hyper::body::Incoming>,
     pub caller: Option<Principal>,
     pub base: Base,
@@ -131,18 +177,20 @@ impl Ctx<'_> {
     }
 }
 
-/// Handle one `/api/...` request (or `/random` with `redirect`).
+/// Handle one request the route table sent here: `routed` is its operation and path parameter
+/// (or the routing error, answered with the rate-limit headers too); `redirect` for `/random`.
 pub async fn handle(
-    app: &App,
+    ctl: &Control,
     req: Request<hyper::body::Incoming>,
     peer: SocketAddr,
+    routed: Result<(Op, String), Error>,
     redirect: bool,
 ) -> Response<Body> {
     let head = req.method() == Method::HEAD;
-    let ip = ratelimit::client_ip(&app.trusted_proxies, peer, req.headers());
-    let presented = auth::presented(req.headers()).map(str::to_string);
+    let ip = client_ip(&ctl.trusted_proxies, peer, req.headers());
+    let presented = presented_key(req.headers()).map(str::to_string);
     let caller = match &presented {
-        Some(k) => match app.auth.identify(&app.store, k).await {
+        Some(k) => match ctl.auth.identify(k).await {
             Ok(p) => p,
             Err(e) => return response::error(&e.into(), head),
         },
@@ -152,16 +200,11 @@ pub async fn handle(
         .as_ref()
         .map_or_else(|| format!("ip:{ip}"), |p| format!("key:{}", p.key_id));
     let over = caller.as_ref().map(|p| p.rate).unwrap_or_default();
-    let routed = if redirect {
-        Ok((Op::Random, String::new()))
-    } else {
-        route(req.method(), req.uri().path()).map(|(op, p)| (op, p.to_string()))
-    };
-    let mut outcome = app.ratelimits.check(Bucket::Api, &client, &over);
+    let mut outcome = ctl.ratelimits.check(Bucket::Api, &client, &over);
     if let Ok((Op::Upload, _)) = routed {
         outcome = ratelimit::merge(
             outcome,
-            app.ratelimits.check(Bucket::Upload, &client, &over),
+            ctl.ratelimits.check(Bucket::Upload, &client, &over),
         );
     }
     let result = match (outcome, routed) {
@@ -169,8 +212,13 @@ pub async fn handle(
         (_, Err(e)) => Err(e),
         (_, Ok((op, param))) => {
             let ctx = Ctx {
-                app,
-                base: Base::of(app, req.headers()),
+                ctl,
+                base: Base::of(
+                    ctl.public_url.as_deref(),
+                    &ctl.listen,
+                    &ctl.signer,
+                    req.headers(),
+                ),
                 req,
                 caller,
             };
@@ -257,48 +305,12 @@ pub(crate) async fn json_body<T: serde::de::DeserializeOwned>(
     })
 }
 
-/// A JSON response with `Cache-Control: no-store`.
-pub(crate) fn json(status: http::StatusCode, v: &serde_json::Value) -> Response<Body> {
-    response::json(status, v, "no-store")
+/// A `200 OK` JSON response with `Cache-Control: no-store`.
+pub(crate) fn json(v: &serde_json::Value) -> Response<Body> {
+    response::json_ok(v, "no-store")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn api_routes() {
-        let get = Method::GET;
-        assert_eq!(route(&get, "/api/v1/images").unwrap().0, Op::ListImages);
-        assert_eq!(
-            route(&get, "/api/v1/images/abc").unwrap(),
-            (Op::GetImage, "abc")
-        );
-        assert_eq!(
-            route(&Method::DELETE, "/api/v1/keys/k1").unwrap(),
-            (Op::DeleteKey, "k1")
-        );
-        assert_eq!(
-            route(&Method::POST, "/api/v1/keys/validate").unwrap().0,
-            Op::ValidateKey
-        );
-        assert!(matches!(
-            route(&Method::PUT, "/api/v1/images"),
-            Err(Error::MethodNotAllowed { .. })
-        ));
-        assert!(matches!(
-            route(&get, "/api/v1/nope"),
-            Err(Error::NotFound(_))
-        ));
-        assert!(matches!(
-            route(&get, "/api/v2/images"),
-            Err(Error::NotFound(_))
-        ));
-    }
-
-    #[test]
-    fn tenant_names() {
-        assert!(valid_tenant("default") && valid_tenant("acme-1_x"));
-        assert!(!valid_tenant("") && !valid_tenant("Acme") && !valid_tenant("a/b"));
-    }
+/// A `201 Created` JSON response with `Cache-Control: no-store`.
+pub(crate) fn created(v: &serde_json::Value) -> Response<Body> {
+    response::json_created(v, "no-store")
 }

@@ -1,6 +1,5 @@
 //! How an image looks in the API (the IMAGE object) and the absolute URLs in it.
 
-use crate::app::App;
 use crate::delivery::signing::Signer;
 use crate::store::ImageRecord;
 use http::HeaderMap;
@@ -32,9 +31,15 @@ pub struct Base {
 }
 
 impl Base {
-    pub fn of(app: &App, headers: &HeaderMap) -> Self {
-        let signer = app.signer.clone();
-        if let Some(u) = &app.config.server.public_url {
+    /// From `server.public_url` (`public_url`), else the request's `Host`, else `listen`.
+    pub fn of(
+        public_url: Option<&str>,
+        listen: &str,
+        signer: &Signer,
+        headers: &HeaderMap,
+    ) -> Self {
+        let signer = signer.clone();
+        if let Some(u) = public_url {
             return Self {
                 root: u.trim_end_matches('/').to_string(),
                 signer,
@@ -49,7 +54,7 @@ impl Base {
                     && h.bytes()
                         .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
             })
-            .map_or_else(|| app.config.server.listen.clone(), str::to_string);
+            .map_or_else(|| listen.to_string(), str::to_string);
         Self {
             root: format!("http://{host}"),
             signer,
@@ -221,7 +226,7 @@ mod tests {
             "https://img.example.com/img/a.jpg?w=1"
         );
         b.signer = Signer::new(&crate::delivery::signing::SecurityConfig {
-            signing_keys: vec![crate::storage::origin::Secret("k".into())],
+            signing_keys: vec![crate::util::secret::Secret("k".into())],
             ..Default::default()
         });
         let signed = b.image_url("a.jpg", "w=1");

@@ -1,10 +1,10 @@
 //! `GET`/`HEAD /img/{key}`: orchestrates sanitise → parse → negotiate → stat → key → 304 →
 //! cache (coalesced) → fetch → CPU pool → pipeline → respond. No pixel code, no SQL here.
 
+use super::Delivery;
 use crate::access::auth::RateOverride;
 use crate::access::ratelimit::{Bucket, Outcome};
 use crate::access::visibility::Access;
-use crate::app::App;
 use crate::delivery::key::CacheKey;
 use crate::delivery::negotiate::{self, Accept, NegotiateError};
 use crate::delivery::presets;
@@ -24,16 +24,16 @@ use std::time::{Duration, SystemTime};
 
 /// Handle one `/img` request.
 pub async fn handle<B>(
-    app: &Arc<App>,
+    app: &Arc<Delivery>,
     req: &Request<B>,
     raw_key: &str,
     peer: std::net::SocketAddr,
 ) -> Result<Response<Body>, Error> {
     let head = req.method() == http::Method::HEAD;
-    if app.config.ratelimit.img_per_minute > 0 {
+    if app.img_rate_limited {
         let client = format!(
             "ip:{}",
-            crate::access::ratelimit::client_ip(&app.trusted_proxies, peer, req.headers())
+            crate::http::request::client_ip(&app.trusted_proxies, peer, req.headers())
         );
         if let Outcome::Denied { retry_after, .. } =
             app.ratelimits
@@ -46,7 +46,7 @@ pub async fn handle<B>(
     let query = req.uri().query().unwrap_or("");
     let query = app
         .signer
-        .check(req.uri().path(), query, unix_now())
+        .check(req.uri().path(), query, crate::util::clock::now_secs())
         .map_err(|e| match e {
             SignatureError::Missing => {
                 Error::Forbidden("this server serves signed URLs only (missing s)".into())
@@ -54,16 +54,10 @@ pub async fn handle<B>(
             SignatureError::Invalid => Error::Forbidden("invalid URL signature".into()),
             SignatureError::Expired => Error::Gone("this signed URL has expired".into()),
         })?;
-    let query = presets::expand(
-        &query,
-        &app.config.presets,
-        app.config.security.presets_only,
-    )?;
+    let query = presets::expand(&query, &app.presets, app.presets_only)?;
     let t = transform::parse(&query, &app.params)?;
     let cache_control = access_cache_control(app, req, &key).await?;
-    let cc = cache_control
-        .as_deref()
-        .unwrap_or(&app.config.server.cache_control);
+    let cc = cache_control.as_deref().unwrap_or(&app.cache_control);
     match t {
         None => original(app, req, &key, head, cc).await,
         Some(t) => variant(app, req, &key, t, head, cc).await,
@@ -74,15 +68,15 @@ pub async fn handle<B>(
 /// who may not see them, and keep shared caches from holding them too long. `Some` replaces
 /// the configured `Cache-Control`.
 async fn access_cache_control<B>(
-    app: &App,
+    app: &Delivery,
     req: &Request<B>,
     key: &str,
 ) -> Result<Option<String>, Error> {
-    let tenant = if app.access.is_restricted(key) {
-        match crate::access::auth::presented(req.headers()) {
+    let tenant = if app.visibility.is_restricted(key) {
+        match crate::http::request::presented_key(req.headers()) {
             Some(k) => app
                 .auth
-                .identify(&app.store, k)
+                .identify(k)
                 .await?
                 .filter(|p| p.has(crate::access::auth::Scope::Read))
                 .map(|p| p.tenant),
@@ -91,8 +85,8 @@ async fn access_cache_control<B>(
     } else {
         None
     };
-    let now = crate::store::now_ms();
-    match app.access.check(key, now, tenant.as_deref()) {
+    let now = crate::util::clock::now_ms();
+    match app.visibility.check(key, now, tenant.as_deref()) {
         Access::Public => Ok(None),
         Access::Until(at) => Ok(Some(format!(
             "public, max-age={}",
@@ -124,7 +118,7 @@ fn is_not_modified<B>(req: &Request<B>, etag: &str, last_modified: Option<System
 }
 
 async fn original<B>(
-    app: &App,
+    app: &Delivery,
     req: &Request<B>,
     key: &str,
     head: bool,
@@ -169,7 +163,7 @@ async fn original<B>(
         RangeReq::Full => {
             let body = app
                 .origin
-                .read(key, len, app.config.limits.max_source_bytes)
+                .read(key, len, app.limits.max_source_bytes)
                 .await?;
             meta.content_type = sniff(&body);
             Ok(response::image(&meta, body, None, false))
@@ -178,7 +172,7 @@ async fn original<B>(
 }
 
 async fn variant<B>(
-    app: &Arc<App>,
+    app: &Arc<Delivery>,
     req: &Request<B>,
     key: &str,
     t: Transform,
@@ -196,7 +190,7 @@ async fn variant<B>(
         }
     })?;
     let stat = app.origin.stat(key).await?;
-    let max = app.config.limits.max_source_bytes;
+    let max = app.limits.max_source_bytes;
     if stat.version.len > max {
         return Err(Error::PayloadTooLarge(format!(
             "source is {} bytes; the limit is {max}",
@@ -210,7 +204,7 @@ async fn variant<B>(
     };
     let mut cache_control = std::borrow::Cow::Borrowed(cache_control);
     let mut source = None;
-    if spec.is_avif() && app.config.limits.avif_budget_ms > 0 {
+    if spec.is_avif() && app.limits.avif_budget_ms > 0 {
         let (fallback, bytes) = avif_budget(app, &src, spec).await?;
         if let Some(f) = fallback {
             spec = f;
@@ -263,7 +257,7 @@ struct Source<'a> {
 }
 
 impl Source<'_> {
-    fn key_for(&self, app: &App, spec: &OutputSpec) -> CacheKey {
+    fn key_for(&self, app: &Delivery, spec: &OutputSpec) -> CacheKey {
         CacheKey::variant(
             self.key,
             &self.stat.version,
@@ -278,7 +272,7 @@ impl Source<'_> {
 /// over `limits.avif_budget_ms`, start it in the background and return the spec to answer with
 /// now. Also returns the source bytes when they were read (so they are not read twice).
 async fn avif_budget(
-    app: &Arc<App>,
+    app: &Arc<Delivery>,
     src: &Source<'_>,
     spec: OutputSpec,
 ) -> Result<(Option<OutputSpec>, Option<Bytes>), Error> {
@@ -302,11 +296,7 @@ async fn avif_budget(
     }
     let bytes = app
         .origin
-        .read(
-            src.key,
-            src.stat.version.len,
-            app.config.limits.max_source_bytes,
-        )
+        .read(src.key, src.stat.version.len, app.limits.max_source_bytes)
         .await?;
     let pixels = pipeline::output_size(&bytes, src.transform)
         .map_or(0, |(w, h)| u64::from(w) * u64::from(h));
@@ -316,7 +306,7 @@ async fn avif_budget(
     };
     // With no cache tier the background result would have nowhere to go: encode now.
     let kept = app.cache.enabled() || app.persist.is_some();
-    if cost <= app.config.limits.avif_budget_ms || !kept {
+    if cost <= app.limits.avif_budget_ms || !kept {
         return Ok((None, Some(bytes)));
     }
     let fresh = app
@@ -358,7 +348,7 @@ async fn avif_budget(
 /// A memory-cache fill: the persistent tier, else a transform (whose result is then persisted
 /// in the background). `stored` tells the caller the value came from the persistent tier.
 async fn fill(
-    app: &Arc<App>,
+    app: &Arc<Delivery>,
     src: &Source<'_>,
     ck: CacheKey,
     spec: OutputSpec,
@@ -386,14 +376,13 @@ async fn fill(
 
 /// A transform: read the source (unless given), then run the pipeline on the CPU pool.
 async fn render(
-    app: &App,
+    app: &Delivery,
     src: &Source<'_>,
     spec: OutputSpec,
     source: Option<Bytes>,
     encode: Arc<pipeline::EncodeConfig>,
 ) -> Result<Encoded, Error> {
-    let deadline =
-        std::time::Instant::now() + Duration::from_millis(app.config.limits.request_timeout_ms);
+    let deadline = std::time::Instant::now() + Duration::from_millis(app.limits.request_timeout_ms);
     // A place in the CPU queue first: a full queue is refused before the source is read, and
     // sources held in memory are bounded by the queue.
     let ticket = app.cpu.admit()?;
@@ -401,17 +390,13 @@ async fn render(
         Some(b) => b,
         None => {
             app.origin
-                .read(
-                    src.key,
-                    src.stat.version.len,
-                    app.config.limits.max_source_bytes,
-                )
+                .read(src.key, src.stat.version.len, app.limits.max_source_bytes)
                 .await?
         }
     };
-    let limits = app.config.limits.pixel_limits();
+    let limits = crate::pipeline::PixelLimits::from(&app.limits);
     let t = src.transform.clone();
-    app.metrics.transforms.fetch_add(1, Ordering::Relaxed);
+    app.transforms.fetch_add(1, Ordering::Relaxed);
     let result = ticket
         .run(move || {
             let job = Job {
@@ -425,10 +410,4 @@ async fn render(
         })
         .await?;
     result?.ok_or_else(|| Error::NotAcceptable("no acceptable output format for this image".into()))
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }

@@ -4,21 +4,11 @@
 //! output spec ‖ encoder settings). A new source version gives a new key, so an overwrite never
 //! needs a purge. Invariant: plain types in, no knowledge of moka or OpenDAL.
 
+use crate::storage::origin::SourceVersion;
 use std::fmt;
 
 /// Bump when the pipeline's output for the same inputs changes.
 const SCHEMA: &str = "refract-v1";
-
-/// What identifies one version of a stored original (from one `stat`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
-pub struct SourceVersion {
-    /// The storage's ETag, when it has one.
-    pub etag: Option<String>,
-    /// Last modification, unix seconds.
-    pub modified: Option<i64>,
-    /// Length in bytes.
-    pub len: u64,
-}
 
 /// A 256-bit cache key.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]

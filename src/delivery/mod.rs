@@ -1,5 +1,6 @@
 //! The delivery plane: `GET /img/{key}` and what it needs above the pixels: URL signing,
-//! presets, format negotiation, the cache key and the variant tiers.
+//! presets, format negotiation, the cache key and the variant tiers. `Delivery` is its context,
+//! built once (in `wiring`) from the parts it uses.
 
 pub mod img;
 pub mod key;
@@ -7,3 +8,137 @@ pub mod negotiate;
 pub mod persist;
 pub mod presets;
 pub mod signing;
+
+use crate::access::auth::Auth;
+use crate::access::ratelimit::RateLimits;
+use crate::access::visibility::AccessIndex;
+use crate::pipeline::output::Enabled;
+use crate::pipeline::transform::ParamConfig;
+use crate::pipeline::{EncodeConfig, Encoded};
+use crate::storage::origin::Origin;
+use crate::util::cache::VariantCache;
+use crate::util::limits::LimitsConfig;
+use crate::util::workers::CpuPool;
+use key::CacheKey;
+use persist::{CacheConfig, Persist};
+use presets::Presets;
+use signing::{SecurityConfig, Signer};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What the delivery plane is built from.
+pub struct Parts {
+    pub origin: Arc<Origin>,
+    pub persist: Option<Persist>,
+    pub cpu: Arc<CpuPool>,
+    pub visibility: Arc<AccessIndex>,
+    pub auth: Arc<Auth>,
+    pub ratelimits: Arc<RateLimits>,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub limits: LimitsConfig,
+    pub cache: CacheConfig,
+    pub formats: EncodeConfig,
+    pub security: SecurityConfig,
+    pub presets: Presets,
+    pub params: ParamConfig,
+    /// `server.cache_control`.
+    pub cache_control: String,
+    /// `ratelimit.img_per_minute > 0`.
+    pub img_rate_limited: bool,
+}
+
+/// The delivery plane's context.
+pub struct Delivery {
+    origin: Arc<Origin>,
+    cache: VariantCache<CacheKey, Encoded>,
+    persist: Option<Persist>,
+    cpu: Arc<CpuPool>,
+    visibility: Arc<AccessIndex>,
+    auth: Arc<Auth>,
+    ratelimits: Arc<RateLimits>,
+    trusted_proxies: Vec<ipnet::IpNet>,
+    limits: LimitsConfig,
+    signer: Signer,
+    presets: Presets,
+    presets_only: bool,
+    params: ParamConfig,
+    enabled: Enabled,
+    /// Encoder settings of the request path and of background AVIF encodes.
+    encode: Arc<EncodeConfig>,
+    encode_background: Arc<EncodeConfig>,
+    encode_fingerprint: String,
+    /// Variants being encoded in the background (one job per key).
+    background_jobs: Mutex<HashSet<CacheKey>>,
+    cache_control: String,
+    img_rate_limited: bool,
+    /// Pipeline runs (cache fills), counted when a transform starts on a worker.
+    transforms: AtomicU64,
+}
+
+/// What `/metrics` reports of the delivery plane.
+#[derive(Debug, Clone, Copy)]
+pub struct Stats {
+    pub transforms: u64,
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+    pub cpu_waiting: usize,
+    pub cpu_running: usize,
+    pub persistent_bytes: u64,
+}
+
+impl Delivery {
+    pub fn new(p: Parts) -> Self {
+        Self {
+            origin: p.origin,
+            cache: VariantCache::new(
+                p.cache.memory_bytes,
+                Duration::from_secs(p.cache.ttl_secs),
+                |e: &Encoded| e.bytes.len(),
+            ),
+            persist: p.persist,
+            cpu: p.cpu,
+            visibility: p.visibility,
+            auth: p.auth,
+            ratelimits: p.ratelimits,
+            trusted_proxies: p.trusted_proxies,
+            limits: p.limits,
+            signer: Signer::new(&p.security),
+            presets: p.presets,
+            presets_only: p.security.presets_only,
+            params: p.params,
+            enabled: Enabled {
+                avif: p.formats.avif,
+                webp: p.formats.webp,
+            },
+            encode_fingerprint: p.formats.fingerprint(),
+            encode_background: Arc::new(p.formats.for_background()),
+            encode: Arc::new(p.formats),
+            background_jobs: Mutex::default(),
+            cache_control: p.cache_control,
+            img_rate_limited: p.img_rate_limited,
+            transforms: AtomicU64::new(0),
+        }
+    }
+
+    /// Counters and gauges for `/metrics`.
+    pub fn stats(&self) -> Stats {
+        let (cache_hits, cache_misses) = self.cache.counters();
+        Stats {
+            transforms: self.transforms.load(Ordering::Relaxed),
+            cache_hits,
+            cache_misses,
+            cpu_waiting: self.cpu.waiting(),
+            cpu_running: self.cpu.running(),
+            persistent_bytes: self.persist.as_ref().map_or(0, Persist::bytes),
+        }
+    }
+
+    /// Index the persistent tier's existing objects (run once, in the background, after start).
+    pub async fn index_persistent_tier(&self) {
+        if let Some(p) = &self.persist {
+            p.index_existing().await;
+        }
+    }
+}

@@ -6,7 +6,7 @@
 //!
 //! Invariants: pure (no IO); comparisons are constant time; no secret in any error.
 
-use crate::storage::origin::Secret;
+use crate::util::secret::Secret;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;

@@ -1,6 +1,7 @@
-//! HTTP: the listener and connections (`server`), routes (`router`) and response building
+//! HTTP plumbing, knowing no route and no domain type: connections (`server`, which calls a
+//! `Handler`), what a request says about its client (`request`), and response building
 //! (`response`). Invariant: only `http::*` builds a `Response`.
 
+pub mod request;
 pub mod response;
-pub mod router;
 pub mod server;

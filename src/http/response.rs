@@ -94,6 +94,16 @@ pub fn not_modified(meta: &ImageMeta<'_>) -> Response<Body> {
 }
 
 /// A JSON response.
+/// A `200 OK` JSON response.
+pub fn json_ok(value: &serde_json::Value, cache_control: &str) -> Response<Body> {
+    json(StatusCode::OK, value, cache_control)
+}
+
+/// A `201 Created` JSON response.
+pub fn json_created(value: &serde_json::Value, cache_control: &str) -> Response<Body> {
+    json(StatusCode::CREATED, value, cache_control)
+}
+
 pub fn json(status: StatusCode, value: &serde_json::Value, cache_control: &str) -> Response<Body> {
     let body = serde_json::to_vec(value).unwrap_or_default();
     let b = Response::builder()
@@ -114,10 +124,10 @@ pub fn text(body: String) -> Response<Body> {
     finish(b, Bytes::from(body))
 }
 
-/// `text/plain; charset=utf-8` with a status and `Cache-Control`.
-pub fn plain(status: StatusCode, body: String, cache_control: &str) -> Response<Body> {
+/// `200 OK`, `text/plain; charset=utf-8`, with a `Cache-Control`.
+pub fn plain(body: String, cache_control: &str) -> Response<Body> {
     let b = Response::builder()
-        .status(status)
+        .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
         .header(header::CACHE_CONTROL, hv(cache_control))
         .header(header::CONTENT_LENGTH, body.len());
@@ -177,14 +187,7 @@ pub fn not_modified_since(header: Option<&str>, last_modified: Option<SystemTime
         header.and_then(|h| httpdate::parse_http_date(h).ok()),
         last_modified,
     ) {
-        (Some(since), Some(lm)) => {
-            let secs = |t: SystemTime| {
-                t.duration_since(SystemTime::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0)
-            };
-            secs(lm) <= secs(since)
-        }
+        (Some(since), Some(lm)) => crate::util::clock::secs(lm) <= crate::util::clock::secs(since),
         _ => false,
     }
 }

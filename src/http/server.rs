@@ -5,24 +5,72 @@
 //! response, one log line per request, and graceful shutdown (in-flight requests finish within
 //! the grace period; new connections are refused). Image work still goes to the shared CPU pool.
 
-use super::response::{self, Body};
-use super::router::{route, Route};
-use crate::app::App;
-use crate::error::Error;
-use http::{HeaderValue, Request, Response, StatusCode};
+use super::response::Body;
+use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
+
+/// The `[server]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: String,
+    /// Data directory; originals default to `<data_dir>/images`.
+    pub data_dir: PathBuf,
+    /// `Cache-Control` of successful image responses.
+    pub cache_control: String,
+    /// Seconds to wait for a request's headers (slowloris guard).
+    pub header_read_timeout_secs: u64,
+    /// Seconds in-flight requests get to finish after SIGTERM/Ctrl-C.
+    pub shutdown_grace_secs: u64,
+    /// Most open client connections; more wait to be accepted.
+    pub max_connections: usize,
+    /// Log filter (`info`, `debug`, `refract=debug,info`, ...).
+    pub log: String,
+    /// Absolute base of the URLs the API returns (`https://img.example.com`); unset = from the
+    /// request's `Host`.
+    pub public_url: Option<String>,
+    /// Peers (IPs or CIDRs) whose `CF-Connecting-IP` / `X-Forwarded-For` are believed.
+    pub trusted_proxies: Vec<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./data"),
+            cache_control: "public, max-age=86400, stale-while-revalidate=604800".into(),
+            header_read_timeout_secs: 10,
+            shutdown_grace_secs: 10,
+            max_connections: 1024,
+            log: "info".into(),
+            public_url: None,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+/// What answers each request (the route table). Errors are already responses here.
+pub trait Handler: Send + Sync + 'static {
+    fn handle(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> impl Future<Output = Response<Body>> + Send;
+}
 
 /// Bind `addr` once (an address in use is an error, as it should be) and hand out `n` handles
 /// of that one listening socket, one per event loop; each loop accepts from it.
@@ -40,18 +88,19 @@ pub fn bind(addr: &str, n: usize) -> std::io::Result<(SocketAddr, Vec<std::net::
 
 /// Serve every listener handle on its own thread and single-threaded runtime until `shutdown`
 /// resolves; returns when all have drained.
-pub async fn serve_all(
+pub async fn serve_all<H: Handler>(
     sockets: Vec<std::net::TcpListener>,
-    app: Arc<App>,
+    handler: Arc<H>,
+    cfg: &ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let slots = Arc::new(tokio::sync::Semaphore::new(
-        app.config.server.max_connections.max(1),
-    ));
+    let slots = Arc::new(tokio::sync::Semaphore::new(cfg.max_connections.max(1)));
+    let seq = Arc::new(AtomicU64::new(0));
     let mut done = Vec::new();
     for (i, socket) in sockets.into_iter().enumerate() {
-        let (app, slots, mut stop) = (app.clone(), slots.clone(), stop_rx.clone());
+        let (handler, slots, mut stop) = (handler.clone(), slots.clone(), stop_rx.clone());
+        let (cfg, seq) = (cfg.clone(), seq.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<std::io::Result<()>>();
         std::thread::Builder::new()
             .name(format!("refract-io-{i}"))
@@ -65,7 +114,7 @@ pub async fn serve_all(
                             let stopped = async move {
                                 let _ = stop.wait_for(|s| *s).await;
                             };
-                            serve(listener, app, slots, stopped).await
+                            serve(listener, handler, &cfg, slots, seq, stopped).await
                         })
                     });
                 let _ = tx.send(result);
@@ -87,19 +136,19 @@ pub async fn serve_all(
 
 /// Serve on `listener` until `shutdown` resolves, then drain for `shutdown_grace_secs`.
 /// `slots` bounds the connections of every listener together.
-async fn serve(
+async fn serve<H: Handler>(
     listener: TcpListener,
-    app: Arc<App>,
+    handler: Arc<H>,
+    cfg: &ServerConfig,
     slots: Arc<tokio::sync::Semaphore>,
+    seq: Arc<AtomicU64>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(
-            app.config.server.header_read_timeout_secs.max(1),
-        ));
+        .header_read_timeout(Duration::from_secs(cfg.header_read_timeout_secs.max(1)));
     let graceful = GracefulShutdown::new();
     // Request ids are `<pid>-<sequence>`; the pid is read once (getpid is a syscall).
     let pid = std::process::id();
@@ -124,11 +173,11 @@ async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let app = app.clone();
+                let (handler, seq) = (handler.clone(), seq.clone());
                 let svc = service_fn(move |req| {
-                    let app = app.clone();
-                    let id = (pid, app.metrics.requests.fetch_add(1, Ordering::Relaxed));
-                    async move { Ok::<_, Infallible>(handle(&app, req, peer, id).await) }
+                    let handler = handler.clone();
+                    let id = (pid, seq.fetch_add(1, Ordering::Relaxed));
+                    async move { Ok::<_, Infallible>(handle(&*handler, req, peer, id).await) }
                 });
                 let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned();
                 let conn = graceful.watch(conn);
@@ -141,7 +190,7 @@ async fn serve(
         }
     }
     drop(listener);
-    let grace = Duration::from_secs(app.config.server.shutdown_grace_secs);
+    let grace = Duration::from_secs(cfg.shutdown_grace_secs);
     if tokio::time::timeout(grace, graceful.shutdown())
         .await
         .is_err()
@@ -151,8 +200,8 @@ async fn serve(
     Ok(())
 }
 
-async fn handle(
-    app: &Arc<App>,
+async fn handle<H: Handler>(
+    handler: &H,
     req: Request<Incoming>,
     peer: SocketAddr,
     (pid, seq): (u32, u64),
@@ -164,36 +213,10 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map_or_else(|| format!("{pid:x}-{seq:x}"), str::to_string);
-    let head = req.method() == http::Method::HEAD;
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let result = match route(&method, &path) {
-        Route::Health => Ok(response::json(
-            StatusCode::OK,
-            &json!({"status": "ok"}),
-            "no-store",
-        )),
-        Route::Version => Ok(response::json(
-            StatusCode::OK,
-            &json!({"name": "refract", "version": env!("CARGO_PKG_VERSION")}),
-            "no-store",
-        )),
-        Route::Metrics => Ok(response::text(metrics(app))),
-        Route::Image { raw_key } => crate::delivery::img::handle(app, &req, raw_key, peer).await,
-        Route::Api => Ok(crate::control::handle(app, req, peer, false).await),
-        Route::Random => Ok(crate::control::handle(app, req, peer, true).await),
-        Route::NotFound => Err(Error::NotFound("no such route".into())),
-        Route::MethodNotAllowed => Err(Error::MethodNotAllowed { allow: "GET, HEAD" }),
-    };
-    let mut resp = match result {
-        Ok(r) => r,
-        Err(e) => {
-            if e.status().is_server_error() {
-                tracing::error!(request_id, error = ?e, "request failed");
-            }
-            response::error(&e, head)
-        }
-    };
+    let span = tracing::info_span!("request", id = %request_id);
+    let mut resp = tracing::Instrument::instrument(handler.handle(req, peer), span).await;
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-request-id", v);
     }
@@ -207,24 +230,4 @@ async fn handle(
         "request"
     );
     resp
-}
-
-fn metrics(app: &App) -> String {
-    let (hits, misses) = app.cache.counters();
-    format!(
-        "# TYPE refract_requests_total counter\nrefract_requests_total {}\n\
-         # TYPE refract_transforms_total counter\nrefract_transforms_total {}\n\
-         # TYPE refract_cache_hits_total counter\nrefract_cache_hits_total {hits}\n\
-         # TYPE refract_cache_misses_total counter\nrefract_cache_misses_total {misses}\n\
-         # TYPE refract_cpu_waiting gauge\nrefract_cpu_waiting {}\n\
-         # TYPE refract_cpu_running gauge\nrefract_cpu_running {}\n\
-         # TYPE refract_persistent_cache_bytes gauge\nrefract_persistent_cache_bytes {}\n",
-        app.metrics.requests.load(Ordering::Relaxed),
-        app.metrics.transforms.load(Ordering::Relaxed),
-        app.cpu.waiting(),
-        app.cpu.running(),
-        app.persist
-            .as_ref()
-            .map_or(0, crate::delivery::persist::Persist::bytes),
-    )
 }

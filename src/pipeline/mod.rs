@@ -65,6 +65,15 @@ pub struct PixelLimits {
     pub max_progressive_pixels: u64,
 }
 
+impl From<&crate::util::limits::LimitsConfig> for PixelLimits {
+    fn from(l: &crate::util::limits::LimitsConfig) -> Self {
+        Self {
+            max_source_pixels: l.max_source_pixels,
+            max_progressive_pixels: l.max_progressive_pixels,
+        }
+    }
+}
+
 impl PixelLimits {
     /// The same bound for every kind of source.
     pub fn uniform(max_pixels: u64) -> Self {

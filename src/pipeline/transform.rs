@@ -49,6 +49,25 @@ impl Fit {
     }
 }
 
+/// The `[thumb]` section: what `thumb=1` means.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ThumbConfig {
+    pub width: u32,
+    pub height: u32,
+    pub fit: Fit,
+}
+
+impl Default for ThumbConfig {
+    fn default() -> Self {
+        Self {
+            width: 256,
+            height: 256,
+            fit: Fit::Cover,
+        }
+    }
+}
+
 /// The output format asked for by `fm`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FormatRequest {

@@ -5,16 +5,26 @@
 //! call (no `..`, no leading `/`, no backslash, no control characters); errors are
 //! `OriginError`, never HTTP statuses.
 
-use crate::delivery::key::SourceVersion;
 use crate::util::cache::TtlCache;
+use crate::util::secret::Secret;
 use bytes::Bytes;
 use opendal::{ErrorKind, Operator};
 use percent_encoding::percent_decode_str;
 use serde::{Deserialize, Serialize};
-use std::fmt;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// What identifies one version of a stored original (from one `stat`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct SourceVersion {
+    /// The storage's ETag, when it has one.
+    pub etag: Option<String>,
+    /// Last modification, unix seconds.
+    pub modified: Option<i64>,
+    /// Length in bytes.
+    pub len: u64,
+}
 
 /// Which storage service holds the originals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,23 +33,6 @@ pub enum Backend {
     Fs,
     S3,
     Http,
-}
-
-/// A secret string: shown as `***` in `Debug` and when serialised.
-#[derive(Clone, PartialEq, Eq, Default, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(pub String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("\"***\"")
-    }
-}
-
-impl Serialize for Secret {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str("***")
-    }
 }
 
 /// The `[storage]` config section.

@@ -25,7 +25,7 @@ use std::path::Path;
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
     /// Database URL; unset = embedded SQLite at `<data_dir>/refract.db`.
-    pub url: Option<crate::storage::origin::Secret>,
+    pub url: Option<crate::util::secret::Secret>,
 }
 
 /// Why a store call failed.
@@ -249,7 +249,7 @@ impl Store {
             }
             sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
                 .bind(*version)
-                .bind(now_ms())
+                .bind(crate::util::clock::now_ms())
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
@@ -257,11 +257,4 @@ impl Store {
         }
         Ok(())
     }
-}
-
-/// Unix milliseconds now.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

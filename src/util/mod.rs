@@ -1,5 +1,9 @@
 //! Small shared leaves that many modules use: they import nothing from the rest of the crate.
 
 pub mod cache;
+pub mod clock;
+pub mod ids;
+pub mod limits;
+pub mod secret;
 pub mod telemetry;
 pub mod workers;

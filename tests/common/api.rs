@@ -9,7 +9,7 @@ pub const ADMIN: &str = "test-admin-key-0123456789";
 /// Start a server with the bootstrap admin key set; `tweak` edits the config.
 pub fn start_api(tweak: impl FnOnce(&mut refract::config::Config)) -> Server {
     super::start(|c| {
-        c.auth.admin_key = Some(refract::storage::origin::Secret(ADMIN.into()));
+        c.auth.admin_key = Some(refract::util::secret::Secret(ADMIN.into()));
         // Generous defaults so only rate-limit tests meet the limits.
         c.ratelimit.per_minute = 100_000;
         c.ratelimit.per_hour = 100_000;

@@ -1,0 +1,238 @@
+//! The one route table: `(method, path)` → handler, for every route the server has, and the
+//! `Handler` the HTTP server calls. Errors become responses here (`error` picks the status).
+//!
+//! To add a route: a line in `route` (or in `api` for `/api/v1`), a `Route` variant if it is
+//! a new kind, and its arm in `Routes::dispatch`; the handler lives in its plane's module.
+
+use crate::control::{self, Control, Op};
+use crate::delivery::Delivery;
+use crate::error::Error;
+use crate::http::response::{self, Body};
+use crate::http::server::Handler;
+use http::{Method, Request, Response};
+use hyper::body::Incoming;
+use serde_json::json;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Where a request goes.
+#[derive(Debug)]
+pub enum Route<'a> {
+    Health,
+    Version,
+    Metrics,
+    /// `/img/{key}`; the key is still percent-encoded.
+    Image {
+        raw_key: &'a str,
+    },
+    /// `/random`: a 302 to a random image.
+    Random,
+    /// `/api/...`: an API operation and its path parameter, or why there is none (answered by
+    /// the control plane, with its rate-limit headers).
+    Api(Result<(Op, &'a str), Error>),
+}
+
+/// Route a request.
+pub fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, Error> {
+    if path == "/api" || path.starts_with("/api/") {
+        return Ok(Route::Api(api(method, path)));
+    }
+    let r = match path {
+        "/health" => Route::Health,
+        "/version" => Route::Version,
+        "/metrics" => Route::Metrics,
+        "/random" => Route::Random,
+        p => match p.strip_prefix("/img/") {
+            Some(raw_key) => Route::Image { raw_key },
+            None => return Err(Error::NotFound("no such route".into())),
+        },
+    };
+    if method == Method::GET || method == Method::HEAD {
+        Ok(r)
+    } else {
+        Err(Error::MethodNotAllowed { allow: "GET, HEAD" })
+    }
+}
+
+/// The `/api/v1` part of the table: `(method, path)` → operation and its path parameter.
+fn api<'a>(method: &Method, path: &'a str) -> Result<(Op, &'a str), Error> {
+    let rest = path.strip_prefix("/api/v1").unwrap_or("");
+    let segs: Vec<&str> = rest.trim_end_matches('/').split('/').skip(1).collect();
+    let m = method.as_str();
+    let not_allowed = |allow: &'static str| Err(Error::MethodNotAllowed { allow });
+    match (segs.as_slice(), m) {
+        (["images"], "GET" | "HEAD") => Ok((Op::ListImages, "")),
+        (["images"], "POST") => Ok((Op::Upload, "")),
+        (["images"], _) => not_allowed("GET, HEAD, POST"),
+        (["images", id], "GET" | "HEAD") => Ok((Op::GetImage, id)),
+        (["images", id], "PATCH") => Ok((Op::PatchImage, id)),
+        (["images", id], "DELETE") => Ok((Op::DeleteImage, id)),
+        (["images", _], _) => not_allowed("GET, HEAD, PATCH, DELETE"),
+        (["tags"], "GET" | "HEAD") => Ok((Op::Tags, "")),
+        (["random"], "GET" | "HEAD") => Ok((Op::Random, "")),
+        (["keys"], "GET" | "HEAD") => Ok((Op::ListKeys, "")),
+        (["keys"], "POST") => Ok((Op::CreateKey, "")),
+        (["keys"], _) => not_allowed("GET, HEAD, POST"),
+        (["keys", "validate"], "POST" | "GET") => Ok((Op::ValidateKey, "")),
+        (["keys", id], "DELETE") => Ok((Op::DeleteKey, id)),
+        (["keys", _], _) => not_allowed("DELETE"),
+        (["maintenance", "cleanup"], "POST") => Ok((Op::Cleanup, "")),
+        (["maintenance", "cleanup"], _) => not_allowed("POST"),
+        (["config"], "GET" | "HEAD") => Ok((Op::Config, "")),
+        (["stats"], "GET" | "HEAD") => Ok((Op::Stats, "")),
+        (["tags" | "random" | "config" | "stats"], _) => not_allowed("GET, HEAD"),
+        _ => Err(Error::NotFound("no such API route".into())),
+    }
+}
+
+/// The server's handler: both planes, and the request counter.
+pub struct Routes {
+    delivery: Arc<Delivery>,
+    control: Arc<Control>,
+    requests: AtomicU64,
+}
+
+impl Routes {
+    pub fn new(delivery: Arc<Delivery>, control: Arc<Control>) -> Self {
+        Self {
+            delivery,
+            control,
+            requests: AtomicU64::new(0),
+        }
+    }
+
+    async fn dispatch(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Result<Response<Body>, Error> {
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        match route(&method, &path)? {
+            Route::Health => Ok(response::json_ok(&json!({"status": "ok"}), "no-store")),
+            Route::Version => Ok(response::json_ok(
+                &json!({"name": "refract", "version": env!("CARGO_PKG_VERSION")}),
+                "no-store",
+            )),
+            Route::Metrics => Ok(response::text(self.metrics())),
+            Route::Image { raw_key } => {
+                crate::delivery::img::handle(&self.delivery, &req, raw_key, peer).await
+            }
+            Route::Random => Ok(control::handle(
+                &self.control,
+                req,
+                peer,
+                Ok((Op::Random, String::new())),
+                true,
+            )
+            .await),
+            Route::Api(routed) => {
+                let routed = routed.map(|(op, p)| (op, p.to_string()));
+                Ok(control::handle(&self.control, req, peer, routed, false).await)
+            }
+        }
+    }
+
+    /// `/metrics`: Prometheus text.
+    fn metrics(&self) -> String {
+        let d = self.delivery.stats();
+        format!(
+            "# TYPE refract_requests_total counter\nrefract_requests_total {}\n\
+             # TYPE refract_transforms_total counter\nrefract_transforms_total {}\n\
+             # TYPE refract_cache_hits_total counter\nrefract_cache_hits_total {}\n\
+             # TYPE refract_cache_misses_total counter\nrefract_cache_misses_total {}\n\
+             # TYPE refract_cpu_waiting gauge\nrefract_cpu_waiting {}\n\
+             # TYPE refract_cpu_running gauge\nrefract_cpu_running {}\n\
+             # TYPE refract_persistent_cache_bytes gauge\nrefract_persistent_cache_bytes {}\n",
+            self.requests.load(Ordering::Relaxed),
+            d.transforms,
+            d.cache_hits,
+            d.cache_misses,
+            d.cpu_waiting,
+            d.cpu_running,
+            d.persistent_bytes,
+        )
+    }
+}
+
+impl Handler for Routes {
+    async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let head = req.method() == Method::HEAD;
+        match self.dispatch(req, peer).await {
+            Ok(r) => r,
+            Err(e) => {
+                if e.status().is_server_error() {
+                    tracing::error!(error = ?e, "request failed");
+                }
+                response::error(&e, head)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_table() {
+        let get = Method::GET;
+        assert!(matches!(route(&get, "/health"), Ok(Route::Health)));
+        assert!(matches!(
+            route(&Method::HEAD, "/img/a/b.jpg"),
+            Ok(Route::Image { raw_key: "a/b.jpg" })
+        ));
+        assert!(matches!(
+            route(&get, "/img/"),
+            Ok(Route::Image { raw_key: "" })
+        ));
+        assert!(matches!(
+            route(&Method::POST, "/img/a.jpg"),
+            Err(Error::MethodNotAllowed { .. })
+        ));
+        assert!(matches!(route(&get, "/nope"), Err(Error::NotFound(_))));
+        assert!(matches!(route(&get, "/img"), Err(Error::NotFound(_))));
+        assert!(matches!(
+            route(&Method::DELETE, "/api/v1/images/x"),
+            Ok(Route::Api(Ok((Op::DeleteImage, "x"))))
+        ));
+        assert!(matches!(
+            route(&Method::POST, "/api/v1/nope"),
+            Ok(Route::Api(Err(Error::NotFound(_))))
+        ));
+        assert!(matches!(route(&get, "/random"), Ok(Route::Random)));
+        assert!(matches!(
+            route(&Method::POST, "/random"),
+            Err(Error::MethodNotAllowed { .. })
+        ));
+    }
+
+    #[test]
+    fn api_routes() {
+        let get = Method::GET;
+        assert_eq!(api(&get, "/api/v1/images").unwrap().0, Op::ListImages);
+        assert_eq!(
+            api(&get, "/api/v1/images/abc").unwrap(),
+            (Op::GetImage, "abc")
+        );
+        assert_eq!(
+            api(&Method::DELETE, "/api/v1/keys/k1").unwrap(),
+            (Op::DeleteKey, "k1")
+        );
+        assert_eq!(
+            api(&Method::POST, "/api/v1/keys/validate").unwrap().0,
+            Op::ValidateKey
+        );
+        assert!(matches!(
+            api(&Method::PUT, "/api/v1/images"),
+            Err(Error::MethodNotAllowed { .. })
+        ));
+        assert!(matches!(api(&get, "/api/v1/nope"), Err(Error::NotFound(_))));
+        assert!(matches!(
+            api(&get, "/api/v2/images"),
+            Err(Error::NotFound(_))
+        ));
+    }
+}

@@ -1,0 +1,145 @@
+//! Wiring: the one place where the server's parts are built from `Config`, once (in `run`,
+//! and once per test server), and handed by type to the contexts that use them: the delivery
+//! plane (`Delivery`), the control plane (`Control`, with its `Library`), and the route table
+//! over both. Also the background loop (persistent-tier index, expiry sweep, rate-limit pruning).
+//!
+//! Invariant: no process-global state; nothing else builds a shared part.
+
+use crate::access::auth::Auth;
+use crate::access::ratelimit::RateLimits;
+use crate::access::visibility::AccessIndex;
+use crate::config::Config;
+use crate::control::{self, Control, RandomParts};
+use crate::delivery::persist::Persist;
+use crate::delivery::signing::Signer;
+use crate::delivery::{self, Delivery};
+use crate::library::Library;
+use crate::pipeline::output::Enabled;
+use crate::pipeline::PixelLimits;
+use crate::routes::Routes;
+use crate::storage::origin::Origin;
+use crate::store::Store;
+use crate::util::workers::CpuPool;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A built server: its route table, and what runs beside it.
+pub struct Built {
+    pub routes: Arc<Routes>,
+    pub delivery: Arc<Delivery>,
+    pub library: Arc<Library>,
+    pub ratelimits: Arc<RateLimits>,
+    /// `expiry.sweep_interval`.
+    pub sweep_every: Duration,
+}
+
+/// Build every part; fails when storage or the database cannot be set up.
+pub async fn build(config: &Config) -> Result<Built, String> {
+    let images = config.server.data_dir.join("images");
+    let origin =
+        Arc::new(Origin::new(&config.storage, &images).map_err(|e| format!("storage: {e}"))?);
+    let store = Arc::new(
+        match &config.database.url {
+            Some(url) => Store::open(&url.0).await,
+            None => Store::open_sqlite(&config.server.data_dir.join("refract.db")).await,
+        }
+        .map_err(|e| format!("database: {e}"))?,
+    );
+    let visibility = Arc::new(AccessIndex::load(
+        store
+            .access_rules()
+            .await
+            .map_err(|e| format!("database: {e}"))?,
+    ));
+    let persist = Persist::open(
+        &config.cache.persistent,
+        &config.storage,
+        &config.server.data_dir,
+    )
+    .await
+    .map_err(|e| format!("cache.persistent: {e}"))?;
+    let cpu = Arc::new(CpuPool::new(
+        config.workers(),
+        config.limits.queue_depth,
+        Duration::from_millis(config.limits.queue_timeout_ms),
+    ));
+    let auth = Arc::new(Auth::new(&config.auth, store.clone()));
+    let ratelimits = Arc::new(RateLimits::new(&config.ratelimit));
+    let trusted_proxies = config.trusted_proxies()?;
+    let library = Arc::new(Library::new(
+        store.clone(),
+        origin.clone(),
+        visibility.clone(),
+        cpu.clone(),
+        PixelLimits::from(&config.limits),
+        &config.metadata,
+    ));
+    let delivery = Arc::new(Delivery::new(delivery::Parts {
+        origin,
+        persist,
+        cpu,
+        visibility,
+        auth: auth.clone(),
+        ratelimits: ratelimits.clone(),
+        trusted_proxies: trusted_proxies.clone(),
+        limits: config.limits.clone(),
+        cache: config.cache.clone(),
+        formats: config.formats.clone(),
+        security: config.security.clone(),
+        presets: config.presets.clone(),
+        params: config.params(),
+        cache_control: config.server.cache_control.clone(),
+        img_rate_limited: config.ratelimit.img_per_minute > 0,
+    }));
+    let control = Arc::new(Control::new(control::Parts {
+        store,
+        library: library.clone(),
+        auth,
+        ratelimits: ratelimits.clone(),
+        trusted_proxies,
+        public_url: config.server.public_url.clone(),
+        listen: config.server.listen.clone(),
+        signer: Signer::new(&config.security),
+        limits: config.limits.clone(),
+        random: RandomParts {
+            tenant: config.random.tenant.clone(),
+            presets: config.presets.clone(),
+            presets_only: config.security.presets_only,
+            params: config.params(),
+            enabled: Enabled {
+                avif: config.formats.avif,
+                webp: config.formats.webp,
+            },
+        },
+        config: serde_json::to_value(config).map_err(|e| e.to_string())?,
+    }));
+    Ok(Built {
+        routes: Arc::new(Routes::new(delivery.clone(), control)),
+        delivery,
+        library,
+        ratelimits,
+        sweep_every: Duration::from_secs(config.expiry.sweep_interval.max(1)),
+    })
+}
+
+/// Work while the server runs: index the persistent tier once, then periodically delete
+/// expired images and forget idle rate-limit state.
+pub async fn background(
+    delivery: Arc<Delivery>,
+    library: Arc<Library>,
+    ratelimits: Arc<RateLimits>,
+    every: Duration,
+) {
+    delivery.index_persistent_tier().await;
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match library.purge_expired().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "expired images deleted"),
+            Err(e) => tracing::warn!(error = %e, "expiry sweep failed"),
+        }
+        ratelimits.prune();
+    }
+}
