@@ -9,16 +9,13 @@ use crate::delivery::key::CacheKey;
 use crate::delivery::negotiate::{self, Accept, NegotiateError};
 use crate::delivery::presets;
 use crate::delivery::signing::SignatureError;
+use crate::delivery::variants::{Wanted, AVIF_PENDING_MAX_AGE};
 use crate::error::Error;
 use crate::http::response::{self, Body, ImageMeta, RangeReq};
 use crate::pipeline::format::ImageFormat;
-use crate::pipeline::output::OutputSpec;
 use crate::pipeline::transform::{self, Transform};
-use crate::pipeline::{self, Encoded, Job};
 use crate::storage::origin::{sanitize_key, Stat};
-use bytes::Bytes;
 use http::{header, Request, Response};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -180,7 +177,7 @@ async fn variant<B>(
     cache_control: &str,
 ) -> Result<Response<Body>, Error> {
     let accept = header_str(req, header::ACCEPT).map_or_else(Accept::any, Accept::parse);
-    let mut spec = negotiate::decide(t.format, &accept, app.enabled).map_err(|e| match e {
+    let spec = negotiate::decide(t.format, &accept, app.enabled).map_err(|e| match e {
         NegotiateError::Disabled(f) => Error::bad_param(
             "fm",
             format!("output format {f} is disabled on this server"),
@@ -197,217 +194,35 @@ async fn variant<B>(
             stat.version.len
         )));
     }
-    let src = Source {
+    let wanted = Wanted {
         key,
         stat: &stat,
         transform: &t,
     };
-    let mut cache_control = std::borrow::Cow::Borrowed(cache_control);
-    let mut source = None;
-    if spec.is_avif() && app.limits.avif_budget_ms > 0 {
-        let (fallback, bytes) = avif_budget(app, &src, spec).await?;
-        if let Some(f) = fallback {
-            spec = f;
-            if !cache_control.contains("private") && !cache_control.contains("no-store") {
-                cache_control = format!("public, max-age={AVIF_PENDING_MAX_AGE}").into();
-            }
-        }
-        source = bytes;
-    }
-    let ck = src.key_for(app, &spec);
-    let etag = ck.etag();
+    let plan = app.plan(&wanted, spec).await?;
+    let cache_control = if plan.interim
+        && !cache_control.contains("private")
+        && !cache_control.contains("no-store")
+    {
+        std::borrow::Cow::Owned(format!("public, max-age={AVIF_PENDING_MAX_AGE}"))
+    } else {
+        std::borrow::Cow::Borrowed(cache_control)
+    };
+    let etag = plan.key.etag();
     let mut meta = ImageMeta {
         content_type: "",
         etag: &etag,
         last_modified: modified(&stat),
         cache_control: &cache_control,
-        vary_accept: spec.varies(),
+        vary_accept: plan.spec.varies(),
         x_cache: None,
         accept_ranges: false,
     };
     if is_not_modified(req, &etag, None) {
         return Ok(response::not_modified(&meta));
     }
-    let stored = AtomicBool::new(false);
-    let (enc, lookup) = app
-        .cache
-        .get_or_make(
-            ck,
-            fill(app, &src, ck, spec, source, app.encode.clone(), &stored),
-        )
-        .await
-        .map_err(|e| (*e).clone())?;
+    let (enc, tier) = app.fetch(&wanted, plan).await?;
     meta.content_type = enc.format.mime();
-    meta.x_cache = Some(match lookup {
-        crate::util::cache::Lookup::Hit => "HIT",
-        crate::util::cache::Lookup::Miss if stored.load(Ordering::Relaxed) => "HIT-PERSISTENT",
-        crate::util::cache::Lookup::Miss => "MISS",
-    });
+    meta.x_cache = Some(tier.x_cache());
     Ok(response::image(&meta, enc.bytes.clone(), None, head))
-}
-
-/// `max-age` of an answer given while its AVIF is encoded in the background.
-const AVIF_PENDING_MAX_AGE: u32 = 60;
-
-/// One source version and the transform asked of it.
-struct Source<'a> {
-    key: &'a str,
-    stat: &'a Stat,
-    transform: &'a Transform,
-}
-
-impl Source<'_> {
-    fn key_for(&self, app: &Delivery, spec: &OutputSpec) -> CacheKey {
-        CacheKey::variant(
-            self.key,
-            &self.stat.version,
-            &self.transform.canonical(),
-            &spec.key_part(),
-            &app.encode_fingerprint,
-        )
-    }
-}
-
-/// The AVIF time budget. When the AVIF is in neither cache tier and its encode is estimated
-/// over `limits.avif_budget_ms`, start it in the background and return the spec to answer with
-/// now. Also returns the source bytes when they were read (so they are not read twice).
-async fn avif_budget(
-    app: &Arc<Delivery>,
-    src: &Source<'_>,
-    spec: OutputSpec,
-) -> Result<(Option<OutputSpec>, Option<Bytes>), Error> {
-    let ck = src.key_for(app, &spec);
-    if app.cache.contains(&ck) {
-        return Ok((None, None));
-    }
-    // Already being encoded: answer the fallback without reading the source again.
-    let pending = app
-        .background_jobs
-        .lock()
-        .is_ok_and(|jobs| jobs.contains(&ck));
-    if let (true, Some(fallback)) = (pending, spec.without_avif(app.enabled)) {
-        return Ok((Some(fallback), None));
-    }
-    if let Some(p) = &app.persist {
-        if let Some(enc) = p.get(&ck).await {
-            app.cache.insert(ck, Arc::new(enc)).await;
-            return Ok((None, None));
-        }
-    }
-    let bytes = app
-        .origin
-        .read(src.key, src.stat.version.len, app.limits.max_source_bytes)
-        .await?;
-    let pixels = pipeline::output_size(&bytes, src.transform)
-        .map_or(0, |(w, h)| u64::from(w) * u64::from(h));
-    let cost = pipeline::encode::avif_cost_ms(pixels, app.encode.avif_speed);
-    let Some(fallback) = spec.without_avif(app.enabled) else {
-        return Ok((None, Some(bytes)));
-    };
-    // With no cache tier the background result would have nowhere to go: encode now.
-    let kept = app.cache.enabled() || app.persist.is_some();
-    if cost <= app.limits.avif_budget_ms || !kept {
-        return Ok((None, Some(bytes)));
-    }
-    let fresh = app
-        .background_jobs
-        .lock()
-        .map(|mut jobs| jobs.insert(ck))
-        .unwrap_or(false);
-    if fresh {
-        let app = app.clone();
-        let (key, stat, t) = (src.key.to_string(), src.stat.clone(), src.transform.clone());
-        let bytes = bytes.clone();
-        tokio::spawn(async move {
-            let src = Source {
-                key: &key,
-                stat: &stat,
-                transform: &t,
-            };
-            let stored = AtomicBool::new(false);
-            let made = fill(
-                &app,
-                &src,
-                ck,
-                spec,
-                Some(bytes),
-                app.encode_background.clone(),
-                &stored,
-            );
-            if let Err(e) = app.cache.get_or_make(ck, made).await {
-                tracing::warn!(error = %e, key, "background AVIF encode failed");
-            }
-            if let Ok(mut jobs) = app.background_jobs.lock() {
-                jobs.remove(&ck);
-            }
-        });
-    }
-    Ok((Some(fallback), Some(bytes)))
-}
-
-/// A memory-cache fill: the persistent tier, else a transform (whose result is then persisted
-/// in the background). `stored` tells the caller the value came from the persistent tier.
-async fn fill(
-    app: &Arc<Delivery>,
-    src: &Source<'_>,
-    ck: CacheKey,
-    spec: OutputSpec,
-    source: Option<Bytes>,
-    encode: Arc<pipeline::EncodeConfig>,
-    stored: &AtomicBool,
-) -> Result<Encoded, Error> {
-    if let Some(p) = &app.persist {
-        if let Some(enc) = p.get(&ck).await {
-            stored.store(true, Ordering::Relaxed);
-            return Ok(enc);
-        }
-    }
-    let enc = render(app, src, spec, source, encode).await?;
-    if app.persist.is_some() {
-        let (app, enc) = (app.clone(), enc.clone());
-        tokio::spawn(async move {
-            if let Some(p) = &app.persist {
-                p.put(&ck, &enc).await;
-            }
-        });
-    }
-    Ok(enc)
-}
-
-/// A transform: read the source (unless given), then run the pipeline on the CPU pool.
-async fn render(
-    app: &Delivery,
-    src: &Source<'_>,
-    spec: OutputSpec,
-    source: Option<Bytes>,
-    encode: Arc<pipeline::EncodeConfig>,
-) -> Result<Encoded, Error> {
-    let deadline = std::time::Instant::now() + Duration::from_millis(app.limits.request_timeout_ms);
-    // A place in the CPU queue first: a full queue is refused before the source is read, and
-    // sources held in memory are bounded by the queue.
-    let ticket = app.cpu.admit()?;
-    let bytes = match source {
-        Some(b) => b,
-        None => {
-            app.origin
-                .read(src.key, src.stat.version.len, app.limits.max_source_bytes)
-                .await?
-        }
-    };
-    let limits = crate::pipeline::PixelLimits::from(&app.limits);
-    let t = src.transform.clone();
-    app.transforms.fetch_add(1, Ordering::Relaxed);
-    let result = ticket
-        .run(move || {
-            let job = Job {
-                transform: &t,
-                output: spec,
-                encode: &encode,
-                limits,
-                deadline: Some(deadline),
-            };
-            pipeline::run(&bytes, &job)
-        })
-        .await?;
-    result?.ok_or_else(|| Error::NotAcceptable("no acceptable output format for this image".into()))
 }

@@ -8,6 +8,7 @@ pub mod negotiate;
 pub mod persist;
 pub mod presets;
 pub mod signing;
+pub mod variants;
 
 use crate::access::auth::Auth;
 use crate::access::ratelimit::RateLimits;

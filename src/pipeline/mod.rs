@@ -122,19 +122,25 @@ impl Job<'_> {
     }
 }
 
-/// The size of the image `run` would produce for `input`, from its header alone (`None` when
-/// the header cannot be read; `run` then reports why).
-pub fn output_size(input: &[u8], t: &Transform) -> Option<(u32, u32)> {
-    let probe = probe::probe(input).ok()?;
+/// The output canvas size for a probed source and a transform (no decode).
+pub fn output_size(probe: &Probe, t: &Transform) -> (u32, u32) {
     let (ow, oh) = probe.oriented_size();
     let g = fit::plan(ow, oh, t);
-    Some((g.canvas_w, g.canvas_h))
+    (g.canvas_w, g.canvas_h)
 }
 
 /// Run the whole pipeline on `input`. `None` from output negotiation (nothing acceptable for
 /// this source) is reported as `Ok(None)`.
 pub fn run(input: &[u8], job: &Job<'_>) -> Result<Option<Encoded>, PipelineError> {
-    let probe = probe::probe(input)?;
+    run_probed(input, &probe::probe(input)?, job)
+}
+
+/// `run` for a source already probed (by the caller, from these bytes).
+pub fn run_probed(
+    input: &[u8],
+    probe: &Probe,
+    job: &Job<'_>,
+) -> Result<Option<Encoded>, PipelineError> {
     probe.check_limits(job.limits)?;
     let Some(format) = job.output.resolve(probe.format, probe.has_alpha) else {
         return Ok(None);
@@ -153,7 +159,7 @@ pub fn run(input: &[u8], job: &Job<'_>) -> Result<Option<Encoded>, PipelineError
         geom.crop.height / f64::from(geom.out_h),
     );
     job.check_deadline()?;
-    let decoded = decode::decode(input, &probe, shrink)?;
+    let decoded = decode::decode(input, probe, shrink)?;
     job.check_deadline()?;
     let mut px = orient::apply(decoded, probe.orientation);
     if let Some(icc) = &probe.icc {

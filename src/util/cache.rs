@@ -12,13 +12,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Whether a value came from the cache.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lookup {
-    Hit,
-    Miss,
-}
-
 /// A cache of values bounded in bytes (each value weighs what `weigh` says), with hit/miss
 /// counters.
 pub struct VariantCache<K, V> {
@@ -48,34 +41,38 @@ where
         }
     }
 
-    /// Return the cached value for `key`, or run `make` once (however many callers wait on it)
-    /// and cache its success. Errors are not cached.
-    pub async fn get_or_make<E, F>(&self, key: K, make: F) -> Result<(Arc<V>, Lookup), Arc<E>>
+    /// The cached value for `key` (with `None`), or the value `make` produces, run once however
+    /// many callers wait on it, with the tag it returns (`Some` only for the caller whose
+    /// `make` ran). Successes are cached; errors are not. If the caller running `make` goes
+    /// away, a waiting caller runs its own.
+    pub async fn get_or_make<E, T, F>(&self, key: K, make: F) -> Result<(Arc<V>, Option<T>), Arc<E>>
     where
         E: Send + Sync + 'static,
-        F: Future<Output = Result<V, E>>,
+        F: Future<Output = Result<(V, T), E>>,
     {
         let Some(cache) = &self.inner else {
             self.misses.fetch_add(1, Ordering::Relaxed);
-            return make
-                .await
-                .map(|v| (Arc::new(v), Lookup::Miss))
-                .map_err(Arc::new);
+            return match make.await {
+                Ok((v, t)) => Ok((Arc::new(v), Some(t))),
+                Err(e) => Err(Arc::new(e)),
+            };
         };
+        let mut tag = None;
         let entry = cache
             .entry(key)
-            .or_try_insert_with(async { make.await.map(Arc::new) })
+            .or_try_insert_with(async {
+                let (v, t) = make.await?;
+                tag = Some(t);
+                Ok(Arc::new(v))
+            })
             .await?;
-        let lookup = if entry.is_fresh() {
-            Lookup::Miss
+        let fresh = entry.is_fresh();
+        if fresh {
+            self.misses.fetch_add(1, Ordering::Relaxed);
         } else {
-            Lookup::Hit
-        };
-        match lookup {
-            Lookup::Hit => self.hits.fetch_add(1, Ordering::Relaxed),
-            Lookup::Miss => self.misses.fetch_add(1, Ordering::Relaxed),
-        };
-        Ok((entry.into_value(), lookup))
+            self.hits.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok((entry.into_value(), if fresh { tag } else { None }))
     }
 
     /// Whether the memory tier is on.
