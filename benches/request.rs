@@ -12,6 +12,7 @@ use refract::pipeline::transform::{parse, ParamConfig};
 use refract::pipeline::Encoded;
 use refract::storage::origin::SourceVersion;
 use refract::util::cache::VariantCache;
+use refract::util::query::Query;
 use std::hint::black_box;
 
 fn hot_path(c: &mut Criterion) {
@@ -19,7 +20,7 @@ fn hot_path(c: &mut Criterion) {
     let q = "w=400&h=300&fit=cover&q=80&fm=auto&dpr=2";
     let accept = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8";
     c.bench_function("parse params", |b| {
-        b.iter(|| parse(black_box(q), &cfg).unwrap())
+        b.iter(|| parse(&Query::parse(black_box(q)), &cfg).unwrap())
     });
     c.bench_function("parse Accept + decide", |b| {
         b.iter(|| {
@@ -35,7 +36,7 @@ fn hot_path(c: &mut Criterion) {
             .unwrap()
         })
     });
-    let t = parse(q, &cfg).unwrap().unwrap();
+    let t = parse(&Query::parse(q), &cfg).unwrap().unwrap();
     let v = SourceVersion {
         etag: Some("\"abc\"".into()),
         modified: Some(1_700_000_000),
@@ -63,7 +64,7 @@ fn hot_path(c: &mut Criterion) {
     let signed = signer.sign("/img/photos/cat.jpg", q).unwrap();
     let (p, sq) = signed.split_once('?').unwrap();
     c.bench_function("signature check", |b| {
-        b.iter(|| signer.check(black_box(p), sq, 0).unwrap())
+        b.iter(|| signer.check(black_box(p), &Query::parse(sq), 0).unwrap())
     });
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()

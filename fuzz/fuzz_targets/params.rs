@@ -3,13 +3,14 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use refract::pipeline::transform::{parse, ParamConfig};
+use refract::util::query::Query;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(q) = std::str::from_utf8(data) else { return };
     let cfg = ParamConfig::default();
-    if let Ok(Some(t)) = parse(q, &cfg) {
+    if let Ok(Some(t)) = parse(&Query::parse(q), &cfg) {
         let c = t.canonical();
-        let back = parse(&c, &cfg).expect("canonical form must parse").expect("canonical form is a transform");
+        let back = parse(&Query::parse(&c), &cfg).expect("canonical form must parse").expect("canonical form is a transform");
         assert_eq!(back, t);
         assert_eq!(back.canonical(), c);
     }

@@ -1,6 +1,5 @@
 //! `/api/v1/images`: upload, search, read, update, delete.
 
-use super::query::Query;
 use super::view::{self, parse_rfc3339};
 use super::{created, json, json_body, Ctx};
 use crate::error::Error;
@@ -84,24 +83,21 @@ fn owner(h: &http::HeaderMap) -> Result<Option<String>, Error> {
 /// `GET /api/v1/images`.
 pub async fn list(ctx: &Ctx<'_>) -> Result<Response<Body>, Error> {
     let p = ctx.principal()?;
-    let q = Query::parse(
-        ctx.query(),
-        &[
-            "tag",
-            "any_tag",
-            "not_tag",
-            "q",
-            "orientation",
-            "format",
-            "owner",
-            "private",
-            "sort",
-            "page",
-            "per_page",
-            "cursor",
-            "limit",
-        ],
-    )?;
+    let q = ctx.query(&[
+        "tag",
+        "any_tag",
+        "not_tag",
+        "q",
+        "orientation",
+        "format",
+        "owner",
+        "private",
+        "sort",
+        "page",
+        "per_page",
+        "cursor",
+        "limit",
+    ])?;
     let tags = |k: &str| -> Result<Vec<String>, Error> {
         q.all(k).into_iter().map(|t| upload::tag(t, k)).collect()
     };
@@ -119,10 +115,7 @@ pub async fn list(ctx: &Ctx<'_>) -> Result<Response<Body>, Error> {
             .choice("format", FORMATS)?
             .map(|f| if f == "jpg" { "jpeg".into() } else { f }),
         owner: q.get("owner").map(str::to_string),
-        private: q
-            .get("private")
-            .map(|v| upload::parse_bool(v, "private"))
-            .transpose()?,
+        private: q.flag("private")?,
     };
     let order = match q
         .choice("sort", &["created_desc", "created_asc", "random"])?

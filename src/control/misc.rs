@@ -1,27 +1,24 @@
 //! Tags, stats, random picks, the effective config and maintenance.
 
-use super::query::Query;
 use super::{json, Ctx};
-use crate::delivery::negotiate::Accept;
+use crate::delivery::negotiate::{self, Accept};
 use crate::delivery::presets;
 use crate::error::Error;
 use crate::http::response::{self, Body};
 use crate::library::upload;
+use crate::pipeline::output::OutputSpec;
 use crate::pipeline::transform;
+use crate::pipeline::transform::FormatRequest;
 use crate::store::{Filter, Order, Paging};
 use crate::util::clock::now_ms;
+use crate::util::query::{Pair, Query};
 use http::Response;
 use serde_json::json as j;
 
 /// `GET /api/v1/tags` (`?detail=true`: tag → image ids).
 pub async fn tags(ctx: &Ctx<'_>) -> Result<Response<Body>, Error> {
     let p = ctx.principal()?;
-    let q = Query::parse(ctx.query(), &["detail"])?;
-    let detail = q
-        .get("detail")
-        .map(|v| upload::parse_bool(v, "detail"))
-        .transpose()?
-        .unwrap_or(false);
+    let detail = ctx.query(&["detail"])?.flag("detail")?.unwrap_or(false);
     let now = now_ms();
     if detail {
         let members = ctx.ctl.store.tag_members(&p.tenant, now).await?;
@@ -62,7 +59,7 @@ pub async fn cleanup(ctx: &Ctx<'_>) -> Result<Response<Body>, Error> {
 /// the configured tenant, in a format the client's `Accept` takes, transform params passed on.
 pub async fn random(ctx: &Ctx<'_>, redirect: bool) -> Result<Response<Body>, Error> {
     let ctl = ctx.ctl;
-    let q = Query::parse_lenient(ctx.query());
+    let q = ctx.any_query();
     let mut filter = Filter {
         private: Some(false),
         orientation: q.choice("orientation", &["landscape", "portrait", "square"])?,
@@ -72,14 +69,16 @@ pub async fn random(ctx: &Ctx<'_>, redirect: bool) -> Result<Response<Body>, Err
         filter.all_tags.push(upload::tag(t, "tag")?);
     }
     // Everything else is a transform for `/img`: validated here so the URL is sure to work.
-    let pass: Vec<String> = q
-        .pairs()
-        .iter()
-        .filter(|(k, _)| !matches!(k.as_str(), "tag" | "orientation" | "s" | "expires"))
-        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+    let mut pass: Vec<Pair> = q
+        .decoded()
+        .filter(|(k, _)| !matches!(*k, "tag" | "orientation" | "s" | "expires"))
+        .map(|(k, v)| Pair::new(k, v))
         .collect();
-    let pass_q = pass.join("&");
-    let expanded = presets::expand(&pass_q, &ctl.random.presets, ctl.random.presets_only)?;
+    let expanded = presets::expand(
+        &Query::from_pairs(pass.clone()),
+        &ctl.random.presets,
+        ctl.random.presets_only,
+    )?;
     transform::parse(&expanded, &ctl.random.params)?;
     let listing = ctl
         .store
@@ -104,22 +103,25 @@ pub async fn random(ctx: &Ctx<'_>, redirect: bool) -> Result<Response<Body>, Err
         .get(http::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .map_or_else(Accept::any, Accept::parse);
-    let mut params = pass;
+    // The format `/img` would negotiate, made explicit so that the URL is the same for every
+    // client that gets it.
     if !explicit_fm {
-        if ctl.random.enabled.avif && accept.explicit_quality("image/avif") > 0.0 {
-            params.push("fm=avif".into());
-        } else if ctl.random.enabled.webp && accept.explicit_quality("image/webp") > 0.0 {
-            params.push("fm=webp".into());
+        if let Ok(OutputSpec::Negotiated(c)) =
+            negotiate::decide(FormatRequest::Auto, &accept, ctl.random.enabled)
+        {
+            if c.avif {
+                pass.push(Pair::new("fm", "avif"));
+            } else if c.webp {
+                pass.push(Pair::new("fm", "webp"));
+            }
         }
     }
-    let url = ctx.base.image_url(&img.storage_key, &params.join("&"));
+    let url = ctx
+        .base
+        .image_url(&img.storage_key, &Query::from_pairs(pass).raw());
     Ok(if redirect {
         response::redirect(&url)
     } else {
         response::plain(url, "no-store")
     })
-}
-
-fn enc(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }

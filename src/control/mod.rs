@@ -8,7 +8,6 @@
 mod images;
 mod keys;
 mod misc;
-mod query;
 mod view;
 
 use crate::access::auth::{Auth, Principal, Scope};
@@ -23,6 +22,7 @@ use crate::pipeline::output::Enabled;
 use crate::pipeline::transform::ParamConfig;
 use crate::store::Store;
 use crate::util::limits::LimitsConfig;
+use crate::util::query::Query;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response};
 use http_body_util::BodyExt;
@@ -172,8 +172,17 @@ impl Ctx<'_> {
             .ok_or_else(|| Error::Unauthorized("an API key is required".into()))
     }
 
-    fn query(&self) -> &str {
-        self.req.uri().query().unwrap_or("")
+    /// The query, parsed once; any key outside `allowed` is refused (a typo should not
+    /// silently widen a search).
+    fn query(&self, allowed: &[&str]) -> Result<Query, Error> {
+        let q = self.any_query();
+        q.only(allowed)?;
+        Ok(q)
+    }
+
+    /// The query, any key accepted.
+    fn any_query(&self) -> Query {
+        Query::parse(self.req.uri().query().unwrap_or(""))
     }
 }
 

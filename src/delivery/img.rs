@@ -15,6 +15,7 @@ use crate::http::response::{self, Body, ImageMeta, RangeReq};
 use crate::pipeline::format::ImageFormat;
 use crate::pipeline::transform::{self, Transform};
 use crate::storage::origin::{sanitize_key, Stat};
+use crate::util::query::Query;
 use http::{header, Request, Response};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -40,10 +41,10 @@ pub async fn handle<B>(
         }
     }
     let key = sanitize_key(raw_key)?;
-    let query = req.uri().query().unwrap_or("");
+    let query = Query::parse(req.uri().query().unwrap_or(""));
     let query = app
         .signer
-        .check(req.uri().path(), query, crate::util::clock::now_secs())
+        .check(req.uri().path(), &query, crate::util::clock::now_secs())
         .map_err(|e| match e {
             SignatureError::Missing => {
                 Error::Forbidden("this server serves signed URLs only (missing s)".into())

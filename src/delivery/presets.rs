@@ -6,8 +6,8 @@
 //! Invariant: pure; every preset parses at start (config validation), so expansion cannot
 //! produce a parameter error the preset's author did not see.
 
-use crate::pipeline::transform::{self, ParamConfig, ParamError};
-use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+use crate::pipeline::transform::{self, ParamConfig};
+use crate::util::query::{Pair, ParamError, Query};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -35,45 +35,39 @@ impl PresetValue {
 /// The `[presets]` config section: name → parameters.
 pub type Presets = BTreeMap<String, BTreeMap<String, PresetValue>>;
 
-fn bad(param: &str, message: impl Into<String>) -> ParamError {
-    ParamError {
-        param: param.to_string(),
-        message: message.into(),
-    }
-}
-
-/// Expand `preset=` in `query` (already stripped of `s`/`expires`).
-pub fn expand(query: &str, presets: &Presets, only: bool) -> Result<String, ParamError> {
-    let pairs: Vec<(&str, &str)> = query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| p.split_once('=').unwrap_or((p, "")))
-        .collect();
-    let named: Vec<&str> = pairs
+/// Expand `preset=` in `query` (already stripped of `s`/`expires`): the preset's pairs first,
+/// except those the query names itself, then the query's own pairs.
+pub fn expand(query: &Query, presets: &Presets, only: bool) -> Result<Query, ParamError> {
+    let key = |p: &Pair| p.key.clone().unwrap_or_default();
+    let named: Vec<&Pair> = query
+        .pairs()
         .iter()
-        .filter(|(k, _)| *k == "preset")
-        .map(|(_, v)| *v)
+        .filter(|p| p.key.as_deref() == Some("preset"))
         .collect();
     if named.len() > 1 {
-        return Err(bad("preset", "parameter 'preset' is given more than once"));
+        return Err(ParamError::new(
+            "preset",
+            "parameter 'preset' is given more than once",
+        ));
     }
     if only {
-        if let Some((k, _)) = pairs
+        if let Some(p) = query
+            .pairs()
             .iter()
-            .find(|(k, _)| *k != "preset" && !transform::is_ignored(k))
+            .find(|p| p.key.as_deref() != Some("preset") && !transform::is_ignored(&key(p)))
         {
-            let shown: String = k.chars().take(64).collect();
-            return Err(bad(
+            let shown: String = p.raw_key.chars().take(64).collect();
+            return Err(ParamError::new(
                 &shown,
                 "this server accepts only named presets (?preset=NAME)",
             ));
         }
     }
-    let Some(name) = named.first() else {
-        return Ok(query.to_string());
+    let Some(name) = named.first().map(|p| p.value.clone().unwrap_or_default()) else {
+        return Ok(query.clone());
     };
-    let preset = presets.get(*name).ok_or_else(|| {
-        bad(
+    let preset = presets.get(&name).ok_or_else(|| {
+        ParamError::new(
             "preset",
             format!(
                 "no preset named '{}'",
@@ -81,28 +75,30 @@ pub fn expand(query: &str, presets: &Presets, only: bool) -> Result<String, Para
             ),
         )
     })?;
-    let own: Vec<&str> = pairs
+    let own: Vec<&str> = query
+        .pairs()
         .iter()
-        .filter_map(|(k, _)| transform::canonical_name(k))
+        .filter_map(|p| transform::canonical_name(p.key.as_deref()?))
         .collect();
-    let mut out: Vec<String> = preset
+    let mut out: Vec<Pair> = preset
         .iter()
         .filter(|(k, _)| !transform::canonical_name(k).is_some_and(|c| own.contains(&c)))
-        .map(|(k, v)| format!("{k}={}", utf8_percent_encode(&v.text(), NON_ALPHANUMERIC)))
+        .map(|(k, v)| Pair::new(k, &v.text()))
         .collect();
     out.extend(
-        pairs
+        query
+            .pairs()
             .iter()
-            .filter(|(k, _)| *k != "preset")
-            .map(|(k, v)| format!("{k}={v}")),
+            .filter(|p| p.key.as_deref() != Some("preset"))
+            .cloned(),
     );
-    Ok(out.join("&"))
+    Ok(Query::from_pairs(out))
 }
 
 /// Check every preset at start: each must parse on its own. The message names the preset.
 pub fn validate(presets: &Presets, cfg: &ParamConfig) -> Result<(), String> {
     for name in presets.keys() {
-        let q = expand(&format!("preset={name}"), presets, false)
+        let q = expand(&Query::parse(&format!("preset={name}")), presets, false)
             .map_err(|e| format!("presets.{name}: {e}"))?;
         transform::parse(&q, cfg).map_err(|e| format!("presets.{name}: {e}"))?;
     }
@@ -112,6 +108,10 @@ pub fn validate(presets: &Presets, cfg: &ParamConfig) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn x(q: &str, p: &Presets, only: bool) -> Result<String, ParamError> {
+        expand(&Query::parse(q), p, only).map(|q| q.raw())
+    }
 
     fn presets() -> Presets {
         let mut card = BTreeMap::new();
@@ -127,28 +127,25 @@ mod tests {
     fn presets_expand_and_own_params_win() {
         let p = presets();
         assert_eq!(
-            expand("preset=card", &p, false).unwrap(),
+            x("preset=card", &p, false).unwrap(),
             "fit=cover&h=400&w=600"
         );
         assert_eq!(
-            expand("preset=card&width=300&fm=webp", &p, false).unwrap(),
+            x("preset=card&width=300&fm=webp", &p, false).unwrap(),
             "fit=cover&h=400&width=300&fm=webp"
         );
-        assert_eq!(expand("w=5", &p, false).unwrap(), "w=5");
-        assert_eq!(
-            expand("preset=nope", &p, false).unwrap_err().param,
-            "preset"
-        );
+        assert_eq!(x("w=5", &p, false).unwrap(), "w=5");
+        assert_eq!(x("preset=nope", &p, false).unwrap_err().param, "preset");
         assert!(validate(&p, &ParamConfig::default()).is_ok());
     }
 
     #[test]
     fn presets_only_refuses_free_parameters() {
         let p = presets();
-        assert!(expand("preset=card&t=123", &p, true).is_ok());
-        assert_eq!(expand("preset=card&w=9", &p, true).unwrap_err().param, "w");
-        assert_eq!(expand("w=9", &p, true).unwrap_err().param, "w");
-        assert_eq!(expand("", &p, true).unwrap(), "");
+        assert!(x("preset=card&t=123", &p, true).is_ok());
+        assert_eq!(x("preset=card&w=9", &p, true).unwrap_err().param, "w");
+        assert_eq!(x("w=9", &p, true).unwrap_err().param, "w");
+        assert_eq!(x("", &p, true).unwrap(), "");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //!
 //! Invariants: pure (no IO); comparisons are constant time; no secret in any error.
 
+use crate::util::query::Query;
 use crate::util::secret::Secret;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -81,7 +82,7 @@ impl Signer {
     /// `path?query` with `&s=<mac>` appended (any `s` in `query` is replaced). `None` without a key.
     pub fn sign(&self, path: &str, query: &str) -> Option<String> {
         let key = self.keys.first()?;
-        let (canonical, rest) = canonical(query);
+        let (canonical, rest) = canonical(&Query::parse(query));
         let mac = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .encode(Self::mac(key, path, &canonical));
         Some(if rest.is_empty() {
@@ -93,24 +94,28 @@ impl Signer {
 
     /// Check a request; returns the query without `s` and `expires`. Unsigned requests pass when
     /// signatures are not required; a present signature is always verified.
-    pub fn check(&self, path: &str, query: &str, now_secs: u64) -> Result<String, SignatureError> {
+    pub fn check(&self, path: &str, query: &Query, now_secs: u64) -> Result<Query, SignatureError> {
         if self.keys.is_empty() && !self.required {
             // Signing not configured: `s`/`expires` are ordinary (unknown) parameters.
-            return Ok(query.to_string());
+            return Ok(query.clone());
         }
-        let mut sig: Option<&str> = None;
-        let mut expires: Option<&str> = None;
-        let mut kept: Vec<&str> = Vec::new();
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            match pair.split_once('=').map_or(pair, |(k, _)| k) {
-                "s" => sig = Some(pair.split_once('=').map_or("", |(_, v)| v)),
-                "expires" => {
-                    expires = Some(pair.split_once('=').map_or("", |(_, v)| v));
-                }
-                _ => kept.push(pair),
-            }
-        }
-        let stripped = kept.join("&");
+        let value = |name: &str| {
+            query
+                .pairs()
+                .iter()
+                .rev()
+                .find(|p| p.raw_key == name)
+                .map(|p| p.raw.split_once('=').map_or("", |(_, v)| v))
+        };
+        let (sig, expires) = (value("s"), value("expires"));
+        let stripped = Query::from_pairs(
+            query
+                .pairs()
+                .iter()
+                .filter(|p| p.raw_key != "s" && p.raw_key != "expires")
+                .cloned()
+                .collect(),
+        );
         let Some(sig) = sig else {
             return if self.required {
                 Err(SignatureError::Missing)
@@ -140,10 +145,12 @@ impl Signer {
 
 /// The signed form of a query: its pairs without `s`, sorted; and the same pairs in their sent
 /// order (to rebuild a URL).
-fn canonical(query: &str) -> (String, String) {
+fn canonical(query: &Query) -> (String, String) {
     let pairs: Vec<&str> = query
-        .split('&')
-        .filter(|p| !p.is_empty() && p.split_once('=').map_or(*p, |(k, _)| k) != "s")
+        .pairs()
+        .iter()
+        .filter(|p| p.raw_key != "s")
+        .map(|p| p.raw.as_str())
         .collect();
     let mut sorted = pairs.clone();
     sorted.sort_unstable();
@@ -153,6 +160,10 @@ fn canonical(query: &str) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn check(s: &Signer, path: &str, q: &str, now: u64) -> Result<String, SignatureError> {
+        s.check(path, &Query::parse(q), now).map(|q| q.raw())
+    }
 
     fn signer(keys: &[&str], required: bool) -> Signer {
         Signer::new(&SecurityConfig {
@@ -167,30 +178,33 @@ mod tests {
         let s = signer(&["k1", "k2"], true);
         let url = s.sign("/img/a.jpg", "w=300&fm=webp").unwrap();
         let (path, query) = url.split_once('?').unwrap();
-        assert_eq!(s.check(path, query, 0), Ok("w=300&fm=webp".into()));
+        assert_eq!(check(&s, path, query, 0), Ok("w=300&fm=webp".into()));
         // Reordered pairs still verify (canonical = sorted).
         let sig = query.rsplit_once("s=").unwrap().1;
-        assert!(s.check(path, &format!("fm=webp&s={sig}&w=300"), 0).is_ok());
+        assert!(check(&s, path, &format!("fm=webp&s={sig}&w=300"), 0).is_ok());
         assert_eq!(
-            s.check(path, &query.replace("w=300", "w=3000"), 0),
+            check(&s, path, &query.replace("w=300", "w=3000"), 0),
             Err(SignatureError::Invalid)
         );
         assert_eq!(
-            s.check("/img/b.jpg", query, 0),
+            check(&s, "/img/b.jpg", query, 0),
             Err(SignatureError::Invalid)
         );
         assert_eq!(
-            s.check(path, "w=300&fm=webp", 0),
+            check(&s, path, "w=300&fm=webp", 0),
             Err(SignatureError::Missing)
         );
-        assert_eq!(s.check(path, "w=300&s=!!", 0), Err(SignatureError::Invalid));
+        assert_eq!(
+            check(&s, path, "w=300&s=!!", 0),
+            Err(SignatureError::Invalid)
+        );
         // Rotation: a URL signed by the second key verifies; one by an unknown key does not.
         let old = signer(&["k2"], true).sign("/img/a.jpg", "w=1").unwrap();
         let (p, q) = old.split_once('?').unwrap();
-        assert!(s.check(p, q, 0).is_ok());
+        assert!(check(&s, p, q, 0).is_ok());
         let other = signer(&["k3"], true).sign("/img/a.jpg", "w=1").unwrap();
         let (p, q) = other.split_once('?').unwrap();
-        assert_eq!(s.check(p, q, 0), Err(SignatureError::Invalid));
+        assert_eq!(check(&s, p, q, 0), Err(SignatureError::Invalid));
     }
 
     #[test]
@@ -198,10 +212,10 @@ mod tests {
         let s = signer(&["k"], true);
         let url = s.sign("/img/a.jpg", "w=10&expires=1000").unwrap();
         let (p, q) = url.split_once('?').unwrap();
-        assert_eq!(s.check(p, q, 999), Ok("w=10".into()));
-        assert_eq!(s.check(p, q, 1000), Err(SignatureError::Expired));
+        assert_eq!(check(&s, p, q, 999), Ok("w=10".into()));
+        assert_eq!(check(&s, p, q, 1000), Err(SignatureError::Expired));
         assert_eq!(
-            s.check(p, &q.replace("1000", "9999"), 0),
+            check(&s, p, &q.replace("1000", "9999"), 0),
             Err(SignatureError::Invalid)
         );
     }
@@ -209,9 +223,9 @@ mod tests {
     #[test]
     fn optional_signatures_still_verify_when_present() {
         let s = signer(&["k"], false);
-        assert_eq!(s.check("/img/a.jpg", "w=1", 0), Ok("w=1".into()));
+        assert_eq!(check(&s, "/img/a.jpg", "w=1", 0), Ok("w=1".into()));
         assert_eq!(
-            s.check("/img/a.jpg", "w=1&s=AAAA", 0),
+            check(&s, "/img/a.jpg", "w=1&s=AAAA", 0),
             Err(SignatureError::Invalid)
         );
     }

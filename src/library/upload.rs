@@ -124,9 +124,11 @@ where
                 }
                 form.description = value.to_string();
             }
-            "is_private" | "isPrivate" => private = Some(parse_bool(value, &name)?),
-            "is_public" | "isPublic" => public = Some(parse_bool(value, &name)?),
-            "remove_exif" | "removeExif" => form.remove_exif = parse_bool(value, &name)?,
+            "is_private" | "isPrivate" => private = Some(crate::util::query::flag(value, &name)?),
+            "is_public" | "isPublic" => public = Some(crate::util::query::flag(value, &name)?),
+            "remove_exif" | "removeExif" => {
+                form.remove_exif = crate::util::query::flag(value, &name)?
+            }
             "key" => {
                 let k = sanitize_key(value).map_err(|e| Error::bad_param("key", e.to_string()))?;
                 form.key = Some(k);
@@ -159,15 +161,6 @@ fn multipart_err(e: multer::Error) -> Error {
             param: None,
             message: format!("malformed multipart body: {other}"),
         },
-    }
-}
-
-/// A boolean form value.
-pub fn parse_bool(v: &str, field: &str) -> Result<bool, Error> {
-    match v.to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Ok(true),
-        "0" | "false" | "no" | "off" | "" => Ok(false),
-        _ => Err(Error::bad_param(field, "must be true or false")),
     }
 }
 

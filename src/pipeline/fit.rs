@@ -125,7 +125,12 @@ mod tests {
     use crate::pipeline::transform::{parse, ParamConfig};
 
     fn g(sw: u32, sh: u32, q: &str) -> Geometry {
-        let t = parse(q, &ParamConfig::default()).unwrap().unwrap();
+        let t = parse(
+            &crate::util::query::Query::parse(q),
+            &ParamConfig::default(),
+        )
+        .unwrap()
+        .unwrap();
         plan(sw, sh, &t)
     }
 

@@ -5,9 +5,9 @@
 //! canonical strings (and so equal cache keys); `parse(canonical(t)) == t`; never panics.
 
 use crate::pipeline::format::ImageFormat;
-use percent_encoding::percent_decode_str;
+pub use crate::util::query::ParamError;
+use crate::util::query::Query;
 use serde::{Deserialize, Serialize};
-use std::fmt;
 
 /// How the image is fitted into the `w`×`h` box (sharp's meanings).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -127,28 +127,8 @@ impl Default for ParamConfig {
     }
 }
 
-/// A rejected parameter: which one and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParamError {
-    /// The parameter name as the client wrote it (or `query`).
-    pub param: String,
-    /// A human-readable reason.
-    pub message: String,
-}
-
-impl fmt::Display for ParamError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for ParamError {}
-
 fn err(param: &str, message: impl Into<String>) -> ParamError {
-    ParamError {
-        param: param.to_string(),
-        message: message.into(),
-    }
+    ParamError::new(param, message)
 }
 
 /// The canonical parameter names, and their aliases.
@@ -196,23 +176,17 @@ struct Raw<'a> {
     bg: Option<(&'a str, String)>,
 }
 
-fn decode(s: &str, param: &str) -> Result<String, ParamError> {
-    let plus = s.replace('+', " ");
-    percent_decode_str(&plus)
-        .decode_utf8()
-        .map(|c| c.into_owned())
-        .map_err(|_| err(param, format!("{param} is not valid UTF-8")))
-}
-
-/// Parse a raw query string (without `?`). `Ok(None)` means no transform was asked for (no
-/// parameters, or only cache busters): the original is served.
-pub fn parse(query: &str, cfg: &ParamConfig) -> Result<Option<Transform>, ParamError> {
+/// Parse a query's pairs. `Ok(None)` means no transform was asked for (no parameters, or only
+/// cache busters): the original is served.
+pub fn parse(query: &Query, cfg: &ParamConfig) -> Result<Option<Transform>, ParamError> {
     let mut raw = Raw::default();
     let mut seen: Vec<&'static str> = Vec::new();
     let mut any = false;
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let key = decode(k, "query")?;
+    for pair in query.pairs() {
+        let key = pair
+            .key
+            .clone()
+            .ok_or_else(|| err("query", "query is not valid UTF-8"))?;
         let Some(&(written, canon)) = ALIASES.iter().find(|(a, _)| *a == key) else {
             let shown: String = key.chars().take(64).collect();
             return Err(err(&shown, format!("unknown parameter '{shown}'")));
@@ -224,7 +198,10 @@ pub fn parse(query: &str, cfg: &ParamConfig) -> Result<Option<Transform>, ParamE
             ));
         }
         seen.push(canon);
-        let value = decode(v, written)?;
+        let value = pair
+            .value
+            .clone()
+            .ok_or_else(|| err(written, format!("{written} is not valid UTF-8")))?;
         if IGNORED.contains(&canon) {
             continue;
         }
@@ -261,11 +238,7 @@ fn parse_dim(p: &str, v: &str, max: u32) -> Result<u32, ParamError> {
 }
 
 fn parse_bool(p: &str, v: &str) -> Result<bool, ParamError> {
-    match v {
-        "1" | "true" => Ok(true),
-        "0" | "false" => Ok(false),
-        _ => Err(err(p, format!("{p} must be 1, true, 0 or false"))),
-    }
+    crate::util::query::flag(v, p)
 }
 
 fn parse_dpr(p: &str, v: &str) -> Result<f64, ParamError> {
@@ -436,7 +409,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn p(q: &str) -> Result<Option<Transform>, ParamError> {
-        parse(q, &ParamConfig::default())
+        parse(&Query::parse(q), &ParamConfig::default())
     }
 
     fn t(q: &str) -> Transform {
@@ -507,7 +480,7 @@ mod tests {
             ("fm=tiff", "fm"),
             ("bg=zzz", "bg"),
             ("bg=12345", "bg"),
-            ("enlarge=yes", "enlarge"),
+            ("enlarge=maybe", "enlarge"),
             ("foo=1", "foo"),
             ("w=1&w=2", "w"),
             ("w=1&width=2", "width"),
