@@ -4,6 +4,7 @@ use super::view::{self, parse_rfc3339};
 use super::{created, json, json_body, Ctx};
 use crate::error::Error;
 use crate::http::response::Body;
+use crate::library::fields;
 use crate::library::upload::{self, UploadLimits};
 use crate::library::Uploader;
 use crate::store::{Cursor, Filter, Order, Paging, Patch};
@@ -99,7 +100,10 @@ pub async fn list(ctx: &Ctx<'_>) -> Result<Response<Body>, Error> {
         "limit",
     ])?;
     let tags = |k: &str| -> Result<Vec<String>, Error> {
-        q.all(k).into_iter().map(|t| upload::tag(t, k)).collect()
+        q.all(k)
+            .into_iter()
+            .map(|t| Ok(fields::tag(t, k)?))
+            .collect()
     };
     let filter = Filter {
         all_tags: tags("tag")?,
@@ -239,7 +243,7 @@ pub async fn patch(ctx: Ctx<'_>, id: &str) -> Result<Response<Body>, Error> {
     let norm = |v: Option<Vec<String>>, field: &str| -> Result<Vec<String>, Error> {
         v.unwrap_or_default()
             .iter()
-            .map(|t| upload::tag(t, field))
+            .map(|t| Ok(fields::tag(t, field)?))
             .collect()
     };
     if body.tags.is_some() && (body.add_tags.is_some() || body.remove_tags.is_some()) {
@@ -254,19 +258,14 @@ pub async fn patch(ctx: Ctx<'_>, id: &str) -> Result<Response<Body>, Error> {
             "send expiry_minutes or expires_at, not both",
         ));
     }
-    if body
-        .description
-        .as_ref()
-        .is_some_and(|d| d.chars().count() > 2000)
-    {
-        return Err(Error::bad_param("description", "at most 2000 characters"));
+    if let Some(d) = &body.description {
+        fields::description(d, "description")?;
     }
     let now = now_ms();
     let expires_at = match (body.expiry_minutes, &body.expires_at) {
-        (Some(0), _) => Some(None),
-        (Some(m), _) => Some(Some(now.saturating_add(
-            i64::try_from(m.min(10 * 366 * 24 * 60)).unwrap_or(0) * 60_000,
-        ))),
+        (Some(m), _) => {
+            Some(fields::expiry_minutes(m, "expiry_minutes")?.map(|m| fields::expires_at(now, m)))
+        }
         (None, Some(serde_json::Value::Null)) => Some(None),
         (None, Some(serde_json::Value::Number(n))) => Some(Some(
             n.as_i64()
@@ -292,8 +291,8 @@ pub async fn patch(ctx: Ctx<'_>, id: &str) -> Result<Response<Body>, Error> {
             .tags
             .map(|t| norm(Some(t), "tags"))
             .transpose()?
-            .map(upload::dedup_tags),
-        add_tags: upload::dedup_tags(norm(body.add_tags, "add_tags")?),
+            .map(fields::dedup_tags),
+        add_tags: fields::dedup_tags(norm(body.add_tags, "add_tags")?),
         remove_tags: norm(body.remove_tags, "remove_tags")?,
         description: body.description,
         is_private: body.is_private,

@@ -5,7 +5,7 @@ use crate::delivery::negotiate::{self, Accept};
 use crate::delivery::presets;
 use crate::error::Error;
 use crate::http::response::{self, Body};
-use crate::library::upload;
+use crate::library::fields;
 use crate::pipeline::output::OutputSpec;
 use crate::pipeline::transform;
 use crate::pipeline::transform::FormatRequest;
@@ -66,7 +66,7 @@ pub async fn random(ctx: &Ctx<'_>, redirect: bool) -> Result<Response<Body>, Err
         ..Filter::default()
     };
     for t in q.all("tag") {
-        filter.all_tags.push(upload::tag(t, "tag")?);
+        filter.all_tags.push(fields::tag(t, "tag")?);
     }
     // Everything else is a transform for `/img`: validated here so the URL is sure to work.
     let mut pass: Vec<Pair> = q

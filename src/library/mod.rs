@@ -12,6 +12,7 @@
 //! Invariants: no HTTP types; every object key it writes is `<tenant>/...`; the access index is
 //! updated before a call returns.
 
+pub mod fields;
 pub mod meta;
 pub mod upload;
 
@@ -198,9 +199,9 @@ impl Library {
                 is_private: fields.is_private,
                 owner: who.owner.clone(),
                 created_at: now,
-                expires_at: fields.expiry_minutes.map(|m| {
-                    now.saturating_add(i64::try_from(m).unwrap_or(i64::MAX / 60_000) * 60_000)
-                }),
+                expires_at: fields
+                    .expiry_minutes
+                    .map(|m| self::fields::expires_at(now, m)),
                 exif: serde_json::Value::Object(a.exif.clone()).to_string(),
                 generation_info: a
                     .generation_info
@@ -351,7 +352,7 @@ struct Fields {
 
 fn form_fields(f: &UploadForm) -> Fields {
     Fields {
-        tags: crate::library::upload::dedup_tags(f.tags.clone()),
+        tags: self::fields::dedup_tags(f.tags.clone()),
         description: f.description.clone(),
         is_private: f.is_private,
         expiry_minutes: f.expiry_minutes,

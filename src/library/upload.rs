@@ -5,6 +5,7 @@
 //! Accepted file fields: `file`, `files`, `files[]`, `image`, `images`, `images[]` (the clients of
 //! ImageFlow, PicHub, Infinite Image Browsing and FileHarbor). Unknown text fields are ignored.
 
+use super::fields;
 use crate::error::Error;
 use crate::storage::origin::sanitize_key;
 use bytes::Bytes;
@@ -41,8 +42,6 @@ pub struct UploadForm {
 const FILE_FIELDS: &[&str] = &["file", "files", "files[]", "image", "images", "images[]"];
 /// Largest text field (description, tags...).
 const MAX_TEXT_FIELD: usize = 64 << 10;
-/// Longest expiry: ten years.
-const MAX_EXPIRY_MINUTES: u64 = 10 * 366 * 24 * 60;
 
 /// Parse a multipart body. `content_type` is the request's header.
 pub async fn parse<S, E>(
@@ -108,21 +107,15 @@ where
             .map_err(|_| Error::bad_param(&name, "field value is not UTF-8"))?;
         let value = value.trim();
         match name.as_str() {
-            "tags" | "tags[]" => form.tags.extend(parse_tags(value, &name)?),
+            "tags" | "tags[]" => form.tags.extend(fields::parse_tags(value, &name)?),
             "expiry_minutes" | "expiryMinutes" => {
                 let m: u64 = value.parse().map_err(|_| {
                     Error::bad_param(&name, "must be a whole number of minutes (0 = never)")
                 })?;
-                if m > MAX_EXPIRY_MINUTES {
-                    return Err(Error::bad_param(&name, "at most ten years"));
-                }
-                form.expiry_minutes = (m > 0).then_some(m);
+                form.expiry_minutes = fields::expiry_minutes(m, &name)?;
             }
             "description" => {
-                if value.chars().count() > 2000 {
-                    return Err(Error::bad_param(&name, "at most 2000 characters"));
-                }
-                form.description = value.to_string();
+                form.description = fields::description(value, &name)?;
             }
             "is_private" | "isPrivate" => private = Some(crate::util::query::flag(value, &name)?),
             "is_public" | "isPublic" => public = Some(crate::util::query::flag(value, &name)?),
@@ -164,40 +157,6 @@ fn multipart_err(e: multer::Error) -> Error {
     }
 }
 
-/// Tags as a JSON array or a comma-separated list; each normalised with `tag`.
-pub fn parse_tags(v: &str, field: &str) -> Result<Vec<String>, Error> {
-    let raw: Vec<String> = if v.starts_with('[') {
-        serde_json::from_str(v)
-            .map_err(|_| Error::bad_param(field, "must be a JSON array of strings"))?
-    } else {
-        v.split(',').map(str::to_string).collect()
-    };
-    raw.iter()
-        .map(|t| t.trim())
-        .filter(|t| !t.is_empty())
-        .map(|t| tag(t, field))
-        .collect()
-}
-
-/// One tag: trimmed, lower-cased, 1..=64 characters, no control characters or commas.
-pub fn tag(t: &str, field: &str) -> Result<String, Error> {
-    let t = t.trim().to_lowercase();
-    if t.is_empty() || t.chars().count() > 64 || t.chars().any(|c| c.is_control() || c == ',') {
-        return Err(Error::bad_param(
-            field,
-            "tags are 1 to 64 characters, without commas or control characters",
-        ));
-    }
-    Ok(t)
-}
-
-/// Tags sorted, each once.
-pub fn dedup_tags(mut tags: Vec<String>) -> Vec<String> {
-    tags.sort();
-    tags.dedup();
-    tags
-}
-
 /// A file name for display: its last path segment, control characters removed, at most 255 bytes.
 fn clean_filename(name: &str) -> String {
     let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
@@ -219,12 +178,15 @@ mod tests {
     #[test]
     fn tags_in_every_spelling() {
         assert_eq!(
-            parse_tags("Cats, dogs ,", "tags").unwrap(),
+            fields::parse_tags("Cats, dogs ,", "tags").unwrap(),
             ["cats", "dogs"]
         );
-        assert_eq!(parse_tags(r#"["A","b"]"#, "tags").unwrap(), ["a", "b"]);
-        assert!(parse_tags("[1,2]", "tags").is_err());
-        assert!(parse_tags(&"x".repeat(65), "tags").is_err());
+        assert_eq!(
+            fields::parse_tags(r#"["A","b"]"#, "tags").unwrap(),
+            ["a", "b"]
+        );
+        assert!(fields::parse_tags("[1,2]", "tags").is_err());
+        assert!(fields::parse_tags(&"x".repeat(65), "tags").is_err());
     }
 
     #[test]

@@ -74,9 +74,7 @@ impl Store {
             .bind(tenant)
             .push(" AND blake3 = ")
             .bind(blake3)
-            .push(" AND (expires_at IS NULL OR expires_at > ")
-            .bind(now)
-            .push(")");
+            .live(false, now);
         self.fetch_one_image(&s).await
     }
 
@@ -88,9 +86,7 @@ impl Store {
             .bind(tenant)
             .push(" AND id = ")
             .bind(id)
-            .push(" AND (expires_at IS NULL OR expires_at > ")
-            .bind(now)
-            .push(")");
+            .live(false, now);
         self.fetch_one_image(&s).await
     }
 
@@ -209,15 +205,9 @@ impl Store {
         {
             let _w = self.write.lock().await;
             let mut tx = self.pool.begin().await?;
-            let exists: Option<String> = sqlx::query_scalar(
-                "SELECT id FROM images WHERE tenant = $1 AND id = $2 \
-                 AND (expires_at IS NULL OR expires_at > $3)",
-            )
-            .bind(tenant)
-            .bind(id)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?;
+            let mut s = Sql::new("SELECT id FROM images WHERE tenant = ");
+            s.bind(tenant).push(" AND id = ").bind(id).live(false, now);
+            let exists = s.query().fetch_optional(&mut *tx).await?;
             if exists.is_none() {
                 return Ok(None);
             }
@@ -314,15 +304,14 @@ impl Store {
 
     /// Tag names of the live images of `tenant` with their counts, by name.
     pub async fn tag_counts(&self, tenant: &str, now: i64) -> Result<Vec<(String, i64)>> {
-        let rows = sqlx::query(
+        let mut s = Sql::new(
             "SELECT t.name AS name, COUNT(*) AS n FROM image_tags t JOIN images i \
-             ON i.id = t.image_id WHERE t.tenant = $1 \
-             AND (i.expires_at IS NULL OR i.expires_at > $2) GROUP BY t.name ORDER BY t.name",
-        )
-        .bind(tenant)
-        .bind(now)
-        .fetch_all(&self.pool)
-        .await?;
+             ON i.id = t.image_id WHERE t.tenant = ",
+        );
+        s.bind(tenant)
+            .live(true, now)
+            .push(" GROUP BY t.name ORDER BY t.name");
+        let rows = s.query().fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| Ok((r.try_get("name")?, r.try_get("n")?)))
             .collect()
@@ -334,15 +323,14 @@ impl Store {
         tenant: &str,
         now: i64,
     ) -> Result<BTreeMap<String, Vec<String>>> {
-        let rows = sqlx::query(
+        let mut s = Sql::new(
             "SELECT t.name AS name, t.image_id AS image_id FROM image_tags t JOIN images i \
-             ON i.id = t.image_id WHERE t.tenant = $1 \
-             AND (i.expires_at IS NULL OR i.expires_at > $2) ORDER BY t.name, i.created_at, i.id",
-        )
-        .bind(tenant)
-        .bind(now)
-        .fetch_all(&self.pool)
-        .await?;
+             ON i.id = t.image_id WHERE t.tenant = ",
+        );
+        s.bind(tenant)
+            .live(true, now)
+            .push(" ORDER BY t.name, i.created_at, i.id");
+        let rows = s.query().fetch_all(&self.pool).await?;
         let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for r in rows {
             out.entry(r.try_get("name")?)
@@ -354,15 +342,12 @@ impl Store {
 
     /// Counts over the live images of `tenant`.
     pub async fn stats(&self, tenant: &str, now: i64) -> Result<Stats> {
-        let rows = sqlx::query(
+        let mut s = Sql::new(
             "SELECT format, COUNT(*) AS n, CAST(COALESCE(SUM(bytes), 0) AS BIGINT) AS b \
-             FROM images WHERE tenant = $1 AND (expires_at IS NULL OR expires_at > $2) \
-             GROUP BY format",
-        )
-        .bind(tenant)
-        .bind(now)
-        .fetch_all(&self.pool)
-        .await?;
+             FROM images WHERE tenant = ",
+        );
+        s.bind(tenant).live(false, now).push(" GROUP BY format");
+        let rows = s.query().fetch_all(&self.pool).await?;
         let mut st = Stats::default();
         for r in rows {
             let n: i64 = r.try_get("n")?;
@@ -401,9 +386,7 @@ impl Store {
 fn live_where(s: &mut Sql, tenant: &str, now: i64, f: &Filter) {
     s.push(" FROM images WHERE tenant = ")
         .bind(tenant)
-        .push(" AND (expires_at IS NULL OR expires_at > ")
-        .bind(now)
-        .push(")");
+        .live(false, now);
     for t in &f.all_tags {
         s.push(
             " AND EXISTS (SELECT 1 FROM image_tags t WHERE t.image_id = images.id AND t.name = ",

@@ -79,6 +79,18 @@ impl Sql {
         self
     }
 
+    /// ` AND` the image (of table `images`, or of its alias `i` when `joined`) is live at
+    /// `now`: not expired. The one place this predicate is written.
+    pub fn live(&mut self, joined: bool, now: i64) -> &mut Self {
+        self.push(if joined {
+            " AND (i.expires_at IS NULL OR i.expires_at > "
+        } else {
+            " AND (expires_at IS NULL OR expires_at > "
+        })
+        .bind(now)
+        .push(")")
+    }
+
     /// Append `(p1, p2, ...)` bound to `values`.
     pub fn bind_list<T: Into<Arg> + Clone>(&mut self, values: &[T]) -> &mut Self {
         self.push("(");
@@ -116,5 +128,22 @@ mod tests {
         s.bind(1i64).push(" AND b IN ").bind_list(&["x", "y"]);
         assert_eq!(s.text, "SELECT 1 WHERE a = $1 AND b IN ($2, $3)");
         assert_eq!(s.args.len(), 3);
+    }
+
+    #[test]
+    fn the_live_predicate() {
+        let mut s = Sql::new("SELECT 1 FROM images WHERE a = ");
+        s.bind(1i64).live(false, 7);
+        assert_eq!(
+            s.text,
+            "SELECT 1 FROM images WHERE a = $1 AND (expires_at IS NULL OR expires_at > $2)"
+        );
+        let mut j = Sql::new(
+            "SELECT 1 FROM image_tags t JOIN images i ON i.id = t.image_id WHERE t.tenant = ",
+        );
+        j.bind("t").live(true, 7);
+        assert!(j
+            .text
+            .ends_with(" AND (i.expires_at IS NULL OR i.expires_at > $2)"));
     }
 }
