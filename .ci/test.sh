@@ -36,17 +36,8 @@ wait_for() {   # wait_for NAME SECONDS CMD...
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 free_port_low() { local x; until x=$(free_port); ((x < 55000)); do :; done; echo "$x"; }
 
-# System packages: nasm (rav1e asm, libjpeg-turbo SIMD) and cmake (libjpeg-turbo build), curl.
-need=()
-command -v nasm >/dev/null || need+=(nasm)
-command -v cmake >/dev/null || need+=(cmake)
-command -v curl >/dev/null || need+=(curl)
-if ((${#need[@]})); then
-  log "installing ${need[*]}"
-  SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
-  $SUDO apt-get update -q >/dev/null
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
-fi
+# System packages: nasm (rav1e asm, libjpeg-turbo SIMD), cmake (libjpeg-turbo build), curl.
+scripts/setup
 
 # Real S3: SeaweedFS `weed mini`, signatures checked, buckets not auto-created.
 if [ ! -x "$TOOLS/weed-venv/bin/weed" ]; then
