@@ -49,6 +49,8 @@ export REFRACT_TEST_S3_KEY=ci-access-key REFRACT_TEST_S3_SECRET=ci-secret-key RE
 S3_PORT=$(free_port_low); M=$(free_port_low); V=$(free_port_low); F=$(free_port_low); A=$(free_port_low)
 WEED_PORTS+=("$S3_PORT" "$M" "$V" "$F" "$A")
 export REFRACT_TEST_S3_ENDPOINT="http://127.0.0.1:$S3_PORT"
+# The outage test (tests/resilience.rs) starts, stops and kills a SeaweedFS of its own.
+export REFRACT_TEST_WEED="$TOOLS/weed-venv/bin/weed"
 cat >"$SVC/s3.json" <<JSON
 {"identities":[{"name":"ci","credentials":[{"accessKey":"$REFRACT_TEST_S3_KEY","secretKey":"$REFRACT_TEST_S3_SECRET"}],
   "actions":["Admin","Read","List","Tagging","Write"]}]}

@@ -13,7 +13,7 @@ use crate::control::{self, Control, RandomParts};
 use crate::delivery::persist::Persist;
 use crate::delivery::signing::Signer;
 use crate::delivery::{self, Delivery};
-use crate::library::Library;
+use crate::library::{Library, OnRemoved};
 use crate::pipeline::output::Enabled;
 use crate::pipeline::PixelLimits;
 use crate::routes::Routes;
@@ -66,19 +66,11 @@ pub async fn build(config: &Config) -> Result<Built, String> {
     let auth = Arc::new(Auth::new(&config.auth, store.clone()));
     let ratelimits = Arc::new(RateLimits::new(&config.ratelimit));
     let trusted_proxies = config.trusted_proxies()?;
-    let library = Arc::new(Library::new(
-        store.clone(),
-        origin.clone(),
-        visibility.clone(),
-        cpu.clone(),
-        PixelLimits::from(&config.limits),
-        &config.metadata,
-    ));
     let delivery = Arc::new(Delivery::new(delivery::Parts {
-        origin,
+        origin: origin.clone(),
         persist,
-        cpu,
-        visibility,
+        cpu: cpu.clone(),
+        visibility: visibility.clone(),
         auth: auth.clone(),
         ratelimits: ratelimits.clone(),
         trusted_proxies: trusted_proxies.clone(),
@@ -91,6 +83,26 @@ pub async fn build(config: &Config) -> Result<Built, String> {
         cache_control: config.server.cache_control.clone(),
         img_rate_limited: config.ratelimit.img_per_minute > 0,
     }));
+    // A deleted source takes its variants with it, from both tiers.
+    let purge = delivery.clone();
+    let on_removed: OnRemoved = Arc::new(move |key: String| {
+        let d = purge.clone();
+        Box::pin(async move {
+            let n = d.purge_source(&key).await;
+            if n > 0 {
+                tracing::debug!(key, variants = n, "variants purged");
+            }
+        })
+    });
+    let library = Arc::new(Library::new(
+        store.clone(),
+        origin.clone(),
+        visibility.clone(),
+        cpu.clone(),
+        PixelLimits::from(&config.limits),
+        &config.metadata,
+        on_removed,
+    ));
     let control = Arc::new(Control::new(control::Parts {
         store,
         library: library.clone(),

@@ -81,6 +81,9 @@ async fn abandoned_heavy_requests_release_the_queue_slots_and_memory() {
             ("REFRACT__LIMITS__QUEUE_DEPTH", "256"),
             ("REFRACT__LIMITS__AVIF_BUDGET_MS", "0"),
             ("REFRACT__CACHE__PERSISTENT__MAX_BYTES", "0"),
+            // Other tests share the CPU: the fresh transforms below may queue a while.
+            ("REFRACT__LIMITS__QUEUE_TIMEOUT_MS", "120000"),
+            ("REFRACT__LIMITS__REQUEST_TIMEOUT_MS", "240000"),
         ],
     );
     let base = format!("http://127.0.0.1:{port}");
@@ -165,4 +168,566 @@ async fn a_coalesced_miss_whose_first_requester_leaves_still_completes_for_the_o
     assert_eq!(again.headers()["x-cache"], "HIT");
     until_idle(&base).await;
     assert_eq!(metric(&base, "refract_cpu_waiting").await, 0);
+}
+
+/// Files (not folders) under `dir`, recursively.
+fn objects_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(objects_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_removes_every_variant_from_both_tiers() {
+    use common::api::*;
+    let server = start_api(|c| c.limits.avif_budget_ms = 0);
+    let api = Api::admin(&server);
+    let cache_dir = server.data_dir().join("cache");
+    let a = api.upload_one("a.png", &distinct_png(1), &[]).await;
+    let b = api.upload_one("b.png", &distinct_png(2), &[]).await;
+    let (a_url, b_url) = (
+        a["url"].as_str().unwrap().to_string(),
+        b["url"].as_str().unwrap().to_string(),
+    );
+    let http = common::client();
+    for url in [&a_url, &b_url] {
+        for q in ["w=100&fm=webp", "w=120&fm=png", "w=90&fm=avif"] {
+            let r = http.get(format!("{url}?{q}")).send().await.unwrap();
+            assert_eq!(r.status(), 200, "{url}?{q}");
+        }
+    }
+    // The persistent tier is written in the background.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while objects_under(&cache_dir).len() < 6 {
+        assert!(
+            Instant::now() < deadline,
+            "variants never reached the persistent tier"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let before = objects_under(&cache_dir);
+    let r = api
+        .delete(&format!("/api/v1/images/{}", a["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // Gone from disk when the DELETE answers: only b's three variants remain.
+    let after = objects_under(&cache_dir);
+    assert_eq!(after.len(), 3, "before {before:?}\nafter {after:?}");
+    // b is untouched and still served from memory.
+    let r = http
+        .get(format!("{b_url}?w=100&fm=webp"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-cache"], "HIT");
+    // The same bytes uploaded again are transformed afresh (nothing of the old copy served).
+    let again = api.upload_one("a.png", &distinct_png(1), &[]).await;
+    assert_eq!(again["duplicate"], false);
+    let r = http
+        .get(format!("{}?w=100&fm=webp", again["url"].as_str().unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-cache"], "MISS");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_bytes_upload_again_after_an_earlier_copy_expired_before_the_sweep() {
+    use common::api::*;
+    // The sweeper runs hourly here: the expired row is still in the database.
+    let server = start_api(|c| c.expiry.sweep_interval = 3600);
+    let api = Api::admin(&server);
+    let first = api.upload_one("x.png", &distinct_png(7), &[]).await;
+    let id = first["id"].as_str().unwrap();
+    let r = api
+        .json(
+            "PATCH",
+            &format!("/api/v1/images/{id}"),
+            &serde_json::json!({"expires_at": 1}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(api.get(&format!("/api/v1/images/{id}")).await.status, 404);
+    let second = api
+        .upload(Form::new().file("file", "x.png", &distinct_png(7)))
+        .await;
+    assert_eq!(second.status, 201, "{}", second.text());
+    let img = &second.json()["images"][0];
+    assert_eq!(img["duplicate"], false);
+    assert_ne!(img["id"].as_str().unwrap(), id);
+    let r = common::client()
+        .get(img["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn uploads_abandoned_mid_body_or_mid_batch_leave_nothing_behind_without_a_restart() {
+    use common::api::*;
+    let server = start_api(|_| {});
+    let api = Api::admin(&server);
+    let port: u16 = server.base.rsplit(':').next().unwrap().parse().unwrap();
+    let images = server.data_dir().join("images");
+    // Forty batches of three files each; clients hang up at every point: in the middle of the
+    // body, right after it, and while the batch is being stored.
+    let mut tasks = Vec::new();
+    for n in 0..40usize {
+        let body = Form::new()
+            .file("files", "a.png", &distinct_png(1000 + n * 3))
+            .file("files", "b.png", &distinct_png(1001 + n * 3))
+            .file("files", "c.png", &distinct_png(1002 + n * 3))
+            .body();
+        tasks.push(tokio::spawn(async move {
+            let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .unwrap();
+            let head = format!(
+                "POST /api/v1/images HTTP/1.1\r\nHost: t\r\nX-API-Key: {ADMIN}\r\n\
+                 Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n\
+                 Content-Length: {}\r\n\r\n",
+                body.len()
+            );
+            s.write_all(head.as_bytes()).await.unwrap();
+            let cut = match n % 4 {
+                0 => body.len() / 2,
+                _ => body.len(),
+            };
+            s.write_all(&body[..cut]).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(5 * (n as u64 % 8))).await;
+            drop(s);
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // Whatever was stored is whole: every row has its object and every object its row, with no
+    // reservation left in the journal (read from the database file itself) and nothing in
+    // staging, now (not after a restart).
+    let store = refract::store::Store::open_sqlite(&server.data_dir().join("refract.db"))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let listed: Vec<String> = api.get("/api/v1/images?per_page=100").await.json()["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["key"].as_str().unwrap().to_string())
+            .collect();
+        let mut on_disk: Vec<String> = objects_under(&images)
+            .iter()
+            .filter(|p| !p.to_string_lossy().contains(".refract-tmp"))
+            .map(|p| {
+                p.strip_prefix(&images)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/")
+            })
+            .filter(|k| k.starts_with("default/"))
+            .collect();
+        on_disk.sort();
+        let mut keys = listed.clone();
+        keys.sort();
+        let staged = objects_under(&images.join(".refract-tmp")).len();
+        let reserved = store.pending().await.unwrap();
+        if keys == on_disk && staged == 0 && reserved.is_empty() {
+            assert_eq!(
+                keys.len() % 3,
+                0,
+                "batches are all or nothing: {}",
+                keys.len()
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "rows {keys:?}\nobjects {on_disk:?}\nstaged {staged}\nreserved {reserved:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A SeaweedFS of this test's own (started from the binary `.ci/test.sh` installs), so that it
+/// can be stopped and killed without touching the suite's shared one.
+struct Weed {
+    bin: String,
+    dir: std::path::PathBuf,
+    ports: [u16; 5],
+    child: Option<std::process::Child>,
+}
+
+const WEED_KEY: &str = "outage-key";
+const WEED_SECRET: &str = "outage-secret";
+
+impl Weed {
+    fn start(dir: &Path) -> Weed {
+        let bin = std::env::var("REFRACT_TEST_WEED").unwrap_or_else(|_| {
+            panic!("REFRACT_TEST_WEED is not set: run the suite with .ci/test.sh")
+        });
+        let low = || loop {
+            let p = free_port();
+            if p < 55000 {
+                return p;
+            }
+        };
+        let mut w = Weed {
+            bin,
+            dir: dir.to_path_buf(),
+            ports: [low(), low(), low(), low(), low()],
+            child: None,
+        };
+        std::fs::create_dir_all(&w.dir).unwrap();
+        std::fs::write(
+            w.dir.join("s3.json"),
+            format!(
+                r#"{{"identities":[{{"name":"t","credentials":[{{"accessKey":"{WEED_KEY}","secretKey":"{WEED_SECRET}"}}],"actions":["Admin","Read","List","Tagging","Write"]}}]}}"#
+            ),
+        )
+        .unwrap();
+        w.run();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while w.s3(&["-X", "PUT", &format!("{}/images", w.endpoint())]) != "200" {
+            assert!(Instant::now() < deadline, "SeaweedFS did not come up");
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        w
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.ports[0])
+    }
+
+    fn run(&mut self) {
+        let [s3, m, v, f, a] = self.ports;
+        let d = self.dir.display();
+        let child = std::process::Command::new(&self.bin)
+            .args([
+                "mini",
+                &format!("-dir={d}/data"),
+                "-ip=127.0.0.1",
+                "-ip.bind=127.0.0.1",
+                &format!("-master.port={m}"),
+                &format!("-volume.port={v}"),
+                &format!("-filer.port={f}"),
+                &format!("-s3.port={s3}"),
+                "-admin.ui=false",
+                &format!("-admin.port={a}"),
+                "-webdav=false",
+                "-s3.port.iceberg=0",
+                "-s3.port.lance=0",
+                &format!("-s3.config={d}/s3.json"),
+                "-s3.autoCreateBucket=false",
+                &format!("-filer.localSocket={d}/filer.sock"),
+                &format!("-s3.localSocket={d}/s3.sock"),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+    }
+
+    /// curl with SigV4 against this server; returns the status code.
+    fn s3(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "5",
+            ])
+            .args(["--aws-sigv4", "aws:amz:us-east-1:s3"])
+            .args(["--user", &format!("{WEED_KEY}:{WEED_SECRET}")])
+            .args(["-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD"])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().unwrap().id().to_string();
+        let ok = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig} {pid}");
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Weed {
+    fn drop(&mut self) {
+        if let Some(c) = &self.child {
+            // A stopped process must be continued to die cleanly.
+            let _ = std::process::Command::new("kill")
+                .args(["-CONT", &c.id().to_string()])
+                .status();
+        }
+        self.kill();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_origin_outage_serves_cached_variants_stale_and_recovers_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut weed = Weed::start(&dir.path().join("weed"));
+    let put = weed.s3(&[
+        "-X",
+        "PUT",
+        "--upload-file",
+        &format!("{}/rocket-640x427-adobergb.jpg", common::FIXTURES),
+        &format!("{}/images/o/cat.jpg", weed.endpoint()),
+    ]);
+    assert_eq!(put, "200");
+    let port = free_port();
+    let endpoint = weed.endpoint();
+    let _refract = spawn_guarded(
+        &dir.path().join("data"),
+        port,
+        &[
+            ("REFRACT__STORAGE__BACKEND", "s3"),
+            ("REFRACT__STORAGE__ENDPOINT", &endpoint),
+            ("REFRACT__STORAGE__BUCKET", "images"),
+            ("REFRACT__STORAGE__PREFIX", "o/"),
+            ("REFRACT__STORAGE__ACCESS_KEY_ID", WEED_KEY),
+            ("REFRACT__STORAGE__SECRET_ACCESS_KEY", WEED_SECRET),
+            ("REFRACT__STORAGE__TIMEOUT_MS", "1500"),
+            ("REFRACT__STORAGE__STAT_TTL_MS", "200"),
+            ("REFRACT__CACHE__PERSISTENT__MAX_BYTES", "0"),
+        ],
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    // A hang guard (not a speed check): nothing may wait much past the storage timeout.
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .unwrap();
+    let get = |q: &str| {
+        let (http, url) = (http.clone(), format!("{base}/img/cat.jpg{q}"));
+        async move {
+            let r = http.get(url).send().await.unwrap();
+            let cache = r
+                .headers()
+                .get("x-cache")
+                .map(|v| v.to_str().unwrap().to_string())
+                .unwrap_or_default();
+            let cc = r
+                .headers()
+                .get("cache-control")
+                .map(|v| v.to_str().unwrap().to_string())
+                .unwrap_or_default();
+            (r.status().as_u16(), cache, cc)
+        }
+    };
+    assert_eq!(get("?w=100").await.0, 200);
+    assert_eq!(get("?w=100").await.1, "HIT");
+
+    // A stall (SIGSTOP): the cached variant is served stale, the rest time out.
+    weed.signal("-STOP");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (status, cache, cc) = get("?w=100").await;
+    assert_eq!((status, cache.as_str()), (200, "STALE"));
+    assert_eq!(cc, "public, max-age=60");
+    assert_eq!(get("?w=101").await.0, 504, "uncached during a stall");
+    assert_eq!(get("").await.0, 504, "the original during a stall");
+    weed.signal("-CONT");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (status, cache, _) = get("?w=102").await;
+    assert_eq!(
+        (status, cache.as_str()),
+        (200, "MISS"),
+        "fresh transforms after recovery"
+    );
+    assert_eq!(get("?w=100").await.1, "HIT", "fresh again after recovery");
+
+    // Down (SIGKILL): stale again for what is cached, 502 for the rest.
+    weed.kill();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(get("?w=100").await.1, "STALE");
+    assert_eq!(
+        get("?w=103").await.0,
+        502,
+        "uncached while the origin is down"
+    );
+
+    // Back up on the same data: served fresh, with no restart of Refract.
+    weed.run();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, cache, _) = get("?w=104").await;
+        if status == 200 {
+            assert_eq!(cache, "MISS");
+            break;
+        }
+        assert!(
+            status == 502 || status == 504,
+            "only 502/504 while coming back, got {status}"
+        );
+        assert!(Instant::now() < deadline, "no recovery");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(get("?w=100").await.1, "HIT");
+}
+
+/// Send `head` then `body` at `bytes_per_tick` every `tick`; returns the status line's code and
+/// the body of the answer (the server may answer before the body is complete).
+async fn trickle(
+    port: u16,
+    head: String,
+    body: Vec<u8>,
+    bytes_per_tick: usize,
+    tick: Duration,
+) -> (u16, String) {
+    use tokio::io::AsyncReadExt;
+    let s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let (mut rd, mut wr) = s.into_split();
+    let writer = tokio::spawn(async move {
+        wr.write_all(head.as_bytes()).await.unwrap();
+        for chunk in body.chunks(bytes_per_tick) {
+            if wr.write_all(chunk).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(tick).await;
+        }
+    });
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(30), rd.read_to_end(&mut buf)).await;
+    writer.abort();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let code = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickling_upload_is_cut_off_with_408_and_stores_nothing() {
+    use common::api::*;
+    let server = start_api(|c| {
+        c.limits.body_timeout_ms = 1500;
+        c.limits.min_body_rate = 0;
+    });
+    let api = Api::admin(&server);
+    let port: u16 = server.base.rsplit(':').next().unwrap().parse().unwrap();
+    let body = Form::new().file("file", "a.png", &distinct_png(77)).body();
+    let head = |len: usize| {
+        format!(
+            "POST /api/v1/images HTTP/1.1\r\nHost: t\r\nX-API-Key: {ADMIN}\r\n\
+             Content-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {len}\r\n\r\n"
+        )
+    };
+    // Past the whole-body deadline.
+    let (code, text) = trickle(
+        port,
+        head(body.len()),
+        body.clone(),
+        2048,
+        Duration::from_millis(200),
+    )
+    .await;
+    assert_eq!(code, 408, "{text}");
+    assert!(text.contains("REQUEST_TIMEOUT"), "{text}");
+    assert_eq!(api.ids("").await.len(), 0, "nothing stored");
+
+    // Under the minimum rate (checked after 5 s), with a generous deadline.
+    let server = start_api(|c| {
+        c.limits.body_timeout_ms = 60_000;
+        c.limits.min_body_rate = 50_000;
+    });
+    let api = Api::admin(&server);
+    let port: u16 = server.base.rsplit(':').next().unwrap().parse().unwrap();
+    let (code, text) = trickle(
+        port,
+        head(body.len()),
+        body.clone(),
+        4096,
+        Duration::from_millis(250),
+    )
+    .await;
+    assert_eq!(code, 408, "{text}");
+    assert_eq!(api.ids("").await.len(), 0, "nothing stored");
+    // A body at a normal pace is stored.
+    let r = api
+        .upload(Form::new().file("file", "a.png", &distinct_png(77)))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_keep_alive_connections_are_closed_and_free_their_slot() {
+    use tokio::io::AsyncReadExt;
+    let server = common::start(|c| {
+        c.server.header_read_timeout_secs = 1;
+        c.server.max_connections = 4;
+    });
+    let port: u16 = server.base.rsplit(':').next().unwrap().parse().unwrap();
+    // A keep-alive connection that answers one request, then idles: closed by the server.
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = s.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "an idle keep-alive connection stayed open");
+
+    // Every slot held by an idle client: a new client is served once one is freed (here by the
+    // idle timeout; the kernel's backlog holds it meanwhile).
+    let mut idle = Vec::new();
+    for _ in 0..4 {
+        idle.push(
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .unwrap(),
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let r = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+        .get(server.url("/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    drop(idle);
 }

@@ -125,6 +125,30 @@ fn tidy_imports_follow_the_module_map() {
     );
 }
 
+/// ARCHITECTURE.md shows the same table.
+#[test]
+fn tidy_architecture_md_shows_the_map() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("ARCHITECTURE.md")).unwrap();
+    let rows: Vec<&str> = doc.lines().filter(|l| l.starts_with("| `")).collect();
+    for (m, allowed) in MAP {
+        let want = if allowed.is_empty() {
+            format!("| `{m}` | (nothing) |")
+        } else {
+            format!("| `{m}` | {} |", allowed.join(", "))
+        };
+        assert!(
+            rows.contains(&want.as_str()),
+            "ARCHITECTURE.md's module map lacks: {want}"
+        );
+    }
+    assert_eq!(
+        rows.len(),
+        MAP.len(),
+        "ARCHITECTURE.md's map has other rows"
+    );
+}
+
 /// The map has no cycle: every module's allowed imports are below it.
 #[test]
 fn tidy_module_map_points_one_way() {

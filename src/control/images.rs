@@ -1,7 +1,7 @@
 //! `/api/v1/images`: upload, search, read, update, delete.
 
 use super::view::{self, parse_rfc3339};
-use super::{created, json, json_body, Ctx};
+use super::{created, detached, guarded_body, json, json_body, Ctx};
 use crate::error::Error;
 use crate::http::response::Body;
 use crate::library::fields;
@@ -11,9 +11,10 @@ use crate::store::{Cursor, Filter, Order, Paging, Patch};
 use crate::util::clock::now_ms;
 use base64::Engine;
 use http::Response;
-use http_body_util::BodyExt;
 use serde::Deserialize;
 use serde_json::json as j;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 const FORMATS: &[&str] = &["jpeg", "png", "gif", "webp"];
 const SHAPES: &[&str] = &["landscape", "portrait", "square"];
@@ -49,13 +50,24 @@ pub async fn upload(ctx: Ctx<'_>) -> Result<Response<Body>, Error> {
             )));
         }
     }
-    let stream = ctx.req.into_body().into_data_stream();
-    let form = upload::parse(&content_type, stream, lim).await?;
+    let timed_out = Arc::new(AtomicBool::new(false));
+    let stream = guarded_body(ctx.req.into_body(), &ctl.limits, timed_out.clone());
+    let form = match upload::parse(&content_type, stream, lim).await {
+        Err(_) if timed_out.load(Ordering::Relaxed) => {
+            return Err(Error::RequestTimeout(format!(
+                "the upload body did not arrive within limits.body_timeout_ms ({} ms) or at \
+                 limits.min_body_rate ({} bytes/s)",
+                ctl.limits.body_timeout_ms, ctl.limits.min_body_rate
+            )))
+        }
+        other => other?,
+    };
     let who = Uploader {
         tenant: p.tenant.clone(),
         owner,
     };
-    let stored = ctl.library.ingest(&who, form).await?;
+    let lib = ctl.library.clone();
+    let stored = detached(async move { lib.ingest(&who, form).await }).await?;
     let images: Vec<_> = stored
         .iter()
         .map(|s| {
@@ -309,7 +321,8 @@ pub async fn patch(ctx: Ctx<'_>, id: &str) -> Result<Response<Body>, Error> {
 /// `DELETE /api/v1/images/{id}`.
 pub async fn delete(ctx: &Ctx<'_>, id: &str) -> Result<Response<Body>, Error> {
     let p = ctx.principal()?;
-    if !ctx.ctl.library.delete(&p.tenant, id).await? {
+    let (lib, tenant, image) = (ctx.ctl.library.clone(), p.tenant.clone(), id.to_string());
+    if !detached(async move { lib.delete(&tenant, &image).await }).await? {
         return Err(not_found());
     }
     Ok(json(

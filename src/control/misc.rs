@@ -1,6 +1,6 @@
 //! Tags, stats, random picks, the effective config and maintenance.
 
-use super::{json, Ctx};
+use super::{detached, json, Ctx};
 use crate::delivery::negotiate::{self, Accept};
 use crate::delivery::presets;
 use crate::error::Error;
@@ -49,7 +49,8 @@ pub fn config(ctx: &Ctx<'_>) -> Result<Response<Body>, Error> {
 
 /// `POST /api/v1/maintenance/cleanup`: delete expired images now.
 pub async fn cleanup(ctx: &Ctx<'_>) -> Result<Response<Body>, Error> {
-    let n = ctx.ctl.library.purge_expired().await?;
+    let lib = ctx.ctl.library.clone();
+    let n = detached(async move { lib.purge_expired().await }).await?;
     Ok(json(
         &j!({"success": true, "message": "Expired image cleanup triggered.", "deleted": n}),
     ))

@@ -314,6 +314,66 @@ pub(crate) async fn json_body<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// A request body that must arrive within `body_timeout_ms` and, after five seconds, at an
+/// average of at least `min_body_rate` bytes per second. When it does not, the stream ends in an
+/// error and `timed_out` is set (the caller answers 408).
+fn guarded_body(
+    body: hyper::body::Incoming,
+    limits: &LimitsConfig,
+    timed_out: Arc<std::sync::atomic::AtomicBool>,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    use futures_util::StreamExt;
+    let start = tokio::time::Instant::now();
+    let deadline = start + std::time::Duration::from_millis(limits.body_timeout_ms.max(1));
+    let min_rate = limits.min_body_rate;
+    let state = (body.into_data_stream(), 0u64, false);
+    futures_util::stream::unfold(state, move |(mut inner, mut got, done)| {
+        let timed_out = timed_out.clone();
+        async move {
+            if done {
+                return None;
+            }
+            let fail = |why: &str| {
+                timed_out.store(true, std::sync::atomic::Ordering::Relaxed);
+                std::io::Error::new(std::io::ErrorKind::TimedOut, why.to_string())
+            };
+            loop {
+                let now = tokio::time::Instant::now();
+                if now >= deadline {
+                    return Some((Err(fail("body timeout")), (inner, got, true)));
+                }
+                let secs = now.duration_since(start).as_secs();
+                if min_rate > 0 && secs >= 5 && got / secs < min_rate {
+                    return Some((Err(fail("body too slow")), (inner, got, true)));
+                }
+                // Wake up at least every second to check the rate again.
+                let wake = (now + std::time::Duration::from_secs(1)).min(deadline);
+                match tokio::time::timeout_at(wake, inner.next()).await {
+                    Ok(Some(Ok(chunk))) => {
+                        got += chunk.len() as u64;
+                        return Some((Ok(chunk), (inner, got, false)));
+                    }
+                    Ok(Some(Err(e))) => {
+                        return Some((Err(std::io::Error::other(e)), (inner, got, true)))
+                    }
+                    Ok(None) => return None,
+                    Err(_) => continue,
+                }
+            }
+        }
+    })
+}
+
+/// Run a library operation to its end even if the client goes away: a dropped request must not
+/// cut a multi-step write short (objects written, rows not yet). The handler awaits the result.
+async fn detached<T: Send + 'static>(
+    work: impl std::future::Future<Output = Result<T, Error>> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::spawn(work)
+        .await
+        .map_err(|e| Error::Internal(format!("library task: {e}")))?
+}
+
 /// A `200 OK` JSON response with `Cache-Control: no-store`.
 pub(crate) fn json(v: &serde_json::Value) -> Response<Body> {
     response::json_ok(v, "no-store")

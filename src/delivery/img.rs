@@ -13,8 +13,9 @@ use crate::delivery::variants::{Wanted, AVIF_PENDING_MAX_AGE};
 use crate::error::Error;
 use crate::http::response::{self, Body, ImageMeta, RangeReq};
 use crate::pipeline::format::ImageFormat;
+use crate::pipeline::output::OutputSpec;
 use crate::pipeline::transform::{self, Transform};
-use crate::storage::origin::{sanitize_key, Stat};
+use crate::storage::origin::{sanitize_key, Freshness, OriginError, Stat};
 use crate::util::query::Query;
 use http::{header, Request, Response};
 use std::sync::Arc;
@@ -187,7 +188,7 @@ async fn variant<B>(
             Error::NotAcceptable("no image format in Accept can be produced".into())
         }
     })?;
-    let stat = app.origin.stat(key).await?;
+    let (stat, freshness) = app.origin.stat_or_stale(key).await?;
     let max = app.limits.max_source_bytes;
     if stat.version.len > max {
         return Err(Error::PayloadTooLarge(format!(
@@ -200,6 +201,9 @@ async fn variant<B>(
         stat: &stat,
         transform: &t,
     };
+    if let Freshness::Stale(outage) = freshness {
+        return stale(app, req, &wanted, spec, head, cache_control, outage).await;
+    }
     let plan = app.plan(&wanted, spec).await?;
     let cache_control = if plan.interim
         && !cache_control.contains("private")
@@ -225,5 +229,46 @@ async fn variant<B>(
     let (enc, tier) = app.fetch(&wanted, plan).await?;
     meta.content_type = enc.format.mime();
     meta.x_cache = Some(tier.x_cache());
+    Ok(response::image(&meta, enc.bytes.clone(), None, head))
+}
+
+/// `Cache-Control` of a variant served stale during an origin outage: short, so that caches
+/// ask again soon after the origin is back.
+const STALE_MAX_AGE: u32 = 60;
+
+/// The origin cannot be reached but a version of the source was seen within
+/// `storage.stale_if_error_secs`: serve the variant from a tier (`X-Cache: STALE`), or the
+/// outage's error when neither tier has it.
+async fn stale<B>(
+    app: &Arc<Delivery>,
+    req: &Request<B>,
+    wanted: &Wanted<'_>,
+    spec: OutputSpec,
+    head: bool,
+    cache_control: &str,
+    outage: OriginError,
+) -> Result<Response<Body>, Error> {
+    let Some((enc, key)) = app.stored(wanted, spec).await else {
+        // Nothing kept: the outage's own answer (502 or 504).
+        return Err(outage.into());
+    };
+    let cache_control = if cache_control.contains("private") || cache_control.contains("no-store") {
+        std::borrow::Cow::Borrowed(cache_control)
+    } else {
+        std::borrow::Cow::Owned(format!("public, max-age={STALE_MAX_AGE}"))
+    };
+    let etag = key.etag();
+    let meta = ImageMeta {
+        content_type: enc.format.mime(),
+        etag: &etag,
+        last_modified: modified(wanted.stat),
+        cache_control: &cache_control,
+        vary_accept: spec.varies(),
+        x_cache: Some("STALE"),
+        accept_ranges: false,
+    };
+    if is_not_modified(req, &etag, None) {
+        return Ok(response::not_modified(&meta));
+    }
     Ok(response::image(&meta, enc.bytes.clone(), None, head))
 }

@@ -1,8 +1,10 @@
 //! Cache keys and ETags.
 //!
 //! `CacheKey` = blake3(schema version ‖ storage key ‖ source version ‖ canonical transform ‖
-//! output spec ‖ encoder settings). A new source version gives a new key, so an overwrite never
-//! needs a purge. Invariant: plain types in, no knowledge of moka or OpenDAL.
+//! output spec ‖ encoder settings), tagged with the source it derives from (64 bits of
+//! blake3(storage key)), so every variant of a source can be found and purged when the source
+//! is deleted. A new source version gives a new key, so an overwrite never needs a purge.
+//! Invariant: plain types in, no knowledge of moka or OpenDAL.
 
 use crate::storage::origin::SourceVersion;
 use std::fmt;
@@ -10,9 +12,32 @@ use std::fmt;
 /// Bump when the pipeline's output for the same inputs changes.
 const SCHEMA: &str = "refract-v1";
 
-/// A 256-bit cache key.
+/// Which source a variant derives from: 64 bits of blake3(storage key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SourceTag(pub [u8; 8]);
+
+impl SourceTag {
+    pub fn of(storage_key: &str) -> Self {
+        let h = blake3::hash(storage_key.as_bytes());
+        let mut t = [0u8; 8];
+        t.copy_from_slice(&h.as_bytes()[..8]);
+        Self(t)
+    }
+
+    /// Lower-case hex (16 digits).
+    pub fn hex(&self) -> String {
+        let mut s = String::with_capacity(16);
+        push_hex(&mut s, &self.0);
+        s
+    }
+}
+
+/// A 256-bit cache key and the source it derives from.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct CacheKey(pub [u8; 32]);
+pub struct CacheKey {
+    pub source: SourceTag,
+    pub hash: [u8; 32],
+}
 
 impl fmt::Debug for CacheKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -29,35 +54,41 @@ impl CacheKey {
         output: &str,
         settings: &str,
     ) -> Self {
-        Self::of(&[
-            "variant",
+        Self::of(
             path,
-            &version_string(v),
-            canonical,
-            output,
-            settings,
-        ])
+            &[
+                "variant",
+                path,
+                &version_string(v),
+                canonical,
+                output,
+                settings,
+            ],
+        )
     }
 
     /// Derive the key of an original (no transform).
     pub fn original(path: &str, v: &SourceVersion) -> Self {
-        Self::of(&["original", path, &version_string(v)])
+        Self::of(path, &["original", path, &version_string(v)])
     }
 
     /// blake3 over the schema and the length-prefixed parts (so no boundary can shift).
-    fn of(parts: &[&str]) -> Self {
+    fn of(path: &str, parts: &[&str]) -> Self {
         let mut h = blake3::Hasher::new();
         for part in std::iter::once(SCHEMA).chain(parts.iter().copied()) {
             h.update(&(part.len() as u64).to_le_bytes());
             h.update(part.as_bytes());
         }
-        Self(*h.finalize().as_bytes())
+        Self {
+            source: SourceTag::of(path),
+            hash: *h.finalize().as_bytes(),
+        }
     }
 
     /// Lower-case hex of the whole key.
     pub fn hex(&self) -> String {
         let mut s = String::with_capacity(64);
-        push_hex(&mut s, &self.0);
+        push_hex(&mut s, &self.hash);
         s
     }
 
@@ -65,7 +96,7 @@ impl CacheKey {
     pub fn etag(&self) -> String {
         let mut s = String::with_capacity(34);
         s.push('"');
-        push_hex(&mut s, &self.0[..16]);
+        push_hex(&mut s, &self.hash[..16]);
         s.push('"');
         s
     }
@@ -133,6 +164,16 @@ mod tests {
             CacheKey::variant("ab", &v(1), "c", "o", "s"),
             CacheKey::variant("a", &v(1), "bc", "o", "s")
         );
+    }
+
+    #[test]
+    fn variants_carry_their_source() {
+        let a = CacheKey::variant("a.jpg", &v(1), "w=1", "fixed:jpeg", "s");
+        let b = CacheKey::variant("a.jpg", &v(2), "w=9", "fixed:png", "t");
+        assert_eq!(a.source, b.source);
+        assert_eq!(a.source, SourceTag::of("a.jpg"));
+        assert_ne!(a.source, SourceTag::of("b.jpg"));
+        assert_eq!(a.source.hex().len(), 16);
     }
 
     #[test]

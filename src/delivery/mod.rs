@@ -136,6 +136,19 @@ impl Delivery {
         }
     }
 
+    /// Remove every variant of the source at `storage_key` from the memory tier and the
+    /// persistent tier (after a delete: not only unreachable, gone). Returns the number of
+    /// persistent objects deleted.
+    pub async fn purge_source(&self, storage_key: &str) -> usize {
+        let tag = key::SourceTag::of(storage_key);
+        self.cache
+            .invalidate_if(move |k: &CacheKey| k.source == tag);
+        match &self.persist {
+            Some(p) => p.purge_source(tag).await,
+            None => 0,
+        }
+    }
+
     /// Index the persistent tier's existing objects (run once, in the background, after start).
     pub async fn index_persistent_tier(&self) {
         if let Some(p) = &self.persist {

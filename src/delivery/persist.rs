@@ -11,7 +11,7 @@
 //! failed request; objects are written whole (temp file + rename on fs, one PUT on S3); the key
 //! is hex, so no client input reaches a storage path.
 
-use crate::delivery::key::CacheKey;
+use crate::delivery::key::{CacheKey, SourceTag};
 use crate::pipeline::format::ImageFormat;
 use crate::pipeline::{probe, Encoded};
 use crate::storage::origin::{Backend, Origin, OriginError, StorageConfig, TMP_DIR};
@@ -234,10 +234,45 @@ impl Persist {
         self.evict().await;
     }
 
-    /// The object path of a key: two hex digits of fan-out, then the whole key.
+    /// The object path of a key: its source's tag (so a source's variants share a folder),
+    /// then the whole key.
     fn path(key: &CacheKey) -> String {
-        let hex = key.hex();
-        format!("{}/{hex}", &hex[..2])
+        format!("{}/{}", key.source.hex(), key.hex())
+    }
+
+    /// Delete every stored variant of a source (the index's and whatever a listing finds, such
+    /// as objects another node wrote). Returns how many were deleted; failures are logged.
+    pub async fn purge_source(&self, source: SourceTag) -> usize {
+        let prefix = format!("{}/", source.hex());
+        let mut doomed: Vec<String> = match self.index.lock() {
+            Ok(mut i) => {
+                let paths: Vec<String> = i
+                    .entries
+                    .keys()
+                    .filter(|p| p.starts_with(&prefix))
+                    .cloned()
+                    .collect();
+                for p in &paths {
+                    i.forget(p);
+                }
+                paths
+            }
+            Err(_) => Vec::new(),
+        };
+        match self.store.list_files_under(&prefix).await {
+            Ok(files) => doomed.extend(files.into_iter().map(|f| f.path)),
+            Err(e) => tracing::warn!(error = %e, "persistent cache: listing for a purge failed"),
+        }
+        doomed.sort_unstable();
+        doomed.dedup();
+        let mut n = 0;
+        for p in &doomed {
+            match self.store.delete(p).await {
+                Ok(()) => n += 1,
+                Err(e) => tracing::warn!(error = %e, path = p, "persistent cache: purge failed"),
+            }
+        }
+        n
     }
 
     /// A stored variant, or `None` (absent, unreadable, or not an image: all misses).

@@ -180,6 +180,23 @@ impl Delivery {
         Ok((enc, Tier::Transformed))
     }
 
+    /// During an origin outage: the variant from a tier, if either has it (no transform: the
+    /// source cannot be read). `spec` as negotiated; the AVIF budget does not apply.
+    pub async fn stored(
+        &self,
+        w: &Wanted<'_>,
+        spec: OutputSpec,
+    ) -> Option<(Arc<Encoded>, CacheKey)> {
+        let key = self.key_for(w, &spec);
+        if let Some(enc) = self.cache.get(&key).await {
+            return Some((enc, key));
+        }
+        let enc = self.persist.as_ref()?.get(&key).await?;
+        let enc = Arc::new(enc);
+        self.cache.insert(key, enc.clone()).await;
+        Some((enc, key))
+    }
+
     fn pending(&self, key: &CacheKey) -> bool {
         self.background_jobs
             .lock()

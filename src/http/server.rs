@@ -149,6 +149,7 @@ async fn serve<H: Handler>(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(cfg.header_read_timeout_secs.max(1)));
+    let first_byte = Duration::from_secs(cfg.header_read_timeout_secs.max(1));
     let graceful = GracefulShutdown::new();
     // Request ids are `<pid>-<sequence>`; the pid is read once (getpid is a syscall).
     let pid = std::process::id();
@@ -179,10 +180,20 @@ async fn serve<H: Handler>(
                     let id = (pid, seq.fetch_add(1, Ordering::Relaxed));
                     async move { Ok::<_, Infallible>(handle(&*handler, req, peer, id).await) }
                 });
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned();
-                let conn = graceful.watch(conn);
+                let (builder, watcher) = (builder.clone(), graceful.watcher());
                 tokio::spawn(async move {
-                    let _ = conn.await;
+                    // A client that connects and sends nothing holds a slot: it gets the header
+                    // timeout for its first byte too (the h1/h2 detection would wait forever).
+                    let mut probe = [0u8; 1];
+                    match tokio::time::timeout(first_byte, stream.peek(&mut probe)).await {
+                        Ok(Ok(n)) if n > 0 => {}
+                        _ => {
+                            drop(slot);
+                            return;
+                        }
+                    }
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                    let _ = watcher.watch(conn.into_owned()).await;
                     drop(slot);
                 });
             }

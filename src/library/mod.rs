@@ -67,6 +67,12 @@ pub struct Uploader {
     pub owner: Option<String>,
 }
 
+/// Called with a storage key once its object is deleted, before the delete returns (wiring
+/// purges the variants derived from it).
+pub type OnRemoved = Arc<
+    dyn Fn(String) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync,
+>;
+
 /// The library: what its operations use, received by type.
 pub struct Library {
     store: Arc<Store>,
@@ -75,6 +81,7 @@ pub struct Library {
     cpu: Arc<CpuPool>,
     pixel_limits: PixelLimits,
     keep_gps: bool,
+    on_removed: OnRemoved,
 }
 
 impl Library {
@@ -86,6 +93,7 @@ impl Library {
         cpu: Arc<CpuPool>,
         pixel_limits: PixelLimits,
         metadata: &MetadataConfig,
+        on_removed: OnRemoved,
     ) -> Self {
         Self {
             store,
@@ -94,6 +102,7 @@ impl Library {
             cpu,
             pixel_limits,
             keep_gps: metadata.keep_gps,
+            on_removed,
         }
     }
 
@@ -163,6 +172,15 @@ impl Library {
         let mut fresh: Vec<(ImageRecord, Vec<u8>)> = Vec::new();
         let mut in_batch: HashMap<&str, usize> = HashMap::new();
         for (filename, a) in analysed {
+            // An expired copy the sweeper has not reached yet goes now, so the bytes can be
+            // stored again.
+            for id in self
+                .store
+                .expired_by_hash(&who.tenant, &a.blake3, now)
+                .await?
+            {
+                self.delete(&who.tenant, &id).await?;
+            }
             if let Some(existing) = self.store.find_by_hash(&who.tenant, &a.blake3, now).await? {
                 out.push(Stored {
                     record: existing,
@@ -296,7 +314,8 @@ impl Library {
         // Without its row the object is unreachable through the API; the journal entry makes sure
         // it goes even if this delete fails now (retried by the next start-up sweep).
         self.origin.delete(&d.storage_key).await?;
-        self.store.release(&[d.storage_key]).await?;
+        self.store.release(std::slice::from_ref(&d.storage_key)).await?;
+        (self.on_removed)(d.storage_key).await;
         Ok(true)
     }
 

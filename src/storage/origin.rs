@@ -68,6 +68,10 @@ pub struct StorageConfig {
     /// every request. Writes and deletes through Refract invalidate at once; an object replaced
     /// behind Refract's back is seen after at most this long.
     pub stat_ttl_ms: u64,
+    /// When storage cannot be reached (down, 5xx, timeout), how long the last version seen of
+    /// a source may still be used to serve its cached variants instead of an error, seconds;
+    /// 0 = never. Only an outage uses it: a source that storage says is gone is gone at once.
+    pub stale_if_error_secs: u64,
 }
 
 impl Default for StorageConfig {
@@ -86,6 +90,7 @@ impl Default for StorageConfig {
             http_allow_networks: Vec::new(),
             http_connect_timeout_ms: 5_000,
             stat_ttl_ms: 1_000,
+            stale_if_error_secs: 86_400,
         }
     }
 }
@@ -143,6 +148,13 @@ pub struct ListedFile {
     pub modified: Option<i64>,
 }
 
+/// Whether a `stat` came from storage now, or from memory during an outage (and the outage).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Freshness {
+    Fresh,
+    Stale(OriginError),
+}
+
 /// What one `stat` tells.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stat {
@@ -156,6 +168,9 @@ pub struct Origin {
     timeout: Duration,
     /// Recent stats, so that a cache hit costs no storage round trip.
     stats: std::sync::Arc<TtlCache<Stat>>,
+    /// The last version storage gave of each source, kept for `stale_if_error_secs`, read only
+    /// when storage cannot be reached.
+    last_good: std::sync::Arc<TtlCache<Stat>>,
     /// fs: the staging folder of atomic writes (emptied at start: what a crash left there was
     /// never renamed into place).
     staging: Option<PathBuf>,
@@ -245,6 +260,10 @@ impl Origin {
                 100_000,
                 Duration::from_millis(cfg.stat_ttl_ms),
             )),
+            last_good: std::sync::Arc::new(TtlCache::new(
+                100_000,
+                Duration::from_secs(cfg.stale_if_error_secs),
+            )),
             staging,
         })
     }
@@ -262,7 +281,32 @@ impl Origin {
 
     /// The source's version: one storage round trip, or none within `stat_ttl_ms` of the last.
     pub async fn stat(&self, key: &str) -> Result<Stat, OriginError> {
-        self.stats.get_or_try(key, self.stat_now(key)).await
+        self.stats.get_or_try(key, self.stat_recorded(key)).await
+    }
+
+    /// As `stat`, but during an outage (storage down or timing out) the last version seen
+    /// within `stale_if_error_secs`, marked stale, when there is one.
+    pub async fn stat_or_stale(&self, key: &str) -> Result<(Stat, Freshness), OriginError> {
+        match self.stat(key).await {
+            Ok(s) => Ok((s, Freshness::Fresh)),
+            Err(e @ (OriginError::Timeout | OriginError::Unavailable(_))) => {
+                match self.last_good.get(key).await {
+                    Some(s) => Ok((s, Freshness::Stale(e))),
+                    None => Err(e),
+                }
+            }
+            Err(e @ OriginError::NotFound) => {
+                self.last_good.invalidate(key).await;
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn stat_recorded(&self, key: &str) -> Result<Stat, OriginError> {
+        let s = self.stat_now(key).await?;
+        self.last_good.insert(key, s.clone()).await;
+        Ok(s)
     }
 
     /// The source's version from storage itself.
@@ -317,6 +361,7 @@ impl Origin {
             .timed(async { self.op.write(key, bytes).await.map(|_| ()) })
             .await;
         self.stats.invalidate(key).await;
+        self.last_good.invalidate(key).await;
         r
     }
 
@@ -345,6 +390,7 @@ impl Origin {
     pub async fn delete(&self, key: &str) -> Result<(), OriginError> {
         let r = self.timed(async { self.op.delete(key).await }).await;
         self.stats.invalidate(key).await;
+        self.last_good.invalidate(key).await;
         match r {
             Ok(()) | Err(OriginError::NotFound) => Ok(()),
             Err(e) => Err(e),
@@ -362,9 +408,18 @@ impl Origin {
 
     /// Every object under the root (recursively): path, length, modification time.
     pub async fn list_files(&self) -> Result<Vec<ListedFile>, OriginError> {
-        let entries = self
-            .timed(async { self.op.list_with("").recursive(true).await })
-            .await?;
+        self.list_files_under("").await
+    }
+
+    /// Every object under `prefix` (a folder path ending in `/`, or "" for all).
+    pub async fn list_files_under(&self, prefix: &str) -> Result<Vec<ListedFile>, OriginError> {
+        let entries = match self
+            .timed(async { self.op.list_with(prefix).recursive(true).await })
+            .await
+        {
+            Err(OriginError::NotFound) => return Ok(Vec::new()),
+            other => other?,
+        };
         Ok(entries
             .into_iter()
             .filter(|e| e.metadata().is_file())

@@ -78,6 +78,25 @@ impl Store {
         self.fetch_one_image(&s).await
     }
 
+    /// Ids of `tenant`'s expired images with these bytes (not swept yet).
+    pub async fn expired_by_hash(
+        &self,
+        tenant: &str,
+        blake3: &str,
+        now: i64,
+    ) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT id FROM images WHERE tenant = $1 AND blake3 = $2 \
+             AND expires_at IS NOT NULL AND expires_at <= $3",
+        )
+        .bind(tenant)
+        .bind(blake3)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
+    }
+
     /// One live image of `tenant`.
     pub async fn get_image(&self, tenant: &str, id: &str, now: i64) -> Result<Option<ImageRecord>> {
         let mut s = Sql::new("SELECT ");

@@ -32,6 +32,7 @@ where
                 .max_capacity(max_bytes)
                 .weigher(move |_k: &K, v: &Arc<V>| u32::try_from(weigh(v) + 64).unwrap_or(u32::MAX))
                 .time_to_live(ttl.max(Duration::from_secs(1)))
+                .support_invalidation_closures()
                 .build()
         });
         Self {
@@ -73,6 +74,24 @@ where
             self.hits.fetch_add(1, Ordering::Relaxed);
         }
         Ok((entry.into_value(), if fresh { tag } else { None }))
+    }
+
+    /// The cached value for `key`, if any (counted as a hit when found).
+    pub async fn get(&self, key: &K) -> Option<Arc<V>> {
+        let v = self.inner.as_ref()?.get(key).await;
+        if v.is_some() {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+        }
+        v
+    }
+
+    /// Drop every entry whose key matches `doomed` (lazily: they are never returned again).
+    pub fn invalidate_if(&self, doomed: impl Fn(&K) -> bool + Send + Sync + 'static) {
+        if let Some(cache) = &self.inner {
+            if let Err(e) = cache.invalidate_entries_if(move |k, _| doomed(k)) {
+                tracing::warn!(error = %e, "cache invalidation refused");
+            }
+        }
     }
 
     /// Whether the memory tier is on.
@@ -135,6 +154,21 @@ impl<V: Clone + Send + Sync + 'static> TtlCache<V> {
                     .await
                     .map_err(|e| (*e).clone())
             }
+        }
+    }
+
+    /// The value kept for `key`, if any.
+    pub async fn get(&self, key: &str) -> Option<V> {
+        match &self.inner {
+            Some(c) => c.get(key).await,
+            None => None,
+        }
+    }
+
+    /// Keep `value` for `key`.
+    pub async fn insert(&self, key: &str, value: V) {
+        if let Some(c) = &self.inner {
+            c.insert(key.to_string(), value).await;
         }
     }
 

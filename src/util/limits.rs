@@ -35,6 +35,11 @@ pub struct LimitsConfig {
     /// `Cache-Control`, and the AVIF is encoded in the background for the next request.
     /// 0 = always encode AVIF on the request path.
     pub avif_budget_ms: u64,
+    /// Longest time an upload body may take to arrive, milliseconds; past it 408.
+    pub body_timeout_ms: u64,
+    /// Slowest average rate an upload body may arrive at, bytes per second, checked once five
+    /// seconds have passed (a trickle holds a connection and a worker's memory); 0 = off.
+    pub min_body_rate: u64,
 }
 
 impl Default for LimitsConfig {
@@ -51,6 +56,8 @@ impl Default for LimitsConfig {
             max_upload_count: 20,
             request_timeout_ms: 30_000,
             avif_budget_ms: 250,
+            body_timeout_ms: 300_000,
+            min_body_rate: 4096,
         }
     }
 }

@@ -66,7 +66,17 @@ fn copy_dir(from: &Path, to: &Path) {
         if p.is_dir() {
             copy_dir(&p, &to.join(e.file_name()));
         } else {
-            std::fs::copy(&p, to.join(e.file_name())).unwrap();
+            // Keep the fixture's mtime, so that every test server sees the same source version
+            // (and so the same ETags), whenever it copied the file.
+            let dest = to.join(e.file_name());
+            std::fs::copy(&p, &dest).unwrap();
+            let mtime = std::fs::metadata(&p).unwrap().modified().unwrap();
+            std::fs::File::options()
+                .write(true)
+                .open(&dest)
+                .unwrap()
+                .set_modified(mtime)
+                .unwrap();
         }
     }
 }
