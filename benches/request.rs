@@ -64,7 +64,7 @@ fn hot_path(c: &mut Criterion) {
     let signed = signer.sign("/img/photos/cat.jpg", q).unwrap();
     let (p, sq) = signed.split_once('?').unwrap();
     c.bench_function("signature check", |b| {
-        b.iter(|| signer.check(black_box(p), &Query::parse(sq), 0).unwrap())
+        b.iter(|| signer.check(black_box(p), Query::parse(sq), 0).unwrap())
     });
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()

@@ -53,6 +53,8 @@ pub enum Error {
     Origin(String),
     #[error("server busy, retry later")]
     Busy,
+    #[error("{0}")]
+    InsufficientStorage(String),
     #[error("origin timed out")]
     OriginTimeout,
     #[error("internal error: {0}")]
@@ -87,6 +89,7 @@ impl Error {
             Self::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Self::Origin(_) => StatusCode::BAD_GATEWAY,
             Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            Self::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             Self::OriginTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -111,6 +114,7 @@ impl Error {
             Self::RangeNotSatisfiable { .. } => "RANGE_NOT_SATISFIABLE",
             Self::Origin(_) => "ORIGIN_ERROR",
             Self::Busy => "SERVICE_BUSY",
+            Self::InsufficientStorage(_) => "INSUFFICIENT_STORAGE",
             Self::OriginTimeout => "ORIGIN_TIMEOUT",
             Self::Internal(_) => "INTERNAL",
         }
@@ -164,6 +168,9 @@ impl From<OriginError> for Error {
             }
             OriginError::Timeout => Self::OriginTimeout,
             OriginError::Unavailable(m) => Self::Origin(m),
+            OriginError::NoSpace(_) => {
+                Self::InsufficientStorage("the storage is full; nothing was stored".into())
+            }
         }
     }
 }
@@ -185,6 +192,7 @@ impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unique(m) => Self::Conflict(m),
+            StoreError::Busy(_) => Self::Busy,
             StoreError::Db(m) => Self::Internal(m),
         }
     }

@@ -43,10 +43,13 @@ pub async fn run(
         built.ratelimits.clone(),
         built.sweep_every,
     ));
+    let trim = tokio::spawn(wiring::trim_when_idle(built.cpu.clone()));
     on_bound(addr);
-    let served = http::server::serve_all(sockets, built.routes, &config.server, shutdown)
+    let requests = built.routes.requests();
+    let served = http::server::serve_all(sockets, built.routes, &config.server, requests, shutdown)
         .await
         .map_err(|e| e.to_string());
     background.abort();
+    trim.abort();
     served
 }

@@ -48,10 +48,8 @@ struct ServeArgs {
 }
 
 fn main() -> std::process::ExitCode {
-    // Before any thread exists: two malloc arenas instead of eight per core, and buffers of
-    // 256 KiB or more mapped and given back when freed (see the crate).
+    // Before any thread exists: two malloc arenas instead of eight per core (see the crate).
     refract_malloc_tune::limit_arenas(2);
-    refract_malloc_tune::fix_mmap_threshold(256 << 10);
     match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -90,7 +90,7 @@ fn api<'a>(method: &Method, path: &'a str) -> Result<(Op, &'a str), Error> {
 pub struct Routes {
     delivery: Arc<Delivery>,
     control: Arc<Control>,
-    requests: AtomicU64,
+    requests: Arc<AtomicU64>,
 }
 
 impl Routes {
@@ -98,8 +98,13 @@ impl Routes {
         Self {
             delivery,
             control,
-            requests: AtomicU64::new(0),
+            requests: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// The request counter the HTTP server increments (shown at `/metrics`).
+    pub fn requests(&self) -> Arc<AtomicU64> {
+        self.requests.clone()
     }
 
     async fn dispatch(
@@ -108,8 +113,8 @@ impl Routes {
         peer: SocketAddr,
     ) -> Result<Response<Body>, Error> {
         let method = req.method().clone();
-        let path = req.uri().path().to_string();
-        match route(&method, &path)? {
+        let uri = req.uri().clone();
+        match route(&method, uri.path())? {
             Route::Health => Ok(response::json_ok(&json!({"status": "ok"}), "no-store")),
             Route::Version => Ok(response::json_ok(
                 &json!({"name": "refract", "version": env!("CARGO_PKG_VERSION")}),
@@ -158,7 +163,6 @@ impl Routes {
 
 impl Handler for Routes {
     async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
-        self.requests.fetch_add(1, Ordering::Relaxed);
         let head = req.method() == Method::HEAD;
         match self.dispatch(req, peer).await {
             Ok(r) => r,

@@ -31,6 +31,7 @@ pub struct Built {
     pub ratelimits: Arc<RateLimits>,
     /// `expiry.sweep_interval`.
     pub sweep_every: Duration,
+    pub cpu: Arc<CpuPool>,
 }
 
 /// Build every part; fails when storage or the database cannot be set up.
@@ -131,6 +132,7 @@ pub async fn build(config: &Config) -> Result<Built, String> {
         library,
         ratelimits,
         sweep_every: Duration::from_secs(config.expiry.sweep_interval.max(1)),
+        cpu,
     })
 }
 
@@ -153,5 +155,22 @@ pub async fn background(
             Err(e) => tracing::warn!(error = %e, "expiry sweep failed"),
         }
         ratelimits.prune();
+    }
+}
+
+/// Give memory back to the kernel once image work has stopped: every second, when the CPU pool
+/// is idle and has finished jobs since the last trim (a burst of large buffers, such as the
+/// sources of abandoned requests, would otherwise stay resident). Never on a request.
+pub async fn trim_when_idle(cpu: Arc<CpuPool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut trimmed_at = cpu.done();
+    loop {
+        tick.tick().await;
+        let done = cpu.done();
+        if done != trimmed_at && cpu.idle() {
+            trimmed_at = done;
+            let _ = tokio::task::spawn_blocking(refract_malloc_tune::trim).await;
+        }
     }
 }

@@ -273,13 +273,17 @@ fn tidy_no_unused_dependencies() {
             "opendal-http-transport-reqwest" => "opendal_http_transport_reqwest".to_string(),
             n => n.replace('-', "_"),
         };
-        let found = [
-            format!("{used_as}::"),
-            format!("use {used_as}"),
-            format!("{used_as}!"),
-        ]
-        .iter()
-        .any(|p| code.contains(p.as_str()));
+        // `name::` not inside another path (`crate::http::` is not the `http` crate).
+        let found = [format!("{used_as}::"), format!("{used_as}!")]
+            .iter()
+            .any(|p| {
+                code.match_indices(p.as_str()).any(|(i, _)| {
+                    !code[..i]
+                        .chars()
+                        .next_back()
+                        .is_some_and(|c| c == ':' || c == '_' || c.is_ascii_alphanumeric())
+                })
+            });
         if !found {
             unused.push(name.to_string());
         }

@@ -76,7 +76,7 @@ pub async fn random(ctx: &Ctx<'_>, redirect: bool) -> Result<Response<Body>, Err
         .map(|(k, v)| Pair::new(k, v))
         .collect();
     let expanded = presets::expand(
-        &Query::from_pairs(pass.clone()),
+        Query::from_pairs(pass.clone()),
         &ctl.random.presets,
         ctl.random.presets_only,
     )?;

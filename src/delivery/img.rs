@@ -15,7 +15,7 @@ use crate::http::response::{self, Body, ImageMeta, RangeReq};
 use crate::pipeline::format::ImageFormat;
 use crate::pipeline::output::OutputSpec;
 use crate::pipeline::transform::{self, Transform};
-use crate::storage::origin::{sanitize_key, Freshness, OriginError, Stat};
+use crate::storage::origin::{sanitize_key, Freshness, Stat};
 use crate::util::query::Query;
 use http::{header, Request, Response};
 use std::sync::Arc;
@@ -45,7 +45,7 @@ pub async fn handle<B>(
     let query = Query::parse(req.uri().query().unwrap_or(""));
     let query = app
         .signer
-        .check(req.uri().path(), &query, crate::util::clock::now_secs())
+        .check(req.uri().path(), query, crate::util::clock::now_secs())
         .map_err(|e| match e {
             SignatureError::Missing => {
                 Error::Forbidden("this server serves signed URLs only (missing s)".into())
@@ -53,7 +53,7 @@ pub async fn handle<B>(
             SignatureError::Invalid => Error::Forbidden("invalid URL signature".into()),
             SignatureError::Expired => Error::Gone("this signed URL has expired".into()),
         })?;
-    let query = presets::expand(&query, &app.presets, app.presets_only)?;
+    let query = presets::expand(query, &app.presets, app.presets_only)?;
     let t = transform::parse(&query, &app.params)?;
     let cache_control = access_cache_control(app, req, &key).await?;
     let cc = cache_control.as_deref().unwrap_or(&app.cache_control);
@@ -188,7 +188,23 @@ async fn variant<B>(
             Error::NotAcceptable("no image format in Accept can be produced".into())
         }
     })?;
-    let (stat, freshness) = app.origin.stat_or_stale(key).await?;
+    let (mut stat, freshness) = app.origin.stat_or_stale(key).await?;
+    if let Freshness::Stale(outage) = freshness {
+        let wanted = Wanted {
+            key,
+            stat: &stat,
+            transform: &t,
+        };
+        if let Some(r) = stale(app, req, &wanted, spec, head, cache_control).await {
+            return Ok(r);
+        }
+        // Nothing kept: the outage's own answer (502 or 504), or storage asked again when the
+        // outage was only remembered.
+        match outage {
+            Some(e) => return Err(e.into()),
+            None => stat = app.origin.stat(key).await?,
+        }
+    }
     let max = app.limits.max_source_bytes;
     if stat.version.len > max {
         return Err(Error::PayloadTooLarge(format!(
@@ -201,15 +217,9 @@ async fn variant<B>(
         stat: &stat,
         transform: &t,
     };
-    if let Freshness::Stale(outage) = freshness {
-        return stale(app, req, &wanted, spec, head, cache_control, outage).await;
-    }
     let plan = app.plan(&wanted, spec).await?;
-    let cache_control = if plan.interim
-        && !cache_control.contains("private")
-        && !cache_control.contains("no-store")
-    {
-        std::borrow::Cow::Owned(format!("public, max-age={AVIF_PENDING_MAX_AGE}"))
+    let cache_control = if plan.interim {
+        at_most(cache_control, AVIF_PENDING_MAX_AGE)
     } else {
         std::borrow::Cow::Borrowed(cache_control)
     };
@@ -237,8 +247,7 @@ async fn variant<B>(
 const STALE_MAX_AGE: u32 = 60;
 
 /// The origin cannot be reached but a version of the source was seen within
-/// `storage.stale_if_error_secs`: serve the variant from a tier (`X-Cache: STALE`), or the
-/// outage's error when neither tier has it.
+/// `storage.stale_if_error_secs`: the variant from a tier (`X-Cache: STALE`), if one holds it.
 async fn stale<B>(
     app: &Arc<Delivery>,
     req: &Request<B>,
@@ -246,17 +255,9 @@ async fn stale<B>(
     spec: OutputSpec,
     head: bool,
     cache_control: &str,
-    outage: OriginError,
-) -> Result<Response<Body>, Error> {
-    let Some((enc, key)) = app.stored(wanted, spec).await else {
-        // Nothing kept: the outage's own answer (502 or 504).
-        return Err(outage.into());
-    };
-    let cache_control = if cache_control.contains("private") || cache_control.contains("no-store") {
-        std::borrow::Cow::Borrowed(cache_control)
-    } else {
-        std::borrow::Cow::Owned(format!("public, max-age={STALE_MAX_AGE}"))
-    };
+) -> Option<Response<Body>> {
+    let (enc, key) = app.stored(wanted, spec).await?;
+    let cache_control = at_most(cache_control, STALE_MAX_AGE);
     let etag = key.etag();
     let meta = ImageMeta {
         content_type: enc.format.mime(),
@@ -268,7 +269,37 @@ async fn stale<B>(
         accept_ranges: false,
     };
     if is_not_modified(req, &etag, None) {
-        return Ok(response::not_modified(&meta));
+        return Some(response::not_modified(&meta));
     }
-    Ok(response::image(&meta, enc.bytes.clone(), None, head))
+    Some(response::image(&meta, enc.bytes.clone(), None, head))
+}
+
+/// `Cache-Control` for an answer that should not be kept long: `public, max-age=secs`, unless
+/// the given one is private, not to be stored, or already shorter (an expiring image's).
+fn at_most(cache_control: &str, secs: u32) -> std::borrow::Cow<'_, str> {
+    let current = cache_control
+        .split(',')
+        .find_map(|d| d.trim().strip_prefix("max-age="))
+        .and_then(|v| v.trim().parse::<u32>().ok());
+    if cache_control.contains("private")
+        || cache_control.contains("no-store")
+        || current.is_some_and(|c| c <= secs)
+    {
+        std::borrow::Cow::Borrowed(cache_control)
+    } else {
+        std::borrow::Cow::Owned(format!("public, max-age={secs}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::at_most;
+
+    #[test]
+    fn short_answers_never_outlive_a_shorter_or_private_policy() {
+        let d = "public, max-age=86400, stale-while-revalidate=604800";
+        assert_eq!(at_most(d, 60), "public, max-age=60");
+        assert_eq!(at_most("public, max-age=12", 60), "public, max-age=12");
+        assert_eq!(at_most("private, no-store", 60), "private, no-store");
+    }
 }

@@ -161,7 +161,12 @@ pub struct Persist {
     store: Origin,
     max_bytes: u64,
     index: Mutex<Index>,
+    /// After a full-disk failure, writes stop until then (one log line per pause).
+    paused_until: Mutex<Option<std::time::Instant>>,
 }
+
+/// How long writes pause after the tier's storage was found full.
+const FULL_PAUSE: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Persist {
     /// Open the tier (`None` when `max_bytes` is 0), clear half-written files and index what is
@@ -207,6 +212,7 @@ impl Persist {
             store,
             max_bytes: cfg.max_bytes,
             index: Mutex::new(Index::default()),
+            paused_until: Mutex::new(None),
         };
         Ok(Some(tier))
     }
@@ -312,10 +318,28 @@ impl Persist {
 
     /// Store a variant, then evict past the bound. Failures are logged.
     pub async fn put(&self, key: &CacheKey, enc: &Encoded) {
-        let path = Self::path(key);
-        if let Err(e) = self.store.write(&path, enc.bytes.to_vec()).await {
-            tracing::warn!(error = %e, path, "persistent cache: write failed");
+        let now = std::time::Instant::now();
+        if self
+            .paused_until
+            .lock()
+            .is_ok_and(|p| p.is_some_and(|until| now < until))
+        {
             return;
+        }
+        let path = Self::path(key);
+        match self.store.write(&path, enc.bytes.to_vec()).await {
+            Ok(()) => {}
+            Err(OriginError::NoSpace(e)) => {
+                if let Ok(mut p) = self.paused_until.lock() {
+                    *p = Some(now + FULL_PAUSE);
+                }
+                tracing::warn!(error = %e, "persistent cache: storage full; writes paused for 60 s (serving goes on)");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, path, "persistent cache: write failed");
+                return;
+            }
         }
         if let Ok(mut i) = self.index.lock() {
             i.touch(&path, enc.bytes.len() as u64);

@@ -37,7 +37,7 @@ pub type Presets = BTreeMap<String, BTreeMap<String, PresetValue>>;
 
 /// Expand `preset=` in `query` (already stripped of `s`/`expires`): the preset's pairs first,
 /// except those the query names itself, then the query's own pairs.
-pub fn expand(query: &Query, presets: &Presets, only: bool) -> Result<Query, ParamError> {
+pub fn expand(query: Query, presets: &Presets, only: bool) -> Result<Query, ParamError> {
     let key = |p: &Pair| p.key.clone().unwrap_or_default();
     let named: Vec<&Pair> = query
         .pairs()
@@ -56,7 +56,7 @@ pub fn expand(query: &Query, presets: &Presets, only: bool) -> Result<Query, Par
             .iter()
             .find(|p| p.key.as_deref() != Some("preset") && !transform::is_ignored(&key(p)))
         {
-            let shown: String = p.raw_key.chars().take(64).collect();
+            let shown: String = p.raw_key().chars().take(64).collect();
             return Err(ParamError::new(
                 &shown,
                 "this server accepts only named presets (?preset=NAME)",
@@ -64,7 +64,7 @@ pub fn expand(query: &Query, presets: &Presets, only: bool) -> Result<Query, Par
         }
     }
     let Some(name) = named.first().map(|p| p.value.clone().unwrap_or_default()) else {
-        return Ok(query.clone());
+        return Ok(query);
     };
     let preset = presets.get(&name).ok_or_else(|| {
         ParamError::new(
@@ -98,7 +98,7 @@ pub fn expand(query: &Query, presets: &Presets, only: bool) -> Result<Query, Par
 /// Check every preset at start: each must parse on its own. The message names the preset.
 pub fn validate(presets: &Presets, cfg: &ParamConfig) -> Result<(), String> {
     for name in presets.keys() {
-        let q = expand(&Query::parse(&format!("preset={name}")), presets, false)
+        let q = expand(Query::parse(&format!("preset={name}")), presets, false)
             .map_err(|e| format!("presets.{name}: {e}"))?;
         transform::parse(&q, cfg).map_err(|e| format!("presets.{name}: {e}"))?;
     }
@@ -110,7 +110,7 @@ mod tests {
     use super::*;
 
     fn x(q: &str, p: &Presets, only: bool) -> Result<String, ParamError> {
-        expand(&Query::parse(q), p, only).map(|q| q.raw())
+        expand(Query::parse(q), p, only).map(|q| q.raw())
     }
 
     fn presets() -> Presets {

@@ -94,17 +94,17 @@ impl Signer {
 
     /// Check a request; returns the query without `s` and `expires`. Unsigned requests pass when
     /// signatures are not required; a present signature is always verified.
-    pub fn check(&self, path: &str, query: &Query, now_secs: u64) -> Result<Query, SignatureError> {
+    pub fn check(&self, path: &str, query: Query, now_secs: u64) -> Result<Query, SignatureError> {
         if self.keys.is_empty() && !self.required {
             // Signing not configured: `s`/`expires` are ordinary (unknown) parameters.
-            return Ok(query.clone());
+            return Ok(query);
         }
         let value = |name: &str| {
             query
                 .pairs()
                 .iter()
                 .rev()
-                .find(|p| p.raw_key == name)
+                .find(|p| p.raw_key() == name)
                 .map(|p| p.raw.split_once('=').map_or("", |(_, v)| v))
         };
         let (sig, expires) = (value("s"), value("expires"));
@@ -112,7 +112,7 @@ impl Signer {
             query
                 .pairs()
                 .iter()
-                .filter(|p| p.raw_key != "s" && p.raw_key != "expires")
+                .filter(|p| p.raw_key() != "s" && p.raw_key() != "expires")
                 .cloned()
                 .collect(),
         );
@@ -126,7 +126,7 @@ impl Signer {
         let given = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(sig)
             .map_err(|_| SignatureError::Invalid)?;
-        let (canonical, _) = canonical(query);
+        let (canonical, _) = canonical(&query);
         let ok = self.keys.iter().fold(false, |acc, k| {
             acc | bool::from(Self::mac(k, path, &canonical).as_slice().ct_eq(&given))
         });
@@ -149,7 +149,7 @@ fn canonical(query: &Query) -> (String, String) {
     let pairs: Vec<&str> = query
         .pairs()
         .iter()
-        .filter(|p| p.raw_key != "s")
+        .filter(|p| p.raw_key() != "s")
         .map(|p| p.raw.as_str())
         .collect();
     let mut sorted = pairs.clone();
@@ -162,7 +162,7 @@ mod tests {
     use super::*;
 
     fn check(s: &Signer, path: &str, q: &str, now: u64) -> Result<String, SignatureError> {
-        s.check(path, &Query::parse(q), now).map(|q| q.raw())
+        s.check(path, Query::parse(q), now).map(|q| q.raw())
     }
 
     fn signer(keys: &[&str], required: bool) -> Signer {

@@ -14,6 +14,7 @@ use crate::pipeline::output::OutputSpec;
 use crate::pipeline::transform::Transform;
 use crate::pipeline::{self, EncodeConfig, Encoded, Job, PixelLimits, Probe};
 use crate::storage::origin::Stat;
+use crate::util::workers::Ticket;
 use bytes::Bytes;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -49,7 +50,7 @@ impl Tier {
 }
 
 /// The output decided for a request, and what deciding it already fetched.
-pub struct Plan {
+pub struct Plan<'a> {
     pub spec: OutputSpec,
     pub key: CacheKey,
     /// An interim answer (WebP or the source's family) while the AVIF is encoded in the
@@ -61,6 +62,8 @@ pub struct Plan {
     stored: Option<Encoded>,
     /// The persistent tier was asked already (and had nothing).
     tier_checked: bool,
+    /// The CPU queue place taken before the source was read.
+    ticket: Option<Ticket<'a>>,
 }
 
 impl Delivery {
@@ -77,7 +80,11 @@ impl Delivery {
     /// Decide the output. Only an AVIF under the time budget needs more than arithmetic: when
     /// it is in no tier and its encode is estimated over `limits.avif_budget_ms`, it is started
     /// in the background (one job per key) and the answer now is its fallback.
-    pub async fn plan(self: &Arc<Self>, w: &Wanted<'_>, spec: OutputSpec) -> Result<Plan, Error> {
+    pub async fn plan<'a>(
+        self: &'a Arc<Self>,
+        w: &Wanted<'_>,
+        spec: OutputSpec,
+    ) -> Result<Plan<'a>, Error> {
         let key = self.key_for(w, &spec);
         let plain = Plan {
             spec,
@@ -86,22 +93,24 @@ impl Delivery {
             source: None,
             stored: None,
             tier_checked: false,
+            ticket: None,
         };
         if !spec.is_avif() || self.limits.avif_budget_ms == 0 || self.cache.contains(&key) {
             return Ok(plain);
         }
         let fallback = spec.without_avif(self.enabled);
-        let interim = |source: Option<(Bytes, Probe)>, spec: OutputSpec| Plan {
+        let interim = |source: Option<(Bytes, Probe)>, spec: OutputSpec, ticket| Plan {
             key: self.key_for(w, &spec),
             spec,
             interim: true,
             source,
             stored: None,
             tier_checked: false,
+            ticket,
         };
         // Already being encoded: the fallback, without reading the source.
         if let Some(f) = fallback.filter(|_| self.pending(&key)) {
-            return Ok(interim(None, f));
+            return Ok(interim(None, f, None));
         }
         if let Some(p) = &self.persist {
             if let Some(enc) = p.get(&key).await {
@@ -111,10 +120,15 @@ impl Delivery {
                 });
             }
         }
+        // A queue place before the source is read, as for any transform.
+        let ticket = self.cpu.admit()?;
         let bytes = self.read_source(w).await?;
         // Not an image: the transform reports it (as it would have without a budget).
         let Ok(probe) = pipeline::probe::probe(&bytes) else {
-            return Ok(plain);
+            return Ok(Plan {
+                ticket: Some(ticket),
+                ..plain
+            });
         };
         let (ow, oh) = pipeline::output_size(&probe, w.transform);
         let cost =
@@ -124,11 +138,12 @@ impl Delivery {
         match fallback {
             Some(fallback) if kept && cost > self.limits.avif_budget_ms => {
                 self.start_background(w, spec, key, (bytes.clone(), probe.clone()));
-                Ok(interim(Some((bytes, probe)), fallback))
+                Ok(interim(Some((bytes, probe)), fallback, Some(ticket)))
             }
             _ => Ok(Plan {
                 source: Some((bytes, probe)),
                 tier_checked: true,
+                ticket: Some(ticket),
                 ..plain
             }),
         }
@@ -139,7 +154,7 @@ impl Delivery {
     pub async fn fetch(
         self: &Arc<Self>,
         w: &Wanted<'_>,
-        plan: Plan,
+        plan: Plan<'_>,
     ) -> Result<(Arc<Encoded>, Tier), Error> {
         let key = plan.key;
         let (enc, made) = self
@@ -155,7 +170,7 @@ impl Delivery {
     async fn fill(
         self: &Arc<Self>,
         w: &Wanted<'_>,
-        plan: Plan,
+        plan: Plan<'_>,
         encode: Arc<EncodeConfig>,
     ) -> Result<(Encoded, Tier), Error> {
         if let Some(enc) = plan.stored {
@@ -168,7 +183,9 @@ impl Delivery {
                 }
             }
         }
-        let enc = self.render(w, plan.spec, plan.source, encode).await?;
+        let enc = self
+            .render(w, plan.spec, plan.source, plan.ticket, encode)
+            .await?;
         if self.persist.is_some() {
             let (d, enc, key) = (self.clone(), enc.clone(), plan.key);
             tokio::spawn(async move {
@@ -234,6 +251,7 @@ impl Delivery {
                 source: Some(source),
                 stored: None,
                 tier_checked: true,
+                ticket: None,
             };
             let make = d.fill(&w, plan, d.encode_background.clone());
             if let Err(e) = d.cache.get_or_make(key, make).await {
@@ -259,13 +277,17 @@ impl Delivery {
         w: &Wanted<'_>,
         spec: OutputSpec,
         source: Option<(Bytes, Probe)>,
+        ticket: Option<Ticket<'_>>,
         encode: Arc<EncodeConfig>,
     ) -> Result<Encoded, Error> {
         let deadline =
             std::time::Instant::now() + Duration::from_millis(self.limits.request_timeout_ms);
         // A place in the CPU queue first: a full queue is refused before the source is read,
         // and sources held in memory are bounded by the queue.
-        let ticket = self.cpu.admit()?;
+        let ticket = match ticket {
+            Some(t) => t,
+            None => self.cpu.admit()?,
+        };
         let (bytes, probe) = match source {
             Some((b, p)) => (b, Some(p)),
             None => (self.read_source(w).await?, None),

@@ -63,6 +63,21 @@ impl Default for ServerConfig {
     }
 }
 
+/// Wait until the first bytes tell HTTP/1 from HTTP/2 (hyper-util's detection reads them with no
+/// timer of its own): false when the client closed first.
+async fn protocol_known(stream: &tokio::net::TcpStream) -> bool {
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let mut buf = [0u8; 24];
+    loop {
+        match stream.peek(&mut buf).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) if n >= PREFACE.len() || buf[..n] != PREFACE[..n] => return true,
+            // A prefix of the h2 preface so far: wait for more (the caller's deadline bounds it).
+            Ok(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+        }
+    }
+}
+
 /// What answers each request (the route table). Errors are already responses here.
 pub trait Handler: Send + Sync + 'static {
     fn handle(
@@ -88,15 +103,17 @@ pub fn bind(addr: &str, n: usize) -> std::io::Result<(SocketAddr, Vec<std::net::
 
 /// Serve every listener handle on its own thread and single-threaded runtime until `shutdown`
 /// resolves; returns when all have drained.
+/// `requests` counts every request served (it also numbers their ids).
 pub async fn serve_all<H: Handler>(
     sockets: Vec<std::net::TcpListener>,
     handler: Arc<H>,
     cfg: &ServerConfig,
+    requests: Arc<AtomicU64>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let slots = Arc::new(tokio::sync::Semaphore::new(cfg.max_connections.max(1)));
-    let seq = Arc::new(AtomicU64::new(0));
+    let seq = requests;
     let mut done = Vec::new();
     for (i, socket) in sockets.into_iter().enumerate() {
         let (handler, slots, mut stop) = (handler.clone(), slots.clone(), stop_rx.clone());
@@ -149,6 +166,14 @@ async fn serve<H: Handler>(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(cfg.header_read_timeout_secs.max(1)));
+    // h2: an idle connection is pinged, and closed when the ping is not answered.
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(
+            cfg.header_read_timeout_secs.max(1),
+        )))
+        .keep_alive_timeout(Duration::from_secs(cfg.header_read_timeout_secs.max(1)));
     let first_byte = Duration::from_secs(cfg.header_read_timeout_secs.max(1));
     let graceful = GracefulShutdown::new();
     // Request ids are `<pid>-<sequence>`; the pid is read once (getpid is a syscall).
@@ -184,13 +209,12 @@ async fn serve<H: Handler>(
                 tokio::spawn(async move {
                     // A client that connects and sends nothing holds a slot: it gets the header
                     // timeout for its first byte too (the h1/h2 detection would wait forever).
-                    let mut probe = [0u8; 1];
-                    match tokio::time::timeout(first_byte, stream.peek(&mut probe)).await {
-                        Ok(Ok(n)) if n > 0 => {}
-                        _ => {
-                            drop(slot);
-                            return;
-                        }
+                    if !tokio::time::timeout(first_byte, protocol_known(&stream))
+                        .await
+                        .unwrap_or(false)
+                    {
+                        drop(slot);
+                        return;
                     }
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
                     let _ = watcher.watch(conn.into_owned()).await;
@@ -224,21 +248,28 @@ async fn handle<H: Handler>(
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map_or_else(|| format!("{pid:x}-{seq:x}"), str::to_string);
+    let logged = tracing::enabled!(tracing::Level::INFO);
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
+    let path = if logged {
+        req.uri().path().to_string()
+    } else {
+        String::new()
+    };
     let span = tracing::info_span!("request", id = %request_id);
     let mut resp = tracing::Instrument::instrument(handler.handle(req, peer), span).await;
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-request-id", v);
     }
-    tracing::info!(
-        request_id,
-        method = %method,
-        path = path,
-        status = resp.status().as_u16(),
-        cache = resp.headers().get("x-cache").and_then(|v| v.to_str().ok()).unwrap_or("-"),
-        ms = start.elapsed().as_millis() as u64,
-        "request"
-    );
+    if logged {
+        tracing::info!(
+            request_id,
+            method = %method,
+            path = path,
+            status = resp.status().as_u16(),
+            cache = resp.headers().get("x-cache").and_then(|v| v.to_str().ok()).unwrap_or("-"),
+            ms = start.elapsed().as_millis() as u64,
+            "request"
+        );
+    }
     resp
 }

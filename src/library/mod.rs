@@ -313,9 +313,12 @@ impl Library {
         self.visibility.remove(&d.storage_key);
         // Without its row the object is unreachable through the API; the journal entry makes sure
         // it goes even if this delete fails now (retried by the next start-up sweep).
+        // Variants go first: whatever happens to the object next, none is served again.
+        (self.on_removed)(d.storage_key.clone()).await;
         self.origin.delete(&d.storage_key).await?;
-        self.store.release(std::slice::from_ref(&d.storage_key)).await?;
-        (self.on_removed)(d.storage_key).await;
+        self.store
+            .release(std::slice::from_ref(&d.storage_key))
+            .await?;
         Ok(true)
     }
 
@@ -353,6 +356,7 @@ impl Library {
             .map_err(|e| Error::Internal(format!("clearing the staging folder: {e}")))?;
         let keys = self.store.pending().await?;
         for k in &keys {
+            (self.on_removed)(k.clone()).await;
             self.origin.delete(k).await?;
         }
         self.store.release(&keys).await?;

@@ -165,15 +165,15 @@ const IGNORED: &[&str] = &["t", "v"];
 
 #[derive(Default)]
 struct Raw<'a> {
-    w: Option<(&'a str, String)>,
-    h: Option<(&'a str, String)>,
-    dpr: Option<(&'a str, String)>,
-    fit: Option<(&'a str, String)>,
-    enlarge: Option<(&'a str, String)>,
-    q: Option<(&'a str, String)>,
-    fm: Option<(&'a str, String)>,
-    thumb: Option<(&'a str, String)>,
-    bg: Option<(&'a str, String)>,
+    w: Option<(&'static str, &'a str)>,
+    h: Option<(&'static str, &'a str)>,
+    dpr: Option<(&'static str, &'a str)>,
+    fit: Option<(&'static str, &'a str)>,
+    enlarge: Option<(&'static str, &'a str)>,
+    q: Option<(&'static str, &'a str)>,
+    fm: Option<(&'static str, &'a str)>,
+    thumb: Option<(&'static str, &'a str)>,
+    bg: Option<(&'static str, &'a str)>,
 }
 
 /// Parse a query's pairs. `Ok(None)` means no transform was asked for (no parameters, or only
@@ -185,7 +185,7 @@ pub fn parse(query: &Query, cfg: &ParamConfig) -> Result<Option<Transform>, Para
     for pair in query.pairs() {
         let key = pair
             .key
-            .clone()
+            .as_deref()
             .ok_or_else(|| err("query", "query is not valid UTF-8"))?;
         let Some(&(written, canon)) = ALIASES.iter().find(|(a, _)| *a == key) else {
             let shown: String = key.chars().take(64).collect();
@@ -200,7 +200,7 @@ pub fn parse(query: &Query, cfg: &ParamConfig) -> Result<Option<Transform>, Para
         seen.push(canon);
         let value = pair
             .value
-            .clone()
+            .as_deref()
             .ok_or_else(|| err(written, format!("{written} is not valid UTF-8")))?;
         if IGNORED.contains(&canon) {
             continue;
@@ -337,7 +337,7 @@ fn resolve(raw: Raw<'_>, cfg: &ParamConfig) -> Result<Transform, ParamError> {
         None => None,
     };
     let format = match &raw.fm {
-        Some((_, v)) if v == "auto" => FormatRequest::Auto,
+        Some((_, v)) if *v == "auto" => FormatRequest::Auto,
         Some((p, v)) => match ImageFormat::from_name(v) {
             Some(f) if f.can_encode() => FormatRequest::Fixed(f),
             _ => {

@@ -137,6 +137,9 @@ pub enum OriginError {
     Timeout,
     #[error("origin unavailable: {0}")]
     Unavailable(String),
+    /// The storage is full (ENOSPC, quota).
+    #[error("storage full: {0}")]
+    NoSpace(String),
 }
 
 /// One object found by `list_files`.
@@ -148,11 +151,17 @@ pub struct ListedFile {
     pub modified: Option<i64>,
 }
 
+/// How long after storage failed to answer the sources it last saw are served stale at once
+/// (without each request waiting for the timeout); uncached ones still ask storage.
+const OUTAGE_MEMORY: Duration = Duration::from_secs(2);
+
 /// Whether a `stat` came from storage now, or from memory during an outage (and the outage).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Freshness {
     Fresh,
-    Stale(OriginError),
+    /// The outage this request saw; `None` when storage failed moments ago and was not asked
+    /// again (ask it before answering an error).
+    Stale(Option<OriginError>),
 }
 
 /// What one `stat` tells.
@@ -171,6 +180,9 @@ pub struct Origin {
     /// The last version storage gave of each source, kept for `stale_if_error_secs`, read only
     /// when storage cannot be reached.
     last_good: std::sync::Arc<TtlCache<Stat>>,
+    /// When storage last failed to answer: for `OUTAGE_MEMORY` after it, sources with a last
+    /// version are served stale without waiting for storage's timeout again.
+    outage_at: std::sync::Arc<std::sync::Mutex<Option<std::time::Instant>>>,
     /// fs: the staging folder of atomic writes (emptied at start: what a crash left there was
     /// never renamed into place).
     staging: Option<PathBuf>,
@@ -264,6 +276,7 @@ impl Origin {
                 100_000,
                 Duration::from_secs(cfg.stale_if_error_secs),
             )),
+            outage_at: std::sync::Arc::default(),
             staging,
         })
     }
@@ -287,11 +300,25 @@ impl Origin {
     /// As `stat`, but during an outage (storage down or timing out) the last version seen
     /// within `stale_if_error_secs`, marked stale, when there is one.
     pub async fn stat_or_stale(&self, key: &str) -> Result<(Stat, Freshness), OriginError> {
+        let recent_outage = self
+            .outage_at
+            .lock()
+            .ok()
+            .and_then(|at| *at)
+            .filter(|at| at.elapsed() < OUTAGE_MEMORY);
+        if recent_outage.is_some() {
+            if let Some(s) = self.last_good.get(key).await {
+                return Ok((s, Freshness::Stale(None)));
+            }
+        }
         match self.stat(key).await {
             Ok(s) => Ok((s, Freshness::Fresh)),
             Err(e @ (OriginError::Timeout | OriginError::Unavailable(_))) => {
+                if let Ok(mut at) = self.outage_at.lock() {
+                    *at = Some(std::time::Instant::now());
+                }
                 match self.last_good.get(key).await {
-                    Some(s) => Ok((s, Freshness::Stale(e))),
+                    Some(s) => Ok((s, Freshness::Stale(Some(e)))),
                     None => Err(e),
                 }
             }
@@ -306,6 +333,10 @@ impl Origin {
     async fn stat_recorded(&self, key: &str) -> Result<Stat, OriginError> {
         let s = self.stat_now(key).await?;
         self.last_good.insert(key, s.clone()).await;
+        // Storage answered: any remembered outage is over.
+        if let Ok(mut at) = self.outage_at.lock() {
+            *at = None;
+        }
         Ok(s)
     }
 
@@ -358,7 +389,18 @@ impl Origin {
     /// Store a whole object (atomically replaced on fs; a single PUT on S3).
     pub async fn write(&self, key: &str, bytes: Vec<u8>) -> Result<(), OriginError> {
         let r = self
-            .timed(async { self.op.write(key, bytes).await.map(|_| ()) })
+            .timed(async {
+                // On a failed write the staged temp file is removed (abort), not left behind.
+                let mut w = self.op.writer(key).await?;
+                let r = match w.write(bytes).await {
+                    Ok(()) => w.close().await.map(|_| ()),
+                    Err(e) => Err(e),
+                };
+                if r.is_err() {
+                    let _ = w.abort().await;
+                }
+                r
+            })
             .await;
         self.stats.invalidate(key).await;
         self.last_good.invalidate(key).await;
@@ -499,8 +541,26 @@ fn map_err(e: opendal::Error) -> OriginError {
     match e.kind() {
         ErrorKind::NotFound => OriginError::NotFound,
         ErrorKind::IsADirectory => OriginError::NotFound,
+        _ if is_storage_full(&e) => OriginError::NoSpace(e.to_string()),
         _ => OriginError::Unavailable(e.to_string()),
     }
+}
+
+/// Whether an error (or one of its causes) is a full disk or an exceeded quota.
+fn is_storage_full(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            ) {
+                return true;
+            }
+        }
+        cause = c.source();
+    }
+    e.to_string().contains("No space left on device")
 }
 
 fn seed_samples(root: &Path) -> std::io::Result<()> {

@@ -34,6 +34,10 @@ pub enum StoreError {
     /// A unique constraint refused the write (storage key taken, or same bytes in the tenant).
     #[error("unique constraint: {0}")]
     Unique(String),
+    /// The database stayed busy or locked past its busy timeout (another writer holds it):
+    /// retry later.
+    #[error("database busy: {0}")]
+    Busy(String),
     /// The database failed (a server fault).
     #[error("database: {0}")]
     Db(String),
@@ -43,6 +47,10 @@ impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match e.as_database_error() {
             Some(d) if d.is_unique_violation() => Self::Unique(d.message().to_string()),
+            // SQLITE_BUSY (5) / SQLITE_LOCKED (6), after the driver's busy timeout of retries.
+            Some(d) if matches!(d.code().as_deref(), Some("5" | "6" | "517" | "262")) => {
+                Self::Busy(d.message().to_string())
+            }
             _ => Self::Db(e.to_string()),
         }
     }

@@ -40,23 +40,26 @@ impl std::error::Error for ParamError {}
 pub struct Pair {
     /// `k=v` (or `k`) exactly as sent.
     pub raw: String,
-    /// The key as sent (undecoded).
-    pub raw_key: String,
     /// Decoded key and value; `None` when not UTF-8.
     pub key: Option<String>,
     pub value: Option<String>,
 }
 
 impl Pair {
+    /// The key as sent (undecoded).
+    pub fn raw_key(&self) -> &str {
+        self.raw
+            .split_once('=')
+            .map_or(self.raw.as_str(), |(k, _)| k)
+    }
+
     /// A pair made here (a preset's value, a pass-through): encoded for `raw`.
     pub fn new(key: &str, value: &str) -> Self {
         let enc = |s: &str| {
             percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
         };
-        let raw_key = enc(key);
         Self {
-            raw: format!("{raw_key}={}", enc(value)),
-            raw_key,
+            raw: format!("{}={}", enc(key), enc(value)),
             key: Some(key.to_string()),
             value: Some(value.to_string()),
         }
@@ -86,7 +89,6 @@ impl Query {
                 let (k, v) = part.split_once('=').unwrap_or((part, ""));
                 Pair {
                     raw: part.to_string(),
-                    raw_key: k.to_string(),
                     key: decode(k),
                     value: decode(v),
                 }
@@ -121,7 +123,7 @@ impl Query {
     pub fn only(&self, allowed: &[&str]) -> Result<(), ParamError> {
         for p in &self.pairs {
             let (Some(k), Some(_)) = (&p.key, &p.value) else {
-                return Err(ParamError::new(&p.raw_key, "not valid UTF-8"));
+                return Err(ParamError::new(p.raw_key(), "not valid UTF-8"));
             };
             if !allowed.contains(&k.as_str()) {
                 return Err(ParamError::new(

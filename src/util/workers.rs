@@ -26,6 +26,7 @@ pub struct CpuPool {
     slots: Arc<Semaphore>,
     waiting: AtomicUsize,
     running: Arc<AtomicUsize>,
+    done: Arc<std::sync::atomic::AtomicU64>,
     queue_depth: usize,
     queue_timeout: Duration,
 }
@@ -48,12 +49,13 @@ impl Drop for Abandon {
     }
 }
 
-/// Counts one job on a thread for as long as it runs.
-struct Running(Arc<AtomicUsize>);
+/// Counts one job on a thread for as long as it runs, and as done when it ends.
+struct Running(Arc<AtomicUsize>, Arc<std::sync::atomic::AtomicU64>);
 
 impl Drop for Running {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
+        self.1.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -64,6 +66,7 @@ impl CpuPool {
             slots: Arc::new(Semaphore::new(workers.max(1))),
             waiting: AtomicUsize::new(0),
             running: Arc::new(AtomicUsize::new(0)),
+            done: Arc::default(),
             queue_depth,
             queue_timeout,
         }
@@ -77,6 +80,16 @@ impl CpuPool {
     /// Jobs holding a slot now (running, or handed to a thread and about to run).
     pub fn running(&self) -> usize {
         self.running.load(Ordering::Relaxed)
+    }
+
+    /// Jobs ended so far (run or skipped).
+    pub fn done(&self) -> u64 {
+        self.done.load(Ordering::Relaxed)
+    }
+
+    /// Nothing queued and nothing running.
+    pub fn idle(&self) -> bool {
+        self.waiting() == 0 && self.running() == 0
     }
 
     /// Run `job` on a blocking thread once a slot is free.
@@ -126,7 +139,7 @@ impl Ticket<'_> {
             }
         };
         pool.running.fetch_add(1, Ordering::AcqRel);
-        let running = Running(pool.running.clone());
+        let running = Running(pool.running.clone(), pool.done.clone());
         let abandoned = Arc::new(AtomicBool::new(false));
         let _abandon = Abandon(abandoned.clone());
         let handle = tokio::task::spawn_blocking(move || {
