@@ -112,8 +112,16 @@ def storm():
                for i in range(8)]
     [x.start() for x in threads]
     [x.join() for x in threads]
-    time.sleep(1)
-    after = rss_mib(p.pid)
+    right_after = rss_mib(p.pid)
+    # The idle trim runs within a second or two of the pool going idle.
+    t_idle = time.time()
+    after = right_after
+    while time.time() - t_idle < 15:
+        time.sleep(0.5)
+        after = rss_mib(p.pid)
+        if after < idle + 100:
+            break
+    settled_s = time.time() - t_idle
     p.terminate()
     p.wait()
     out = {
@@ -124,7 +132,9 @@ def storm():
         "seconds_to_gauge_0_after_hang_up": round(drained, 2),
         "fresh_statuses": sorted(f[0] for f in fresh),
         "fresh_median_s": round(sorted(f[2] for f in fresh)[4], 2),
-        "rss_after_mib": after,
+        "rss_right_after_fresh_mib": right_after,
+        "rss_settled_mib": after,
+        "seconds_to_settle": round(settled_s, 1),
     }
     print(json.dumps(out, indent=2))
 
@@ -179,7 +189,7 @@ def outage():
         while not stop.is_set():
             counter[0] += 1
             cached = random.random() < 0.5
-            w = random.randrange(100, 120) if cached else 200 + counter[0]
+            w = random.randrange(100, 120) if cached else 200 + counter[0] % 7900
             t = time.time() - t0
             st, xc, dt = get(f"{base}/img/path.jpg?w={w}", timeout=30)
             results.append((phase_at(t), "cached" if cached else "fresh", st, xc, dt, time.time() - t0))
