@@ -904,3 +904,41 @@ async fn a_locked_database_answers_503_with_retry_after_never_500() {
         .await;
     assert_eq!(r.status, 201, "{}", r.text());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_origin_read_ends_in_504_at_the_timeout_without_holding_a_cpu_slot() {
+    let origin = common::http_origin(std::path::PathBuf::from(common::FIXTURES));
+    let server = common::start(|c| {
+        c.storage.backend = refract::storage::origin::Backend::Http;
+        c.storage.base_url = Some(origin.base.clone());
+        c.storage.http_allow_networks = vec!["127.0.0.1/32".into()];
+        c.storage.timeout_ms = 2000;
+    });
+    let base = server.base.clone();
+    let stalled = tokio::spawn(async move {
+        let r = reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap()
+            .get(format!(
+                "{base}/img/stall/rocket-640x427-adobergb.jpg?w=100"
+            ))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.text().await.unwrap())
+    });
+    // While the bytes have stopped, the request holds a queue place, never a CPU slot.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(metric(&server.base, "refract_cpu_running").await, 0);
+    let (status, body) = stalled.await.unwrap();
+    assert_eq!(status, 504, "{body}");
+    assert!(body.contains("ORIGIN_TIMEOUT"), "{body}");
+    // The rest of the origin is served as usual.
+    let r = reqwest::get(server.url("/img/rocket-640x427-adobergb.jpg?w=100"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(metric(&server.base, "refract_cpu_waiting").await, 0);
+}

@@ -327,7 +327,8 @@ pub async fn metric(server: &Server, name: &str) -> u64 {
 }
 
 /// A minimal static HTTP origin over `root` (GET/HEAD, Content-Length, Last-Modified, ETag).
-/// Paths under `/slow/` wait 3 s first (for timeout tests); `/chunked/` streams without a
+/// Paths under `/slow/` wait 3 s first (for timeout tests); `/stall/` sends half the body and
+/// stops; `/chunked/` streams without a
 /// length; `/liar/` claims 100 bytes on HEAD; `/redirect/N/path` redirects N times; `/to/host:port/path` redirects to that host.
 pub struct Origin {
     pub base: String,
@@ -395,6 +396,30 @@ async fn serve_files(root: PathBuf, tx: mpsc::Sender<SocketAddr>) {
                         if let Some(rest) = path.strip_prefix("slow/") {
                             tokio::time::sleep(Duration::from_secs(3)).await;
                             path = rest.to_string();
+                        }
+                        // /stall/path: GET sends the headers and half the body, then stops.
+                        if let Some(rest) = path.strip_prefix("stall/") {
+                            if let Ok(bytes) = std::fs::read(root.join(rest)) {
+                                let len = bytes.len();
+                                if req.method() == hyper::Method::HEAD {
+                                    return Ok(hyper::Response::builder()
+                                        .header("content-length", len)
+                                        .body(full(Bytes::new()))
+                                        .unwrap());
+                                }
+                                let half = Bytes::copy_from_slice(&bytes[..len / 2]);
+                                // StreamExt named: BodyExt also has a `boxed`.
+                                let frames = futures::StreamExt::chain(
+                                    futures::stream::iter(vec![Ok::<_, std::convert::Infallible>(
+                                        Frame::data(half),
+                                    )]),
+                                    futures::stream::pending(),
+                                );
+                                return Ok(hyper::Response::builder()
+                                    .header("content-length", len)
+                                    .body(StreamBody::new(frames).boxed())
+                                    .unwrap());
+                            }
                         }
                         let chunked = path.starts_with("chunked/");
                         if chunked {
