@@ -369,3 +369,54 @@ async fn http_origin_bodies_are_capped_while_streaming() {
         "a small body within the limit is fine"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s3_a_delete_removes_the_variants_under_the_cache_prefix() {
+    use common::api::*;
+    use refract::delivery::key::SourceTag;
+    let (endpoint, bucket, key, secret) = s3_env();
+    let prefix = format!("/d{}/", std::process::id());
+    let cache_prefix = format!("/d{}-cache/", std::process::id());
+    let cache_prefix2 = cache_prefix.clone();
+    let s = start_api(move |c| {
+        s3_config(c, &endpoint, &bucket, &key, &secret, &prefix);
+        c.cache.persistent.backend = refract::delivery::persist::PersistentBackend::S3;
+        c.cache.persistent.path = Some(cache_prefix2);
+    });
+    let (endpoint, bucket, key, secret) = s3_env();
+    let cache_op = s3_operator(&endpoint, &bucket, &key, &secret, &cache_prefix);
+    let api = Api::admin(&s);
+    let a = api.upload_one("a.png", &distinct_png(31), &[]).await;
+    let b = api.upload_one("b.png", &distinct_png(32), &[]).await;
+    for img in [&a, &b] {
+        for q in ["w=100&fm=webp", "w=120&fm=png"] {
+            let (st, _, _) = get(&format!("{}?{q}", img["url"].as_str().unwrap()), None).await;
+            assert_eq!(st, 200);
+        }
+    }
+    let files = || async {
+        let l = cache_op.list_with("").recursive(true).await.unwrap();
+        l.into_iter()
+            .filter(|e| e.metadata().is_file())
+            .map(|e| e.path().to_string())
+            .collect::<Vec<_>>()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while files().await.len() < 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "variants never reached the bucket"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let r = api
+        .delete(&format!("/api/v1/images/{}", a["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let left = files().await;
+    let a_tag = SourceTag::of(a["key"].as_str().unwrap()).hex();
+    let b_tag = SourceTag::of(b["key"].as_str().unwrap()).hex();
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(left.iter().all(|p| p.starts_with(&b_tag)), "{left:?}");
+    assert!(!left.iter().any(|p| p.starts_with(&a_tag)), "{left:?}");
+}
