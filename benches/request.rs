@@ -32,6 +32,7 @@ fn hot_path(c: &mut Criterion) {
                     avif: true,
                     webp: true,
                 },
+                refract::delivery::policy::Negotiate::Vary,
             )
             .unwrap()
         })

@@ -9,6 +9,7 @@ use crate::access::auth::AuthConfig;
 use crate::access::ratelimit::RateLimitConfig;
 use crate::control::RandomConfig;
 use crate::delivery::persist::CacheConfig;
+use crate::delivery::policy::DeliveryConfig;
 use crate::delivery::presets::Presets;
 use crate::delivery::signing::SecurityConfig;
 use crate::http::server::ServerConfig;
@@ -27,6 +28,7 @@ use std::path::{Path, PathBuf};
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerConfig,
+    pub delivery: DeliveryConfig,
     pub storage: StorageConfig,
     pub limits: LimitsConfig,
     pub cache: CacheConfig,
@@ -168,6 +170,7 @@ impl Config {
             }
         }
         self.trusted_proxies()?;
+        self.delivery.validate()?;
         if self.expiry.sweep_interval == 0 {
             return Err("expiry.sweep_interval must be > 0 seconds".into());
         }

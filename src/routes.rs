@@ -26,6 +26,11 @@ pub enum Route<'a> {
     Image {
         raw_key: &'a str,
     },
+    /// `/cdn-cgi/image/<OPTIONS>/<SOURCE>`: Cloudflare's URL form; `rest` is what follows the
+    /// prefix, still percent-encoded.
+    CdnImage {
+        rest: &'a str,
+    },
     /// `/random`: a 302 to a random image.
     Random,
     /// `/api/...`: an API operation and its path parameter, or why there is none (answered by
@@ -43,9 +48,10 @@ pub fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, Error> {
         "/version" => Route::Version,
         "/metrics" => Route::Metrics,
         "/random" => Route::Random,
-        p => match p.strip_prefix("/img/") {
-            Some(raw_key) => Route::Image { raw_key },
-            None => return Err(Error::NotFound("no such route".into())),
+        p => match (p.strip_prefix("/img/"), p.strip_prefix("/cdn-cgi/image/")) {
+            (Some(raw_key), _) => Route::Image { raw_key },
+            (_, Some(rest)) => Route::CdnImage { rest },
+            _ => return Err(Error::NotFound("no such route".into())),
         },
     };
     if method == Method::GET || method == Method::HEAD {
@@ -123,6 +129,9 @@ impl Routes {
             Route::Metrics => Ok(response::text(self.metrics())),
             Route::Image { raw_key } => {
                 crate::delivery::img::handle(&self.delivery, &req, raw_key, peer).await
+            }
+            Route::CdnImage { rest } => {
+                crate::delivery::cdn_cgi::handle(&self.delivery, &req, rest, peer).await
             }
             Route::Random => Ok(control::handle(
                 &self.control,
@@ -207,6 +216,14 @@ mod tests {
             Ok(Route::Api(Err(Error::NotFound(_))))
         ));
         assert!(matches!(route(&get, "/random"), Ok(Route::Random)));
+        assert!(matches!(
+            route(&get, "/cdn-cgi/image/w=1/a.jpg"),
+            Ok(Route::CdnImage { rest: "w=1/a.jpg" })
+        ));
+        assert!(matches!(
+            route(&Method::POST, "/cdn-cgi/image/w=1/a.jpg"),
+            Err(Error::MethodNotAllowed { .. })
+        ));
         assert!(matches!(
             route(&Method::POST, "/random"),
             Err(Error::MethodNotAllowed { .. })

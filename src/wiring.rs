@@ -81,7 +81,10 @@ pub async fn build(config: &Config) -> Result<Built, String> {
         security: config.security.clone(),
         presets: config.presets.clone(),
         params: config.params(),
-        cache_control: config.server.cache_control.clone(),
+        policy: config.delivery.clone(),
+        http_base: (config.storage.backend == crate::storage::origin::Backend::Http)
+            .then(|| config.storage.base_url.clone())
+            .flatten(),
         img_rate_limited: config.ratelimit.img_per_minute > 0,
     }));
     // A deleted source takes its variants with it, from both tiers.

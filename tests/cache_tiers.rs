@@ -159,7 +159,10 @@ async fn a_corrupt_persisted_variant_is_a_miss_not_an_error() {
 #[tokio::test(flavor = "multi_thread")]
 async fn avif_over_budget_answers_webp_now_and_avif_later() {
     // A 1 ms budget: every AVIF is "too slow" for the request path.
-    let s = start(|c| c.limits.avif_budget_ms = 1);
+    let s = start(|c| {
+        vary(c);
+        c.limits.avif_budget_ms = 1;
+    });
     let url = s.url(&format!("{ROCKET}?w=320"));
     let accept = Some("image/avif,image/webp,*/*;q=0.8");
     let (st, h, body) = get(&url, accept).await;
@@ -194,7 +197,10 @@ async fn avif_over_budget_answers_webp_now_and_avif_later() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn avif_within_budget_is_encoded_on_the_request_path() {
-    let s = start(|c| c.limits.avif_budget_ms = 60_000);
+    let s = start(|c| {
+        vary(c);
+        c.limits.avif_budget_ms = 60_000;
+    });
     let (st, h, body) = get(
         &s.url(&format!("{ROCKET}?w=200")),
         Some("image/avif,image/webp,*/*"),

@@ -2,6 +2,7 @@
 
 use super::{detached, json, Ctx};
 use crate::delivery::negotiate::{self, Accept};
+use crate::delivery::policy::Negotiate;
 use crate::delivery::presets;
 use crate::error::Error;
 use crate::http::response::{self, Body};
@@ -108,7 +109,13 @@ pub async fn random(ctx: &Ctx<'_>, redirect: bool) -> Result<Response<Body>, Err
     // client that gets it.
     if !explicit_fm {
         if let Ok(OutputSpec::Negotiated(c)) =
-            negotiate::decide(FormatRequest::Auto, &accept, ctl.random.enabled)
+            // Made explicit in the URL, so safe behind any cache whatever delivery.negotiate.
+            negotiate::decide(
+                FormatRequest::Auto,
+                &accept,
+                ctl.random.enabled,
+                Negotiate::Vary,
+            )
         {
             if c.avif {
                 pass.push(Pair::new("fm", "avif"));

@@ -3,24 +3,7 @@
 use crate::delivery::signing::Signer;
 use crate::store::ImageRecord;
 use http::HeaderMap;
-use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use serde_json::{json, Value};
-
-/// Characters escaped in a URL path segment (`/` stays as the separator).
-const SEGMENT: &AsciiSet = &CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'%')
-    .add(b'<')
-    .add(b'>')
-    .add(b'?')
-    .add(b'`')
-    .add(b'{')
-    .add(b'}')
-    .add(b'\\')
-    .add(b'^')
-    .add(b'|');
 
 /// The absolute base of returned URLs (`server.public_url`, else `http://<Host>`), and the
 /// signer that signs them when signing keys are configured.
@@ -63,13 +46,7 @@ impl Base {
 
     /// `<base>/img/<key>[?query]` with the key's segments escaped, signed when a key is set.
     pub fn image_url(&self, storage_key: &str, query: &str) -> String {
-        let path = format!("/img/{}", utf8_percent_encode(storage_key, SEGMENT));
-        let path_query = match self.signer.sign(&path, query) {
-            Some(signed) => signed,
-            None if query.is_empty() => path,
-            None => format!("{path}?{query}"),
-        };
-        format!("{}{path_query}", self.root)
+        format!("{}{}", self.root, self.signer.image_path(storage_key, query))
     }
 }
 

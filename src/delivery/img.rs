@@ -1,5 +1,6 @@
-//! `GET`/`HEAD /img/{key}`: orchestrates sanitise → parse → negotiate → stat → key → 304 →
-//! cache (coalesced) → fetch → CPU pool → pipeline → respond. No pixel code, no SQL here.
+//! `GET`/`HEAD /img/{key}`: orchestrates sanitise → signature → presets → parse → visibility →
+//! caching policy → negotiate → stat → key → 304 → tiers (coalesced) → CPU pool → pipeline →
+//! respond; `serve` is shared with the `/cdn-cgi/image/` form. No pixel code, no SQL here.
 
 use super::Delivery;
 use crate::access::auth::RateOverride;
@@ -7,16 +8,17 @@ use crate::access::ratelimit::{Bucket, Outcome};
 use crate::access::visibility::Access;
 use crate::delivery::key::CacheKey;
 use crate::delivery::negotiate::{self, Accept, NegotiateError};
+use crate::delivery::policy::{self, Caching};
 use crate::delivery::presets;
 use crate::delivery::signing::SignatureError;
 use crate::delivery::variants::{Wanted, AVIF_PENDING_MAX_AGE};
 use crate::error::Error;
 use crate::http::response::{self, Body, ImageMeta, RangeReq};
 use crate::pipeline::format::ImageFormat;
-use crate::pipeline::output::OutputSpec;
-use crate::pipeline::transform::{self, Transform};
+use crate::pipeline::output::{Enabled, OutputSpec};
+use crate::pipeline::transform::{self, FormatRequest, Transform};
 use crate::storage::origin::{sanitize_key, Freshness, Stat};
-use crate::util::query::Query;
+use crate::util::query::{Pair, Query};
 use http::{header, Request, Response};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -28,21 +30,46 @@ pub async fn handle<B>(
     raw_key: &str,
     peer: std::net::SocketAddr,
 ) -> Result<Response<Body>, Error> {
-    let head = req.method() == http::Method::HEAD;
-    if app.img_rate_limited {
-        let client = format!(
-            "ip:{}",
-            crate::http::request::client_ip(&app.trusted_proxies, peer, req.headers())
-        );
-        if let Outcome::Denied { retry_after, .. } =
-            app.ratelimits
-                .check(Bucket::Img, &client, &RateOverride::default())
-        {
-            return Err(Error::RateLimited { retry_after });
-        }
-    }
+    rate_limit(app, req, peer)?;
     let key = sanitize_key(raw_key)?;
     let query = Query::parse(req.uri().query().unwrap_or(""));
+    serve(app, req, key, query, Vec::new()).await
+}
+
+/// The per-IP `/img` rate limit, when configured.
+pub(super) fn rate_limit<B>(
+    app: &Delivery,
+    req: &Request<B>,
+    peer: std::net::SocketAddr,
+) -> Result<(), Error> {
+    if !app.img_rate_limited {
+        return Ok(());
+    }
+    let client = format!(
+        "ip:{}",
+        crate::http::request::client_ip(&app.trusted_proxies, peer, req.headers())
+    );
+    match app
+        .ratelimits
+        .check(Bucket::Img, &client, &RateOverride::default())
+    {
+        Outcome::Denied { retry_after, .. } => Err(Error::RateLimited { retry_after }),
+        _ => Ok(()),
+    }
+}
+
+/// What both URL forms share once the storage key is known: signature (over the request's
+/// own path and query) → `options` (the `/cdn-cgi/image/` options, as pairs) → presets →
+/// `onerror` → parse → visibility → the original or a variant; a 404 cached briefly when
+/// configured.
+pub(super) async fn serve<B>(
+    app: &Arc<Delivery>,
+    req: &Request<B>,
+    key: String,
+    query: Query,
+    options: Vec<Pair>,
+) -> Result<Response<Body>, Error> {
+    let head = req.method() == http::Method::HEAD;
     let query = app
         .signer
         .check(req.uri().path(), query, crate::util::clock::now_secs())
@@ -53,14 +80,71 @@ pub async fn handle<B>(
             SignatureError::Invalid => Error::Forbidden("invalid URL signature".into()),
             SignatureError::Expired => Error::Gone("this signed URL has expired".into()),
         })?;
+    let query = if options.is_empty() {
+        query
+    } else {
+        Query::from_pairs(options.into_iter().chain(query.pairs().iter().cloned()).collect())
+    };
     let query = presets::expand(query, &app.presets, app.presets_only)?;
+    let versioned = query.get("v").is_some();
+    let (query, redirect_on_error) = take_onerror(query)?;
     let t = transform::parse(&query, &app.params)?;
-    let cache_control = access_cache_control(app, req, &key).await?;
-    let cc = cache_control.as_deref().unwrap_or(&app.cache_control);
-    match t {
-        None => original(app, req, &key, head, cc).await,
-        Some(t) => variant(app, req, &key, t, head, cc).await,
+    let access = access_cache_control(app, req, &key).await;
+    let answer = match access {
+        Err(e) => Err(e),
+        Ok(access) => {
+            let caching = Caching::for_answer(&app.policy, access, versioned);
+            match t {
+                None => original(app, req, &key, head, &caching).await,
+                Some(t) => variant(app, req, &key, t, head, &caching).await,
+            }
+        }
+    };
+    match answer {
+        Err(e) if redirect_on_error && is_transform_error(&e) => Ok(response::redirect(
+            &app.signer.image_path(&key, ""),
+        )),
+        Err(e @ Error::NotFound(_)) => match policy::not_found(&app.policy) {
+            Some(cc) => Ok(response::error_cached(&e, head, &cc)),
+            None => Err(e),
+        },
+        other => other,
     }
+}
+
+/// `onerror=redirect` (Cloudflare's): on a transform error, a 302 to the original instead.
+/// Taken out of the query here: it is not a transform parameter.
+fn take_onerror(query: Query) -> Result<(Query, bool), Error> {
+    let mut redirect = false;
+    let mut rest = Vec::with_capacity(query.pairs().len());
+    for p in query.pairs() {
+        if p.key.as_deref() != Some("onerror") {
+            rest.push(p.clone());
+            continue;
+        }
+        if p.value.as_deref() != Some("redirect") || redirect {
+            return Err(Error::bad_param(
+                "onerror",
+                "onerror must be redirect, given once",
+            ));
+        }
+        redirect = true;
+    }
+    Ok((Query::from_pairs(rest), redirect))
+}
+
+/// Failures of the transform itself (the source was found but could not be made into the
+/// variant), which `onerror=redirect` answers with the original.
+fn is_transform_error(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::PayloadTooLarge(_)
+            | Error::UnsupportedMediaType(_)
+            | Error::Unprocessable(_)
+            | Error::NotAcceptable(_)
+            | Error::Busy
+            | Error::Internal(_)
+    )
 }
 
 /// Objects of API images may be private or expiring: hide them (404, as if absent) from those
@@ -116,24 +200,38 @@ fn is_not_modified<B>(req: &Request<B>, etag: &str, last_modified: Option<System
     }
 }
 
+fn meta<'a>(
+    caching: &'a Caching<'_>,
+    cdn_header: &'a str,
+    etag: &'a str,
+    last_modified: Option<SystemTime>,
+) -> ImageMeta<'a> {
+    ImageMeta {
+        content_type: "",
+        etag,
+        last_modified,
+        cache_control: &caching.cache_control,
+        cdn_cache_control: caching.cdn.map(|v| (cdn_header, v)),
+        vary_accept: false,
+        x_cache: None,
+        accept_ranges: false,
+    }
+}
+
 async fn original<B>(
     app: &Delivery,
     req: &Request<B>,
     key: &str,
     head: bool,
-    cache_control: &str,
+    caching: &Caching<'_>,
 ) -> Result<Response<Body>, Error> {
     let stat = app.origin.stat(key).await?;
     let len = stat.version.len;
     let etag = CacheKey::original(key, &stat.version).etag();
     let mut meta = ImageMeta {
         content_type: "application/octet-stream",
-        etag: &etag,
-        last_modified: modified(&stat),
-        cache_control,
-        vary_accept: false,
-        x_cache: None,
         accept_ranges: true,
+        ..meta(caching, &app.policy.cdn_cache_control_header, &etag, modified(&stat))
     };
     if is_not_modified(req, &etag, meta.last_modified) {
         return Ok(response::not_modified(&meta));
@@ -176,18 +274,29 @@ async fn variant<B>(
     key: &str,
     t: Transform,
     head: bool,
-    cache_control: &str,
+    caching: &Caching<'_>,
 ) -> Result<Response<Body>, Error> {
+    if t.format == FormatRequest::Json {
+        return info(app, req, key, &t, head, caching).await;
+    }
     let accept = header_str(req, header::ACCEPT).map_or_else(Accept::any, Accept::parse);
-    let spec = negotiate::decide(t.format, &accept, app.enabled).map_err(|e| match e {
-        NegotiateError::Disabled(f) => Error::bad_param(
-            "fm",
-            format!("output format {f} is disabled on this server"),
-        ),
-        NegotiateError::NotAcceptable => {
-            Error::NotAcceptable("no image format in Accept can be produced".into())
+    // compression=fast: the source's family, whatever the client accepts.
+    let enabled = if t.fast {
+        Enabled {
+            avif: false,
+            webp: false,
         }
-    })?;
+    } else {
+        app.enabled
+    };
+    let spec = negotiate::decide(t.format, &accept, enabled, app.policy.negotiate).map_err(
+        |e| match e {
+            NegotiateError::Disabled(f) => {
+                Error::bad_param("fm", format!("output format {f} is disabled on this server"))
+            }
+            NegotiateError::NoImage => Error::bad_param("fm", "fm=json answers no image"),
+        },
+    )?;
     let (mut stat, freshness) = app.origin.stat_or_stale(key).await?;
     if let Freshness::Stale(outage) = freshness {
         let wanted = Wanted {
@@ -195,7 +304,7 @@ async fn variant<B>(
             stat: &stat,
             transform: &t,
         };
-        if let Some(r) = stale(app, req, &wanted, spec, head, cache_control).await {
+        if let Some(r) = stale(app, req, &wanted, spec, head, caching).await {
             return Ok(r);
         }
         // Nothing kept: the outage's own answer (502 or 504), or storage asked again when the
@@ -218,20 +327,17 @@ async fn variant<B>(
         transform: &t,
     };
     let plan = app.plan(&wanted, spec).await?;
-    let cache_control = if plan.interim {
-        at_most(cache_control, AVIF_PENDING_MAX_AGE)
+    let interim;
+    let caching = if plan.interim {
+        interim = caching.at_most(AVIF_PENDING_MAX_AGE);
+        &interim
     } else {
-        std::borrow::Cow::Borrowed(cache_control)
+        caching
     };
     let etag = plan.key.etag();
     let mut meta = ImageMeta {
-        content_type: "",
-        etag: &etag,
-        last_modified: modified(&stat),
-        cache_control: &cache_control,
-        vary_accept: plan.spec.varies(),
-        x_cache: None,
-        accept_ranges: false,
+        vary_accept: app.varies(&plan.spec),
+        ..meta(caching, &app.policy.cdn_cache_control_header, &etag, modified(&stat))
     };
     if is_not_modified(req, &etag, None) {
         return Ok(response::not_modified(&meta));
@@ -242,8 +348,69 @@ async fn variant<B>(
     Ok(response::image(&meta, enc.bytes.clone(), None, head))
 }
 
-/// `Cache-Control` of a variant served stale during an origin outage: short, so that caches
-/// ask again soon after the origin is back.
+/// How many bytes of a source `fm=json` reads first: enough for the header of any format
+/// unless a JPEG carries huge metadata before its frame header (then the whole source).
+const INFO_PREFIX: u64 = 256 * 1024;
+
+/// `fm=json` (`format=json`): the output's size and the source's, Cloudflare's shape, from the
+/// source's header: nothing is decoded or encoded.
+async fn info<B>(
+    app: &Delivery,
+    req: &Request<B>,
+    key: &str,
+    t: &Transform,
+    head: bool,
+    caching: &Caching<'_>,
+) -> Result<Response<Body>, Error> {
+    let stat = app.origin.stat(key).await?;
+    let len = stat.version.len;
+    let etag = CacheKey::variant(
+        key,
+        &stat.version,
+        &t.canonical(),
+        "json",
+        &app.encode_fingerprint,
+    )
+    .etag();
+    let meta = ImageMeta {
+        content_type: "application/json",
+        ..meta(caching, &app.policy.cdn_cache_control_header, &etag, modified(&stat))
+    };
+    if is_not_modified(req, &etag, None) {
+        return Ok(response::not_modified(&meta));
+    }
+    let prefix = app.origin.read_range(key, 0, len.min(INFO_PREFIX)).await?;
+    let probed = match crate::pipeline::probe::probe(&prefix) {
+        Err(_) if len > INFO_PREFIX => {
+            let max = app.limits.max_source_bytes;
+            if len > max {
+                return Err(Error::PayloadTooLarge(format!(
+                    "source is {len} bytes; the limit is {max}"
+                )));
+            }
+            crate::pipeline::probe::probe(&app.origin.read(key, len, max).await?)
+        }
+        other => other,
+    };
+    let probe = probed.map_err(Error::from)?;
+    let (w, h) = crate::pipeline::output_size(&probe, t);
+    let (ow, oh) = probe.oriented_size();
+    let body = serde_json::json!({
+        "width": w,
+        "height": h,
+        "original": {
+            "width": ow,
+            "height": oh,
+            "file_size": len,
+            "format": probe.format.mime(),
+        },
+    });
+    let bytes = bytes::Bytes::from(body.to_string());
+    Ok(response::image(&meta, bytes, None, head))
+}
+
+/// `Cache-Control` max-age of a variant served stale during an origin outage: short, so that
+/// caches ask again soon after the origin is back.
 const STALE_MAX_AGE: u32 = 60;
 
 /// The origin cannot be reached but a version of the source was seen within
@@ -254,52 +421,19 @@ async fn stale<B>(
     wanted: &Wanted<'_>,
     spec: OutputSpec,
     head: bool,
-    cache_control: &str,
+    caching: &Caching<'_>,
 ) -> Option<Response<Body>> {
     let (enc, key) = app.stored(wanted, spec).await?;
-    let cache_control = at_most(cache_control, STALE_MAX_AGE);
+    let caching = caching.at_most(STALE_MAX_AGE);
     let etag = key.etag();
     let meta = ImageMeta {
         content_type: enc.format.mime(),
-        etag: &etag,
-        last_modified: modified(wanted.stat),
-        cache_control: &cache_control,
-        vary_accept: spec.varies(),
+        vary_accept: app.varies(&spec),
         x_cache: Some("STALE"),
-        accept_ranges: false,
+        ..meta(&caching, &app.policy.cdn_cache_control_header, &etag, modified(wanted.stat))
     };
     if is_not_modified(req, &etag, None) {
         return Some(response::not_modified(&meta));
     }
     Some(response::image(&meta, enc.bytes.clone(), None, head))
-}
-
-/// `Cache-Control` for an answer that should not be kept long: `public, max-age=secs`, unless
-/// the given one is private, not to be stored, or already shorter (an expiring image's).
-fn at_most(cache_control: &str, secs: u32) -> std::borrow::Cow<'_, str> {
-    let current = cache_control
-        .split(',')
-        .find_map(|d| d.trim().strip_prefix("max-age="))
-        .and_then(|v| v.trim().parse::<u32>().ok());
-    if cache_control.contains("private")
-        || cache_control.contains("no-store")
-        || current.is_some_and(|c| c <= secs)
-    {
-        std::borrow::Cow::Borrowed(cache_control)
-    } else {
-        std::borrow::Cow::Owned(format!("public, max-age={secs}"))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::at_most;
-
-    #[test]
-    fn short_answers_never_outlive_a_shorter_or_private_policy() {
-        let d = "public, max-age=86400, stale-while-revalidate=604800";
-        assert_eq!(at_most(d, 60), "public, max-age=60");
-        assert_eq!(at_most("public, max-age=12", 60), "public, max-age=12");
-        assert_eq!(at_most("private, no-store", 60), "private, no-store");
-    }
 }

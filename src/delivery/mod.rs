@@ -2,10 +2,12 @@
 //! presets, format negotiation, the cache key and the variant tiers. `Delivery` is its context,
 //! built once (in `wiring`) from the parts it uses.
 
+pub mod cdn_cgi;
 pub mod img;
 pub mod key;
 pub mod negotiate;
 pub mod persist;
+pub mod policy;
 pub mod presets;
 pub mod signing;
 pub mod variants;
@@ -22,6 +24,7 @@ use crate::util::limits::LimitsConfig;
 use crate::util::workers::CpuPool;
 use key::CacheKey;
 use persist::{CacheConfig, Persist};
+use policy::{DeliveryConfig, Negotiate};
 use presets::Presets;
 use signing::{SecurityConfig, Signer};
 use std::collections::HashSet;
@@ -44,8 +47,11 @@ pub struct Parts {
     pub security: SecurityConfig,
     pub presets: Presets,
     pub params: ParamConfig,
-    /// `server.cache_control`.
-    pub cache_control: String,
+    /// The `[delivery]` section: negotiation mode and caching headers.
+    pub policy: DeliveryConfig,
+    /// `storage.base_url` when storage is an HTTP origin: absolute `/cdn-cgi/image/` sources
+    /// must be under it.
+    pub http_base: Option<String>,
     /// `ratelimit.img_per_minute > 0`.
     pub img_rate_limited: bool,
 }
@@ -72,7 +78,8 @@ pub struct Delivery {
     encode_fingerprint: String,
     /// Variants being encoded in the background (one job per key).
     background_jobs: Mutex<HashSet<CacheKey>>,
-    cache_control: String,
+    policy: DeliveryConfig,
+    http_base: Option<String>,
     img_rate_limited: bool,
     /// Pipeline runs (cache fills), counted when a transform starts on a worker.
     transforms: AtomicU64,
@@ -117,10 +124,17 @@ impl Delivery {
             encode_background: Arc::new(p.formats.for_background()),
             encode: Arc::new(p.formats),
             background_jobs: Mutex::default(),
-            cache_control: p.cache_control,
+            policy: p.policy,
+            http_base: p.http_base,
             img_rate_limited: p.img_rate_limited,
             transforms: AtomicU64::new(0),
         }
+    }
+
+    /// Whether an answer of `spec` carries `Vary: Accept`: only a negotiated one, and only
+    /// when negotiation reads `Accept`.
+    pub fn varies(&self, spec: &crate::pipeline::output::OutputSpec) -> bool {
+        self.policy.negotiate == Negotiate::Vary && spec.varies()
     }
 
     /// Counters and gauges for `/metrics`.

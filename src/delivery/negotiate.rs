@@ -1,10 +1,14 @@
-//! Content negotiation for `fm=auto`: a typed `Accept` header with q-values, the output decision,
-//! and whether the response varies by `Accept`.
+//! Content negotiation for `fm=auto`: a typed `Accept` header with q-values and the output
+//! decision.
 //!
 //! Invariants: no substring matching (`image/avif;q=0` means no); AVIF and WebP are only chosen
 //! when the client names them explicitly (a `*/*` from an old client is no promise that it
-//! decodes AVIF); pure, no IO.
+//! decodes AVIF); the decision reads only whether `image/avif` and `image/webp` are acceptable,
+//! so one URL has at most four negotiated variants whatever `Accept` says (a normalised or junk
+//! `Accept` cannot multiply cache entries); with `Negotiate::Off` it reads nothing of `Accept`;
+//! pure, no IO.
 
+use super::policy::Negotiate;
 use crate::pipeline::format::ImageFormat;
 use crate::pipeline::output::{Candidates, Enabled, OutputSpec};
 use crate::pipeline::transform::FormatRequest;
@@ -110,18 +114,20 @@ impl Accept {
 pub enum NegotiateError {
     /// `fm` names a format switched off in config.
     Disabled(ImageFormat),
-    /// Nothing the client accepts can be produced.
-    NotAcceptable,
+    /// `fm=json`: no image at all (answered before negotiation).
+    NoImage,
 }
 
-/// Decide from `fm` and `Accept`. A negotiated spec with no candidate at all is a 406 now,
-/// before any IO.
+/// Decide from `fm` and `Accept`. JPEG and PNG are always candidates (a client that lists
+/// neither still gets the source's family rather than a 406: every browser decodes both).
 pub fn decide(
     fm: FormatRequest,
     accept: &Accept,
     enabled: Enabled,
+    mode: Negotiate,
 ) -> Result<OutputSpec, NegotiateError> {
     match fm {
+        FormatRequest::Json => Err(NegotiateError::NoImage),
         FormatRequest::Fixed(f) => {
             let on = match f {
                 ImageFormat::Avif => enabled.avif,
@@ -135,17 +141,13 @@ pub fn decide(
             }
         }
         FormatRequest::Auto => {
-            let c = Candidates {
-                avif: enabled.avif && accept.explicit_quality("image/avif") > 0.0,
-                webp: enabled.webp && accept.explicit_quality("image/webp") > 0.0,
-                jpeg: accept.quality("image/jpeg") > 0.0,
-                png: accept.quality("image/png") > 0.0,
-            };
-            if c.avif || c.webp || c.jpeg || c.png {
-                Ok(OutputSpec::Negotiated(c))
-            } else {
-                Err(NegotiateError::NotAcceptable)
-            }
+            let by_accept = mode == Negotiate::Vary;
+            Ok(OutputSpec::Negotiated(Candidates {
+                avif: by_accept && enabled.avif && accept.explicit_quality("image/avif") > 0.0,
+                webp: by_accept && enabled.webp && accept.explicit_quality("image/webp") > 0.0,
+                jpeg: true,
+                png: true,
+            }))
         }
     }
 }
@@ -162,7 +164,7 @@ mod tests {
 
     fn pick(accept: Option<&str>, src: ImageFormat, alpha: bool) -> Option<ImageFormat> {
         let a = accept.map_or_else(Accept::any, Accept::parse);
-        decide(FormatRequest::Auto, &a, ON)
+        decide(FormatRequest::Auto, &a, ON, Negotiate::Vary)
             .ok()?
             .resolve(src, alpha)
     }
@@ -171,7 +173,7 @@ mod tests {
     fn avif_fallback_is_webp_then_the_source_family() {
         use ImageFormat::*;
         let any = Accept::any();
-        let fixed = decide(FormatRequest::Fixed(Avif), &any, ON).unwrap();
+        let fixed = decide(FormatRequest::Fixed(Avif), &any, ON, Negotiate::Vary).unwrap();
         assert!(fixed.is_avif());
         assert_eq!(fixed.without_avif(ON), Some(OutputSpec::Fixed(Webp)));
         let no_webp = Enabled {
@@ -181,15 +183,17 @@ mod tests {
         let f = fixed.without_avif(no_webp).unwrap();
         assert_eq!(f.resolve(Jpeg, false), Some(Jpeg));
         let chromium = Accept::parse("image/avif,image/webp,*/*;q=0.8");
-        let auto = decide(FormatRequest::Auto, &chromium, ON).unwrap();
+        let auto = decide(FormatRequest::Auto, &chromium, ON, Negotiate::Vary).unwrap();
         assert!(auto.is_avif());
         let f = auto.without_avif(ON).unwrap();
         assert!(!f.is_avif());
         assert_eq!(f.resolve(Jpeg, false), Some(Webp));
         let only_avif = Accept::parse("image/avif");
-        let auto = decide(FormatRequest::Auto, &only_avif, ON).unwrap();
-        assert_eq!(auto.without_avif(ON), None);
-        let jpeg = decide(FormatRequest::Fixed(Jpeg), &any, ON).unwrap();
+        let auto = decide(FormatRequest::Auto, &only_avif, ON, Negotiate::Vary).unwrap();
+        // JPEG/PNG are always candidates: the fallback is the source's family.
+        let f = auto.without_avif(ON).unwrap();
+        assert_eq!(f.resolve(Jpeg, false), Some(Jpeg));
+        let jpeg = decide(FormatRequest::Fixed(Jpeg), &any, ON, Negotiate::Vary).unwrap();
         assert!(!jpeg.is_avif());
     }
 
@@ -216,9 +220,10 @@ mod tests {
             (Some("image/*"), Gif, false, Some(Png)),
             (Some("image/*"), Jpeg, true, Some(Png)),
             (None, Jpeg, false, Some(Jpeg)),
-            (Some("image/png"), Jpeg, false, Some(Png)),
-            (Some("image/jpeg"), Png, true, Some(Jpeg)),
-            (Some("text/html"), Jpeg, false, None),
+            // JPEG and PNG are always candidates: the source's family wins.
+            (Some("image/png"), Jpeg, false, Some(Jpeg)),
+            (Some("image/jpeg"), Png, true, Some(Png)),
+            (Some("text/html"), Jpeg, false, Some(Jpeg)),
             (Some("image/webp,image/*;q=0"), Jpeg, false, Some(Webp)),
             (Some("IMAGE/AVIF"), Jpeg, false, Some(Avif)),
             (Some("image/avifx,*/*"), Jpeg, false, Some(Jpeg)),
@@ -229,12 +234,17 @@ mod tests {
     }
 
     #[test]
-    fn negotiate_nothing_acceptable_is_406_early() {
-        let a = Accept::parse("text/html, application/json");
+    fn off_reads_nothing_of_accept() {
+        let chromium = Accept::parse("image/avif,image/webp,*/*;q=0.8");
+        let spec = decide(FormatRequest::Auto, &chromium, ON, Negotiate::Off).unwrap();
+        assert_eq!(spec.resolve(ImageFormat::Jpeg, false), Some(ImageFormat::Jpeg));
+        assert_eq!(spec.resolve(ImageFormat::Gif, false), Some(ImageFormat::Png));
         assert_eq!(
-            decide(FormatRequest::Auto, &a, ON),
-            Err(NegotiateError::NotAcceptable)
+            spec,
+            decide(FormatRequest::Auto, &Accept::any(), ON, Negotiate::Off).unwrap()
         );
+        let fixed = decide(FormatRequest::Fixed(ImageFormat::Avif), &chromium, ON, Negotiate::Off);
+        assert_eq!(fixed, Ok(OutputSpec::Fixed(ImageFormat::Avif)));
     }
 
     #[test]
@@ -244,13 +254,13 @@ mod tests {
             webp: true,
         };
         let a = Accept::parse("image/avif,image/webp,*/*");
-        let spec = decide(FormatRequest::Auto, &a, off).unwrap();
+        let spec = decide(FormatRequest::Auto, &a, off, Negotiate::Vary).unwrap();
         assert_eq!(
             spec.resolve(ImageFormat::Jpeg, false),
             Some(ImageFormat::Webp)
         );
         assert_eq!(
-            decide(FormatRequest::Fixed(ImageFormat::Avif), &a, off),
+            decide(FormatRequest::Fixed(ImageFormat::Avif), &a, off, Negotiate::Vary),
             Err(NegotiateError::Disabled(ImageFormat::Avif))
         );
     }
@@ -258,8 +268,8 @@ mod tests {
     #[test]
     fn vary_only_when_negotiated() {
         let a = Accept::any();
-        assert!(decide(FormatRequest::Auto, &a, ON).unwrap().varies());
-        assert!(!decide(FormatRequest::Fixed(ImageFormat::Png), &a, ON)
+        assert!(decide(FormatRequest::Auto, &a, ON, Negotiate::Vary).unwrap().varies());
+        assert!(!decide(FormatRequest::Fixed(ImageFormat::Png), &a, ON, Negotiate::Vary)
             .unwrap()
             .varies());
     }
@@ -282,6 +292,18 @@ mod tests {
             let a = Accept::parse(&s);
             let q = a.quality("image/webp");
             prop_assert!((0.0..=1.0).contains(&q));
+        }
+
+        /// Any `Accept` lands on one of four specs: the cache holds at most four negotiated
+        /// variants per URL.
+        #[test]
+        fn any_accept_gives_one_of_four_specs(s in ".{0,200}") {
+            let spec = decide(FormatRequest::Auto, &Accept::parse(&s), ON, Negotiate::Vary).unwrap();
+            let four: Vec<OutputSpec> = [(false, false), (false, true), (true, false), (true, true)]
+                .into_iter()
+                .map(|(avif, webp)| OutputSpec::Negotiated(Candidates { avif, webp, jpeg: true, png: true }))
+                .collect();
+            prop_assert!(four.contains(&spec));
         }
     }
 }

@@ -9,8 +9,25 @@
 use crate::util::query::Query;
 use crate::util::secret::Secret;
 use base64::Engine;
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
+
+/// Characters escaped in a URL path segment (`/` stays as the separator).
+const SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'|');
 
 /// The `[security]` config section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -90,6 +107,16 @@ impl Signer {
         } else {
             format!("{path}?{rest}&s={mac}")
         })
+    }
+
+    /// `/img/<key>[?query]` with the key's segments escaped, signed when a key is set.
+    pub fn image_path(&self, storage_key: &str, query: &str) -> String {
+        let path = format!("/img/{}", utf8_percent_encode(storage_key, SEGMENT));
+        match self.sign(&path, query) {
+            Some(signed) => signed,
+            None if query.is_empty() => path,
+            None => format!("{path}?{query}"),
+        }
     }
 
     /// Check a request; returns the query without `s` and `expires`. Unsigned requests pass when

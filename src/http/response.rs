@@ -18,6 +18,8 @@ pub struct ImageMeta<'a> {
     pub etag: &'a str,
     pub last_modified: Option<SystemTime>,
     pub cache_control: &'a str,
+    /// A CDN-only caching header (`CDN-Cache-Control` or the like): name and value.
+    pub cdn_cache_control: Option<(&'a str, &'a str)>,
     pub vary_accept: bool,
     pub x_cache: Option<&'static str>,
     pub accept_ranges: bool,
@@ -37,6 +39,11 @@ fn base(status: StatusCode, meta: &ImageMeta<'_>) -> http::response::Builder {
         .header(header::CONTENT_SECURITY_POLICY, "default-src 'none'");
     if let Some(t) = meta.last_modified {
         b = b.header(header::LAST_MODIFIED, hv(&httpdate::fmt_http_date(t)));
+    }
+    if let Some((name, value)) = meta.cdn_cache_control {
+        if let Ok(name) = header::HeaderName::from_bytes(name.as_bytes()) {
+            b = b.header(name, hv(value));
+        }
     }
     if meta.vary_accept {
         b = b.header(header::VARY, "Accept");
@@ -147,7 +154,12 @@ pub fn redirect(location: &str) -> Response<Body> {
 /// The error response: JSON body, `Cache-Control: no-store`, plus `Retry-After` for 503 and
 /// `Content-Range` for 416. HEAD gets no body.
 pub fn error(e: &Error, head: bool) -> Response<Body> {
-    let mut r = json(e.status(), &e.body(), "no-store");
+    error_cached(e, head, "no-store")
+}
+
+/// `error` with another `Cache-Control` (a 404 that caches may keep briefly).
+pub fn error_cached(e: &Error, head: bool, cache_control: &str) -> Response<Body> {
+    let mut r = json(e.status(), &e.body(), cache_control);
     let h = r.headers_mut();
     match e {
         Error::Busy => {

@@ -30,8 +30,6 @@ pub struct ServerConfig {
     pub listen: String,
     /// Data directory; originals default to `<data_dir>/images`.
     pub data_dir: PathBuf,
-    /// `Cache-Control` of successful image responses.
-    pub cache_control: String,
     /// Seconds to wait for a request's headers (slowloris guard).
     pub header_read_timeout_secs: u64,
     /// Seconds in-flight requests get to finish after SIGTERM/Ctrl-C.
@@ -52,7 +50,6 @@ impl Default for ServerConfig {
         Self {
             listen: "127.0.0.1:8080".into(),
             data_dir: PathBuf::from("./data"),
-            cache_control: "public, max-age=86400, stale-while-revalidate=604800".into(),
             header_read_timeout_secs: 10,
             shutdown_grace_secs: 10,
             max_connections: 1024,

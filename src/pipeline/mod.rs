@@ -3,7 +3,8 @@
 //! Steps, in order, each a module: `probe` (format by magic bytes, dimensions, alpha, EXIF
 //! orientation, ICC) → limits → `decode` (JPEG shrink-on-load in the DCT domain) → `orient` →
 //! `colour` (embedded ICC → sRGB) → `resize` (crop + Lanczos3, premultiplied alpha) →
-//! `compose` (pad for `contain`, flatten alpha for JPEG) → `encode` (no metadata written).
+//! `compose` (pad for `contain`, flatten alpha for JPEG) → `encode` → `exif` (a JPEG
+//! output keeps the source's EXIF only when `metadata` asks).
 //! Geometry is pure math in `fit`.
 //!
 //! Invariants: no IO, no async, no tokio/hyper/opendal/moka; limits are passed in; no input may
@@ -13,6 +14,7 @@ pub mod colour;
 pub mod compose;
 pub mod decode;
 pub mod encode;
+pub mod exif;
 pub mod fit;
 pub mod format;
 pub mod orient;
@@ -22,7 +24,7 @@ pub mod transform;
 
 use crate::pipeline::format::ImageFormat;
 use crate::pipeline::output::OutputSpec;
-use crate::pipeline::transform::Transform;
+use crate::pipeline::transform::{Metadata, Transform};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -181,13 +183,32 @@ pub fn run_probed(
         .transform
         .quality
         .unwrap_or_else(|| job.encode.default_quality(format));
-    let bytes = encode::encode(&px, format, quality, job.encode)?;
+    let mut bytes = encode::encode(&px, format, quality, job.encode)?;
+    if format == ImageFormat::Jpeg {
+        bytes = with_metadata(bytes, input, probe, job.transform.metadata);
+    }
     Ok(Some(Encoded {
         bytes: Bytes::from(bytes),
         format,
         width: px.width,
         height: px.height,
     }))
+}
+
+/// A JPEG output with the source's EXIF that `metadata` keeps (none by default).
+fn with_metadata(jpeg: Vec<u8>, input: &[u8], probe: &Probe, m: Metadata) -> Vec<u8> {
+    let Some(tiff) = probe.exif.clone().and_then(|r| input.get(r)) else {
+        return jpeg;
+    };
+    let kept = match m {
+        Metadata::None => None,
+        Metadata::Copyright => exif::copyright_only(tiff),
+        Metadata::Keep => exif::upright(tiff),
+    };
+    match kept {
+        Some(t) => exif::insert_app1(jpeg, &t),
+        None => jpeg,
+    }
 }
 
 /// Resize `crop` of `px` to `w`×`h` (a no-op when that is the whole image at its size).

@@ -26,6 +26,8 @@ pub struct Probe {
     pub frames: u32,
     /// JPEG only: progressive (or another multi-scan coding).
     pub progressive: bool,
+    /// JPEG only: where the EXIF (TIFF structure, after `Exif\0\0`) sits in the probed bytes.
+    pub exif: Option<std::ops::Range<usize>>,
 }
 
 impl Probe {
@@ -140,6 +142,7 @@ fn probe_with_image(bytes: &[u8], format: ImageFormat) -> Result<Probe, Pipeline
         components: if has_alpha { 4 } else { 3 },
         adobe: false,
         frames: 1,
+        exif: None,
     })
 }
 
@@ -214,6 +217,7 @@ fn probe_jpeg(b: &[u8]) -> Result<Probe, PipelineError> {
     let mut orientation = 1u8;
     let mut adobe = false;
     let mut progressive = false;
+    let mut exif = None;
     let mut icc_chunks: Vec<(u8, &[u8])> = Vec::new();
     loop {
         // Find the next marker, skipping fill bytes.
@@ -258,6 +262,7 @@ fn probe_jpeg(b: &[u8]) -> Result<Probe, PipelineError> {
                 if let Some(o) = image::metadata::Orientation::from_exif_chunk(&seg[6..]) {
                     orientation = o.to_exif();
                 }
+                exif.get_or_insert(i + 2 + 6..i + len);
             }
             0xE2 if seg.starts_with(b"ICC_PROFILE\0") && seg.len() > 14 => {
                 icc_chunks.push((seg[12], &seg[14..]));
@@ -292,6 +297,7 @@ fn probe_jpeg(b: &[u8]) -> Result<Probe, PipelineError> {
         icc: if icc.is_empty() { None } else { Some(icc) },
         components,
         adobe,
+        exif,
     })
 }
 

@@ -75,7 +75,39 @@ pub enum FormatRequest {
     Auto,
     /// Exactly this format.
     Fixed(ImageFormat),
+    /// No image: the output's and the source's dimensions as JSON (`fm=json`).
+    Json,
 }
+
+/// What of the source's EXIF a JPEG output keeps (`metadata`). Other outputs keep none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Metadata {
+    /// Nothing (the default).
+    #[default]
+    None,
+    /// The copyright notice (and artist) only.
+    Copyright,
+    /// All of it, with the orientation reset (the pixels are already upright).
+    Keep,
+}
+
+impl Metadata {
+    fn name(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Copyright => "copyright",
+            Self::Keep => "keep",
+        }
+    }
+}
+
+/// The perceptual quality names (Cloudflare's) and the numbers they stand for.
+pub const QUALITY_NAMES: &[(&str, u8)] = &[
+    ("high", 90),
+    ("medium-high", 80),
+    ("medium-low", 65),
+    ("low", 50),
+];
 
 /// An RGBA colour (`bg`).
 pub type Rgba = [u8; 4];
@@ -100,6 +132,10 @@ pub struct Transform {
     pub format: FormatRequest,
     /// Pad colour for `contain`, and what alpha is flattened onto for JPEG.
     pub bg: Rgba,
+    /// EXIF kept in a JPEG output.
+    pub metadata: Metadata,
+    /// `compression=fast`: a negotiated answer is the source's family (no AVIF or WebP encode).
+    pub fast: bool,
 }
 
 /// The limits and presets the parser needs (a slice of the config, passed by value).
@@ -143,9 +179,14 @@ const ALIASES: &[(&str, &str)] = &[
     ("q", "q"),
     ("quality", "q"),
     ("fm", "fm"),
+    ("f", "fm"),
     ("format", "fm"),
     ("thumb", "thumb"),
     ("bg", "bg"),
+    ("background", "bg"),
+    ("metadata", "metadata"),
+    ("compression", "compression"),
+    ("anim", "anim"),
     ("t", "t"),
     ("v", "v"),
 ];
@@ -174,6 +215,9 @@ struct Raw<'a> {
     fm: Option<(&'static str, &'a str)>,
     thumb: Option<(&'static str, &'a str)>,
     bg: Option<(&'static str, &'a str)>,
+    metadata: Option<(&'static str, &'a str)>,
+    compression: Option<(&'static str, &'a str)>,
+    anim: Option<(&'static str, &'a str)>,
 }
 
 /// Parse a query's pairs. `Ok(None)` means no transform was asked for (no parameters, or only
@@ -215,6 +259,9 @@ pub fn parse(query: &Query, cfg: &ParamConfig) -> Result<Option<Transform>, Para
             "q" => &mut raw.q,
             "fm" => &mut raw.fm,
             "thumb" => &mut raw.thumb,
+            "metadata" => &mut raw.metadata,
+            "compression" => &mut raw.compression,
+            "anim" => &mut raw.anim,
             _ => &mut raw.bg,
         };
         *slot = Some((written, value));
@@ -255,8 +302,43 @@ fn parse_dpr(p: &str, v: &str) -> Result<f64, ParamError> {
     Ok(d)
 }
 
-/// Parse `rgb`, `rrggbb` or `rrggbbaa` (an optional leading `#` is allowed).
+/// CSS colour names accepted by `bg`/`background` (CSS level 2's, and `transparent`).
+const COLOUR_NAMES: &[(&str, Rgba)] = &[
+    ("transparent", [0, 0, 0, 0]),
+    ("black", [0, 0, 0, 255]),
+    ("silver", [192, 192, 192, 255]),
+    ("gray", [128, 128, 128, 255]),
+    ("grey", [128, 128, 128, 255]),
+    ("white", [255, 255, 255, 255]),
+    ("maroon", [128, 0, 0, 255]),
+    ("red", [255, 0, 0, 255]),
+    ("purple", [128, 0, 128, 255]),
+    ("fuchsia", [255, 0, 255, 255]),
+    ("green", [0, 128, 0, 255]),
+    ("lime", [0, 255, 0, 255]),
+    ("olive", [128, 128, 0, 255]),
+    ("yellow", [255, 255, 0, 255]),
+    ("navy", [0, 0, 128, 255]),
+    ("blue", [0, 0, 255, 255]),
+    ("teal", [0, 128, 128, 255]),
+    ("aqua", [0, 255, 255, 255]),
+    ("orange", [255, 165, 0, 255]),
+];
+
+/// Parse a colour: hex `rgb`, `rrggbb` or `rrggbbaa` (an optional leading `#`), `rgb(r,g,b)`,
+/// `rgba(r,g,b,a)` (`a` in 0..=1), or a CSS name (`COLOUR_NAMES`, any case).
 pub fn parse_color(v: &str) -> Option<Rgba> {
+    let lower = v.trim().to_ascii_lowercase();
+    if let Some((_, c)) = COLOUR_NAMES.iter().find(|(n, _)| *n == lower) {
+        return Some(*c);
+    }
+    if let Some(inner) = lower
+        .strip_prefix("rgba(")
+        .or_else(|| lower.strip_prefix("rgb("))
+        .and_then(|r| r.strip_suffix(')'))
+    {
+        return parse_rgb_function(inner);
+    }
     let v = v.strip_prefix('#').unwrap_or(v);
     if !v.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
@@ -280,6 +362,30 @@ pub fn parse_color(v: &str) -> Option<Rgba> {
         ]),
         _ => None,
     }
+}
+
+/// `r,g,b` or `r,g,b,a` (commas or spaces; channels 0..=255, alpha 0..=1).
+fn parse_rgb_function(inner: &str) -> Option<Rgba> {
+    let parts: Vec<&str> = inner
+        .split([',', ' ', '/'])
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    if !(3..=4).contains(&parts.len()) {
+        return None;
+    }
+    let mut c = [255u8; 4];
+    for (i, p) in parts.iter().take(3).enumerate() {
+        c[i] = p.parse::<u8>().ok()?;
+    }
+    if let Some(a) = parts.get(3) {
+        let a: f64 = a.parse().ok()?;
+        if !(0.0..=1.0).contains(&a) {
+            return None;
+        }
+        c[3] = (a * 255.0).round() as u8;
+    }
+    Some(c)
 }
 
 fn resolve(raw: Raw<'_>, cfg: &ParamConfig) -> Result<Transform, ParamError> {
@@ -323,8 +429,13 @@ fn resolve(raw: Raw<'_>, cfg: &ParamConfig) -> Result<Transform, ParamError> {
         None => false,
     };
     let quality = match &raw.q {
+        Some((_, v)) if QUALITY_NAMES.iter().any(|(n, _)| n == v) => {
+            QUALITY_NAMES.iter().find(|(n, _)| n == v).map(|(_, q)| *q)
+        }
         Some((p, v)) => {
-            let msg = || format!("{p} must be an integer in 1..=100");
+            let msg = || {
+                format!("{p} must be an integer in 1..=100 or high, medium-high, medium-low, low")
+            };
             if v.is_empty() || v.len() > 3 || !v.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(err(p, msg()));
             }
@@ -337,13 +448,17 @@ fn resolve(raw: Raw<'_>, cfg: &ParamConfig) -> Result<Transform, ParamError> {
         None => None,
     };
     let format = match &raw.fm {
-        Some((_, v)) if *v == "auto" => FormatRequest::Auto,
+        Some((_, "auto")) => FormatRequest::Auto,
+        Some((_, "json")) => FormatRequest::Json,
+        Some((_, "baseline-jpeg")) => FormatRequest::Fixed(ImageFormat::Jpeg),
         Some((p, v)) => match ImageFormat::from_name(v) {
             Some(f) if f.can_encode() => FormatRequest::Fixed(f),
             _ => {
                 return Err(err(
                     p,
-                    format!("{p} must be one of jpeg, jpg, png, webp, avif, auto"),
+                    format!(
+                        "{p} must be one of auto, jpeg, jpg, baseline-jpeg, png, webp, avif, json"
+                    ),
                 ))
             }
         },
@@ -353,14 +468,45 @@ fn resolve(raw: Raw<'_>, cfg: &ParamConfig) -> Result<Transform, ParamError> {
         Some((p, v)) => parse_color(v).ok_or_else(|| {
             err(
                 p,
-                format!("{p} must be a hex colour rgb, rrggbb or rrggbbaa"),
+                format!(
+                    "{p} must be a colour: hex (rgb, rrggbb, rrggbbaa, '#' optional), \
+                     rgb(r,g,b), rgba(r,g,b,a) or a CSS name such as white or transparent"
+                ),
             )
         })?,
         None => WHITE,
     };
+    let metadata = match &raw.metadata {
+        Some((_, "none")) | None => Metadata::None,
+        Some((_, "copyright")) => Metadata::Copyright,
+        Some((_, "keep")) => Metadata::Keep,
+        Some((p, _)) => return Err(err(p, format!("{p} must be one of none, copyright, keep"))),
+    };
+    let fast = match &raw.compression {
+        Some((_, "fast")) => true,
+        Some((p, _)) => return Err(err(p, format!("{p} must be fast"))),
+        None => false,
+    };
+    if let Some((p, v)) = &raw.anim {
+        if parse_bool(p, v)? {
+            return Err(err(
+                p,
+                format!(
+                    "{p}=true is not supported: animations are answered as their first frame; \
+                     say {p}=false"
+                ),
+            ));
+        }
+    }
     let fit = match (width, height) {
         (Some(_), Some(_)) => fit.unwrap_or(Fit::Cover),
         _ => Fit::Inside,
+    };
+    // Dropped where they change nothing, so that equal outputs share a cache key.
+    let fast = fast && format == FormatRequest::Auto;
+    let metadata = match format {
+        FormatRequest::Auto | FormatRequest::Fixed(ImageFormat::Jpeg) => metadata,
+        _ => Metadata::None,
     };
     Ok(Transform {
         width,
@@ -370,6 +516,8 @@ fn resolve(raw: Raw<'_>, cfg: &ParamConfig) -> Result<Transform, ParamError> {
         quality,
         format,
         bg,
+        metadata,
+        fast,
     })
 }
 
@@ -396,9 +544,17 @@ impl Transform {
         s.push_str(match self.format {
             FormatRequest::Auto => "auto",
             FormatRequest::Fixed(f) => f.name(),
+            FormatRequest::Json => "json",
         });
         let [r, g, b, a] = self.bg;
         s.push_str(&format!("&bg={r:02x}{g:02x}{b:02x}{a:02x}"));
+        if self.metadata != Metadata::None {
+            s.push_str("&metadata=");
+            s.push_str(self.metadata.name());
+        }
+        if self.fast {
+            s.push_str("&compression=fast");
+        }
         s
     }
 }
@@ -485,6 +641,13 @@ mod tests {
             ("w=1&w=2", "w"),
             ("w=1&width=2", "width"),
             ("t=1&t=2", "t"),
+            ("q=best", "q"),
+            ("metadata=all", "metadata"),
+            ("compression=slow", "compression"),
+            ("anim=true", "anim"),
+            ("anim=perhaps", "anim"),
+            ("background=rgb(1)", "background"),
+            ("f=tiff", "f"),
         ];
         for (q, param) in cases {
             let e = p(q).expect_err(q);
@@ -493,11 +656,34 @@ mod tests {
     }
 
     #[test]
+    fn cloudflare_names_share_the_parser() {
+        assert_eq!(t("q=high&w=1").quality, Some(90));
+        assert_eq!(t("quality=low&w=1").quality, Some(50));
+        assert_eq!(t("f=baseline-jpeg&w=1"), t("fm=jpeg&w=1"));
+        assert_eq!(t("fm=json").format, FormatRequest::Json);
+        assert_eq!(t("background=red&w=1").bg, [255, 0, 0, 255]);
+        assert_eq!(t("w=1&anim=false"), t("w=1"));
+        // compression=fast only matters to a negotiated answer; metadata only to JPEG output.
+        assert!(t("w=1&compression=fast").fast);
+        assert_eq!(t("w=1&fm=webp&compression=fast"), t("w=1&fm=webp"));
+        assert_eq!(t("w=1&metadata=keep").metadata, Metadata::Keep);
+        assert_eq!(t("w=1&fm=png&metadata=keep"), t("w=1&fm=png"));
+        assert_eq!(t("w=1&metadata=none"), t("w=1"));
+    }
+
+    #[test]
     fn parse_colours() {
         assert_eq!(parse_color("fff"), Some([255, 255, 255, 255]));
         assert_eq!(parse_color("#102030"), Some([16, 32, 48, 255]));
         assert_eq!(parse_color("10203040"), Some([16, 32, 48, 64]));
         assert_eq!(parse_color("ééé"), None);
+        assert_eq!(parse_color("Transparent"), Some([0, 0, 0, 0]));
+        assert_eq!(parse_color("red"), Some([255, 0, 0, 255]));
+        assert_eq!(parse_color("rgb(1,2,3)"), Some([1, 2, 3, 255]));
+        assert_eq!(parse_color("rgba(1, 2, 3, 0.5)"), Some([1, 2, 3, 128]));
+        assert_eq!(parse_color("rgb(1,2)"), None);
+        assert_eq!(parse_color("rgb(256,0,0)"), None);
+        assert_eq!(parse_color("rgba(1,2,3,2)"), None);
     }
 
     fn arb_transform() -> impl Strategy<Value = Transform> {
@@ -519,15 +705,22 @@ mod tests {
                 Just(FormatRequest::Fixed(ImageFormat::Png)),
                 Just(FormatRequest::Fixed(ImageFormat::Webp)),
                 Just(FormatRequest::Fixed(ImageFormat::Avif)),
+                Just(FormatRequest::Json),
             ],
             any::<[u8; 4]>(),
+            prop_oneof![Just(Metadata::None), Just(Metadata::Copyright), Just(Metadata::Keep)],
+            any::<bool>(),
         )
-            .prop_map(|(width, height, fit, enlarge, quality, format, bg)| {
+            .prop_map(|(width, height, fit, enlarge, quality, format, bg, metadata, fast)| {
                 let fit = if width.is_some() && height.is_some() {
                     fit
                 } else {
                     Fit::Inside
                 };
+                let jpeg_or_auto = matches!(
+                    format,
+                    FormatRequest::Auto | FormatRequest::Fixed(ImageFormat::Jpeg)
+                );
                 Transform {
                     width,
                     height,
@@ -536,6 +729,8 @@ mod tests {
                     quality,
                     format,
                     bg,
+                    metadata: if jpeg_or_auto { metadata } else { Metadata::None },
+                    fast: fast && format == FormatRequest::Auto,
                 }
             })
     }

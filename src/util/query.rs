@@ -53,6 +53,22 @@ impl Pair {
             .map_or(self.raw.as_str(), |(k, _)| k)
     }
 
+    /// `k=v` (or `k`) from a URL path segment: percent-decoded, `+` kept as itself.
+    pub fn from_path(part: &str) -> Self {
+        let dec = |s: &str| {
+            percent_decode_str(s)
+                .decode_utf8()
+                .ok()
+                .map(|c| c.into_owned())
+        };
+        let (k, v) = part.split_once('=').unwrap_or((part, ""));
+        Self {
+            raw: part.to_string(),
+            key: dec(k),
+            value: dec(v),
+        }
+    }
+
     /// A pair made here (a preset's value, a pass-through): encoded for `raw`.
     pub fn new(key: &str, value: &str) -> Self {
         let enc = |s: &str| {

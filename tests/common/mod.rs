@@ -81,6 +81,12 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// A config tweak: `fm=auto` negotiates by `Accept` (`delivery.negotiate = "vary"`; the
+/// default, "off", answers the source's family).
+pub fn vary(c: &mut Config) {
+    c.delivery.negotiate = refract::delivery::policy::Negotiate::Vary;
+}
+
 /// Start a server over a fresh copy of the fixtures; `tweak` edits the config first.
 pub fn start(tweak: impl FnOnce(&mut Config)) -> Server {
     let dir = tempfile::tempdir().unwrap();
