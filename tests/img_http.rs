@@ -82,7 +82,10 @@ async fn negotiate_table_and_vary_through_the_server() {
         async move { header(&get(&url, Some(accept)).await.1, "etag").map(str::to_string) }
     };
     assert_eq!(etag(chromium).await, etag("image/avif,image/webp").await);
-    assert_eq!(etag("image/webp").await, etag("image/webp,image/x-junk-1").await);
+    assert_eq!(
+        etag("image/webp").await,
+        etag("image/webp,image/x-junk-1").await
+    );
     assert_eq!(etag("*/*").await, etag("text/x-junk-2;q=0.3").await);
 }
 

@@ -46,7 +46,11 @@ impl Base {
 
     /// `<base>/img/<key>[?query]` with the key's segments escaped, signed when a key is set.
     pub fn image_url(&self, storage_key: &str, query: &str) -> String {
-        format!("{}{}", self.root, self.signer.image_path(storage_key, query))
+        format!(
+            "{}{}",
+            self.root,
+            self.signer.image_path(storage_key, query)
+        )
     }
 }
 

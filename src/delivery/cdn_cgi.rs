@@ -85,7 +85,11 @@ fn source_key(source: &str, http_base: Option<&str>) -> Result<String, Error> {
     };
     // Proxies may merge the `//` after the scheme into one `/`.
     let (scheme, rest) = source.split_once(':').unwrap_or(("", ""));
-    let normal = format!("{}://{}", scheme.to_ascii_lowercase(), rest.trim_start_matches('/'));
+    let normal = format!(
+        "{}://{}",
+        scheme.to_ascii_lowercase(),
+        rest.trim_start_matches('/')
+    );
     let base = base.trim_end_matches('/');
     match normal.strip_prefix(base).and_then(|r| r.strip_prefix('/')) {
         Some(key) => Ok(sanitize_key(key)?),
@@ -143,14 +147,17 @@ pub fn translate(options: &str) -> Result<Vec<Pair>, Error> {
         }
         if name == "fit" {
             if fit_given {
-                return Err(Error::bad_param("fit", "option 'fit' is given more than once"));
+                return Err(Error::bad_param(
+                    "fit",
+                    "option 'fit' is given more than once",
+                ));
             }
             fit_given = true;
             let (fit, enlarge) = match value {
                 "scale-down" => ("inside", false),
                 "contain" => ("inside", true),
                 "cover" => ("cover", true),
-                "crop" => ("cover", false),
+                "crop" => ("clip", false),
                 "pad" => ("contain", true),
                 "squeeze" => ("fill", true),
                 _ => {
@@ -200,9 +207,15 @@ mod tests {
             img("w=400&q=75&fit=inside")
         );
         assert_eq!(t("w=400,h=300", ""), img("w=400&h=300&fit=inside"));
-        assert_eq!(t("w=400,h=300,fit=cover", ""), img("w=400&h=300&fit=cover&enlarge=1"));
-        assert_eq!(t("w=400,h=300,fit=crop", ""), img("w=400&h=300&fit=cover"));
-        assert_eq!(t("w=400,h=300,fit=pad,background=%23ff0000", "").fit, Fit::Contain);
+        assert_eq!(
+            t("w=400,h=300,fit=cover", ""),
+            img("w=400&h=300&fit=cover&enlarge=1")
+        );
+        assert_eq!(t("w=400,h=300,fit=crop", ""), img("w=400&h=300&fit=clip"));
+        assert_eq!(
+            t("w=400,h=300,fit=pad,background=%23ff0000", "").fit,
+            Fit::Contain
+        );
         assert_eq!(
             t("w=400,h=300,fit=pad,background=rgb(255,0,0)", "").bg,
             [255, 0, 0, 255]
@@ -235,7 +248,10 @@ mod tests {
 
     #[test]
     fn sources() {
-        assert_eq!(source_key("photos/cat.jpg", None).unwrap(), "photos/cat.jpg");
+        assert_eq!(
+            source_key("photos/cat.jpg", None).unwrap(),
+            "photos/cat.jpg"
+        );
         assert_eq!(source_key("a%20b.jpg", None).unwrap(), "a b.jpg");
         assert!(source_key("https://evil.example/x.jpg", None).is_err());
         let base = Some("https://origin.example/images/");

@@ -83,7 +83,12 @@ pub(super) async fn serve<B>(
     let query = if options.is_empty() {
         query
     } else {
-        Query::from_pairs(options.into_iter().chain(query.pairs().iter().cloned()).collect())
+        Query::from_pairs(
+            options
+                .into_iter()
+                .chain(query.pairs().iter().cloned())
+                .collect(),
+        )
     };
     let query = presets::expand(query, &app.presets, app.presets_only)?;
     let versioned = query.get("v").is_some();
@@ -101,9 +106,9 @@ pub(super) async fn serve<B>(
         }
     };
     match answer {
-        Err(e) if redirect_on_error && is_transform_error(&e) => Ok(response::redirect(
-            &app.signer.image_path(&key, ""),
-        )),
+        Err(e) if redirect_on_error && is_transform_error(&e) => {
+            Ok(response::redirect(&app.signer.image_path(&key, "")))
+        }
         Err(e @ Error::NotFound(_)) => match policy::not_found(&app.policy) {
             Some(cc) => Ok(response::error_cached(&e, head, &cc)),
             None => Err(e),
@@ -231,7 +236,12 @@ async fn original<B>(
     let mut meta = ImageMeta {
         content_type: "application/octet-stream",
         accept_ranges: true,
-        ..meta(caching, &app.policy.cdn_cache_control_header, &etag, modified(&stat))
+        ..meta(
+            caching,
+            &app.policy.cdn_cache_control_header,
+            &etag,
+            modified(&stat),
+        )
     };
     if is_not_modified(req, &etag, meta.last_modified) {
         return Ok(response::not_modified(&meta));
@@ -291,9 +301,10 @@ async fn variant<B>(
     };
     let spec = negotiate::decide(t.format, &accept, enabled, app.policy.negotiate).map_err(
         |e| match e {
-            NegotiateError::Disabled(f) => {
-                Error::bad_param("fm", format!("output format {f} is disabled on this server"))
-            }
+            NegotiateError::Disabled(f) => Error::bad_param(
+                "fm",
+                format!("output format {f} is disabled on this server"),
+            ),
             NegotiateError::NoImage => Error::bad_param("fm", "fm=json answers no image"),
         },
     )?;
@@ -337,7 +348,12 @@ async fn variant<B>(
     let etag = plan.key.etag();
     let mut meta = ImageMeta {
         vary_accept: app.varies(&plan.spec),
-        ..meta(caching, &app.policy.cdn_cache_control_header, &etag, modified(&stat))
+        ..meta(
+            caching,
+            &app.policy.cdn_cache_control_header,
+            &etag,
+            modified(&stat),
+        )
     };
     if is_not_modified(req, &etag, None) {
         return Ok(response::not_modified(&meta));
@@ -374,7 +390,12 @@ async fn info<B>(
     .etag();
     let meta = ImageMeta {
         content_type: "application/json",
-        ..meta(caching, &app.policy.cdn_cache_control_header, &etag, modified(&stat))
+        ..meta(
+            caching,
+            &app.policy.cdn_cache_control_header,
+            &etag,
+            modified(&stat),
+        )
     };
     if is_not_modified(req, &etag, None) {
         return Ok(response::not_modified(&meta));
@@ -430,7 +451,12 @@ async fn stale<B>(
         content_type: enc.format.mime(),
         vary_accept: app.varies(&spec),
         x_cache: Some("STALE"),
-        ..meta(&caching, &app.policy.cdn_cache_control_header, &etag, modified(wanted.stat))
+        ..meta(
+            &caching,
+            &app.policy.cdn_cache_control_header,
+            &etag,
+            modified(wanted.stat),
+        )
     };
     if is_not_modified(req, &etag, None) {
         return Some(response::not_modified(&meta));

@@ -237,13 +237,24 @@ mod tests {
     fn off_reads_nothing_of_accept() {
         let chromium = Accept::parse("image/avif,image/webp,*/*;q=0.8");
         let spec = decide(FormatRequest::Auto, &chromium, ON, Negotiate::Off).unwrap();
-        assert_eq!(spec.resolve(ImageFormat::Jpeg, false), Some(ImageFormat::Jpeg));
-        assert_eq!(spec.resolve(ImageFormat::Gif, false), Some(ImageFormat::Png));
+        assert_eq!(
+            spec.resolve(ImageFormat::Jpeg, false),
+            Some(ImageFormat::Jpeg)
+        );
+        assert_eq!(
+            spec.resolve(ImageFormat::Gif, false),
+            Some(ImageFormat::Png)
+        );
         assert_eq!(
             spec,
             decide(FormatRequest::Auto, &Accept::any(), ON, Negotiate::Off).unwrap()
         );
-        let fixed = decide(FormatRequest::Fixed(ImageFormat::Avif), &chromium, ON, Negotiate::Off);
+        let fixed = decide(
+            FormatRequest::Fixed(ImageFormat::Avif),
+            &chromium,
+            ON,
+            Negotiate::Off,
+        );
         assert_eq!(fixed, Ok(OutputSpec::Fixed(ImageFormat::Avif)));
     }
 
@@ -260,7 +271,12 @@ mod tests {
             Some(ImageFormat::Webp)
         );
         assert_eq!(
-            decide(FormatRequest::Fixed(ImageFormat::Avif), &a, off, Negotiate::Vary),
+            decide(
+                FormatRequest::Fixed(ImageFormat::Avif),
+                &a,
+                off,
+                Negotiate::Vary
+            ),
             Err(NegotiateError::Disabled(ImageFormat::Avif))
         );
     }
@@ -268,10 +284,17 @@ mod tests {
     #[test]
     fn vary_only_when_negotiated() {
         let a = Accept::any();
-        assert!(decide(FormatRequest::Auto, &a, ON, Negotiate::Vary).unwrap().varies());
-        assert!(!decide(FormatRequest::Fixed(ImageFormat::Png), &a, ON, Negotiate::Vary)
+        assert!(decide(FormatRequest::Auto, &a, ON, Negotiate::Vary)
             .unwrap()
             .varies());
+        assert!(!decide(
+            FormatRequest::Fixed(ImageFormat::Png),
+            &a,
+            ON,
+            Negotiate::Vary
+        )
+        .unwrap()
+        .varies());
     }
 
     #[test]

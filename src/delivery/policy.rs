@@ -70,10 +70,8 @@ impl DeliveryConfig {
         header_value("versioned_cache_control", &self.versioned_cache_control)?;
         header_value("cdn_cache_control", &self.cdn_cache_control)?;
         let name = self.cdn_cache_control_header.to_ascii_lowercase();
-        let token = !name.is_empty()
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        let token =
+            !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
         if !token || name == "cache-control" {
             return Err(format!(
                 "delivery.cdn_cache_control_header (REFRACT__DELIVERY__CDN_CACHE_CONTROL_HEADER) \
@@ -125,9 +123,8 @@ impl<'a> Caching<'a> {
             .split(',')
             .find_map(|d| d.trim().strip_prefix("max-age="))
             .and_then(|v| v.trim().parse::<u32>().ok());
-        let keep = cc.contains("private")
-            || cc.contains("no-store")
-            || current.is_some_and(|c| c <= secs);
+        let keep =
+            cc.contains("private") || cc.contains("no-store") || current.is_some_and(|c| c <= secs);
         Caching {
             cache_control: if keep {
                 Cow::Borrowed(cc)
@@ -141,7 +138,8 @@ impl<'a> Caching<'a> {
 
 /// The `Cache-Control` of a 404 from `/img`: `None` = the errors' `no-store`.
 pub fn not_found(cfg: &DeliveryConfig) -> Option<String> {
-    (cfg.not_found_max_age_secs > 0).then(|| format!("public, max-age={}", cfg.not_found_max_age_secs))
+    (cfg.not_found_max_age_secs > 0)
+        .then(|| format!("public, max-age={}", cfg.not_found_max_age_secs))
 }
 
 #[cfg(test)]

@@ -186,7 +186,10 @@ mod tests {
             image::metadata::Orientation::from_exif_chunk(&out).map(|o| o.to_exif()),
             Some(1)
         );
-        assert_eq!(Tiff::new(&out).unwrap().ascii(COPYRIGHT), Some(&b"(c) 2026 A"[..]));
+        assert_eq!(
+            Tiff::new(&out).unwrap().ascii(COPYRIGHT),
+            Some(&b"(c) 2026 A"[..])
+        );
     }
 
     #[test]
@@ -197,8 +200,12 @@ mod tests {
         assert_eq!(t.ascii(ARTIST), Some(&b"Ann"[..]));
         assert_eq!(t.ifd0().unwrap().len(), 2);
         let e = exif::Reader::new().read_raw(out).unwrap();
-        assert!(e.get_field(exif::Tag::Copyright, exif::In::PRIMARY).is_some());
-        assert!(e.get_field(exif::Tag::Orientation, exif::In::PRIMARY).is_none());
+        assert!(e
+            .get_field(exif::Tag::Copyright, exif::In::PRIMARY)
+            .is_some());
+        assert!(e
+            .get_field(exif::Tag::Orientation, exif::In::PRIMARY)
+            .is_none());
     }
 
     #[test]

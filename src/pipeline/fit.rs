@@ -2,7 +2,8 @@
 //!
 //! sharp's meanings: cover = fill the box and crop the centre; contain = fit inside and pad to the
 //! box; fill = stretch; inside = fit inside, no pad; outside = cover the box, no crop. Without
-//! `enlarge` the output is never larger than the (oriented) source.
+//! `enlarge` the output is never larger than the (oriented) source. Clip (Cloudflare's `crop`)
+//! is cover into the box with each side capped at the source's.
 
 use crate::pipeline::transform::{Fit, Transform};
 
@@ -81,8 +82,12 @@ pub fn plan(sw: u32, sh: u32, t: &Transform) -> Geometry {
             let (bw, bh) = shrink_box(bw, bh);
             simple(r(bw), r(bh))
         }
-        Fit::Cover => {
-            let (bw, bh) = shrink_box(bw, bh);
+        Fit::Cover | Fit::Clip => {
+            let (bw, bh) = if t.fit == Fit::Clip {
+                (bw.min(fw), bh.min(fh))
+            } else {
+                shrink_box(bw, bh)
+            };
             let (ow, oh) = (r(bw), r(bh));
             let s = (f64::from(ow) / fw).max(f64::from(oh) / fh);
             let (cw, ch) = ((f64::from(ow) / s).min(fw), (f64::from(oh) / s).min(fh));
@@ -169,6 +174,21 @@ mod tests {
         assert_eq!(out(&g(800, 600, "w=1000&h=300")), (800, 240));
         let k = g(800, 600, "w=1000&h=1000&fit=contain");
         assert_eq!((out(&k), k.out_w, k.out_h), ((600, 600), 600, 450));
+    }
+
+    #[test]
+    fn clip_caps_each_side_at_the_source() {
+        // Larger than the box: cover.
+        assert_eq!(out(&g(800, 600, "w=200&h=200&fit=clip")), (200, 200));
+        // Smaller on both sides: the whole source, unscaled.
+        let k = g(800, 600, "w=1600&h=1600&fit=clip");
+        assert_eq!((out(&k), k.crop.width), ((800, 600), 800.0));
+        // Smaller on one side: that side kept, the other cropped at scale 1.
+        let k = g(800, 600, "w=500&h=1000&fit=clip");
+        assert_eq!(
+            (out(&k), k.crop.width, k.crop.left),
+            ((500, 600), 500.0, 150.0)
+        );
     }
 
     #[test]

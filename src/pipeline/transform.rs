@@ -23,6 +23,9 @@ pub enum Fit {
     Inside,
     /// Cover the box, no cropping.
     Outside,
+    /// Cover the box, each side at most the source's (never enlarges; a source smaller than
+    /// the box is kept whole): Cloudflare's `fit=crop`.
+    Clip,
 }
 
 impl Fit {
@@ -33,6 +36,7 @@ impl Fit {
             "fill" => Some(Self::Fill),
             "inside" => Some(Self::Inside),
             "outside" => Some(Self::Outside),
+            "clip" => Some(Self::Clip),
             _ => None,
         }
     }
@@ -45,6 +49,7 @@ impl Fit {
             Self::Fill => "fill",
             Self::Inside => "inside",
             Self::Outside => "outside",
+            Self::Clip => "clip",
         }
     }
 }
@@ -408,7 +413,7 @@ fn resolve(raw: Raw<'_>, cfg: &ParamConfig) -> Result<Transform, ParamError> {
         Some((p, v)) => Some(Fit::parse(v).ok_or_else(|| {
             err(
                 p,
-                format!("{p} must be one of cover, crop, contain, fill, inside, outside"),
+                format!("{p} must be one of cover, crop, contain, fill, inside, outside, clip"),
             )
         })?),
         None => None,
@@ -503,6 +508,7 @@ fn resolve(raw: Raw<'_>, cfg: &ParamConfig) -> Result<Transform, ParamError> {
         _ => Fit::Inside,
     };
     // Dropped where they change nothing, so that equal outputs share a cache key.
+    let enlarge = enlarge && fit != Fit::Clip;
     let fast = fast && format == FormatRequest::Auto;
     let metadata = match format {
         FormatRequest::Auto | FormatRequest::Fixed(ImageFormat::Jpeg) => metadata,
@@ -695,7 +701,8 @@ mod tests {
                 Just(Fit::Contain),
                 Just(Fit::Fill),
                 Just(Fit::Inside),
-                Just(Fit::Outside)
+                Just(Fit::Outside),
+                Just(Fit::Clip)
             ],
             any::<bool>(),
             proptest::option::of(1u8..=100),
@@ -708,31 +715,41 @@ mod tests {
                 Just(FormatRequest::Json),
             ],
             any::<[u8; 4]>(),
-            prop_oneof![Just(Metadata::None), Just(Metadata::Copyright), Just(Metadata::Keep)],
+            prop_oneof![
+                Just(Metadata::None),
+                Just(Metadata::Copyright),
+                Just(Metadata::Keep)
+            ],
             any::<bool>(),
         )
-            .prop_map(|(width, height, fit, enlarge, quality, format, bg, metadata, fast)| {
-                let fit = if width.is_some() && height.is_some() {
-                    fit
-                } else {
-                    Fit::Inside
-                };
-                let jpeg_or_auto = matches!(
-                    format,
-                    FormatRequest::Auto | FormatRequest::Fixed(ImageFormat::Jpeg)
-                );
-                Transform {
-                    width,
-                    height,
-                    fit,
-                    enlarge,
-                    quality,
-                    format,
-                    bg,
-                    metadata: if jpeg_or_auto { metadata } else { Metadata::None },
-                    fast: fast && format == FormatRequest::Auto,
-                }
-            })
+            .prop_map(
+                |(width, height, fit, enlarge, quality, format, bg, metadata, fast)| {
+                    let fit = if width.is_some() && height.is_some() {
+                        fit
+                    } else {
+                        Fit::Inside
+                    };
+                    let jpeg_or_auto = matches!(
+                        format,
+                        FormatRequest::Auto | FormatRequest::Fixed(ImageFormat::Jpeg)
+                    );
+                    Transform {
+                        width,
+                        height,
+                        fit,
+                        enlarge: enlarge && fit != Fit::Clip,
+                        quality,
+                        format,
+                        bg,
+                        metadata: if jpeg_or_auto {
+                            metadata
+                        } else {
+                            Metadata::None
+                        },
+                        fast: fast && format == FormatRequest::Auto,
+                    }
+                },
+            )
     }
 
     proptest! {
