@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian machine with Rust:
-#   installs the system packages the build needs (nasm, cmake), starts a real S3 server
+#   installs the system packages the build and the tests need (nasm, cmake; nginx, Varnish and
+#   Node.js, which tests/proxies.rs runs as real caching proxies), starts a real S3 server
 #   (SeaweedFS from PyPI) on 127.0.0.1, runs fmt, clippy, every test, then every fuzz target for
 #   60 s (FUZZ_SECONDS), and stops everything on exit (success, failure or signal).
 set -euo pipefail
@@ -36,8 +37,9 @@ wait_for() {   # wait_for NAME SECONDS CMD...
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 free_port_low() { local x; until x=$(free_port); ((x < 55000)); do :; done; echo "$x"; }
 
-# System packages: nasm (rav1e asm, libjpeg-turbo SIMD), cmake (libjpeg-turbo build), curl.
-scripts/setup
+# System packages: nasm (rav1e asm, libjpeg-turbo SIMD), cmake (libjpeg-turbo build), curl;
+# nginx, varnish, nodejs for the CDN recipe tests.
+scripts/setup --test
 
 # Real S3: SeaweedFS `weed mini`, signatures checked, buckets not auto-created.
 if [ ! -x "$TOOLS/weed-venv/bin/weed" ]; then
