@@ -183,6 +183,10 @@ impl From<PipelineError> for Error {
             | PipelineError::ProgressiveTooLarge { .. }
             | PipelineError::Corrupt(_) => Self::Unprocessable(e.to_string()),
             PipelineError::Timeout => Self::Busy,
+            PipelineError::OutOfRange { param, message } => Self::BadRequest {
+                param: Some(param),
+                message,
+            },
             PipelineError::Encode(m) | PipelineError::Bug(m) => Self::Internal(m),
         }
     }

@@ -206,7 +206,8 @@ async fn cdn_cgi_fit_modes_give_cloudflares_sizes() {
     assert_eq!(
         json(&body),
         serde_json::json!({"width": 320, "height": 214, "original":
-            {"width": 640, "height": 427, "file_size": size, "format": "image/jpeg"}})
+            {"width": 640, "height": 427, "file_size": size, "format": "image/jpeg",
+             "frames": 1, "orientation": 1}})
     );
     let (_, _, same) = get(&s.url(&format!("/img/{ROCKET}?w=320&fm=json")), None).await;
     assert_eq!(same, body);
@@ -240,13 +241,17 @@ async fn cdn_cgi_bad_options_answer_400_naming_them() {
     let s = start(|_| {});
     let rows = [
         (format!("/cdn-cgi/image/width=abc/{ROCKET}"), "width"),
-        (format!("/cdn-cgi/image/gravity=auto/{ROCKET}"), "gravity"),
+        (format!("/cdn-cgi/image/gravity=face/{ROCKET}"), "gravity"),
+        (
+            format!("/cdn-cgi/image/w=10,trim.left=5/{ROCKET}"),
+            "trim.left",
+        ),
         (
             format!("/cdn-cgi/image/w=10,segment=foreground/{ROCKET}"),
             "segment",
         ),
         (format!("/cdn-cgi/image/w=10,fit=stretch/{ROCKET}"), "fit"),
-        (format!("/cdn-cgi/image/w=10,anim=true/{ROCKET}"), "anim"),
+        (format!("/cdn-cgi/image/w=10,anim=maybe/{ROCKET}"), "anim"),
         (
             format!("/cdn-cgi/image/w=10,quality=best/{ROCKET}"),
             "quality",

@@ -20,25 +20,15 @@ use crate::util::query::{Pair, Query};
 use http::{Request, Response};
 use std::sync::Arc;
 
-/// Cloudflare options Refract does not implement (yet): refused by name, never ignored.
+/// Cloudflare options Refract does not implement: refused by name, never ignored.
 const NOT_IMPLEMENTED: &[&str] = &[
-    "gravity",
-    "g",
-    "trim",
     "trim.top",
     "trim.right",
     "trim.bottom",
     "trim.left",
     "trim.width",
     "trim.height",
-    "rotate",
-    "flip",
-    "blur",
-    "sharpen",
-    "brightness",
-    "contrast",
-    "gamma",
-    "saturation",
+    "trim.border",
     "segment",
     "upscale",
     "border",
@@ -145,6 +135,19 @@ pub fn translate(options: &str) -> Result<Vec<Pair>, Error> {
                 format!("option '{shown}' needs a value ({shown}=...)"),
             ));
         }
+        if name == "blur" {
+            // Cloudflare's blur is a radius 1..=250; ours is a Gaussian sigma: radius / 2.
+            let r: f64 = value
+                .parse()
+                .ok()
+                .filter(|r: &f64| (1.0..=250.0).contains(r))
+                .ok_or_else(|| Error::bad_param("blur", "blur must be a radius in 1..=250"))?;
+            pairs.push(Pair::new(
+                "blur",
+                &format!("{}", (r / 2.0 * 100.0).round() / 100.0),
+            ));
+            continue;
+        }
         if name == "fit" {
             if fit_given {
                 return Err(Error::bad_param(
@@ -223,6 +226,14 @@ mod tests {
         assert_eq!(t("w=4,h=3,fit=squeeze", "").fit, Fit::Fill);
         assert_eq!(t("w=400,f=webp", "v=3"), img("w=400&fm=webp"));
         assert_eq!(t("w=400,q=high", "").quality, Some(90));
+        assert_eq!(t("w=400,blur=50", ""), img("w=400&blur=25&fit=inside"));
+        assert_eq!(
+            t(
+                "w=40,h=40,fit=cover,gravity=0.1x0.9,rotate=90,flip=h,trim=1;2;3;4",
+                ""
+            ),
+            img("w=40&h=40&fit=cover&enlarge=1&g=0.1x0.9&rot=90&flip=h&trim=1;2;3;4")
+        );
     }
 
     #[test]
@@ -235,7 +246,9 @@ mod tests {
             other => panic!("{o}: {other:?}"),
         };
         assert_eq!(param("width=abc"), "width");
-        assert_eq!(param("gravity=auto"), "gravity");
+        assert_eq!(param("gravity=face"), "gravity");
+        assert_eq!(param("blur=0"), "blur");
+        assert_eq!(param("trim.top=5"), "trim.top");
         assert_eq!(param("w=1,segment=foreground"), "segment");
         assert_eq!(param("fit=stretch"), "fit");
         assert_eq!(param("w=1,fit=pad,fit=crop"), "fit");

@@ -92,21 +92,25 @@ pub(super) async fn serve<B>(
     };
     let query = presets::expand(query, &app.presets, app.presets_only)?;
     let versioned = query.get("v").is_some();
-    let (query, redirect_on_error) = take_onerror(query)?;
+    let (query, asks) = take_delivery_params(query)?;
     let t = transform::parse(&query, &app.params)?;
     let access = access_cache_control(app, req, &key).await;
     let answer = match access {
         Err(e) => Err(e),
         Ok(access) => {
             let caching = Caching::for_answer(&app.policy, access, versioned);
+            let download = asks.download.as_ref().map(|name| Download {
+                key: &key,
+                name: name.as_deref(),
+            });
             match t {
-                None => original(app, req, &key, head, &caching).await,
-                Some(t) => variant(app, req, &key, t, head, &caching).await,
+                None => original(app, req, &key, head, &caching, download).await,
+                Some(t) => variant(app, req, &key, t, head, &caching, download).await,
             }
         }
     };
     match answer {
-        Err(e) if redirect_on_error && is_transform_error(&e) => {
+        Err(e) if asks.redirect_on_error && is_transform_error(&e) => {
             Ok(response::redirect(&app.signer.image_path(&key, "")))
         }
         Err(e @ Error::NotFound(_)) => match policy::not_found(&app.policy) {
@@ -117,25 +121,101 @@ pub(super) async fn serve<B>(
     }
 }
 
-/// `onerror=redirect` (Cloudflare's): on a transform error, a 302 to the original instead.
-/// Taken out of the query here: it is not a transform parameter.
-fn take_onerror(query: Query) -> Result<(Query, bool), Error> {
-    let mut redirect = false;
+/// What a request asks of the answer rather than of the pixels (never part of the cache key).
+#[derive(Default)]
+struct Asks {
+    /// `onerror=redirect` (Cloudflare's): on a transform error, a 302 to the original.
+    redirect_on_error: bool,
+    /// `download=1` (`Some(None)`) or `filename=NAME`: `Content-Disposition: attachment`.
+    download: Option<Option<String>>,
+}
+
+/// Take `onerror`, `download` and `filename` out of the query.
+fn take_delivery_params(query: Query) -> Result<(Query, Asks), Error> {
+    let mut asks = Asks::default();
+    let mut seen: Vec<&str> = Vec::new();
     let mut rest = Vec::with_capacity(query.pairs().len());
     for p in query.pairs() {
-        if p.key.as_deref() != Some("onerror") {
-            rest.push(p.clone());
-            continue;
-        }
-        if p.value.as_deref() != Some("redirect") || redirect {
+        let name = match p.key.as_deref() {
+            Some(n @ ("onerror" | "download" | "filename")) => n,
+            _ => {
+                rest.push(p.clone());
+                continue;
+            }
+        };
+        if seen.contains(&name) {
             return Err(Error::bad_param(
-                "onerror",
-                "onerror must be redirect, given once",
+                name,
+                format!("{name} is given more than once"),
             ));
         }
-        redirect = true;
+        seen.push(name);
+        let value = p.value.as_deref().unwrap_or("");
+        match name {
+            "onerror" if value == "redirect" => asks.redirect_on_error = true,
+            "onerror" => return Err(Error::bad_param("onerror", "onerror must be redirect")),
+            "download" => {
+                if crate::util::query::flag(value, "download")? && asks.download.is_none() {
+                    asks.download = Some(None);
+                }
+            }
+            _ => {
+                let name = sanitise_filename(value).ok_or_else(|| {
+                    Error::bad_param("filename", "filename must be 1..=200 bytes of a file name")
+                })?;
+                asks.download = Some(Some(name));
+            }
+        }
     }
-    Ok((Query::from_pairs(rest), redirect))
+    Ok((Query::from_pairs(rest), asks))
+}
+
+/// A file name safe in a header and on the client's disk: no path, no control characters, no
+/// quotes; `None` when nothing is left or it is too long.
+fn sanitise_filename(v: &str) -> Option<String> {
+    let base = v.rsplit(['/', '\\']).next().unwrap_or(v);
+    let clean: String = base
+        .chars()
+        .filter(|c| !c.is_control() && !matches!(c, '"' | ';' | '%'))
+        .collect();
+    let clean = clean.trim().trim_start_matches('.').to_string();
+    (!clean.is_empty() && clean.len() <= 200).then_some(clean)
+}
+
+/// An answer to be saved rather than shown.
+#[derive(Clone, Copy)]
+struct Download<'a> {
+    key: &'a str,
+    name: Option<&'a str>,
+}
+
+impl Download<'_> {
+    /// The `Content-Disposition` value: the given name (or the key's file name), its extension
+    /// replaced by the output's when the output's format is known.
+    fn header(&self, format: Option<ImageFormat>) -> String {
+        let given = self
+            .name
+            .map(str::to_string)
+            .or_else(|| sanitise_filename(self.key))
+            .unwrap_or_else(|| "image".into());
+        let name = match format {
+            Some(f) => {
+                let stem = match given.rsplit_once('.') {
+                    Some((stem, _)) if !stem.is_empty() => stem,
+                    _ => given.as_str(),
+                };
+                format!("{stem}.{}", f.extension())
+            }
+            None => given,
+        };
+        let ascii: String = name
+            .chars()
+            .map(|c| if c.is_ascii() && c != '\\' { c } else { '_' })
+            .collect();
+        let encoded =
+            percent_encoding::utf8_percent_encode(&name, percent_encoding::NON_ALPHANUMERIC);
+        format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+    }
 }
 
 /// Failures of the transform itself (the source was found but could not be made into the
@@ -218,6 +298,7 @@ fn meta<'a>(
         cache_control: &caching.cache_control,
         cdn_cache_control: caching.cdn.map(|v| (cdn_header, v)),
         vary_accept: false,
+        content_disposition: None,
         x_cache: None,
         accept_ranges: false,
     }
@@ -229,13 +310,16 @@ async fn original<B>(
     key: &str,
     head: bool,
     caching: &Caching<'_>,
+    download: Option<Download<'_>>,
 ) -> Result<Response<Body>, Error> {
     let stat = app.origin.stat(key).await?;
     let len = stat.version.len;
     let etag = CacheKey::original(key, &stat.version).etag();
+    let disposition = download.map(|d| d.header(None));
     let mut meta = ImageMeta {
         content_type: "application/octet-stream",
         accept_ranges: true,
+        content_disposition: disposition.as_deref(),
         ..meta(
             caching,
             &app.policy.cdn_cache_control_header,
@@ -285,6 +369,7 @@ async fn variant<B>(
     t: Transform,
     head: bool,
     caching: &Caching<'_>,
+    download: Option<Download<'_>>,
 ) -> Result<Response<Body>, Error> {
     if t.format == FormatRequest::Json {
         return info(app, req, key, &t, head, caching).await;
@@ -361,6 +446,8 @@ async fn variant<B>(
     let (enc, tier) = app.fetch(&wanted, plan).await?;
     meta.content_type = enc.format.mime();
     meta.x_cache = Some(tier.x_cache());
+    let disposition = download.map(|d| d.header(Some(enc.format)));
+    meta.content_disposition = disposition.as_deref();
     Ok(response::image(&meta, enc.bytes.clone(), None, head))
 }
 
@@ -424,6 +511,8 @@ async fn info<B>(
             "height": oh,
             "file_size": len,
             "format": probe.format.mime(),
+            "frames": probe.frames,
+            "orientation": probe.orientation,
         },
     });
     let bytes = bytes::Bytes::from(body.to_string());

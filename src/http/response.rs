@@ -21,6 +21,8 @@ pub struct ImageMeta<'a> {
     /// A CDN-only caching header (`CDN-Cache-Control` or the like): name and value.
     pub cdn_cache_control: Option<(&'a str, &'a str)>,
     pub vary_accept: bool,
+    /// `Content-Disposition` (a download), when asked for.
+    pub content_disposition: Option<&'a str>,
     pub x_cache: Option<&'static str>,
     pub accept_ranges: bool,
 }
@@ -47,6 +49,9 @@ fn base(status: StatusCode, meta: &ImageMeta<'_>) -> http::response::Builder {
     }
     if meta.vary_accept {
         b = b.header(header::VARY, "Accept");
+    }
+    if let Some(d) = meta.content_disposition {
+        b = b.header(header::CONTENT_DISPOSITION, hv(d));
     }
     if let Some(x) = meta.x_cache {
         b = b.header("x-cache", x);

@@ -5,7 +5,14 @@
 //! `enlarge` the output is never larger than the (oriented) source. Clip (Cloudflare's `crop`)
 //! is cover into the box with each side capped at the source's.
 
-use crate::pipeline::transform::{Fit, Transform};
+use crate::pipeline::transform::{Fit, Gravity, Transform};
+
+/// Where a window of `win` sits along a side of `total`, for a gravity coordinate (ten-
+/// thousandths; `None` = the middle): centred on the point as far as the window fits.
+fn place(total: f64, win: f64, at: Option<u16>) -> f64 {
+    let p = at.map_or(0.5, |v| f64::from(v) / 10_000.0);
+    (p * total - win / 2.0).clamp(0.0, (total - win).max(0.0))
+}
 
 /// A rectangle in source pixels.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -91,10 +98,14 @@ pub fn plan(sw: u32, sh: u32, t: &Transform) -> Geometry {
             let (ow, oh) = (r(bw), r(bh));
             let s = (f64::from(ow) / fw).max(f64::from(oh) / fh);
             let (cw, ch) = ((f64::from(ow) / s).min(fw), (f64::from(oh) / s).min(fh));
+            let (gx, gy) = match t.gravity {
+                Gravity::Point { x, y } => (Some(x), Some(y)),
+                Gravity::Centre | Gravity::Auto => (None, None),
+            };
             Geometry {
                 crop: Rect {
-                    left: (fw - cw) / 2.0,
-                    top: (fh - ch) / 2.0,
+                    left: place(fw, cw, gx),
+                    top: place(fh, ch, gy),
                     width: cw,
                     height: ch,
                 },
@@ -174,6 +185,18 @@ mod tests {
         assert_eq!(out(&g(800, 600, "w=1000&h=300")), (800, 240));
         let k = g(800, 600, "w=1000&h=1000&fit=contain");
         assert_eq!((out(&k), k.out_w, k.out_h), ((600, 600), 600, 450));
+    }
+
+    #[test]
+    fn gravity_places_the_cover_window() {
+        // 800x600 into 200x200: a 600x600 window, 200 px of slack horizontally.
+        let left = |q: &str| g(800, 600, q).crop.left;
+        assert_eq!(left("w=200&h=200"), 100.0);
+        assert_eq!(left("w=200&h=200&g=west"), 0.0);
+        assert_eq!(left("w=200&h=200&g=east"), 200.0);
+        assert_eq!(left("w=200&h=200&g=0.6x0.5"), 180.0);
+        assert_eq!(left("w=200&h=200&g=0.99x0"), 200.0);
+        assert_eq!(g(600, 800, "w=200&h=200&g=south").crop.top, 200.0);
     }
 
     #[test]

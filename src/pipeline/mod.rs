@@ -13,6 +13,7 @@
 pub mod colour;
 pub mod compose;
 pub mod decode;
+pub mod effects;
 pub mod encode;
 pub mod exif;
 pub mod fit;
@@ -20,11 +21,13 @@ pub mod format;
 pub mod orient;
 pub mod output;
 pub mod probe;
+pub mod region;
+pub mod saliency;
 pub mod transform;
 
 use crate::pipeline::format::ImageFormat;
 use crate::pipeline::output::OutputSpec;
-use crate::pipeline::transform::{Metadata, Transform};
+use crate::pipeline::transform::{Gravity, Metadata, Transform, Trim};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -55,6 +58,10 @@ pub enum PipelineError {
     /// The request's deadline passed between two steps.
     #[error("processing exceeded the request deadline")]
     Timeout,
+    /// A parameter does not fit this image (`crop` outside it, `trim` removing all of it):
+    /// the client's fault, named.
+    #[error("{message}")]
+    OutOfRange { param: String, message: String },
 }
 
 /// Pixel limits (the `[limits]` values the pipeline needs).
@@ -124,11 +131,23 @@ impl Job<'_> {
     }
 }
 
-/// The output canvas size for a probed source and a transform (no decode).
+/// The output canvas size for a probed source and a transform (no decode; an automatic trim
+/// is not known before decoding and counts as none).
 pub fn output_size(probe: &Probe, t: &Transform) -> (u32, u32) {
     let (ow, oh) = probe.oriented_size();
-    let g = fit::plan(ow, oh, t);
+    let r = region::region(ow, oh, t).unwrap_or(region::Region::full(ow, oh));
+    let (rw, rh) = turned(r, region::user_orientation(t.flip, t.rotate));
+    let g = fit::plan(rw, rh, t);
     (g.canvas_w, g.canvas_h)
+}
+
+/// The size of region `r` once turned by orientation `o`.
+fn turned(r: region::Region, o: u8) -> (u32, u32) {
+    if region::swaps(o) {
+        (r.height, r.width)
+    } else {
+        (r.width, r.height)
+    }
 }
 
 /// Run the whole pipeline on `input`. `None` from output negotiation (nothing acceptable for
@@ -138,17 +157,25 @@ pub fn run(input: &[u8], job: &Job<'_>) -> Result<Option<Encoded>, PipelineError
 }
 
 /// `run` for a source already probed (by the caller, from these bytes).
+///
+/// Order: orient (EXIF) → crop region and trim → flip/rotate → resize (gravity places a
+/// cover window; `auto` looks at the pixels) → effects (colour, blur, sharpen, pixelate) →
+/// pad/flatten → encode → EXIF kept when asked.
 pub fn run_probed(
     input: &[u8],
     probe: &Probe,
     job: &Job<'_>,
 ) -> Result<Option<Encoded>, PipelineError> {
     probe.check_limits(job.limits)?;
+    let t = job.transform;
     let Some(format) = job.output.resolve(probe.format, probe.has_alpha) else {
         return Ok(None);
     };
     let (ow, oh) = probe.oriented_size();
-    let geom = fit::plan(ow, oh, job.transform);
+    let mut region = region::region(ow, oh, t)?;
+    let user = region::user_orientation(t.flip, t.rotate);
+    let (rw, rh) = turned(region, user);
+    let mut geom = fit::plan(rw, rh, t);
     let canvas_pixels = u64::from(geom.canvas_w) * u64::from(geom.canvas_h);
     if canvas_pixels > job.limits.max_source_pixels {
         return Err(PipelineError::TooManyPixels {
@@ -163,21 +190,69 @@ pub fn run_probed(
     job.check_deadline()?;
     let decoded = decode::decode(input, probe, shrink)?;
     job.check_deadline()?;
-    let mut px = orient::apply(decoded, probe.orientation);
+    let whole = region == region::Region::full(ow, oh) && !matches!(t.trim, Trim::Auto { .. });
+    let mut px = if whole {
+        // One turn for EXIF and the user's flip/rotate together.
+        orient::apply(decoded, region::compose(probe.orientation, user))
+    } else {
+        orient::apply(decoded, probe.orientation)
+    };
     if let Some(icc) = &probe.icc {
         colour::to_srgb(&mut px, icc);
     }
-    // The decode may have shrunk the image: scale the crop from oriented source to decoded pixels.
-    let sx = f64::from(px.width) / f64::from(ow);
-    let sy = f64::from(px.height) / f64::from(oh);
+    if !whole {
+        // The decode may have shrunk the image: regions scale from oriented source pixels.
+        let (dx, dy) = (
+            f64::from(px.width) / f64::from(ow),
+            f64::from(px.height) / f64::from(oh),
+        );
+        let to_px = |r: region::Region| region::Region {
+            left: (f64::from(r.left) * dx).floor() as u32,
+            top: (f64::from(r.top) * dy).floor() as u32,
+            width: ((f64::from(r.width) * dx).round() as u32).max(1),
+            height: ((f64::from(r.height) * dy).round() as u32).max(1),
+        };
+        let mut cut = to_px(region);
+        if let Trim::Auto { tolerance } = t.trim {
+            if let Some(found) = region::auto_trim(&px, cut, tolerance) {
+                cut = found;
+                region = region::Region {
+                    left: (f64::from(found.left) / dx).round() as u32,
+                    top: (f64::from(found.top) / dy).round() as u32,
+                    width: ((f64::from(found.width) / dx).round() as u32).max(1),
+                    height: ((f64::from(found.height) / dy).round() as u32).max(1),
+                };
+                let (rw, rh) = turned(region, user);
+                geom = fit::plan(rw, rh, t);
+            }
+        }
+        px = orient::apply(region::cut(px, cut), user);
+    }
+    // The decode may have shrunk the image: scale the crop from the region to decoded pixels.
+    let (rw, rh) = turned(region, user);
+    let sx = f64::from(px.width) / f64::from(rw);
+    let sy = f64::from(px.height) / f64::from(rh);
+    if t.gravity == Gravity::Auto
+        && (geom.crop.width < f64::from(rw) || geom.crop.height < f64::from(rh))
+    {
+        let cw = ((geom.crop.width * sx).round() as u32).clamp(1, px.width);
+        let ch = ((geom.crop.height * sy).round() as u32).clamp(1, px.height);
+        let (l, top) = saliency::best_window(&px, cw, ch);
+        geom.crop.left = f64::from(l) / sx;
+        geom.crop.top = f64::from(top) / sy;
+    }
     let crop = refract_resize::Crop {
         left: geom.crop.left * sx,
         top: geom.crop.top * sy,
         width: (geom.crop.width * sx).min(f64::from(px.width)),
         height: (geom.crop.height * sy).min(f64::from(px.height)),
     };
-    let px = resize(px, crop, geom.out_w, geom.out_h)?;
+    let mut px = resize(px, crop, geom.out_w, geom.out_h)?;
     job.check_deadline()?;
+    let fx = t.effects();
+    if fx.any() {
+        effects::apply(&mut px, &fx);
+    }
     let px = compose::finish(px, &geom, job.transform.bg, format.supports_alpha());
     let quality = job
         .transform

@@ -106,6 +106,61 @@ impl Metadata {
     }
 }
 
+/// Where a `cover`/`clip` crop window sits (`gravity`, `g`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Gravity {
+    /// The middle (the default).
+    #[default]
+    Centre,
+    /// Centred on a point, as far as the window fits; ten-thousandths of the image (after
+    /// orientation, flip and rotate). Sides and corners are points on the edge.
+    Point { x: u16, y: u16 },
+    /// Content-aware: the window with the most edges, saturation and skin (`auto`, `smart`).
+    Auto,
+}
+
+/// A region of the source, before everything else (`crop=x,y,w,h`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Crop {
+    /// In source pixels (after EXIF orientation).
+    Pixels {
+        x: u32,
+        y: u32,
+        width: u32,
+        height: u32,
+    },
+    /// In ten-thousandths of the source.
+    Fraction {
+        x: u32,
+        y: u32,
+        width: u32,
+        height: u32,
+    },
+}
+
+/// Borders cut before resizing (`trim`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Trim {
+    #[default]
+    None,
+    /// Pixels from each side (Cloudflare's `trim=top;right;bottom;left`).
+    Sides {
+        top: u32,
+        right: u32,
+        bottom: u32,
+        left: u32,
+    },
+    /// The uniform border: what matches the top-left corner's colour within `tolerance`.
+    Auto { tolerance: u8 },
+}
+
+/// Mirroring before rotation (`flip=h|v|hv`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Flip {
+    pub h: bool,
+    pub v: bool,
+}
+
 /// The perceptual quality names (Cloudflare's) and the numbers they stand for.
 pub const QUALITY_NAMES: &[(&str, u8)] = &[
     ("high", 90),
@@ -141,6 +196,32 @@ pub struct Transform {
     pub metadata: Metadata,
     /// `compression=fast`: a negotiated answer is the source's family (no AVIF or WebP encode).
     pub fast: bool,
+    /// Where a `cover`/`clip` window sits.
+    pub gravity: Gravity,
+    /// A region of the source used instead of all of it.
+    pub crop: Option<Crop>,
+    /// Borders cut (inside the crop region).
+    pub trim: Trim,
+    /// Mirroring, then `rotate` degrees clockwise (after EXIF orientation; `w`/`h` are the
+    /// output's axes).
+    pub flip: Flip,
+    pub rotate: u16,
+    /// Effects at the output size, in hundredths: blur sigma (px), sharpen strength (0..=10),
+    /// brightness/contrast/gamma/saturation factors (100 = unchanged); pixelate block (px).
+    pub blur: u32,
+    pub sharpen: u32,
+    pub pixelate: u32,
+    pub brightness: u32,
+    pub contrast: u32,
+    pub gamma: u32,
+    pub saturation: u32,
+    /// One still frame of an animation (`frame=N`).
+    pub frame: Option<u32>,
+    /// Keep an animated source animated (when the output format can); `anim=false` = the
+    /// first frame.
+    pub anim: bool,
+    /// A configured watermark (`wm=NAME`).
+    pub watermark: Option<String>,
 }
 
 /// The limits and presets the parser needs (a slice of the config, passed by value).
@@ -192,6 +273,23 @@ const ALIASES: &[(&str, &str)] = &[
     ("metadata", "metadata"),
     ("compression", "compression"),
     ("anim", "anim"),
+    ("frame", "frame"),
+    ("gravity", "g"),
+    ("g", "g"),
+    ("crop", "crop"),
+    ("trim", "trim"),
+    ("rotate", "rot"),
+    ("rot", "rot"),
+    ("flip", "flip"),
+    ("blur", "blur"),
+    ("sharpen", "sharpen"),
+    ("pixelate", "pixelate"),
+    ("brightness", "brightness"),
+    ("contrast", "contrast"),
+    ("gamma", "gamma"),
+    ("saturation", "saturation"),
+    ("wm", "wm"),
+    ("watermark", "wm"),
     ("t", "t"),
     ("v", "v"),
 ];
@@ -209,20 +307,19 @@ pub fn is_ignored(name: &str) -> bool {
 /// Parameters accepted and ignored (cache busters); they never reach the cache key.
 const IGNORED: &[&str] = &["t", "v"];
 
+/// The raw values of one query: (canonical name, name as written, value).
 #[derive(Default)]
 struct Raw<'a> {
-    w: Option<(&'static str, &'a str)>,
-    h: Option<(&'static str, &'a str)>,
-    dpr: Option<(&'static str, &'a str)>,
-    fit: Option<(&'static str, &'a str)>,
-    enlarge: Option<(&'static str, &'a str)>,
-    q: Option<(&'static str, &'a str)>,
-    fm: Option<(&'static str, &'a str)>,
-    thumb: Option<(&'static str, &'a str)>,
-    bg: Option<(&'static str, &'a str)>,
-    metadata: Option<(&'static str, &'a str)>,
-    compression: Option<(&'static str, &'a str)>,
-    anim: Option<(&'static str, &'a str)>,
+    pairs: Vec<(&'static str, &'static str, &'a str)>,
+}
+
+impl<'a> Raw<'a> {
+    fn get(&self, canon: &str) -> Option<(&'static str, &'a str)> {
+        self.pairs
+            .iter()
+            .find(|(c, _, _)| *c == canon)
+            .map(|(_, w, v)| (*w, *v))
+    }
 }
 
 /// Parse a query's pairs. `Ok(None)` means no transform was asked for (no parameters, or only
@@ -255,21 +352,7 @@ pub fn parse(query: &Query, cfg: &ParamConfig) -> Result<Option<Transform>, Para
             continue;
         }
         any = true;
-        let slot = match canon {
-            "w" => &mut raw.w,
-            "h" => &mut raw.h,
-            "dpr" => &mut raw.dpr,
-            "fit" => &mut raw.fit,
-            "enlarge" => &mut raw.enlarge,
-            "q" => &mut raw.q,
-            "fm" => &mut raw.fm,
-            "thumb" => &mut raw.thumb,
-            "metadata" => &mut raw.metadata,
-            "compression" => &mut raw.compression,
-            "anim" => &mut raw.anim,
-            _ => &mut raw.bg,
-        };
-        *slot = Some((written, value));
+        raw.pairs.push((canon, written, value));
     }
     if !any {
         return Ok(None);
@@ -395,21 +478,19 @@ fn parse_rgb_function(inner: &str) -> Option<Rgba> {
 
 fn resolve(raw: Raw<'_>, cfg: &ParamConfig) -> Result<Transform, ParamError> {
     let max = cfg.max_dimension;
-    let thumb = match &raw.thumb {
+    let thumb = match raw.get("thumb") {
         Some((p, v)) => parse_bool(p, v)?,
         None => false,
     };
     let mut width = raw
-        .w
-        .as_ref()
+        .get("w")
         .map(|(p, v)| parse_dim(p, v, max))
         .transpose()?;
     let mut height = raw
-        .h
-        .as_ref()
+        .get("h")
         .map(|(p, v)| parse_dim(p, v, max))
         .transpose()?;
-    let mut fit = match &raw.fit {
+    let mut fit = match raw.get("fit") {
         Some((p, v)) => Some(Fit::parse(v).ok_or_else(|| {
             err(
                 p,
@@ -423,19 +504,19 @@ fn resolve(raw: Raw<'_>, cfg: &ParamConfig) -> Result<Transform, ParamError> {
         height = height.or(Some(cfg.thumb_height.clamp(1, max)));
         fit = fit.or(Some(cfg.thumb_fit));
     }
-    if let Some((p, v)) = &raw.dpr {
+    if let Some((p, v)) = raw.get("dpr") {
         let dpr = parse_dpr(p, v)?;
         let scale = |d: u32| ((f64::from(d) * dpr).round() as u32).clamp(1, max);
         width = width.map(scale);
         height = height.map(scale);
     }
-    let enlarge = match &raw.enlarge {
+    let enlarge = match raw.get("enlarge") {
         Some((p, v)) => parse_bool(p, v)?,
         None => false,
     };
-    let quality = match &raw.q {
-        Some((_, v)) if QUALITY_NAMES.iter().any(|(n, _)| n == v) => {
-            QUALITY_NAMES.iter().find(|(n, _)| n == v).map(|(_, q)| *q)
+    let quality = match raw.get("q") {
+        Some((_, v)) if QUALITY_NAMES.iter().any(|(n, _)| *n == v) => {
+            QUALITY_NAMES.iter().find(|(n, _)| *n == v).map(|(_, q)| *q)
         }
         Some((p, v)) => {
             let msg = || {
@@ -452,7 +533,7 @@ fn resolve(raw: Raw<'_>, cfg: &ParamConfig) -> Result<Transform, ParamError> {
         }
         None => None,
     };
-    let format = match &raw.fm {
+    let format = match raw.get("fm") {
         Some((_, "auto")) => FormatRequest::Auto,
         Some((_, "json")) => FormatRequest::Json,
         Some((_, "baseline-jpeg")) => FormatRequest::Fixed(ImageFormat::Jpeg),
@@ -469,7 +550,7 @@ fn resolve(raw: Raw<'_>, cfg: &ParamConfig) -> Result<Transform, ParamError> {
         },
         None => FormatRequest::Auto,
     };
-    let bg = match &raw.bg {
+    let bg = match raw.get("bg") {
         Some((p, v)) => parse_color(v).ok_or_else(|| {
             err(
                 p,
@@ -481,28 +562,18 @@ fn resolve(raw: Raw<'_>, cfg: &ParamConfig) -> Result<Transform, ParamError> {
         })?,
         None => WHITE,
     };
-    let metadata = match &raw.metadata {
+    let metadata = match raw.get("metadata") {
         Some((_, "none")) | None => Metadata::None,
         Some((_, "copyright")) => Metadata::Copyright,
         Some((_, "keep")) => Metadata::Keep,
         Some((p, _)) => return Err(err(p, format!("{p} must be one of none, copyright, keep"))),
     };
-    let fast = match &raw.compression {
+    let fast = match raw.get("compression") {
         Some((_, "fast")) => true,
         Some((p, _)) => return Err(err(p, format!("{p} must be fast"))),
         None => false,
     };
-    if let Some((p, v)) = &raw.anim {
-        if parse_bool(p, v)? {
-            return Err(err(
-                p,
-                format!(
-                    "{p}=true is not supported: animations are answered as their first frame; \
-                     say {p}=false"
-                ),
-            ));
-        }
-    }
+    let more = resolve_more(&raw)?;
     let fit = match (width, height) {
         (Some(_), Some(_)) => fit.unwrap_or(Fit::Cover),
         _ => Fit::Inside,
@@ -524,6 +595,290 @@ fn resolve(raw: Raw<'_>, cfg: &ParamConfig) -> Result<Transform, ParamError> {
         bg,
         metadata,
         fast,
+        gravity: more.gravity,
+        crop: more.crop,
+        trim: more.trim,
+        flip: more.flip,
+        rotate: more.rotate,
+        blur: more.blur,
+        sharpen: more.sharpen,
+        pixelate: more.pixelate,
+        brightness: more.brightness,
+        contrast: more.contrast,
+        gamma: more.gamma,
+        saturation: more.saturation,
+        frame: more.frame,
+        anim: more.anim,
+        watermark: more.watermark,
+    })
+}
+
+/// The parameters of the transforms issue, resolved.
+#[derive(Debug, Clone)]
+struct More {
+    gravity: Gravity,
+    crop: Option<Crop>,
+    trim: Trim,
+    flip: Flip,
+    rotate: u16,
+    blur: u32,
+    sharpen: u32,
+    pixelate: u32,
+    brightness: u32,
+    contrast: u32,
+    gamma: u32,
+    saturation: u32,
+    frame: Option<u32>,
+    anim: bool,
+    watermark: Option<String>,
+}
+
+/// A decimal in `min..=max`, as an integer of `1/scale` units (`1.5` at scale 100 → 150).
+fn decimal(p: &str, v: &str, min: f64, max: f64, scale: f64) -> Result<u32, ParamError> {
+    let msg = || format!("{p} must be a number in {min}..={max}");
+    let ok = !v.is_empty() && v.len() <= 10 && v.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    if !ok {
+        return Err(err(p, msg()));
+    }
+    let x: f64 = v.parse().map_err(|_| err(p, msg()))?;
+    if !(min..=max).contains(&x) {
+        return Err(err(p, msg()));
+    }
+    Ok((x * scale).round() as u32)
+}
+
+/// `v` units of `1/scale` as the shortest decimal (`150` at 100 → `1.5`).
+fn show(v: u32, scale: u32) -> String {
+    let (whole, frac) = (v / scale, v % scale);
+    if frac == 0 {
+        return whole.to_string();
+    }
+    let digits = scale.ilog10() as usize;
+    let f = format!("{frac:0digits$}");
+    format!("{whole}.{}", f.trim_end_matches('0'))
+}
+
+/// Ten-thousandths of the image, for gravity points and crop fractions.
+const FRACTION: f64 = 10_000.0;
+
+fn parse_gravity(p: &str, v: &str) -> Result<Gravity, ParamError> {
+    let point = |x: f64, y: f64| Gravity::Point {
+        x: (x * FRACTION) as u16,
+        y: (y * FRACTION) as u16,
+    };
+    let g = match v {
+        "center" | "centre" | "ce" | "c" => Gravity::Centre,
+        "north" | "top" | "no" | "n" => point(0.5, 0.0),
+        "south" | "bottom" | "so" | "s" => point(0.5, 1.0),
+        "east" | "right" | "ea" | "e" => point(1.0, 0.5),
+        "west" | "left" | "we" | "w" => point(0.0, 0.5),
+        "northeast" | "noea" | "ne" => point(1.0, 0.0),
+        "northwest" | "nowe" | "nw" => point(0.0, 0.0),
+        "southeast" | "soea" | "se" => point(1.0, 1.0),
+        "southwest" | "sowe" | "sw" => point(0.0, 1.0),
+        "auto" | "smart" | "sm" | "attention" => Gravity::Auto,
+        "face" => {
+            return Err(err(
+                p,
+                format!("{p}=face needs a face detector, which this server has not; use {p}=auto"),
+            ))
+        }
+        _ => {
+            let pair = v
+                .strip_prefix("fp:")
+                .and_then(|r| r.split_once(':'))
+                .or_else(|| v.split_once('x'));
+            let msg = || {
+                format!(
+                    "{p} must be center, a side or corner (north, southeast, ...), auto, or a \
+                     point XxY / fp:X:Y in fractions 0..=1"
+                )
+            };
+            let (x, y) = pair.ok_or_else(|| err(p, msg()))?;
+            let x = decimal(p, x, 0.0, 1.0, FRACTION).map_err(|_| err(p, msg()))?;
+            let y = decimal(p, y, 0.0, 1.0, FRACTION).map_err(|_| err(p, msg()))?;
+            Gravity::Point {
+                x: x as u16,
+                y: y as u16,
+            }
+        }
+    };
+    Ok(match g {
+        Gravity::Point { x: 5000, y: 5000 } => Gravity::Centre,
+        g => g,
+    })
+}
+
+fn parse_crop(p: &str, v: &str) -> Result<Crop, ParamError> {
+    let msg = || {
+        format!(
+            "{p} must be x,y,width,height in source pixels (integers, width and height > 0) \
+             or in fractions 0..=1 of the image (x+width and y+height at most 1)"
+        )
+    };
+    let parts: Vec<&str> = v.split(',').collect();
+    if parts.len() != 4 {
+        return Err(err(p, msg()));
+    }
+    if parts.iter().any(|x| x.contains('.')) {
+        let f: Vec<u32> = parts
+            .iter()
+            .map(|x| decimal(p, x, 0.0, 1.0, FRACTION).map_err(|_| err(p, msg())))
+            .collect::<Result<_, _>>()?;
+        if f[2] == 0 || f[3] == 0 || f[0] + f[2] > 10_000 || f[1] + f[3] > 10_000 {
+            return Err(err(p, msg()));
+        }
+        return Ok(Crop::Fraction {
+            x: f[0],
+            y: f[1],
+            width: f[2],
+            height: f[3],
+        });
+    }
+    let n: Vec<u32> = parts
+        .iter()
+        .map(|x| parse_uint(x, 1 << 20).ok_or_else(|| err(p, msg())))
+        .collect::<Result<_, _>>()?;
+    if n[2] == 0 || n[3] == 0 {
+        return Err(err(p, msg()));
+    }
+    Ok(Crop::Pixels {
+        x: n[0],
+        y: n[1],
+        width: n[2],
+        height: n[3],
+    })
+}
+
+fn parse_uint(v: &str, max: u32) -> Option<u32> {
+    if v.is_empty() || v.len() > 9 || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    v.parse::<u32>().ok().filter(|n| *n <= max)
+}
+
+fn parse_trim(p: &str, v: &str) -> Result<Trim, ParamError> {
+    let msg =
+        || format!("{p} must be top;right;bottom;left in pixels, auto or auto:TOLERANCE (0..=255)");
+    if v == "auto" {
+        return Ok(Trim::Auto { tolerance: 10 });
+    }
+    if let Some(t) = v.strip_prefix("auto:") {
+        let t = parse_uint(t, 255).ok_or_else(|| err(p, msg()))?;
+        return Ok(Trim::Auto { tolerance: t as u8 });
+    }
+    let n: Vec<u32> = v
+        .split(';')
+        .map(|x| parse_uint(x, 1 << 20).ok_or_else(|| err(p, msg())))
+        .collect::<Result<_, _>>()?;
+    match n.as_slice() {
+        [0, 0, 0, 0] => Ok(Trim::None),
+        [top, right, bottom, left] => Ok(Trim::Sides {
+            top: *top,
+            right: *right,
+            bottom: *bottom,
+            left: *left,
+        }),
+        _ => Err(err(p, msg())),
+    }
+}
+
+fn resolve_more(raw: &Raw<'_>) -> Result<More, ParamError> {
+    let gravity = match raw.get("g") {
+        Some((p, v)) => parse_gravity(p, v)?,
+        None => Gravity::Centre,
+    };
+    let crop = raw.get("crop").map(|(p, v)| parse_crop(p, v)).transpose()?;
+    let trim = match raw.get("trim") {
+        Some((p, v)) => parse_trim(p, v)?,
+        None => Trim::None,
+    };
+    let flip = match raw.get("flip") {
+        None => Flip::default(),
+        Some((_, "h")) => Flip { h: true, v: false },
+        Some((_, "v")) => Flip { h: false, v: true },
+        Some((_, "hv" | "vh")) => Flip { h: true, v: true },
+        Some((p, _)) => return Err(err(p, format!("{p} must be h, v or hv"))),
+    };
+    let rotate = match raw.get("rot") {
+        None => 0,
+        Some((p, v)) => match v {
+            "0" | "360" => 0,
+            "90" => 90,
+            "180" => 180,
+            "270" => 270,
+            _ => {
+                return Err(err(
+                    p,
+                    format!("{p} must be 0, 90, 180 or 270 (degrees clockwise)"),
+                ))
+            }
+        },
+    };
+    let factor = |name: &str, min: f64, max: f64, default: u32| -> Result<u32, ParamError> {
+        match raw.get(name) {
+            Some((p, v)) => decimal(p, v, min, max, 100.0),
+            None => Ok(default),
+        }
+    };
+    let blur = factor("blur", 0.0, 250.0, 0)?;
+    let sharpen = factor("sharpen", 0.0, 10.0, 0)?;
+    let brightness = factor("brightness", 0.0, 10.0, 100)?;
+    let contrast = factor("contrast", 0.0, 10.0, 100)?;
+    let saturation = factor("saturation", 0.0, 10.0, 100)?;
+    let gamma = factor("gamma", 0.01, 10.0, 100)?;
+    if raw.get("gamma").is_some() && gamma == 0 {
+        return Err(err("gamma", "gamma must be a number in 0.01..=10"));
+    }
+    let pixelate = match raw.get("pixelate") {
+        Some((p, v)) => parse_uint(v, 256)
+            .ok_or_else(|| err(p, format!("{p} must be an integer block size in 0..=256")))?,
+        None => 0,
+    };
+    let frame = raw
+        .get("frame")
+        .map(|(p, v)| {
+            parse_uint(v, 65_535)
+                .ok_or_else(|| err(p, format!("{p} must be a frame number 0..=65535")))
+        })
+        .transpose()?;
+    let anim = match raw.get("anim") {
+        Some((p, v)) => parse_bool(p, v)?,
+        None => true,
+    };
+    let watermark = match raw.get("wm") {
+        Some((p, v)) => {
+            let ok = !v.is_empty()
+                && v.len() <= 64
+                && v.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                });
+            if !ok {
+                return Err(err(
+                    p,
+                    format!("{p} must name a configured watermark (a-z, 0-9, -, _)"),
+                ));
+            }
+            Some(v.to_string())
+        }
+        None => None,
+    };
+    Ok(More {
+        gravity,
+        crop,
+        trim,
+        flip,
+        rotate,
+        blur,
+        sharpen,
+        pixelate: if pixelate <= 1 { 0 } else { pixelate },
+        brightness,
+        contrast,
+        gamma,
+        saturation,
+        anim: anim && frame.is_none(),
+        frame,
+        watermark,
     })
 }
 
@@ -561,7 +916,110 @@ impl Transform {
         if self.fast {
             s.push_str("&compression=fast");
         }
+        match self.gravity {
+            Gravity::Centre => {}
+            Gravity::Auto => s.push_str("&g=auto"),
+            Gravity::Point { x, y } => {
+                s.push_str(&format!(
+                    "&g={}x{}",
+                    show(u32::from(x), 10_000),
+                    show(u32::from(y), 10_000)
+                ));
+            }
+        }
+        match self.crop {
+            None => {}
+            Some(Crop::Pixels {
+                x,
+                y,
+                width,
+                height,
+            }) => {
+                s.push_str(&format!("&crop={x},{y},{width},{height}"));
+            }
+            Some(Crop::Fraction {
+                x,
+                y,
+                width,
+                height,
+            }) => {
+                let f = |v: u32| {
+                    let t = show(v, 10_000);
+                    if t.contains('.') {
+                        t
+                    } else {
+                        format!("{t}.0")
+                    }
+                };
+                s.push_str(&format!(
+                    "&crop={},{},{},{}",
+                    f(x),
+                    f(y),
+                    f(width),
+                    f(height)
+                ));
+            }
+        }
+        match self.trim {
+            Trim::None => {}
+            Trim::Sides {
+                top,
+                right,
+                bottom,
+                left,
+            } => {
+                s.push_str(&format!("&trim={top};{right};{bottom};{left}"));
+            }
+            Trim::Auto { tolerance } => s.push_str(&format!("&trim=auto:{tolerance}")),
+        }
+        match (self.flip.h, self.flip.v) {
+            (true, true) => s.push_str("&flip=hv"),
+            (true, false) => s.push_str("&flip=h"),
+            (false, true) => s.push_str("&flip=v"),
+            (false, false) => {}
+        }
+        if self.rotate != 0 {
+            s.push_str(&format!("&rot={}", self.rotate));
+        }
+        for (name, v, neutral) in [
+            ("blur", self.blur, 0),
+            ("sharpen", self.sharpen, 0),
+            ("brightness", self.brightness, 100),
+            ("contrast", self.contrast, 100),
+            ("gamma", self.gamma, 100),
+            ("saturation", self.saturation, 100),
+        ] {
+            if v != neutral {
+                s.push_str(&format!("&{name}={}", show(v, 100)));
+            }
+        }
+        if self.pixelate > 1 {
+            s.push_str(&format!("&pixelate={}", self.pixelate));
+        }
+        if let Some(f) = self.frame {
+            s.push_str(&format!("&frame={f}"));
+        } else if !self.anim {
+            s.push_str("&anim=0");
+        }
+        if let Some(w) = &self.watermark {
+            s.push_str("&wm=");
+            s.push_str(w);
+        }
         s
+    }
+
+    /// The effects, as the pipeline applies them.
+    pub fn effects(&self) -> crate::pipeline::effects::Effects {
+        let f = |v: u32| v as f32 / 100.0;
+        crate::pipeline::effects::Effects {
+            blur: f(self.blur),
+            sharpen: f(self.sharpen),
+            pixelate: self.pixelate,
+            brightness: f(self.brightness),
+            contrast: f(self.contrast),
+            gamma: f(self.gamma),
+            saturation: f(self.saturation),
+        }
     }
 }
 
@@ -650,7 +1108,6 @@ mod tests {
             ("q=best", "q"),
             ("metadata=all", "metadata"),
             ("compression=slow", "compression"),
-            ("anim=true", "anim"),
             ("anim=perhaps", "anim"),
             ("background=rgb(1)", "background"),
             ("f=tiff", "f"),
@@ -668,13 +1125,94 @@ mod tests {
         assert_eq!(t("f=baseline-jpeg&w=1"), t("fm=jpeg&w=1"));
         assert_eq!(t("fm=json").format, FormatRequest::Json);
         assert_eq!(t("background=red&w=1").bg, [255, 0, 0, 255]);
-        assert_eq!(t("w=1&anim=false"), t("w=1"));
+        assert!(!t("w=1&anim=false").anim);
         // compression=fast only matters to a negotiated answer; metadata only to JPEG output.
         assert!(t("w=1&compression=fast").fast);
         assert_eq!(t("w=1&fm=webp&compression=fast"), t("w=1&fm=webp"));
         assert_eq!(t("w=1&metadata=keep").metadata, Metadata::Keep);
         assert_eq!(t("w=1&fm=png&metadata=keep"), t("w=1&fm=png"));
         assert_eq!(t("w=1&metadata=none"), t("w=1"));
+    }
+
+    #[test]
+    fn transforms_issue_parameters() {
+        assert_eq!(
+            t("w=10&h=10&g=north").gravity,
+            Gravity::Point { x: 5000, y: 0 }
+        );
+        assert_eq!(t("w=10&h=10&gravity=top"), t("w=10&h=10&g=no"));
+        assert_eq!(t("w=10&h=10&g=0.5x0.5").gravity, Gravity::Centre);
+        assert_eq!(
+            t("w=10&h=10&g=fp:0.25:0.75").gravity,
+            Gravity::Point { x: 2500, y: 7500 }
+        );
+        assert_eq!(t("w=10&h=10&g=smart").gravity, Gravity::Auto);
+        assert_eq!(
+            t("crop=1,2,30,40").crop,
+            Some(Crop::Pixels {
+                x: 1,
+                y: 2,
+                width: 30,
+                height: 40
+            })
+        );
+        assert_eq!(
+            t("crop=0.1,0,0.5,1.0").crop,
+            Some(Crop::Fraction {
+                x: 1000,
+                y: 0,
+                width: 5000,
+                height: 10_000
+            })
+        );
+        assert_eq!(
+            t("trim=1;2;3;4").trim,
+            Trim::Sides {
+                top: 1,
+                right: 2,
+                bottom: 3,
+                left: 4
+            }
+        );
+        assert_eq!(t("trim=auto").trim, Trim::Auto { tolerance: 10 });
+        assert_eq!(t("trim=0;0;0;0&w=5"), t("w=5"));
+        assert_eq!(t("rot=90").rotate, 90);
+        assert_eq!(t("rotate=0&w=5"), t("w=5"));
+        assert_eq!(t("flip=vh").flip, Flip { h: true, v: true });
+        assert_eq!(
+            t("brightness=1&contrast=1.0&gamma=1&saturation=1&blur=0&w=5"),
+            t("w=5")
+        );
+        assert_eq!(t("blur=2.5").blur, 250);
+        assert_eq!(t("pixelate=1&w=5"), t("w=5"));
+        assert_eq!(t("frame=3").frame, Some(3));
+        assert!(!t("frame=3").anim);
+        assert!(!t("anim=false&w=1").anim);
+        assert_eq!(t("wm=logo").watermark.as_deref(), Some("logo"));
+        assert_eq!(show(150, 100), "1.5");
+        assert_eq!(show(5, 100), "0.05");
+        assert_eq!(show(3300, 10_000), "0.33");
+        for (q, param) in [
+            ("g=face", "g"),
+            ("gravity=middle", "gravity"),
+            ("g=1.5x0", "g"),
+            ("crop=1,2,3", "crop"),
+            ("crop=0,0,0,5", "crop"),
+            ("crop=0.5,0,0.6,1", "crop"),
+            ("trim=1;2", "trim"),
+            ("trim=auto:300", "trim"),
+            ("rot=45", "rot"),
+            ("flip=x", "flip"),
+            ("blur=251", "blur"),
+            ("sharpen=11", "sharpen"),
+            ("gamma=0", "gamma"),
+            ("saturation=-1", "saturation"),
+            ("pixelate=999", "pixelate"),
+            ("frame=x", "frame"),
+            ("wm=../x", "wm"),
+        ] {
+            assert_eq!(p(q).expect_err(q).param, param, "{q}");
+        }
     }
 
     #[test]
@@ -690,6 +1228,95 @@ mod tests {
         assert_eq!(parse_color("rgb(1,2)"), None);
         assert_eq!(parse_color("rgb(256,0,0)"), None);
         assert_eq!(parse_color("rgba(1,2,3,2)"), None);
+    }
+
+    fn arb_more() -> impl Strategy<Value = More> {
+        (
+            prop_oneof![
+                Just(Gravity::Centre),
+                Just(Gravity::Auto),
+                (0u16..=10_000, 0u16..=10_000).prop_map(|(x, y)| Gravity::Point { x, y }),
+            ],
+            proptest::option::of(prop_oneof![
+                (0u32..5000, 0u32..5000, 1u32..5000, 1u32..5000).prop_map(
+                    |(x, y, width, height)| Crop::Pixels {
+                        x,
+                        y,
+                        width,
+                        height
+                    }
+                ),
+                (0u32..5000, 0u32..5000, 1u32..5000, 1u32..5000).prop_map(
+                    |(x, y, width, height)| Crop::Fraction {
+                        x,
+                        y,
+                        width,
+                        height
+                    }
+                ),
+            ]),
+            prop_oneof![
+                Just(Trim::None),
+                any::<u8>().prop_map(|tolerance| Trim::Auto { tolerance }),
+                (0u32..100, 0u32..100, 0u32..100, 1u32..100).prop_map(
+                    |(top, right, bottom, left)| Trim::Sides {
+                        top,
+                        right,
+                        bottom,
+                        left
+                    }
+                ),
+            ],
+            (any::<bool>(), any::<bool>()).prop_map(|(h, v)| Flip { h, v }),
+            prop_oneof![Just(0u16), Just(90), Just(180), Just(270)],
+            (
+                0u32..=25_000,
+                0u32..=1000,
+                0u32..=1000,
+                1u32..=1000,
+                0u32..=1000,
+            ),
+            prop_oneof![Just(0u32), 2u32..=256],
+            proptest::option::of(0u32..100),
+            any::<bool>(),
+            proptest::option::of("[a-z0-9_-]{1,10}"),
+        )
+            .prop_map(
+                |(
+                    gravity,
+                    crop,
+                    trim,
+                    flip,
+                    rotate,
+                    (blur, sharpen, brightness, gamma, saturation),
+                    pixelate,
+                    frame,
+                    anim,
+                    watermark,
+                )| {
+                    let gravity = match gravity {
+                        Gravity::Point { x: 5000, y: 5000 } => Gravity::Centre,
+                        g => g,
+                    };
+                    More {
+                        gravity,
+                        crop,
+                        trim,
+                        flip,
+                        rotate,
+                        blur,
+                        sharpen,
+                        pixelate,
+                        brightness,
+                        contrast: brightness,
+                        gamma,
+                        saturation,
+                        anim: anim && frame.is_none(),
+                        frame,
+                        watermark,
+                    }
+                },
+            )
     }
 
     fn arb_transform() -> impl Strategy<Value = Transform> {
@@ -747,6 +1374,21 @@ mod tests {
                             Metadata::None
                         },
                         fast: fast && format == FormatRequest::Auto,
+                        gravity: Gravity::Centre,
+                        crop: None,
+                        trim: Trim::None,
+                        flip: Flip::default(),
+                        rotate: 0,
+                        blur: 0,
+                        sharpen: 0,
+                        pixelate: 0,
+                        brightness: 100,
+                        contrast: 100,
+                        gamma: 100,
+                        saturation: 100,
+                        frame: None,
+                        anim: true,
+                        watermark: None,
                     }
                 },
             )
@@ -764,6 +1406,30 @@ mod tests {
             v in "[0-9a-z.%#+-]{0,12}"
         ) {
             let _ = p(&format!("{k}={v}"));
+        }
+
+        #[test]
+        fn canonical_round_trips_with_every_parameter(tr in arb_transform(), m in arb_more()) {
+            let tr = Transform {
+                gravity: m.gravity,
+                crop: m.crop,
+                trim: m.trim,
+                flip: m.flip,
+                rotate: m.rotate,
+                blur: m.blur,
+                sharpen: m.sharpen,
+                pixelate: m.pixelate,
+                brightness: m.brightness,
+                contrast: m.contrast,
+                gamma: m.gamma,
+                saturation: m.saturation,
+                frame: m.frame,
+                anim: m.anim,
+                watermark: m.watermark,
+                ..tr
+            };
+            let back = p(&tr.canonical()).unwrap().unwrap();
+            prop_assert_eq!(&back, &tr);
         }
 
         #[test]
