@@ -245,6 +245,23 @@ async fn quality_goldens_perceptual_hashes_within_tolerance() {
         ("horses-402x280-anim.gif", "w=200&fm=png"),
         ("flower-480x360-exif.webp", "w=200&fm=jpeg"),
         ("orientation/Landscape_8.jpg", "w=200&h=200&fm=webp"),
+        // The transforms issue: one golden per operation.
+        ("rocket-640x427-adobergb.jpg", "w=300&h=300&g=auto&fm=png"),
+        ("rocket-640x427-adobergb.jpg", "w=300&h=300&g=east&fm=png"),
+        ("rocket-640x427-adobergb.jpg", "crop=100,50,300,200&fm=png"),
+        ("rocket-640x427-adobergb.jpg", "w=200&rot=90&flip=h&fm=png"),
+        ("rocket-640x427-adobergb.jpg", "w=300&blur=3&fm=png"),
+        ("rocket-640x427-adobergb.jpg", "w=300&sharpen=3&fm=png"),
+        ("rocket-640x427-adobergb.jpg", "w=300&pixelate=12&fm=png"),
+        (
+            "rocket-640x427-adobergb.jpg",
+            "w=300&brightness=1.3&contrast=1.2&gamma=0.8&fm=png",
+        ),
+        ("rocket-640x427-adobergb.jpg", "w=300&saturation=0&fm=png"),
+        (
+            "path-2560x1600-icc.jpg",
+            "w=300&trim=100;200;100;200&fm=webp",
+        ),
     ];
     let path = format!("{FIXTURES}/goldens.json");
     let bless = std::env::var("REFRACT_BLESS").is_ok_and(|v| v == "1");
