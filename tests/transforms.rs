@@ -268,3 +268,97 @@ async fn json_info_reports_the_output_after_every_geometry_step() {
     let v = info("orientation/Landscape_6.jpg?fm=json").await;
     assert_eq!(v["original"]["orientation"].as_u64(), Some(6));
 }
+
+/// Frames and their delays (ms) of an animated GIF or WebP.
+fn animation(b: &[u8]) -> Vec<((u32, u32), u32)> {
+    use image::AnimationDecoder;
+    let frames = match magic(b) {
+        "gif" => image::codecs::gif::GifDecoder::new(std::io::Cursor::new(b))
+            .unwrap()
+            .into_frames()
+            .collect_frames()
+            .unwrap(),
+        "webp" => image::codecs::webp::WebPDecoder::new(std::io::Cursor::new(b))
+            .unwrap()
+            .into_frames()
+            .collect_frames()
+            .unwrap(),
+        other => panic!("not an animation: {other}"),
+    };
+    frames
+        .iter()
+        .map(|f| {
+            let (n, d) = f.delay().numer_denom_ms();
+            (f.buffer().dimensions(), n / d.max(1))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn animations_stay_animated_with_their_timing() {
+    let s = start(|_| {});
+    const HORSES: &str = "horses-402x280-anim.gif";
+    let source = animation(&std::fs::read(s.root.join(HORSES)).unwrap());
+    assert!(source.len() > 1);
+    // Negotiation off, no fm: the GIF stays a GIF, every frame resized alike, delays kept.
+    let (st, h, gif) = get(&s.url(&format!("/img/{HORSES}?w=201")), None).await;
+    assert_eq!((st, header(&h, "content-type")), (200, Some("image/gif")));
+    let frames = animation(&gif);
+    assert_eq!(frames.len(), source.len());
+    assert!(frames.iter().all(|(d, _)| *d == (201, 140)), "{frames:?}");
+    let delays = |f: &[((u32, u32), u32)]| f.iter().map(|x| x.1).collect::<Vec<_>>();
+    assert_eq!(delays(&frames), delays(&source));
+    // Animated WebP out, cropped and blurred on every frame.
+    let (_, h, webp) = get(
+        &s.url(&format!("/img/{HORSES}?w=100&h=100&fm=webp&blur=1")),
+        None,
+    )
+    .await;
+    assert_eq!(header(&h, "content-type"), Some("image/webp"));
+    let frames = animation(&webp);
+    assert_eq!(frames.len(), source.len());
+    assert!(frames.iter().all(|(d, _)| *d == (100, 100)));
+    // ... which is itself a source that stays animated WebP.
+    std::fs::write(s.root.join("anim.webp"), &webp).unwrap();
+    let (_, h, again) = get(&s.url("/img/anim.webp?w=50"), None).await;
+    assert_eq!(header(&h, "content-type"), Some("image/webp"));
+    assert_eq!(animation(&again).len(), source.len());
+    // Stills on request: anim=false (the first frame), frame=N, or a format that cannot animate.
+    let (_, h, still) = get(&s.url(&format!("/img/{HORSES}?w=100&anim=false")), None).await;
+    assert_eq!(
+        (header(&h, "content-type"), magic(&still)),
+        (Some("image/png"), "png")
+    );
+    let (_, _, first) = get(&s.url(&format!("/img/{HORSES}?w=100&fm=png")), None).await;
+    assert_eq!(first, still);
+    let (_, _, third) = get(&s.url(&format!("/img/{HORSES}?w=100&fm=png&frame=2")), None).await;
+    assert_ne!(third, first);
+    let (st, _, body) = get(&s.url(&format!("/img/{HORSES}?w=100&frame=999")), None).await;
+    assert_eq!((st, error_code(&body).as_str()), (400, "BAD_REQUEST"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn animations_over_the_frame_limit_are_refused_unless_a_still_is_asked() {
+    let s = start(|c| c.limits.max_animation_frames = 2);
+    const HORSES: &str = "horses-402x280-anim.gif";
+    let (st, _, body) = get(&s.url(&format!("/img/{HORSES}?w=100&fm=webp")), None).await;
+    assert_eq!(
+        (st, error_code(&body).as_str()),
+        (422, "UNPROCESSABLE_IMAGE")
+    );
+    let (st, _, body) = get(
+        &s.url(&format!("/img/{HORSES}?w=100&fm=webp&anim=false")),
+        None,
+    )
+    .await;
+    assert_eq!((st, magic(&body)), (200, "webp"));
+    assert_eq!(animation_or_still(&body), 1);
+}
+
+fn animation_or_still(b: &[u8]) -> usize {
+    if b.windows(4).any(|w| w == b"ANIM") {
+        animation(b).len()
+    } else {
+        1
+    }
+}

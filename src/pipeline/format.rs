@@ -73,6 +73,11 @@ impl ImageFormat {
         !matches!(self, Self::Gif)
     }
 
+    /// Whether the format can carry an animation (as an output).
+    pub fn can_animate(self) -> bool {
+        matches!(self, Self::Webp | Self::Gif)
+    }
+
     /// Whether the format can carry an alpha channel.
     pub fn supports_alpha(self) -> bool {
         !matches!(self, Self::Jpeg)

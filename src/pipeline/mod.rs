@@ -10,6 +10,7 @@
 //! Invariants: no IO, no async, no tokio/hyper/opendal/moka; limits are passed in; no input may
 //! panic it (fuzzed); pixel limits are checked from the header before any decode allocation.
 
+pub mod animation;
 pub mod colour;
 pub mod compose;
 pub mod decode;
@@ -72,6 +73,8 @@ pub struct PixelLimits {
     /// Most pixels a progressive JPEG may have: it is entropy-decoded into a coefficient buffer
     /// of the whole image (~3 bytes per pixel) whatever the output size.
     pub max_progressive_pixels: u64,
+    /// Most frames an animation kept animated may have.
+    pub max_animation_frames: u32,
 }
 
 impl From<&crate::util::limits::LimitsConfig> for PixelLimits {
@@ -79,6 +82,7 @@ impl From<&crate::util::limits::LimitsConfig> for PixelLimits {
         Self {
             max_source_pixels: l.max_source_pixels,
             max_progressive_pixels: l.max_progressive_pixels,
+            max_animation_frames: l.max_animation_frames,
         }
     }
 }
@@ -89,6 +93,7 @@ impl PixelLimits {
         Self {
             max_source_pixels: max_pixels,
             max_progressive_pixels: max_pixels,
+            max_animation_frames: 1000,
         }
     }
 }
@@ -160,7 +165,8 @@ pub fn run(input: &[u8], job: &Job<'_>) -> Result<Option<Encoded>, PipelineError
 ///
 /// Order: orient (EXIF) → crop region and trim → flip/rotate → resize (gravity places a
 /// cover window; `auto` looks at the pixels) → effects (colour, blur, sharpen, pixelate) →
-/// pad/flatten → encode → EXIF kept when asked.
+/// pad/flatten → [watermark] → encode → EXIF kept when asked. An animated source whose output
+/// can animate (WebP; GIF for GIF sources) goes through `animation`, every frame shaped alike.
 pub fn run_probed(
     input: &[u8],
     probe: &Probe,
@@ -168,99 +174,47 @@ pub fn run_probed(
 ) -> Result<Option<Encoded>, PipelineError> {
     probe.check_limits(job.limits)?;
     let t = job.transform;
-    let Some(format) = job.output.resolve(probe.format, probe.has_alpha) else {
-        return Ok(None);
-    };
-    let (ow, oh) = probe.oriented_size();
-    let mut region = region::region(ow, oh, t)?;
-    let user = region::user_orientation(t.flip, t.rotate);
-    let (rw, rh) = turned(region, user);
-    let mut geom = fit::plan(rw, rh, t);
-    let canvas_pixels = u64::from(geom.canvas_w) * u64::from(geom.canvas_h);
-    if canvas_pixels > job.limits.max_source_pixels {
-        return Err(PipelineError::TooManyPixels {
-            pixels: canvas_pixels,
-            max: job.limits.max_source_pixels,
-        });
-    }
-    let shrink = decode::shrink_factor(
-        geom.crop.width / f64::from(geom.out_w),
-        geom.crop.height / f64::from(geom.out_h),
-    );
-    job.check_deadline()?;
-    let decoded = decode::decode(input, probe, shrink)?;
-    job.check_deadline()?;
-    let whole = region == region::Region::full(ow, oh) && !matches!(t.trim, Trim::Auto { .. });
-    let mut px = if whole {
-        // One turn for EXIF and the user's flip/rotate together.
-        orient::apply(decoded, region::compose(probe.orientation, user))
-    } else {
-        orient::apply(decoded, probe.orientation)
-    };
-    if let Some(icc) = &probe.icc {
-        colour::to_srgb(&mut px, icc);
-    }
-    if !whole {
-        // The decode may have shrunk the image: regions scale from oriented source pixels.
-        let (dx, dy) = (
-            f64::from(px.width) / f64::from(ow),
-            f64::from(px.height) / f64::from(oh),
-        );
-        let to_px = |r: region::Region| region::Region {
-            left: (f64::from(r.left) * dx).floor() as u32,
-            top: (f64::from(r.top) * dy).floor() as u32,
-            width: ((f64::from(r.width) * dx).round() as u32).max(1),
-            height: ((f64::from(r.height) * dy).round() as u32).max(1),
-        };
-        let mut cut = to_px(region);
-        if let Trim::Auto { tolerance } = t.trim {
-            if let Some(found) = region::auto_trim(&px, cut, tolerance) {
-                cut = found;
-                region = region::Region {
-                    left: (f64::from(found.left) / dx).round() as u32,
-                    top: (f64::from(found.top) / dy).round() as u32,
-                    width: ((f64::from(found.width) / dx).round() as u32).max(1),
-                    height: ((f64::from(found.height) / dy).round() as u32).max(1),
-                };
-                let (rw, rh) = turned(region, user);
-                geom = fit::plan(rw, rh, t);
-            }
+    if let Some(n) = t.frame {
+        if n >= probe.frames {
+            return Err(PipelineError::OutOfRange {
+                param: "frame".into(),
+                message: format!(
+                    "frame {n} does not exist: the image has {} frame(s)",
+                    probe.frames
+                ),
+            });
         }
-        px = orient::apply(region::cut(px, cut), user);
     }
-    // The decode may have shrunk the image: scale the crop from the region to decoded pixels.
-    let (rw, rh) = turned(region, user);
-    let sx = f64::from(px.width) / f64::from(rw);
-    let sy = f64::from(px.height) / f64::from(rh);
-    if t.gravity == Gravity::Auto
-        && (geom.crop.width < f64::from(rw) || geom.crop.height < f64::from(rh))
+    let animated = probe.frames > 1 && t.anim;
+    let format = match job
+        .output
+        .resolve_animated(probe.format)
+        .filter(|_| animated)
     {
-        let cw = ((geom.crop.width * sx).round() as u32).clamp(1, px.width);
-        let ch = ((geom.crop.height * sy).round() as u32).clamp(1, px.height);
-        let (l, top) = saliency::best_window(&px, cw, ch);
-        geom.crop.left = f64::from(l) / sx;
-        geom.crop.top = f64::from(top) / sy;
-    }
-    let crop = refract_resize::Crop {
-        left: geom.crop.left * sx,
-        top: geom.crop.top * sy,
-        width: (geom.crop.width * sx).min(f64::from(px.width)),
-        height: (geom.crop.height * sy).min(f64::from(px.height)),
+        Some(f) => f,
+        None => match job.output.resolve(probe.format, probe.has_alpha) {
+            Some(f) => f,
+            None => return Ok(None),
+        },
     };
-    let mut px = resize(px, crop, geom.out_w, geom.out_h)?;
-    job.check_deadline()?;
-    let fx = t.effects();
-    if fx.any() {
-        effects::apply(&mut px, &fx);
+    let mut shaper = Shaper::new(probe, job, format)?;
+    if animated && format.can_animate() {
+        return animation::run(input, probe, job, format, &mut shaper).map(Some);
     }
-    let px = compose::finish(px, &geom, job.transform.bg, format.supports_alpha());
-    let quality = job
-        .transform
+    job.check_deadline()?;
+    let decoded = match t.frame {
+        Some(n) if n > 0 => animation::frame(input, probe, job.limits, n)?,
+        _ => decode::decode(input, probe, shaper.shrink())?,
+    };
+    job.check_deadline()?;
+    let px = shaper.shape(decoded)?;
+    job.check_deadline()?;
+    let quality = t
         .quality
         .unwrap_or_else(|| job.encode.default_quality(format));
     let mut bytes = encode::encode(&px, format, quality, job.encode)?;
     if format == ImageFormat::Jpeg {
-        bytes = with_metadata(bytes, input, probe, job.transform.metadata);
+        bytes = with_metadata(bytes, input, probe, t.metadata);
     }
     Ok(Some(Encoded {
         bytes: Bytes::from(bytes),
@@ -268,6 +222,131 @@ pub fn run_probed(
         width: px.width,
         height: px.height,
     }))
+}
+
+/// Everything between decoded pixels and the pixels to encode, for one transform of one
+/// source; the decisions that look at pixels (automatic trim, smart gravity) are taken on the
+/// first image shaped and kept for the rest (every frame of an animation alike).
+pub(crate) struct Shaper<'a> {
+    t: &'a Transform,
+    probe: &'a Probe,
+    /// Oriented source size.
+    ow: u32,
+    oh: u32,
+    region: region::Region,
+    user: u8,
+    geom: fit::Geometry,
+    decided: bool,
+    alpha_out: bool,
+    bg: transform::Rgba,
+}
+
+impl<'a> Shaper<'a> {
+    fn new(probe: &'a Probe, job: &'a Job<'_>, format: ImageFormat) -> Result<Self, PipelineError> {
+        let t = job.transform;
+        let (ow, oh) = probe.oriented_size();
+        let region = region::region(ow, oh, t)?;
+        let user = region::user_orientation(t.flip, t.rotate);
+        let (rw, rh) = turned(region, user);
+        let geom = fit::plan(rw, rh, t);
+        let canvas_pixels = u64::from(geom.canvas_w) * u64::from(geom.canvas_h);
+        if canvas_pixels > job.limits.max_source_pixels {
+            return Err(PipelineError::TooManyPixels {
+                pixels: canvas_pixels,
+                max: job.limits.max_source_pixels,
+            });
+        }
+        Ok(Self {
+            t,
+            probe,
+            ow,
+            oh,
+            region,
+            user,
+            geom,
+            decided: false,
+            alpha_out: format.supports_alpha(),
+            bg: t.bg,
+        })
+    }
+
+    /// The shrink-on-load factor for this geometry.
+    fn shrink(&self) -> u32 {
+        decode::shrink_factor(
+            self.geom.crop.width / f64::from(self.geom.out_w),
+            self.geom.crop.height / f64::from(self.geom.out_h),
+        )
+    }
+
+    /// Decoded (stored-orientation) pixels → the output's pixels.
+    pub(crate) fn shape(&mut self, decoded: Pixels) -> Result<Pixels, PipelineError> {
+        let (t, probe, user) = (self.t, self.probe, self.user);
+        let whole = self.region == region::Region::full(self.ow, self.oh)
+            && !matches!(t.trim, Trim::Auto { .. });
+        let mut px = if whole {
+            // One turn for EXIF and the user's flip/rotate together.
+            orient::apply(decoded, region::compose(probe.orientation, user))
+        } else {
+            orient::apply(decoded, probe.orientation)
+        };
+        if let Some(icc) = &probe.icc {
+            colour::to_srgb(&mut px, icc);
+        }
+        if !whole {
+            // The decode may have shrunk the image: regions scale from oriented source pixels.
+            let (dx, dy) = (
+                f64::from(px.width) / f64::from(self.ow),
+                f64::from(px.height) / f64::from(self.oh),
+            );
+            let r = self.region;
+            let mut cut = region::Region {
+                left: (f64::from(r.left) * dx).floor() as u32,
+                top: (f64::from(r.top) * dy).floor() as u32,
+                width: ((f64::from(r.width) * dx).round() as u32).max(1),
+                height: ((f64::from(r.height) * dy).round() as u32).max(1),
+            };
+            if let (Trim::Auto { tolerance }, false) = (t.trim, self.decided) {
+                if let Some(found) = region::auto_trim(&px, cut, tolerance) {
+                    cut = found;
+                    self.region = region::Region {
+                        left: (f64::from(found.left) / dx).round() as u32,
+                        top: (f64::from(found.top) / dy).round() as u32,
+                        width: ((f64::from(found.width) / dx).round() as u32).max(1),
+                        height: ((f64::from(found.height) / dy).round() as u32).max(1),
+                    };
+                    let (rw, rh) = turned(self.region, user);
+                    self.geom = fit::plan(rw, rh, t);
+                }
+            }
+            px = orient::apply(region::cut(px, cut), user);
+        }
+        // The decode may have shrunk the image: scale the crop from the region to its pixels.
+        let (rw, rh) = turned(self.region, user);
+        let sx = f64::from(px.width) / f64::from(rw);
+        let sy = f64::from(px.height) / f64::from(rh);
+        let g = &mut self.geom;
+        let windowed = g.crop.width < f64::from(rw) || g.crop.height < f64::from(rh);
+        if t.gravity == Gravity::Auto && windowed && !self.decided {
+            let cw = ((g.crop.width * sx).round() as u32).clamp(1, px.width);
+            let ch = ((g.crop.height * sy).round() as u32).clamp(1, px.height);
+            let (l, top) = saliency::best_window(&px, cw, ch);
+            g.crop.left = f64::from(l) / sx;
+            g.crop.top = f64::from(top) / sy;
+        }
+        self.decided = true;
+        let crop = refract_resize::Crop {
+            left: g.crop.left * sx,
+            top: g.crop.top * sy,
+            width: (g.crop.width * sx).min(f64::from(px.width)),
+            height: (g.crop.height * sy).min(f64::from(px.height)),
+        };
+        let mut px = resize(px, crop, g.out_w, g.out_h)?;
+        let fx = t.effects();
+        if fx.any() {
+            effects::apply(&mut px, &fx);
+        }
+        Ok(compose::finish(px, g, self.bg, self.alpha_out))
+    }
 }
 
 /// A JPEG output with the source's EXIF that `metadata` keeps (none by default).

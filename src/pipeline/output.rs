@@ -90,6 +90,20 @@ impl OutputSpec {
             .find(|f| ok(*f))
     }
 
+    /// The output of an animated source that stays animated, if any: WebP when asked for or
+    /// accepted; else a GIF or WebP source's own format (negotiated answers only); `None` = a
+    /// still (AVIF and the stills formats do not animate here).
+    pub fn resolve_animated(&self, source: ImageFormat) -> Option<ImageFormat> {
+        match self {
+            Self::Fixed(ImageFormat::Webp) => Some(ImageFormat::Webp),
+            Self::Fixed(_) => None,
+            Self::Negotiated(c) if c.webp => Some(ImageFormat::Webp),
+            Self::Negotiated(_) => {
+                matches!(source, ImageFormat::Gif | ImageFormat::Webp).then_some(source)
+            }
+        }
+    }
+
     /// A stable string for the cache key.
     pub fn key_part(&self) -> String {
         match self {

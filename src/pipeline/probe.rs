@@ -335,6 +335,7 @@ mod tests {
         let limits = PixelLimits {
             max_source_pixels: 50_000_000,
             max_progressive_pixels: 10_000_000,
+            max_animation_frames: 10,
         };
         assert!(matches!(
             p.check_limits(limits),

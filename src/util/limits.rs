@@ -17,6 +17,9 @@ pub struct LimitsConfig {
     /// Most pixels a progressive JPEG source may have (its decode holds the whole image's DCT
     /// coefficients, ~3 bytes per pixel, and gains little from shrink-on-load).
     pub max_progressive_pixels: u64,
+    /// Most frames of an animation answered animated; over it, 422 (`anim=false` or `frame=N`
+    /// answer a still).
+    pub max_animation_frames: u32,
     /// CPU workers for image work; 0 = one per core.
     pub workers: usize,
     /// Requests that may wait for a worker before 503.
@@ -49,6 +52,7 @@ impl Default for LimitsConfig {
             max_source_bytes: 50 << 20,
             max_source_pixels: 50_000_000,
             max_progressive_pixels: 25_000_000,
+            max_animation_frames: 500,
             workers: 0,
             queue_depth: 256,
             queue_timeout_ms: 10_000,
