@@ -12,6 +12,7 @@ use crate::delivery::persist::CacheConfig;
 use crate::delivery::policy::DeliveryConfig;
 use crate::delivery::presets::Presets;
 use crate::delivery::signing::SecurityConfig;
+use crate::delivery::watermark::WatermarksConfig;
 use crate::http::server::ServerConfig;
 use crate::library::{ExpiryConfig, MetadataConfig};
 use crate::pipeline::transform::{ParamConfig, ThumbConfig};
@@ -42,6 +43,7 @@ pub struct Config {
     pub random: RandomConfig,
     pub security: SecurityConfig,
     pub presets: Presets,
+    pub watermarks: WatermarksConfig,
 }
 
 /// Values given on the command line (highest precedence).
@@ -171,6 +173,7 @@ impl Config {
         }
         self.trusted_proxies()?;
         self.delivery.validate()?;
+        crate::delivery::watermark::validate(&self.watermarks)?;
         if self.expiry.sweep_interval == 0 {
             return Err("expiry.sweep_interval must be > 0 seconds".into());
         }

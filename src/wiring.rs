@@ -67,6 +67,12 @@ pub async fn build(config: &Config) -> Result<Built, String> {
     let auth = Arc::new(Auth::new(&config.auth, store.clone()));
     let ratelimits = Arc::new(RateLimits::new(&config.ratelimit));
     let trusted_proxies = config.trusted_proxies()?;
+    let watermarks = crate::delivery::watermark::Watermarks::load(
+        &origin,
+        &config.watermarks,
+        crate::pipeline::PixelLimits::from(&config.limits),
+    )
+    .await?;
     let delivery = Arc::new(Delivery::new(delivery::Parts {
         origin: origin.clone(),
         persist,
@@ -82,6 +88,7 @@ pub async fn build(config: &Config) -> Result<Built, String> {
         presets: config.presets.clone(),
         params: config.params(),
         policy: config.delivery.clone(),
+        watermarks,
         http_base: (config.storage.backend == crate::storage::origin::Backend::Http)
             .then(|| config.storage.base_url.clone())
             .flatten(),

@@ -362,3 +362,50 @@ fn animation_or_still(b: &[u8]) -> usize {
         1
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn watermarks_come_from_config_only() {
+    use refract::delivery::watermark::WatermarkConfig;
+    let mark = |key: &str| WatermarkConfig {
+        key: key.into(),
+        position: "southeast".into(),
+        margin: 8,
+        opacity: 1.0,
+        scale: 0.25,
+    };
+    let s = start(|c| {
+        c.watermarks
+            .insert("logo".into(), mark("dice-800x600-alpha.png"));
+    });
+    let (_, plain_h, plain) = get(&s.url(&format!("/img/{ROCKET}?w=400&fm=png")), None).await;
+    let (st, h, marked) = get(&s.url(&format!("/img/{ROCKET}?w=400&fm=png&wm=logo")), None).await;
+    assert_eq!(st, 200);
+    assert_ne!(header(&h, "etag"), header(&plain_h, "etag"));
+    let (p, m) = (decode(&plain).to_rgb8(), decode(&marked).to_rgb8());
+    assert_eq!(m.dimensions(), (400, 267));
+    // Top-left untouched; the bottom-right corner region (100x75 mark, 8 px margin) changed.
+    let differs = |x0: u32, y0: u32, x1: u32, y1: u32| {
+        (y0..y1)
+            .flat_map(|y| (x0..x1).map(move |x| (x, y)))
+            .filter(|&(x, y)| p.get_pixel(x, y) != m.get_pixel(x, y))
+            .count()
+    };
+    assert_eq!(differs(0, 0, 200, 120), 0);
+    assert!(differs(292, 184, 392, 259) > 1000);
+    assert_eq!(differs(0, 0, 292, 184), 0, "nothing outside the mark's box");
+    // Only configured names; never a URL.
+    for q in ["wm=nope", "wm=https%3A%2F%2Fevil.example%2Fx.png"] {
+        let (st, _, body) = get(&s.url(&format!("/img/{ROCKET}?w=10&{q}")), None).await;
+        assert_eq!(
+            (st, error_code(&body).as_str()),
+            (400, "BAD_REQUEST"),
+            "{q}"
+        );
+    }
+    // A watermark that cannot be read stops the server at start, naming it.
+    let mut cfg = refract::config::Config::default();
+    cfg.server.data_dir = tempfile::tempdir().unwrap().keep();
+    cfg.watermarks.insert("gone".into(), mark("no/such.png"));
+    let e = refract::wiring::build(&cfg).await.err().unwrap();
+    assert!(e.contains("watermarks.gone"), "{e}");
+}

@@ -94,6 +94,14 @@ pub(super) async fn serve<B>(
     let versioned = query.get("v").is_some();
     let (query, asks) = take_delivery_params(query)?;
     let t = transform::parse(&query, &app.params)?;
+    if let Some(name) = t.as_ref().and_then(|t| t.watermark.as_deref()) {
+        if app.watermarks.get(name).is_none() {
+            return Err(Error::bad_param(
+                "wm",
+                format!("no watermark named '{name}' is configured"),
+            ));
+        }
+    }
     let access = access_cache_control(app, req, &key).await;
     let answer = match access {
         Err(e) => Err(e),

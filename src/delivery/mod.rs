@@ -11,6 +11,7 @@ pub mod policy;
 pub mod presets;
 pub mod signing;
 pub mod variants;
+pub mod watermark;
 
 use crate::access::auth::Auth;
 use crate::access::ratelimit::RateLimits;
@@ -31,6 +32,7 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use watermark::Watermarks;
 
 /// What the delivery plane is built from.
 pub struct Parts {
@@ -52,6 +54,8 @@ pub struct Parts {
     /// `storage.base_url` when storage is an HTTP origin: absolute `/cdn-cgi/image/` sources
     /// must be under it.
     pub http_base: Option<String>,
+    /// The `[watermarks]`, loaded.
+    pub watermarks: Watermarks,
     /// `ratelimit.img_per_minute > 0`.
     pub img_rate_limited: bool,
 }
@@ -80,6 +84,7 @@ pub struct Delivery {
     background_jobs: Mutex<HashSet<CacheKey>>,
     policy: DeliveryConfig,
     http_base: Option<String>,
+    watermarks: Watermarks,
     img_rate_limited: bool,
     /// Pipeline runs (cache fills), counted when a transform starts on a worker.
     transforms: AtomicU64,
@@ -120,12 +125,17 @@ impl Delivery {
                 avif: p.formats.avif,
                 webp: p.formats.webp,
             },
-            encode_fingerprint: p.formats.fingerprint(),
+            encode_fingerprint: format!(
+                "{}{}",
+                p.formats.fingerprint(),
+                p.watermarks.fingerprint()
+            ),
             encode_background: Arc::new(p.formats.for_background()),
             encode: Arc::new(p.formats),
             background_jobs: Mutex::default(),
             policy: p.policy,
             http_base: p.http_base,
+            watermarks: p.watermarks,
             img_rate_limited: p.img_rate_limited,
             transforms: AtomicU64::new(0),
         }

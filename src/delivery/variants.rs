@@ -294,6 +294,7 @@ impl Delivery {
         };
         let limits = PixelLimits::from(&self.limits);
         let t = w.transform.clone();
+        let mark = t.watermark.as_deref().and_then(|n| self.watermarks.get(n));
         self.transforms.fetch_add(1, Ordering::Relaxed);
         let result = ticket
             .run(move || {
@@ -303,6 +304,7 @@ impl Delivery {
                     encode: &encode,
                     limits,
                     deadline: Some(deadline),
+                    watermark: mark.as_deref(),
                 };
                 match &probe {
                     Some(p) => pipeline::run_probed(&bytes, p, &job),

@@ -25,6 +25,7 @@ pub mod probe;
 pub mod region;
 pub mod saliency;
 pub mod transform;
+pub mod watermark;
 
 use crate::pipeline::format::ImageFormat;
 use crate::pipeline::output::OutputSpec;
@@ -125,6 +126,8 @@ pub struct Job<'a> {
     pub limits: PixelLimits,
     /// Checked between steps; `None` = no deadline.
     pub deadline: Option<std::time::Instant>,
+    /// The watermark `wm=` names, when it does.
+    pub watermark: Option<&'a watermark::Mark>,
 }
 
 impl Job<'_> {
@@ -239,10 +242,11 @@ pub(crate) struct Shaper<'a> {
     decided: bool,
     alpha_out: bool,
     bg: transform::Rgba,
+    mark: Option<&'a watermark::Mark>,
 }
 
 impl<'a> Shaper<'a> {
-    fn new(probe: &'a Probe, job: &'a Job<'_>, format: ImageFormat) -> Result<Self, PipelineError> {
+    fn new(probe: &'a Probe, job: &'a Job<'a>, format: ImageFormat) -> Result<Self, PipelineError> {
         let t = job.transform;
         let (ow, oh) = probe.oriented_size();
         let region = region::region(ow, oh, t)?;
@@ -267,6 +271,7 @@ impl<'a> Shaper<'a> {
             decided: false,
             alpha_out: format.supports_alpha(),
             bg: t.bg,
+            mark: job.watermark,
         })
     }
 
@@ -345,7 +350,11 @@ impl<'a> Shaper<'a> {
         if fx.any() {
             effects::apply(&mut px, &fx);
         }
-        Ok(compose::finish(px, g, self.bg, self.alpha_out))
+        let mut px = compose::finish(px, g, self.bg, self.alpha_out);
+        if let Some(m) = self.mark {
+            watermark::apply(&mut px, m)?;
+        }
+        Ok(px)
     }
 }
 

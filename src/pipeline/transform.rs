@@ -661,6 +661,12 @@ fn show(v: u32, scale: u32) -> String {
 /// Ten-thousandths of the image, for gravity points and crop fractions.
 const FRACTION: f64 = 10_000.0;
 
+/// A gravity that names a point (a side, a corner, `center`, `XxY`), as watermark positions
+/// are written in config.
+pub fn parse_gravity_point(v: &str) -> Result<Gravity, ParamError> {
+    parse_gravity("position", v)
+}
+
 fn parse_gravity(p: &str, v: &str) -> Result<Gravity, ParamError> {
     let point = |x: f64, y: f64| Gravity::Point {
         x: (x * FRACTION) as u16,
