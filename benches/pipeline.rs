@@ -1,11 +1,15 @@
 //! Micro-benchmarks of the pipeline stages on real images: probe, decode (with and without
-//! shrink-on-load), resize, and encode per output format. `cargo bench --bench pipeline`.
+//! shrink-on-load), resize, encode per output format, and each transform operation at 400 px
+//! (effects, smart-crop window search, orientation turns, auto trim, watermark).
+//! `cargo bench --bench pipeline`.
 //! Figures go in `bench/RESULTS.md`; CI only builds this (no timing assertions anywhere).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use refract::pipeline::format::ImageFormat;
-use refract::pipeline::{decode, encode, probe, EncodeConfig, Pixels};
+use refract::pipeline::effects::{self, Effects};
+use refract::pipeline::{decode, encode, orient, probe, region, saliency, watermark};
+use refract::pipeline::{EncodeConfig, Pixels};
 use std::hint::black_box;
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -105,6 +109,50 @@ fn stages(c: &mut Criterion) {
             b.iter(|| encode::encode(&small, f, cfg.default_quality(f), &cfg).unwrap())
         });
     }
+    g.finish();
+
+    // The transforms issue: each operation on the 400x250 output (or, for the window search
+    // and auto trim, on the shrunk decode they run on: 640x400).
+    let mut g = c.benchmark_group("operations at 400 px");
+    g.sample_size(20);
+    let op = |e: Effects| {
+        let mut px = small.clone();
+        effects::apply(&mut px, &e);
+        px
+    };
+    let none = Effects::default();
+    g.bench_function("clone (baseline)", |b| b.iter(|| small.clone()));
+    g.bench_function("blur sigma 2", |b| b.iter(|| op(Effects { blur: 2.0, ..none })));
+    g.bench_function("blur sigma 20", |b| b.iter(|| op(Effects { blur: 20.0, ..none })));
+    g.bench_function("sharpen 2", |b| b.iter(|| op(Effects { sharpen: 2.0, ..none })));
+    g.bench_function("pixelate 12", |b| b.iter(|| op(Effects { pixelate: 12, ..none })));
+    g.bench_function("brightness+contrast+gamma", |b| {
+        b.iter(|| op(Effects { brightness: 1.2, contrast: 1.1, gamma: 0.9, ..none }))
+    });
+    g.bench_function("saturation 0", |b| b.iter(|| op(Effects { saturation: 0.0, ..none })));
+    g.bench_function("rotate 90", |b| b.iter(|| orient::apply(small.clone(), 6)));
+    let shrunk = decode::decode(&jpeg, &p_jpeg, 4).unwrap();
+    g.bench_function("smart window 640x400 -> 400x400", |b| {
+        b.iter(|| saliency::best_window(black_box(&shrunk), 400, 400))
+    });
+    g.bench_function("auto trim scan 640x400", |b| {
+        b.iter(|| region::auto_trim(black_box(&shrunk), region::Region::full(640, 400), 10))
+    });
+    let mark = watermark::Mark {
+        pixels: rgba.clone(),
+        x: 10_000,
+        y: 10_000,
+        margin: 16,
+        opacity: 0.6,
+        scale: 0.25,
+    };
+    g.bench_function("watermark 25%", |b| {
+        b.iter(|| {
+            let mut px = small.clone();
+            watermark::apply(&mut px, &mark).unwrap();
+            px
+        })
+    });
     g.finish();
 }
 

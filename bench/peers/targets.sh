@@ -9,7 +9,7 @@
 # (base ± SPAN/2, so that no result cache can answer). A target without a template for a scenario
 # is skipped for it.
 
-ALL_SCENARIOS=(jpeg400 webp400 avif400 alpha-webp300 cover150 fit512 prog400 hot)
+ALL_SCENARIOS=(jpeg400 webp400 avif400 alpha-webp300 cover150 fit512 prog400 hot smart300 anim200)
 
 declare -A S_FILE S_W S_H S_Q S_ACCEPT S_CT S_DESC
 # Optional per-scenario overrides of the global knobs: width span (1 = one URL), connections, wrk
@@ -52,6 +52,16 @@ S_ACCEPT[hot]='image/jpeg'; S_CT[hot]=image/jpeg
 S_SPAN[hot]=1; S_CONC[hot]=64; S_SCRIPT[hot]=hot.lua; S_REF[hot]=nginx
 S_DESC[hot]='one hot URL (400w JPEG variant, cache hits) at 64 connections vs nginx static'
 
+# The transforms issue: a content-aware cover crop (Refract's gravity=auto vs sharp's
+# position=attention through ipx), and an animated GIF kept animated as WebP.
+S_FILE[smart300]=path-2560x1600-icc.jpg; S_W[smart300]=300; S_Q[smart300]=80; S_H[smart300]=300
+S_ACCEPT[smart300]='image/jpeg,*/*;q=0.8'; S_CT[smart300]=image/jpeg
+S_DESC[smart300]='2560x1600 JPEG -> 300x300 smart cover crop (gravity=auto / position=attention) JPEG q80'
+
+S_FILE[anim200]=horses-402x280-anim.gif; S_W[anim200]=200; S_Q[anim200]=80; S_H[anim200]=0
+S_ACCEPT[anim200]='image/webp,*/*;q=0.8'; S_CT[anim200]=image/webp
+S_DESC[anim200]='402x280 animated GIF -> 200w animated WebP q80 (every frame)'
+
 declare -A T_PORT T_START URL
 
 # (a) ipx 3 (unjs; sharp/libvips), its defaults: progressive JPEG, no EXIF auto-orient.
@@ -64,6 +74,8 @@ URL[ipx,alpha-webp300]='/w_{w},f_webp,q_{q}/{file}'
 URL[ipx,cover150]='/s_{w}x{h},fit_cover,f_jpeg,q_{q}/{file}'
 URL[ipx,fit512]='/s_{w}x{h},fit_inside,f_jpeg,q_{q}/{file}'
 URL[ipx,prog400]='/w_{w},f_jpeg,q_{q}/{file}'
+URL[ipx,smart300]='/s_{w}x{h},fit_cover,pos_attention,f_jpeg,q_{q}/{file}'
+URL[ipx,anim200]='/w_{w},f_webp,animated_true,q_{q}/{file}'
 
 # (b) thumbor 7 (Pillow), file loader, no storage, no result storage, 2 processes (one per core).
 T_PORT[thumbor]=8802
@@ -107,6 +119,8 @@ URL[refract,alpha-webp300]='/img/{file}?w={w}&q={q}&fm=webp'
 URL[refract,cover150]='/img/{file}?w={w}&h={h}&fit=cover&q={q}&fm=jpeg'
 URL[refract,fit512]='/img/{file}?w={w}&h={h}&fit=inside&q={q}&fm=jpeg'
 URL[refract,prog400]='/img/{file}?w={w}&q={q}&fm=jpeg'
+URL[refract,smart300]='/img/{file}?w={w}&h={h}&fit=cover&g=auto&q={q}&fm=jpeg'
+URL[refract,anim200]='/img/{file}?w={w}&q={q}&fm=webp'
 
 # (e2) Refract with AVIF at rav1e speed 6: what the background encode (over limits.avif_budget_ms)
 # stores. For the quality step: TARGETS="refract refract-avif6 ipx" SCENARIOS=avif400 --quality-only
