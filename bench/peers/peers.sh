@@ -214,6 +214,6 @@ fi
   refs="$(for s in "${SLIST[@]}"; do [[ -z "${S_REF[$s]:-}" ]] || printf '%s=%s,' "$s" "${S_REF[$s]}"; done)"
   [[ "$MODE" != quality ]] && python3 "$HERE/report.py" "$RES" "$REF" "$refs" \
     && python3 "$HERE/chart.py" "$RES" "$OUT/throughput.svg" "$REF" "$refs"
-  [[ "$MODE" != load ]] && { echo; cat "$OUT/quality/quality.md"; }
+  [[ "$MODE" == load ]] || { echo; cat "$OUT/quality/quality.md"; }
 } | tee "$OUT/report.md"
 echo "(raw: $OUT)" >&2
