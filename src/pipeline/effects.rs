@@ -117,91 +117,107 @@ fn box_radii(sigma: f32) -> [usize; 3] {
     r
 }
 
-/// One box pass along rows (`horizontal`) or columns, over `c` interleaved f32 channels, edges
+/// One box pass of radius `r` over a line of `len` pixels of `c` interleaved channels, edges
 /// extended.
-fn box_pass(
-    src: &[f32],
-    dst: &mut [f32],
-    w: usize,
-    h: usize,
-    c: usize,
-    r: usize,
-    horizontal: bool,
-) {
-    if r == 0 {
-        dst.copy_from_slice(src);
-        return;
-    }
-    let (lines, len) = if horizontal { (h, w) } else { (w, h) };
-    let idx = |line: usize, i: usize| -> usize {
-        if horizontal {
-            (line * w + i) * c
-        } else {
-            (i * w + line) * c
-        }
-    };
+fn box_line(src: &[f32], dst: &mut [f32], len: usize, c: usize, r: usize) {
     let norm = 1.0 / (2 * r + 1) as f32;
-    let mut acc = vec![0f32; c];
-    for line in 0..lines {
-        acc.iter_mut().for_each(|a| *a = 0.0);
-        // Window [i - r, i + r], clamped at the edges.
-        for k in 0..=2 * r {
-            let j = k.saturating_sub(r).min(len - 1);
-            let p = idx(line, j);
-            for ch in 0..c {
-                acc[ch] += src[p + ch];
-            }
+    let mut acc = [0f32; 4];
+    // The first window is centred on pixel 0, its left half clamped to pixel 0.
+    for k in 0..=2 * r {
+        let j = k.saturating_sub(r).min(len - 1);
+        for ch in 0..c {
+            acc[ch] += src[j * c + ch];
         }
-        // The first window was centred at 0 with its left half clamped to 0: r+1 copies of
-        // pixel 0 counted as r+1 entries (k = 0..=r) plus pixels 1..=r.
-        for i in 0..len {
-            let d = idx(line, i);
-            for ch in 0..c {
-                dst[d + ch] = acc[ch] * norm;
-            }
-            let out = idx(line, i.saturating_sub(r));
-            let inn = idx(line, (i + r + 1).min(len - 1));
-            for ch in 0..c {
-                acc[ch] += src[inn + ch] - src[out + ch];
-            }
+    }
+    for i in 0..len {
+        let out = i.saturating_sub(r) * c;
+        let inn = (i + r + 1).min(len - 1) * c;
+        for ch in 0..c {
+            dst[i * c + ch] = acc[ch] * norm;
+            acc[ch] += src[inn + ch] - src[out + ch];
         }
     }
 }
 
-/// Gaussian blur of `sigma` pixels (premultiplied when there is alpha).
-pub fn gaussian(px: &mut Pixels, sigma: f32) {
-    let (w, h, c) = (
-        px.width as usize,
-        px.height as usize,
-        usize::from(px.channels),
-    );
-    if w == 0 || h == 0 || c == 0 || sigma <= 0.0 {
-        return;
-    }
-    let mut a: Vec<f32> = px.data.iter().map(|&v| f32::from(v)).collect();
-    let alpha = c == 4;
-    if alpha {
-        for p in a.chunks_exact_mut(4) {
-            let k = p[3] / 255.0;
-            p[0] *= k;
-            p[1] *= k;
-            p[2] *= k;
+/// One vertical box pass of radius `r` over all columns at once, in place: a running sum per
+/// column, the original rows the window still needs kept in a ring of `r + 1` rows.
+fn box_columns(data: &mut [u8], stride: usize, h: usize, r: usize) {
+    let norm = 1.0 / (2 * r + 1) as f32;
+    let mut acc = vec![0f32; stride];
+    for k in 0..=2 * r {
+        let j = k.saturating_sub(r).min(h - 1);
+        for (a, v) in acc.iter_mut().zip(&data[j * stride..(j + 1) * stride]) {
+            *a += f32::from(*v);
         }
     }
-    let mut b = vec![0f32; a.len()];
-    for r in box_radii(sigma) {
-        box_pass(&a, &mut b, w, h, c, r, true);
-        box_pass(&b, &mut a, w, h, c, r, false);
+    let slots = r + 1;
+    let mut ring = vec![0u8; slots * stride];
+    for y in 0..h {
+        let row = y * stride;
+        ring[(y % slots) * stride..(y % slots + 1) * stride]
+            .copy_from_slice(&data[row..row + stride]);
+        for (v, a) in data[row..row + stride].iter_mut().zip(&acc) {
+            *v = (a * norm).round().clamp(0.0, 255.0) as u8;
+        }
+        if y + 1 == h {
+            break;
+        }
+        // Slide: the original of row max(y - r, 0) leaves, row min(y + r + 1, h - 1) (not yet
+        // overwritten) enters.
+        let out = y.saturating_sub(r) % slots;
+        let inn = (y + r + 1).min(h - 1) * stride;
+        let leaving = &ring[out * stride..(out + 1) * stride];
+        let entering = &data[inn..inn + stride];
+        for ((a, o), i) in acc.iter_mut().zip(leaving).zip(entering) {
+            *a += f32::from(*i) - f32::from(*o);
+        }
     }
-    for (p, out) in a.chunks_exact(c).zip(px.data.chunks_exact_mut(c)) {
-        let k = if alpha && p[3] > 0.0 {
-            255.0 / p[3]
-        } else {
-            1.0
-        };
-        for (ch, (v, o)) in p.iter().zip(out.iter_mut()).enumerate() {
-            let v = if alpha && ch < 3 { v * k } else { *v };
-            *o = v.round().clamp(0.0, 255.0) as u8;
+}
+
+/// Gaussian blur of `sigma` pixels (premultiplied when there is alpha), in place: each box pass
+/// works on one row or column at a time, so the memory it needs is one line, whatever the
+/// image's size.
+pub fn gaussian(px: &mut Pixels, sigma: f32) {
+    let (w, h, c) = (px.width as usize, px.height as usize, usize::from(px.channels));
+    if w == 0 || h == 0 || !(1..=4).contains(&c) || sigma <= 0.0 || px.data.len() < w * h * c {
+        return;
+    }
+    let alpha = c == 4;
+    if alpha {
+        for p in px.data.chunks_exact_mut(4) {
+            let a = u32::from(p[3]);
+            for v in &mut p[..3] {
+                *v = ((u32::from(*v) * a + 127) / 255) as u8;
+            }
+        }
+    }
+    let n = w * c;
+    let (mut src, mut dst) = (vec![0f32; n], vec![0f32; n]);
+    let q = |v: f32| v.round().clamp(0.0, 255.0) as u8;
+    for r in box_radii(sigma) {
+        if r == 0 {
+            continue;
+        }
+        for y in 0..h {
+            let row = &mut px.data[y * w * c..(y + 1) * w * c];
+            for (s, v) in src.iter_mut().zip(row.iter()) {
+                *s = f32::from(*v);
+            }
+            box_line(&src, &mut dst, w, c, r);
+            for (v, d) in row.iter_mut().zip(&dst) {
+                *v = q(*d);
+            }
+        }
+        box_columns(&mut px.data, w * c, h, r);
+    }
+    if alpha {
+        for p in px.data.chunks_exact_mut(4) {
+            let a = u32::from(p[3]);
+            if let Some(half) = a.checked_div(2).filter(|_| a > 0) {
+                for v in &mut p[..3] {
+                    *v = ((u32::from(*v) * 255 + half) / a).min(255) as u8;
+                }
+            }
         }
     }
 }
