@@ -6,8 +6,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use refract::pipeline::format::ImageFormat;
 use refract::pipeline::effects::{self, Effects};
+use refract::pipeline::format::ImageFormat;
 use refract::pipeline::{decode, encode, orient, probe, region, saliency, watermark};
 use refract::pipeline::{EncodeConfig, Pixels};
 use std::hint::black_box;
@@ -122,14 +122,46 @@ fn stages(c: &mut Criterion) {
     };
     let none = Effects::default();
     g.bench_function("clone (baseline)", |b| b.iter(|| small.clone()));
-    g.bench_function("blur sigma 2", |b| b.iter(|| op(Effects { blur: 2.0, ..none })));
-    g.bench_function("blur sigma 20", |b| b.iter(|| op(Effects { blur: 20.0, ..none })));
-    g.bench_function("sharpen 2", |b| b.iter(|| op(Effects { sharpen: 2.0, ..none })));
-    g.bench_function("pixelate 12", |b| b.iter(|| op(Effects { pixelate: 12, ..none })));
-    g.bench_function("brightness+contrast+gamma", |b| {
-        b.iter(|| op(Effects { brightness: 1.2, contrast: 1.1, gamma: 0.9, ..none }))
+    g.bench_function("blur sigma 2", |b| {
+        b.iter(|| op(Effects { blur: 2.0, ..none }))
     });
-    g.bench_function("saturation 0", |b| b.iter(|| op(Effects { saturation: 0.0, ..none })));
+    g.bench_function("blur sigma 20", |b| {
+        b.iter(|| op(Effects { blur: 20.0, ..none }))
+    });
+    g.bench_function("sharpen 2", |b| {
+        b.iter(|| {
+            op(Effects {
+                sharpen: 2.0,
+                ..none
+            })
+        })
+    });
+    g.bench_function("pixelate 12", |b| {
+        b.iter(|| {
+            op(Effects {
+                pixelate: 12,
+                ..none
+            })
+        })
+    });
+    g.bench_function("brightness+contrast+gamma", |b| {
+        b.iter(|| {
+            op(Effects {
+                brightness: 1.2,
+                contrast: 1.1,
+                gamma: 0.9,
+                ..none
+            })
+        })
+    });
+    g.bench_function("saturation 0", |b| {
+        b.iter(|| {
+            op(Effects {
+                saturation: 0.0,
+                ..none
+            })
+        })
+    });
     g.bench_function("rotate 90", |b| b.iter(|| orient::apply(small.clone(), 6)));
     let shrunk = decode::decode(&jpeg, &p_jpeg, 4).unwrap();
     g.bench_function("smart window 640x400 -> 400x400", |b| {

@@ -178,7 +178,11 @@ fn box_columns(data: &mut [u8], stride: usize, h: usize, r: usize) {
 /// works on one row or column at a time, so the memory it needs is one line, whatever the
 /// image's size.
 pub fn gaussian(px: &mut Pixels, sigma: f32) {
-    let (w, h, c) = (px.width as usize, px.height as usize, usize::from(px.channels));
+    let (w, h, c) = (
+        px.width as usize,
+        px.height as usize,
+        usize::from(px.channels),
+    );
     if w == 0 || h == 0 || !(1..=4).contains(&c) || sigma <= 0.0 || px.data.len() < w * h * c {
         return;
     }
