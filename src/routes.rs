@@ -88,6 +88,27 @@ fn api<'a>(method: &Method, path: &'a str) -> Result<(Op, &'a str), Error> {
         (["config"], "GET" | "HEAD") => Ok((Op::Config, "")),
         (["stats"], "GET" | "HEAD") => Ok((Op::Stats, "")),
         (["tags" | "random" | "config" | "stats"], _) => not_allowed("GET, HEAD"),
+        (["albums"], "GET" | "HEAD") => Ok((Op::ListAlbums, "")),
+        (["albums"], "POST") => Ok((Op::CreateAlbum, "")),
+        (["albums"], _) => not_allowed("GET, HEAD, POST"),
+        (["albums", id], "GET" | "HEAD") => Ok((Op::GetAlbum, id)),
+        (["albums", id], "PATCH") => Ok((Op::PatchAlbum, id)),
+        (["albums", id], "DELETE") => Ok((Op::DeleteAlbum, id)),
+        (["albums", _], _) => not_allowed("GET, HEAD, PATCH, DELETE"),
+        (["albums", id, "images"], "GET" | "HEAD") => Ok((Op::AlbumImages, id)),
+        (["albums", id, "images"], "POST") => Ok((Op::AddAlbumImages, id)),
+        (["albums", id, "images"], "DELETE") => Ok((Op::RemoveAlbumImages, id)),
+        (["albums", _, "images"], _) => not_allowed("GET, HEAD, POST, DELETE"),
+        (["albums", id, "tokens"], "GET" | "HEAD") => Ok((Op::ListAlbumTokens, id)),
+        (["albums", id, "tokens"], "POST") => Ok((Op::CreateAlbumToken, id)),
+        (["albums", _, "tokens"], _) => not_allowed("GET, HEAD, POST"),
+        (["albums", _, "tokens", _], "DELETE") => Ok((
+            Op::DeleteAlbumToken,
+            rest.trim_end_matches('/')
+                .strip_prefix("/albums/")
+                .unwrap_or(""),
+        )),
+        (["albums", _, "tokens", _], _) => not_allowed("DELETE"),
         _ => Err(Error::NotFound("no such API route".into())),
     }
 }

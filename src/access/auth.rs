@@ -105,6 +105,25 @@ pub struct Auth {
 }
 
 impl Auth {
+    /// Does the album token `token` open the object at `storage_key` at `now`? `Some(expiry)`
+    /// when it does (`None` inside: the token never expires).
+    pub async fn album_grant(
+        &self,
+        token: &str,
+        storage_key: &str,
+        now: i64,
+    ) -> Result<Option<Option<i64>>, StoreError> {
+        let Some((album, _tenant, expires)) = self.store.album_token(&hash(token), now).await?
+        else {
+            return Ok(None);
+        };
+        Ok(self
+            .store
+            .album_holds(&album, storage_key, now)
+            .await?
+            .then_some(expires))
+    }
+
     /// Keys are looked up in `store`; `auth.admin_key` is the bootstrap key.
     pub fn new(cfg: &AuthConfig, store: Arc<Store>) -> Self {
         Self {

@@ -70,6 +70,16 @@ impl AccessIndex {
         }
     }
 
+    /// The verdict for a caller granted access by a token: as the object's own tenant.
+    pub fn check_granted(&self, storage_key: &str, now: i64) -> Access {
+        let tenant = self
+            .rules
+            .read()
+            .ok()
+            .and_then(|m| m.get(storage_key).map(|r| r.tenant.clone()));
+        self.check(storage_key, now, tenant.as_deref())
+    }
+
     /// Whether the object has a rule at all (then `/img` looks at the caller's key).
     pub fn is_restricted(&self, storage_key: &str) -> bool {
         self.rules

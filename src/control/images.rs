@@ -62,6 +62,14 @@ pub async fn upload(ctx: Ctx<'_>) -> Result<Response<Body>, Error> {
         }
         other => other?,
     };
+    if let Some(a) = &form.album {
+        if ctl.store.get_album(&p.tenant, a).await?.is_none() {
+            return Err(Error::bad_param(
+                "album_id",
+                format!("no album {a} in this tenant"),
+            ));
+        }
+    }
     let who = Uploader {
         tenant: p.tenant.clone(),
         owner,
@@ -80,7 +88,7 @@ pub async fn upload(ctx: Ctx<'_>) -> Result<Response<Body>, Error> {
 }
 
 /// `X-User-Id`: the external user recorded as owner.
-fn owner(h: &http::HeaderMap) -> Result<Option<String>, Error> {
+pub(super) fn owner(h: &http::HeaderMap) -> Result<Option<String>, Error> {
     let Some(v) = h.get("x-user-id") else {
         return Ok(None);
     };
@@ -105,6 +113,8 @@ pub async fn list(ctx: &Ctx<'_>) -> Result<Response<Body>, Error> {
         "format",
         "owner",
         "private",
+        "album_id",
+        "albumId",
         "sort",
         "page",
         "per_page",
@@ -132,6 +142,7 @@ pub async fn list(ctx: &Ctx<'_>) -> Result<Response<Body>, Error> {
             .map(|f| if f == "jpg" { "jpeg".into() } else { f }),
         owner: q.get("owner").map(str::to_string),
         private: q.flag("private")?,
+        album: q.get("album_id").or(q.get("albumId")).map(str::to_string),
     };
     let order = match q
         .choice("sort", &["created_desc", "created_asc", "random"])?

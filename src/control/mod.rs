@@ -5,6 +5,7 @@
 //! another tenant's image is a 404, never a 403; keys never reach a log line; only `error`
 //! picks status codes.
 
+mod albums;
 mod images;
 mod keys;
 mod misc;
@@ -140,6 +141,18 @@ pub enum Op {
     Cleanup,
     Config,
     Stats,
+    ListAlbums,
+    CreateAlbum,
+    GetAlbum,
+    PatchAlbum,
+    DeleteAlbum,
+    AlbumImages,
+    AddAlbumImages,
+    RemoveAlbumImages,
+    ListAlbumTokens,
+    CreateAlbumToken,
+    /// Its parameter is `{album}/tokens/{token}`.
+    DeleteAlbumToken,
 }
 
 impl Op {
@@ -147,8 +160,24 @@ impl Op {
     fn scope(self) -> Option<Scope> {
         match self {
             Self::Random | Self::ValidateKey => None,
-            Self::ListImages | Self::GetImage | Self::Tags | Self::Stats => Some(Scope::Read),
-            Self::Upload | Self::PatchImage | Self::DeleteImage => Some(Scope::Write),
+            Self::ListImages
+            | Self::GetImage
+            | Self::Tags
+            | Self::Stats
+            | Self::ListAlbums
+            | Self::GetAlbum
+            | Self::AlbumImages
+            | Self::ListAlbumTokens => Some(Scope::Read),
+            Self::Upload
+            | Self::PatchImage
+            | Self::DeleteImage
+            | Self::CreateAlbum
+            | Self::PatchAlbum
+            | Self::DeleteAlbum
+            | Self::AddAlbumImages
+            | Self::RemoveAlbumImages
+            | Self::CreateAlbumToken
+            | Self::DeleteAlbumToken => Some(Scope::Write),
             Self::CreateKey | Self::ListKeys | Self::DeleteKey | Self::Cleanup | Self::Config => {
                 Some(Scope::Admin)
             }
@@ -295,6 +324,20 @@ async fn dispatch(
         Op::Cleanup => misc::cleanup(&ctx).await,
         Op::Config => misc::config(&ctx),
         Op::Stats => misc::stats(&ctx).await,
+        Op::ListAlbums => albums::list(&ctx).await,
+        Op::CreateAlbum => albums::create(ctx).await,
+        Op::GetAlbum => albums::get(&ctx, &param).await,
+        Op::PatchAlbum => albums::patch(ctx, &param).await,
+        Op::DeleteAlbum => albums::delete(&ctx, &param).await,
+        Op::AlbumImages => albums::images(&ctx, &param).await,
+        Op::AddAlbumImages => albums::add_images(ctx, &param).await,
+        Op::RemoveAlbumImages => albums::remove_images(ctx, &param).await,
+        Op::ListAlbumTokens => albums::tokens(&ctx, &param).await,
+        Op::CreateAlbumToken => albums::create_token(ctx, &param).await,
+        Op::DeleteAlbumToken => {
+            let (album, token) = param.split_once("/tokens/").unwrap_or((&param, ""));
+            albums::delete_token(&ctx, album, token).await
+        }
     }
 }
 

@@ -102,7 +102,7 @@ pub(super) async fn serve<B>(
             ));
         }
     }
-    let access = access_cache_control(app, req, &key).await;
+    let access = access_cache_control(app, req, &key, asks.token.as_deref()).await;
     let answer = match access {
         Err(e) => Err(e),
         Ok(access) => {
@@ -129,9 +129,14 @@ pub(super) async fn serve<B>(
     }
 }
 
+/// Longest `max-age` of an answer opened by a token (seconds).
+const TOKEN_MAX_AGE: i64 = 3600;
+
 /// What a request asks of the answer rather than of the pixels (never part of the cache key).
 #[derive(Default)]
 struct Asks {
+    /// `token=`: an album token that may open a private image.
+    token: Option<String>,
     /// `onerror=redirect` (Cloudflare's): on a transform error, a 302 to the original.
     redirect_on_error: bool,
     /// `download=1` (`Some(None)`) or `filename=NAME`: `Content-Disposition: attachment`.
@@ -145,7 +150,7 @@ fn take_delivery_params(query: Query) -> Result<(Query, Asks), Error> {
     let mut rest = Vec::with_capacity(query.pairs().len());
     for p in query.pairs() {
         let name = match p.key.as_deref() {
-            Some(n @ ("onerror" | "download" | "filename")) => n,
+            Some(n @ ("onerror" | "download" | "filename" | "token")) => n,
             _ => {
                 rest.push(p.clone());
                 continue;
@@ -162,6 +167,7 @@ fn take_delivery_params(query: Query) -> Result<(Query, Asks), Error> {
         match name {
             "onerror" if value == "redirect" => asks.redirect_on_error = true,
             "onerror" => return Err(Error::bad_param("onerror", "onerror must be redirect")),
+            "token" => asks.token = Some(value.to_string()),
             "download" => {
                 if crate::util::query::flag(value, "download")? && asks.download.is_none() {
                     asks.download = Some(None);
@@ -247,7 +253,26 @@ async fn access_cache_control<B>(
     app: &Delivery,
     req: &Request<B>,
     key: &str,
+    token: Option<&str>,
 ) -> Result<Option<String>, Error> {
+    let now = crate::util::clock::now_ms();
+    // An album token (`token=`): the image as its own tenant sees it, kept only privately and
+    // no longer than the token lives.
+    if let Some(t) = token.filter(|_| app.visibility.is_restricted(key)) {
+        if let Some(expires) = app.auth.album_grant(t, key, now).await? {
+            let life = expires.map_or(TOKEN_MAX_AGE, |e| {
+                ((e - now).max(0) / 1000).min(TOKEN_MAX_AGE)
+            });
+            return match app.visibility.check_granted(key, now) {
+                Access::Hidden => Err(Error::NotFound("image not found".into())),
+                Access::Until(at) => Ok(Some(format!(
+                    "private, max-age={}",
+                    ((at - now).max(0) / 1000).min(life)
+                ))),
+                Access::Public | Access::Private => Ok(Some(format!("private, max-age={life}"))),
+            };
+        }
+    }
     let tenant = if app.visibility.is_restricted(key) {
         match crate::http::request::presented_key(req.headers()) {
             Some(k) => app
@@ -261,7 +286,6 @@ async fn access_cache_control<B>(
     } else {
         None
     };
-    let now = crate::util::clock::now_ms();
     match app.visibility.check(key, now, tenant.as_deref()) {
         Access::Public => Ok(None),
         Access::Until(at) => Ok(Some(format!(

@@ -139,13 +139,18 @@ impl Library {
         loop {
             let (out, fresh) = self.plan(who, &fields, &analysed).await?;
             if fresh.is_empty() {
+                self.join_album(who, &fields, &out).await?;
                 return Ok(out);
             }
-            match self.store_objects(&fresh, fields.key.is_some()).await {
+            match self
+                .store_objects(&fresh, fields.key.is_some(), fields.album.as_deref())
+                .await
+            {
                 Ok(()) => {
                     for (r, _) in &fresh {
                         self.visibility.set(rule(r));
                     }
+                    self.join_album(who, &fields, &out).await?;
                     return Ok(out);
                 }
                 Err(Failure::Race) if attempt < 3 => attempt += 1,
@@ -239,10 +244,37 @@ impl Library {
     }
 
     /// Reserve → write → commit, undoing everything on failure.
+    /// Images that were already stored (duplicates) join the upload's album too (new ones
+    /// joined it in their commit's transaction).
+    async fn join_album(
+        &self,
+        who: &Uploader,
+        fields: &Fields,
+        out: &[Stored],
+    ) -> Result<(), Error> {
+        let Some(album) = &fields.album else {
+            return Ok(());
+        };
+        let dups: Vec<String> = out
+            .iter()
+            .filter(|s| s.duplicate)
+            .map(|s| s.record.id.clone())
+            .collect();
+        if !dups.is_empty() {
+            // All or nothing, and every id is a live image of the tenant: cannot miss.
+            let _ = self
+                .store
+                .add_to_album(&who.tenant, album, &dups, now_ms())
+                .await?;
+        }
+        Ok(())
+    }
+
     async fn store_objects(
         &self,
         fresh: &[(ImageRecord, Vec<u8>)],
         wanted_key: bool,
+        album: Option<&str>,
     ) -> Result<(), Failure> {
         let keys: Vec<String> = fresh.iter().map(|(r, _)| r.storage_key.clone()).collect();
         self.store
@@ -271,7 +303,7 @@ impl Library {
             }
             let records: Vec<ImageRecord> = fresh.iter().map(|(r, _)| r.clone()).collect();
             self.store
-                .commit_images(&records)
+                .commit_images(&records, album)
                 .await
                 .map_err(|e| match e {
                     crate::store::StoreError::Unique(_) if !wanted_key => Failure::Race,
@@ -371,6 +403,7 @@ struct Fields {
     is_private: bool,
     expiry_minutes: Option<u64>,
     key: Option<String>,
+    album: Option<String>,
 }
 
 fn form_fields(f: &UploadForm) -> Fields {
@@ -380,6 +413,7 @@ fn form_fields(f: &UploadForm) -> Fields {
         is_private: f.is_private,
         expiry_minutes: f.expiry_minutes,
         key: f.key.clone(),
+        album: f.album.clone(),
     }
 }
 

@@ -37,6 +37,8 @@ pub struct UploadForm {
     /// Wanted storage key (sanitised), relative to the tenant's folder.
     pub key: Option<String>,
     pub remove_exif: bool,
+    /// An album of the tenant the new images join (`album_id`).
+    pub album: Option<String>,
 }
 
 const FILE_FIELDS: &[&str] = &["file", "files", "files[]", "image", "images", "images[]"];
@@ -121,6 +123,12 @@ where
             "is_public" | "isPublic" => public = Some(crate::util::query::flag(value, &name)?),
             "remove_exif" | "removeExif" => {
                 form.remove_exif = crate::util::query::flag(value, &name)?
+            }
+            "album_id" | "albumId" => {
+                if value.is_empty() || value.len() > 128 {
+                    return Err(Error::bad_param(&name, "must be an album id"));
+                }
+                form.album = Some(value.to_string());
             }
             "key" => {
                 let k = sanitize_key(value).map_err(|e| Error::bad_param("key", e.to_string()))?;

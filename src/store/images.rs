@@ -14,8 +14,9 @@ const IMAGE_COLUMNS: &str = "id, tenant, storage_key, filename, content_type, fo
      expires_at, exif, generation_info, placeholder";
 
 impl Store {
-    /// Insert images (with tags) and drop their reservations, in one transaction.
-    pub async fn commit_images(&self, images: &[ImageRecord]) -> Result<()> {
+    /// Insert images (with tags) and drop their reservations, in one transaction; with
+    /// `album`, they join it in the same transaction (if the tenant has it).
+    pub async fn commit_images(&self, images: &[ImageRecord], album: Option<&str>) -> Result<()> {
         let _w = self.write.lock().await;
         let mut tx = self.pool.begin().await?;
         for i in images {
@@ -56,6 +57,10 @@ impl Store {
                 .bind(i.storage_key.as_str())
                 .execute(&mut *tx)
                 .await?;
+        }
+        if let (Some(a), Some(first)) = (album, images.first()) {
+            let ids: Vec<String> = images.iter().map(|i| i.id.clone()).collect();
+            super::albums::add_members(&mut tx, &first.tenant, a, &ids, first.created_at).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -118,7 +123,7 @@ impl Store {
         Ok(imgs.pop())
     }
 
-    async fn attach_tags(&self, images: &mut [ImageRecord]) -> Result<()> {
+    pub(super) async fn attach_tags(&self, images: &mut [ImageRecord]) -> Result<()> {
         if images.is_empty() {
             return Ok(());
         }
@@ -289,6 +294,15 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        // It leaves its albums (and stops being a cover).
+        sqlx::query("DELETE FROM album_images WHERE image_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE albums SET cover_image_id = NULL WHERE cover_image_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("DELETE FROM images WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
@@ -453,6 +467,11 @@ fn live_where(s: &mut Sql, tenant: &str, now: i64, f: &Filter) {
     if let Some(o) = &f.owner {
         s.push(" AND owner = ").bind(o.as_str());
     }
+    if let Some(a) = &f.album {
+        s.push(" AND EXISTS (SELECT 1 FROM album_images m WHERE m.image_id = images.id AND m.album_id = ")
+            .bind(a.as_str())
+            .push(")");
+    }
     if let Some(p) = f.private {
         s.push(" AND is_private = ").bind(p);
     }
@@ -487,7 +506,7 @@ async fn insert_tags(
     Ok(())
 }
 
-fn image_from_row(r: &AnyRow) -> Result<ImageRecord> {
+pub(super) fn image_from_row(r: &AnyRow) -> Result<ImageRecord> {
     Ok(ImageRecord {
         id: r.try_get("id")?,
         tenant: r.try_get("tenant")?,

@@ -6,12 +6,14 @@
 //! writer, and two deferred transactions upgrading to write would deadlock); reads never take it.
 //! It knows nothing of HTTP, storage objects or pixels. Times are unix milliseconds.
 
+mod albums;
 mod images;
 mod journal;
 mod keys;
 mod schema;
 mod sql;
 
+pub use albums::{AlbumToken, Missing};
 use journal::journal;
 
 use serde::{Deserialize, Serialize};
@@ -109,6 +111,32 @@ pub struct ImageRecord {
     pub tags: Vec<String>,
 }
 
+/// An album row, with the number of images in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AlbumRecord {
+    pub id: String,
+    pub tenant: String,
+    pub owner: Option<String>,
+    pub name: String,
+    pub description: String,
+    pub is_public: bool,
+    pub external_id: Option<String>,
+    pub cover_image_id: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub image_count: i64,
+}
+
+/// A partial album update. `None` leaves a field alone.
+#[derive(Debug, Clone, Default)]
+pub struct AlbumPatch {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub is_public: Option<bool>,
+    /// `Some(None)` clears the cover.
+    pub cover_image_id: Option<Option<String>>,
+}
+
 /// Search filters; every field narrows the result.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
@@ -121,6 +149,8 @@ pub struct Filter {
     pub format: Option<String>,
     pub owner: Option<String>,
     pub private: Option<bool>,
+    /// Only images in this album.
+    pub album: Option<String>,
 }
 
 /// Result order.

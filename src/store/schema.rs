@@ -5,10 +5,11 @@
 //! Invariant: a migration, once released, is never edited; changes are new migrations.
 
 /// `(version, statements)`.
-pub const MIGRATIONS: &[(i64, &[&str])] = &[(
-    1,
-    &[
-        "CREATE TABLE api_keys (
+pub const MIGRATIONS: &[(i64, &[&str])] = &[
+    (
+        1,
+        &[
+            "CREATE TABLE api_keys (
             id TEXT PRIMARY KEY,
             name TEXT NOT NULL,
             tenant TEXT NOT NULL,
@@ -18,7 +19,7 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[(
             rate_limit TEXT,
             created_at BIGINT NOT NULL
         )",
-        "CREATE TABLE images (
+            "CREATE TABLE images (
             id TEXT PRIMARY KEY,
             tenant TEXT NOT NULL,
             storage_key TEXT NOT NULL UNIQUE,
@@ -40,19 +41,59 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[(
             generation_info TEXT,
             placeholder TEXT NOT NULL
         )",
-        "CREATE UNIQUE INDEX images_tenant_blake3 ON images (tenant, blake3)",
-        "CREATE INDEX images_tenant_created ON images (tenant, created_at, id)",
-        "CREATE INDEX images_expires ON images (expires_at)",
-        "CREATE TABLE image_tags (
+            "CREATE UNIQUE INDEX images_tenant_blake3 ON images (tenant, blake3)",
+            "CREATE INDEX images_tenant_created ON images (tenant, created_at, id)",
+            "CREATE INDEX images_expires ON images (expires_at)",
+            "CREATE TABLE image_tags (
             image_id TEXT NOT NULL,
             tenant TEXT NOT NULL,
             name TEXT NOT NULL,
             PRIMARY KEY (image_id, name)
         )",
-        "CREATE INDEX image_tags_tenant_name ON image_tags (tenant, name)",
-        "CREATE TABLE pending_objects (
+            "CREATE INDEX image_tags_tenant_name ON image_tags (tenant, name)",
+            "CREATE TABLE pending_objects (
             storage_key TEXT PRIMARY KEY,
             created_at BIGINT NOT NULL
         )",
-    ],
-)];
+        ],
+    ),
+    (
+        2,
+        &[
+            "CREATE TABLE albums (
+            id TEXT PRIMARY KEY,
+            tenant TEXT NOT NULL,
+            owner TEXT,
+            name TEXT NOT NULL,
+            description TEXT NOT NULL,
+            is_public BIGINT NOT NULL,
+            external_id TEXT,
+            cover_image_id TEXT,
+            created_at BIGINT NOT NULL,
+            updated_at BIGINT NOT NULL
+        )",
+            "CREATE INDEX albums_tenant_created ON albums (tenant, created_at, id)",
+            "CREATE UNIQUE INDEX albums_tenant_external ON albums (tenant, external_id)",
+            "CREATE TABLE album_images (
+            album_id TEXT NOT NULL,
+            image_id TEXT NOT NULL,
+            tenant TEXT NOT NULL,
+            position BIGINT NOT NULL,
+            added_at BIGINT NOT NULL,
+            PRIMARY KEY (album_id, image_id)
+        )",
+            "CREATE INDEX album_images_image ON album_images (image_id)",
+            "CREATE INDEX album_images_order ON album_images (album_id, position)",
+            "CREATE TABLE album_tokens (
+            id TEXT PRIMARY KEY,
+            album_id TEXT NOT NULL,
+            tenant TEXT NOT NULL,
+            token_hash TEXT NOT NULL UNIQUE,
+            prefix TEXT NOT NULL,
+            expires_at BIGINT,
+            created_at BIGINT NOT NULL
+        )",
+            "CREATE INDEX album_tokens_album ON album_tokens (album_id)",
+        ],
+    ),
+];

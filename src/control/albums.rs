@@ -1,0 +1,371 @@
+//! `/api/v1/albums`: albums, their images (ordered; an image may be in several) and their
+//! access tokens. Another tenant's album is a 404; deleting an album never deletes images.
+
+use super::images::owner;
+use super::view::{self, rfc3339};
+use super::{created, json, json_body, Ctx};
+use crate::access::auth;
+use crate::error::Error;
+use crate::http::response::Body;
+use crate::library::fields;
+use crate::store::{AlbumPatch, AlbumRecord, AlbumToken, Missing};
+use crate::util::clock::now_ms;
+use crate::util::ids::random_id;
+use http::Response;
+use serde::Deserialize;
+use serde_json::json as j;
+
+/// The ALBUM object.
+fn album(a: &AlbumRecord) -> serde_json::Value {
+    j!({
+        "id": a.id,
+        "name": a.name,
+        "description": a.description,
+        "is_public": a.is_public,
+        "external_id": a.external_id,
+        "cover_image_id": a.cover_image_id,
+        "owner": a.owner,
+        "image_count": a.image_count,
+        "created_at": rfc3339(a.created_at),
+        "updated_at": rfc3339(a.updated_at),
+    })
+}
+
+fn not_found() -> Error {
+    Error::NotFound("album not found".into())
+}
+
+fn name(v: &str) -> Result<String, Error> {
+    let t = v.trim();
+    if t.is_empty() || t.chars().count() > 200 || t.chars().any(char::is_control) {
+        return Err(Error::bad_param("name", "name must be 1-200 characters"));
+    }
+    Ok(t.to_string())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    name: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default, alias = "isPublic")]
+    is_public: Option<bool>,
+    #[serde(default, alias = "externalId")]
+    external_id: Option<String>,
+    #[serde(default, alias = "coverImageId")]
+    cover_image_id: Option<String>,
+}
+
+/// `POST /api/v1/albums`.
+pub async fn create(ctx: Ctx<'_>) -> Result<Response<Body>, Error> {
+    let p = ctx.principal()?.clone();
+    let owner = owner(ctx.req.headers())?;
+    let (ctl, now) = (ctx.ctl, now_ms());
+    let b: CreateBody = json_body(ctx.req).await?;
+    let description = b.description.unwrap_or_default();
+    fields::description(&description, "description")?;
+    if let Some(e) = &b.external_id {
+        if e.is_empty() || e.len() > 128 || e.chars().any(char::is_control) {
+            return Err(Error::bad_param(
+                "external_id",
+                "external_id must be 1-128 characters",
+            ));
+        }
+    }
+    if let Some(c) = &b.cover_image_id {
+        cover_exists(ctl, &p.tenant, c).await?;
+    }
+    let a = AlbumRecord {
+        id: random_id(12).map_err(|e| Error::Internal(e.to_string()))?,
+        tenant: p.tenant.clone(),
+        owner,
+        name: name(&b.name)?,
+        description,
+        is_public: b.is_public.unwrap_or(false),
+        external_id: b.external_id,
+        cover_image_id: b.cover_image_id,
+        created_at: now,
+        updated_at: now,
+        image_count: 0,
+    };
+    ctl.store.insert_album(&a).await.map_err(|e| match e {
+        crate::store::StoreError::Unique(_) => {
+            Error::Conflict("an album with this external_id exists in this tenant".into())
+        }
+        e => e.into(),
+    })?;
+    Ok(created(&j!({ "success": true, "album": album(&a) })))
+}
+
+async fn cover_exists(ctl: &super::Control, tenant: &str, id: &str) -> Result<(), Error> {
+    match ctl.store.get_image(tenant, id, now_ms()).await? {
+        Some(_) => Ok(()),
+        None => Err(Error::bad_param(
+            "cover_image_id",
+            format!("no image {id} in this tenant"),
+        )),
+    }
+}
+
+/// `GET /api/v1/albums`.
+pub async fn list(ctx: &Ctx<'_>) -> Result<Response<Body>, Error> {
+    let p = ctx.principal()?;
+    let q = ctx.query(&["page", "per_page"])?;
+    let page = q.num("page", 1..=1_000_000)?.unwrap_or(1);
+    let per_page = q.num("per_page", 1..=100)?.unwrap_or(20);
+    let (albums, total) = ctx.ctl.store.list_albums(&p.tenant, page, per_page).await?;
+    let albums: Vec<_> = albums.iter().map(album).collect();
+    Ok(json(&j!({
+        "success": true, "albums": albums, "page": page, "per_page": per_page, "total": total,
+    })))
+}
+
+/// `GET /api/v1/albums/{id}`.
+pub async fn get(ctx: &Ctx<'_>, id: &str) -> Result<Response<Body>, Error> {
+    let p = ctx.principal()?;
+    let a = ctx
+        .ctl
+        .store
+        .get_album(&p.tenant, id)
+        .await?
+        .ok_or_else(not_found)?;
+    Ok(json(&j!({ "success": true, "album": album(&a) })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchBody {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default, alias = "isPublic")]
+    is_public: Option<bool>,
+    /// `null` clears the cover.
+    #[serde(default, alias = "coverImageId", deserialize_with = "some")]
+    cover_image_id: Option<Option<String>>,
+}
+
+/// A present field, even `null`, is `Some`.
+fn some<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// `PATCH /api/v1/albums/{id}`.
+pub async fn patch(ctx: Ctx<'_>, id: &str) -> Result<Response<Body>, Error> {
+    let p = ctx.principal()?.clone();
+    let ctl = ctx.ctl;
+    let b: PatchBody = json_body(ctx.req).await?;
+    if let Some(d) = &b.description {
+        fields::description(d, "description")?;
+    }
+    if let Some(Some(c)) = &b.cover_image_id {
+        cover_exists(ctl, &p.tenant, c).await?;
+    }
+    let patch = AlbumPatch {
+        name: b.name.as_deref().map(name).transpose()?,
+        description: b.description,
+        is_public: b.is_public,
+        cover_image_id: b.cover_image_id,
+    };
+    let a = ctl
+        .store
+        .update_album(&p.tenant, id, &patch, now_ms())
+        .await?
+        .ok_or_else(not_found)?;
+    Ok(json(&j!({ "success": true, "album": album(&a) })))
+}
+
+/// `DELETE /api/v1/albums/{id}`: the album, its membership and its tokens; never its images.
+pub async fn delete(ctx: &Ctx<'_>, id: &str) -> Result<Response<Body>, Error> {
+    let p = ctx.principal()?;
+    if !ctx.ctl.store.delete_album(&p.tenant, id).await? {
+        return Err(not_found());
+    }
+    Ok(json(&j!({ "success": true, "deleted": id })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Members {
+    #[serde(alias = "imageIds")]
+    image_ids: Vec<String>,
+}
+
+async fn members(ctx: Ctx<'_>) -> Result<Vec<String>, Error> {
+    let b: Members = json_body(ctx.req).await?;
+    if b.image_ids.is_empty() || b.image_ids.len() > 1000 {
+        return Err(Error::bad_param(
+            "image_ids",
+            "image_ids must list 1-1000 ids",
+        ));
+    }
+    let mut ids = b.image_ids;
+    ids.dedup();
+    Ok(ids)
+}
+
+fn missing(m: Missing) -> Error {
+    Error::NotFound(format!("no such image(s) here: {}", m.0.join(", ")))
+}
+
+/// `POST /api/v1/albums/{id}/images`: add (all or nothing).
+pub async fn add_images(ctx: Ctx<'_>, id: &str) -> Result<Response<Body>, Error> {
+    let p = ctx.principal()?.clone();
+    let ctl = ctx.ctl;
+    ctl.store
+        .get_album(&p.tenant, id)
+        .await?
+        .ok_or_else(not_found)?;
+    let ids = members(ctx).await?;
+    ctl.store
+        .add_to_album(&p.tenant, id, &ids, now_ms())
+        .await?
+        .map_err(missing)?;
+    let a = ctl
+        .store
+        .get_album(&p.tenant, id)
+        .await?
+        .ok_or_else(not_found)?;
+    Ok(json(&j!({ "success": true, "album": album(&a) })))
+}
+
+/// `DELETE /api/v1/albums/{id}/images`: remove (all or nothing).
+pub async fn remove_images(ctx: Ctx<'_>, id: &str) -> Result<Response<Body>, Error> {
+    let p = ctx.principal()?.clone();
+    let ctl = ctx.ctl;
+    ctl.store
+        .get_album(&p.tenant, id)
+        .await?
+        .ok_or_else(not_found)?;
+    let ids = members(ctx).await?;
+    ctl.store
+        .remove_from_album(id, &ids, now_ms())
+        .await?
+        .map_err(missing)?;
+    let a = ctl
+        .store
+        .get_album(&p.tenant, id)
+        .await?
+        .ok_or_else(not_found)?;
+    Ok(json(&j!({ "success": true, "album": album(&a) })))
+}
+
+/// `GET /api/v1/albums/{id}/images`: in album order, paged.
+pub async fn images(ctx: &Ctx<'_>, id: &str) -> Result<Response<Body>, Error> {
+    let p = ctx.principal()?;
+    let q = ctx.query(&["page", "per_page"])?;
+    let page = q.num("page", 1..=1_000_000)?.unwrap_or(1);
+    let per_page = q.num("per_page", 1..=100)?.unwrap_or(20);
+    let store = &ctx.ctl.store;
+    store
+        .get_album(&p.tenant, id)
+        .await?
+        .ok_or_else(not_found)?;
+    let (images, total) = store
+        .album_images(&p.tenant, id, page, per_page, now_ms())
+        .await?;
+    let images: Vec<_> = images.iter().map(|r| view::image(r, &ctx.base)).collect();
+    Ok(json(&j!({
+        "success": true, "images": images, "page": page, "per_page": per_page, "total": total,
+    })))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct TokenBody {
+    /// Seconds; none = until revoked.
+    #[serde(default, alias = "expiresIn")]
+    expires_in: Option<u64>,
+}
+
+fn token_view(t: &AlbumToken) -> serde_json::Value {
+    j!({
+        "id": t.id,
+        "album_id": t.album_id,
+        "prefix": t.prefix,
+        "created_at": rfc3339(t.created_at),
+        "expires_at": t.expires_at.map(rfc3339),
+    })
+}
+
+/// `POST /api/v1/albums/{id}/tokens`: a token shown once (stored hashed) that opens the album
+/// and its images, private ones included, on the API and on `/img` (`token=`).
+pub async fn create_token(ctx: Ctx<'_>, id: &str) -> Result<Response<Body>, Error> {
+    let p = ctx.principal()?.clone();
+    let ctl = ctx.ctl;
+    ctl.store
+        .get_album(&p.tenant, id)
+        .await?
+        .ok_or_else(not_found)?;
+    let has_body = ctx
+        .req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .is_some_and(|v| v != "0");
+    let b: TokenBody = if has_body {
+        json_body(ctx.req).await?
+    } else {
+        TokenBody::default()
+    };
+    let now = now_ms();
+    let expires_at = match b.expires_in {
+        Some(s) if !(1..=10 * 366 * 86_400).contains(&s) => {
+            return Err(Error::bad_param(
+                "expires_in",
+                "expires_in must be 1 second to 10 years",
+            ))
+        }
+        Some(s) => Some(now + i64::try_from(s).unwrap_or(i64::MAX / 2000) * 1000),
+        None => None,
+    };
+    let secret = format!(
+        "rft_{}",
+        random_id(32).map_err(|e| Error::Internal(e.to_string()))?
+    );
+    let t = AlbumToken {
+        id: random_id(9).map_err(|e| Error::Internal(e.to_string()))?,
+        album_id: id.to_string(),
+        prefix: secret.chars().take(10).collect(),
+        expires_at,
+        created_at: now,
+    };
+    ctl.store
+        .insert_album_token(&t, &p.tenant, &auth::hash(&secret))
+        .await?;
+    let mut v = token_view(&t);
+    v["token"] = j!(secret);
+    Ok(created(&j!({ "success": true, "token": v })))
+}
+
+/// `GET /api/v1/albums/{id}/tokens`: prefixes and expiries, never the secrets.
+pub async fn tokens(ctx: &Ctx<'_>, id: &str) -> Result<Response<Body>, Error> {
+    let p = ctx.principal()?;
+    let store = &ctx.ctl.store;
+    store
+        .get_album(&p.tenant, id)
+        .await?
+        .ok_or_else(not_found)?;
+    let list: Vec<_> = store
+        .album_tokens(id)
+        .await?
+        .iter()
+        .map(token_view)
+        .collect();
+    Ok(json(&j!({ "success": true, "tokens": list })))
+}
+
+/// `DELETE /api/v1/albums/{id}/tokens/{token_id}`: revoked at once.
+pub async fn delete_token(ctx: &Ctx<'_>, id: &str, token: &str) -> Result<Response<Body>, Error> {
+    let p = ctx.principal()?;
+    let store = &ctx.ctl.store;
+    store
+        .get_album(&p.tenant, id)
+        .await?
+        .ok_or_else(not_found)?;
+    if !store.delete_album_token(id, token).await? {
+        return Err(Error::NotFound("token not found".into()));
+    }
+    Ok(json(&j!({ "success": true, "deleted": token })))
+}

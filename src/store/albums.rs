@@ -1,0 +1,409 @@
+//! Albums: rows, membership (ordered, an image in any number of albums) and access tokens
+//! (stored hashed). Deleting an album never deletes its images.
+
+use super::images::image_from_row;
+use super::sql::Sql;
+use super::{AlbumPatch, AlbumRecord, ImageRecord, Result, Store};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+const ALBUM_COLUMNS: &str = "a.id, a.tenant, a.owner, a.name, a.description, a.is_public, \
+     a.external_id, a.cover_image_id, a.created_at, a.updated_at, \
+     (SELECT COUNT(*) FROM album_images m WHERE m.album_id = a.id) AS image_count";
+
+/// `images::IMAGE_COLUMNS` of the images table aliased `i`.
+const JOINED_IMAGE_COLUMNS: &str = "i.id, i.tenant, i.storage_key, i.filename, i.content_type, \
+     i.format, i.bytes, i.width, i.height, i.orientation, i.has_alpha, i.blake3, i.description, \
+     i.is_private, i.owner, i.created_at, i.expires_at, i.exif, i.generation_info, i.placeholder";
+
+/// Image ids of a request that are not live images of the tenant (nothing was changed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Missing(pub Vec<String>);
+
+/// An album token as stored (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlbumToken {
+    pub id: String,
+    pub album_id: String,
+    pub prefix: String,
+    pub expires_at: Option<i64>,
+    pub created_at: i64,
+}
+
+impl Store {
+    pub async fn insert_album(&self, a: &AlbumRecord) -> Result<()> {
+        let _w = self.write.lock().await;
+        sqlx::query(
+            "INSERT INTO albums (id, tenant, owner, name, description, is_public, external_id, \
+             cover_image_id, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(a.id.as_str())
+        .bind(a.tenant.as_str())
+        .bind(a.owner.clone())
+        .bind(a.name.as_str())
+        .bind(a.description.as_str())
+        .bind(i64::from(a.is_public))
+        .bind(a.external_id.clone())
+        .bind(a.cover_image_id.clone())
+        .bind(a.created_at)
+        .bind(a.updated_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn get_album(&self, tenant: &str, id: &str) -> Result<Option<AlbumRecord>> {
+        let mut s = Sql::new("SELECT ");
+        s.push(ALBUM_COLUMNS)
+            .push(" FROM albums a WHERE a.tenant = ")
+            .bind(tenant)
+            .push(" AND a.id = ")
+            .bind(id);
+        s.query()
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| album_from_row(&r))
+            .transpose()
+    }
+
+    /// A page of the tenant's albums, newest first, and how many there are.
+    pub async fn list_albums(
+        &self,
+        tenant: &str,
+        page: u32,
+        per_page: u32,
+    ) -> Result<(Vec<AlbumRecord>, i64)> {
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM albums WHERE tenant = $1")
+            .bind(tenant)
+            .fetch_one(&self.pool)
+            .await?;
+        let mut s = Sql::new("SELECT ");
+        s.push(ALBUM_COLUMNS)
+            .push(" FROM albums a WHERE a.tenant = ")
+            .bind(tenant)
+            .push(" ORDER BY a.created_at DESC, a.id DESC LIMIT ")
+            .bind(i64::from(per_page))
+            .push(" OFFSET ")
+            .bind(i64::from(page.saturating_sub(1)) * i64::from(per_page));
+        let rows = s.query().fetch_all(&self.pool).await?;
+        let albums = rows.iter().map(album_from_row).collect::<Result<_>>()?;
+        Ok((albums, total))
+    }
+
+    /// Apply `p`; `None` when the tenant has no such album.
+    pub async fn update_album(
+        &self,
+        tenant: &str,
+        id: &str,
+        p: &AlbumPatch,
+        now: i64,
+    ) -> Result<Option<AlbumRecord>> {
+        {
+            let _w = self.write.lock().await;
+            let mut s = Sql::new("UPDATE albums SET updated_at = ");
+            s.bind(now);
+            if let Some(n) = &p.name {
+                s.push(", name = ").bind(n.as_str());
+            }
+            if let Some(d) = &p.description {
+                s.push(", description = ").bind(d.as_str());
+            }
+            if let Some(v) = p.is_public {
+                s.push(", is_public = ").bind(v);
+            }
+            if let Some(c) = &p.cover_image_id {
+                s.push(", cover_image_id = ").bind(c.clone());
+            }
+            s.push(" WHERE tenant = ")
+                .bind(tenant)
+                .push(" AND id = ")
+                .bind(id);
+            if s.query().execute(&self.pool).await?.rows_affected() == 0 {
+                return Ok(None);
+            }
+        }
+        self.get_album(tenant, id).await
+    }
+
+    /// Delete an album, its membership and its tokens (never its images); false when none.
+    pub async fn delete_album(&self, tenant: &str, id: &str) -> Result<bool> {
+        let _w = self.write.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let gone = sqlx::query("DELETE FROM albums WHERE tenant = $1 AND id = $2")
+            .bind(tenant)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            > 0;
+        if gone {
+            sqlx::query("DELETE FROM album_images WHERE album_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM album_tokens WHERE album_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(gone)
+    }
+
+    /// Which of `ids` are not live images of `tenant`.
+    async fn missing_images(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        tenant: &str,
+        ids: &[String],
+        now: i64,
+    ) -> Result<Vec<String>> {
+        let mut s = Sql::new("SELECT id FROM images WHERE tenant = ");
+        s.bind(tenant)
+            .push(" AND id IN ")
+            .bind_list(ids)
+            .live(false, now);
+        let found: Vec<String> = s
+            .query()
+            .fetch_all(&mut **tx)
+            .await?
+            .iter()
+            .map(|r| r.try_get::<String, _>("id"))
+            .collect::<std::result::Result<_, _>>()?;
+        Ok(ids.iter().filter(|i| !found.contains(i)).cloned().collect())
+    }
+
+    /// Add images (in the given order, after those already there; ones already in it stay
+    /// where they are). All or nothing: unknown ids change nothing.
+    pub async fn add_to_album(
+        &self,
+        tenant: &str,
+        album: &str,
+        ids: &[String],
+        now: i64,
+    ) -> Result<std::result::Result<(), Missing>> {
+        let _w = self.write.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let missing = self.missing_images(&mut tx, tenant, ids, now).await?;
+        if !missing.is_empty() {
+            return Ok(Err(Missing(missing)));
+        }
+        add_members(&mut tx, tenant, album, ids, now).await?;
+        sqlx::query("UPDATE albums SET updated_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(album)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Ok(()))
+    }
+
+    /// Remove images from an album. All or nothing: ids not in it change nothing.
+    pub async fn remove_from_album(
+        &self,
+        album: &str,
+        ids: &[String],
+        now: i64,
+    ) -> Result<std::result::Result<(), Missing>> {
+        let _w = self.write.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let mut s = Sql::new("SELECT image_id FROM album_images WHERE album_id = ");
+        s.bind(album).push(" AND image_id IN ").bind_list(ids);
+        let found: Vec<String> = s
+            .query()
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| r.try_get::<String, _>("image_id"))
+            .collect::<std::result::Result<_, _>>()?;
+        let missing: Vec<String> = ids.iter().filter(|i| !found.contains(i)).cloned().collect();
+        if !missing.is_empty() {
+            return Ok(Err(Missing(missing)));
+        }
+        let mut d = Sql::new("DELETE FROM album_images WHERE album_id = ");
+        d.bind(album).push(" AND image_id IN ").bind_list(ids);
+        d.query().execute(&mut *tx).await?;
+        sqlx::query("UPDATE albums SET updated_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(album)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Ok(()))
+    }
+
+    /// A page of an album's live images in album order, and how many it has.
+    pub async fn album_images(
+        &self,
+        tenant: &str,
+        album: &str,
+        page: u32,
+        per_page: u32,
+        now: i64,
+    ) -> Result<(Vec<ImageRecord>, i64)> {
+        let mut c = Sql::new(
+            "SELECT COUNT(*) AS n FROM album_images m JOIN images i ON i.id = m.image_id \
+             WHERE m.album_id = ",
+        );
+        c.bind(album)
+            .push(" AND i.tenant = ")
+            .bind(tenant)
+            .live(true, now);
+        let total: i64 = c.query().fetch_one(&self.pool).await?.try_get("n")?;
+        let mut s = Sql::new("SELECT ");
+        s.push(JOINED_IMAGE_COLUMNS)
+            .push(" FROM album_images m JOIN images i ON i.id = m.image_id WHERE m.album_id = ")
+            .bind(album)
+            .push(" AND i.tenant = ")
+            .bind(tenant)
+            .live(true, now)
+            .push(" ORDER BY m.position, m.image_id LIMIT ")
+            .bind(i64::from(per_page))
+            .push(" OFFSET ")
+            .bind(i64::from(page.saturating_sub(1)) * i64::from(per_page));
+        let rows = s.query().fetch_all(&self.pool).await?;
+        let mut images = rows
+            .iter()
+            .map(image_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        self.attach_tags(&mut images).await?;
+        Ok((images, total))
+    }
+
+    pub async fn insert_album_token(&self, t: &AlbumToken, tenant: &str, hash: &str) -> Result<()> {
+        let _w = self.write.lock().await;
+        sqlx::query(
+            "INSERT INTO album_tokens (id, album_id, tenant, token_hash, prefix, expires_at, \
+             created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(t.id.as_str())
+        .bind(t.album_id.as_str())
+        .bind(tenant)
+        .bind(hash)
+        .bind(t.prefix.as_str())
+        .bind(t.expires_at)
+        .bind(t.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn album_tokens(&self, album: &str) -> Result<Vec<AlbumToken>> {
+        let rows = sqlx::query(
+            "SELECT id, album_id, prefix, expires_at, created_at FROM album_tokens \
+             WHERE album_id = $1 ORDER BY created_at, id",
+        )
+        .bind(album)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AlbumToken {
+                    id: r.try_get("id")?,
+                    album_id: r.try_get("album_id")?,
+                    prefix: r.try_get("prefix")?,
+                    expires_at: r.try_get("expires_at")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Revoke a token at once; false when the album has no such token.
+    pub async fn delete_album_token(&self, album: &str, id: &str) -> Result<bool> {
+        let _w = self.write.lock().await;
+        let r = sqlx::query("DELETE FROM album_tokens WHERE album_id = $1 AND id = $2")
+            .bind(album)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// The album (id, tenant) a live token opens, and when the token expires.
+    pub async fn album_token(
+        &self,
+        hash: &str,
+        now: i64,
+    ) -> Result<Option<(String, String, Option<i64>)>> {
+        let row = sqlx::query(
+            "SELECT album_id, tenant, expires_at FROM album_tokens WHERE token_hash = $1 \
+             AND (expires_at IS NULL OR expires_at > $2)",
+        )
+        .bind(hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok((
+                r.try_get("album_id")?,
+                r.try_get("tenant")?,
+                r.try_get("expires_at")?,
+            ))
+        })
+        .transpose()
+    }
+
+    /// Whether the object at `storage_key` is a live image in `album`.
+    pub async fn album_holds(&self, album: &str, storage_key: &str, now: i64) -> Result<bool> {
+        let mut s = Sql::new(
+            "SELECT 1 AS one FROM album_images m JOIN images i ON i.id = m.image_id \
+             WHERE m.album_id = ",
+        );
+        s.bind(album)
+            .push(" AND i.storage_key = ")
+            .bind(storage_key)
+            .live(true, now);
+        Ok(s.query().fetch_optional(&self.pool).await?.is_some())
+    }
+}
+
+/// Append `ids` to `album` (inside the caller's transaction), after its last position; ids
+/// already in it are left where they are.
+pub(super) async fn add_members(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tenant: &str,
+    album: &str,
+    ids: &[String],
+    now: i64,
+) -> Result<()> {
+    let last: Option<i64> =
+        sqlx::query_scalar("SELECT MAX(position) FROM album_images WHERE album_id = $1")
+            .bind(album)
+            .fetch_one(&mut **tx)
+            .await?;
+    let mut pos = last.unwrap_or(0);
+    for id in ids {
+        pos += 1;
+        sqlx::query(
+            "INSERT INTO album_images (album_id, image_id, tenant, position, added_at) \
+             SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM albums WHERE id = $1 AND tenant = $3) \
+             ON CONFLICT (album_id, image_id) DO NOTHING",
+        )
+        .bind(album)
+        .bind(id.as_str())
+        .bind(tenant)
+        .bind(pos)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+fn album_from_row(r: &AnyRow) -> Result<AlbumRecord> {
+    Ok(AlbumRecord {
+        id: r.try_get("id")?,
+        tenant: r.try_get("tenant")?,
+        owner: r.try_get("owner")?,
+        name: r.try_get("name")?,
+        description: r.try_get("description")?,
+        is_public: r.try_get::<i64, _>("is_public")? != 0,
+        external_id: r.try_get("external_id")?,
+        cover_image_id: r.try_get("cover_image_id")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+        image_count: r.try_get("image_count")?,
+    })
+}

@@ -1,0 +1,376 @@
+//! Albums through the API on a real server with its SQLite database: CRUD, ordered membership
+//! (all or nothing), `album_id` on upload and as a list filter, tenant isolation (404), album
+//! tokens opening private images on `/img` (private caching, revoked at once, expired = gone),
+//! and deleting an album never deleting its images.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::api::*;
+use common::*;
+use serde_json::json;
+
+async fn new_album(api: &Api, name: &str) -> String {
+    let r = api
+        .json(
+            "POST",
+            "/api/v1/albums",
+            &json!({"name": name, "isPublic": true}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let a = r.json()["album"].clone();
+    assert_eq!(a["name"], name);
+    assert_eq!(a["is_public"], true);
+    assert_eq!(a["image_count"], 0);
+    a["id"].as_str().unwrap().to_string()
+}
+
+fn ids_of(v: &serde_json::Value) -> Vec<String> {
+    v["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn albums_crud_membership_and_filters() {
+    let s = start_api(|_| {});
+    let api = Api::admin(&s);
+    let album = new_album(&api, "Holidays").await;
+    let a = api.upload_one("a.png", &distinct_png(1), &[]).await;
+    let b = api.upload_one("b.png", &distinct_png(2), &[]).await;
+    let c = api
+        .upload_one("c.png", &distinct_png(3), &[("album_id", &album)])
+        .await;
+    let (a, b, c) = (
+        a["id"].as_str().unwrap().to_string(),
+        b["id"].as_str().unwrap().to_string(),
+        c["id"].as_str().unwrap().to_string(),
+    );
+    // Uploaded into the album; then two more appended in the order given.
+    let r = api
+        .json(
+            "POST",
+            &format!("/api/v1/albums/{album}/images"),
+            &json!({"imageIds": [b, a]}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json()["album"]["image_count"].as_i64()),
+        (200, Some(3))
+    );
+    let r = api.get(&format!("/api/v1/albums/{album}/images")).await;
+    assert_eq!(ids_of(&r.json()), [c.clone(), b.clone(), a.clone()]);
+    assert_eq!(r.json()["total"], 3);
+    let r = api
+        .get(&format!("/api/v1/albums/{album}/images?page=2&per_page=2"))
+        .await;
+    assert_eq!(ids_of(&r.json()), [a.as_str()]);
+    // Adding again changes nothing; an unknown id changes nothing and is named.
+    let r = api
+        .json(
+            "POST",
+            &format!("/api/v1/albums/{album}/images"),
+            &json!({"image_ids": [a, "nope"]}),
+        )
+        .await;
+    assert_eq!((r.status, r.code().as_str()), (404, "NOT_FOUND"));
+    assert!(r.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("nope"));
+    assert_eq!(
+        api.get(&format!("/api/v1/albums/{album}")).await.json()["album"]["image_count"],
+        3
+    );
+    // The list filter.
+    let mut filtered = api.ids(&format!("album_id={album}")).await;
+    filtered.sort();
+    let mut all = vec![a.clone(), b.clone(), c.clone()];
+    all.sort();
+    assert_eq!(filtered, all);
+    assert_eq!(api.ids(&format!("albumId={album}&q=zzz")).await.len(), 0);
+    // Remove (all or nothing), patch, list, delete: images stay.
+    let r = api
+        .send(
+            "DELETE",
+            &format!("/api/v1/albums/{album}/images"),
+            &[("content-type", "application/json")],
+            Some(serde_json::to_vec(&json!({"image_ids": [b]})).unwrap()),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json()["album"]["image_count"].as_i64()),
+        (200, Some(2))
+    );
+    let r = api
+        .json(
+            "PATCH",
+            &format!("/api/v1/albums/{album}"),
+            &json!({"name": "Summer", "cover_image_id": c, "description": "sea"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        (
+            r.json()["album"]["name"].as_str(),
+            r.json()["album"]["cover_image_id"].as_str()
+        ),
+        (Some("Summer"), Some(c.as_str()))
+    );
+    let r = api
+        .json(
+            "PATCH",
+            &format!("/api/v1/albums/{album}"),
+            &json!({"cover_image_id": "nope"}),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    let other = new_album(&api, "Other").await;
+    let r = api.get("/api/v1/albums?per_page=1").await;
+    assert_eq!(
+        (
+            r.json()["total"].as_i64(),
+            r.json()["albums"].as_array().unwrap().len()
+        ),
+        (Some(2), 1)
+    );
+    assert_eq!(
+        api.delete(&format!("/api/v1/albums/{album}")).await.status,
+        200
+    );
+    assert_eq!(
+        api.get(&format!("/api/v1/albums/{album}")).await.status,
+        404
+    );
+    assert_eq!(
+        api.ids("").await.len(),
+        3,
+        "deleting an album never deletes its images"
+    );
+    // Deleting an image takes it out of its albums.
+    api.json(
+        "POST",
+        &format!("/api/v1/albums/{other}/images"),
+        &json!({"image_ids": [a]}),
+    )
+    .await;
+    assert_eq!(api.delete(&format!("/api/v1/images/{a}")).await.status, 200);
+    assert_eq!(
+        api.get(&format!("/api/v1/albums/{other}")).await.json()["album"]["image_count"],
+        0
+    );
+    // Bad input: 400 naming it; unknown album on upload: 400, nothing stored.
+    let r = api
+        .json("POST", "/api/v1/albums", &json!({"name": ""}))
+        .await;
+    assert_eq!(
+        (r.status, r.json()["error"]["details"]["param"].as_str()),
+        (400, Some("name"))
+    );
+    let r = api
+        .json("POST", "/api/v1/albums", &json!({"name": "x", "colour": 1}))
+        .await;
+    assert_eq!(r.status, 400);
+    let before = api.ids("").await.len();
+    let r = api
+        .upload(
+            Form::new()
+                .file("file", "d.png", &distinct_png(4))
+                .text("album_id", "nope"),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json()["error"]["details"]["param"].as_str()),
+        (400, Some("album_id"))
+    );
+    assert_eq!(api.ids("").await.len(), before);
+    let r = api
+        .json(
+            "POST",
+            "/api/v1/albums",
+            &json!({"name": "x", "external_id": "e1"}),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    let r = api
+        .json(
+            "POST",
+            "/api/v1/albums",
+            &json!({"name": "y", "externalId": "e1"}),
+        )
+        .await;
+    assert_eq!((r.status, r.code().as_str()), (409, "CONFLICT"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn albums_are_tenant_isolated() {
+    let s = start_api(|_| {});
+    let admin = Api::admin(&s);
+    let (_, k1) = admin.create_key("one", &["read", "write"]).await;
+    let (_, k2) = admin.create_key("two", &["read", "write"]).await;
+    let (one, two) = (admin.with_key(&k1), admin.with_key(&k2));
+    let album = new_album(&one, "mine").await;
+    let img = one.upload_one("a.png", &distinct_png(7), &[]).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let theirs = two.upload_one("b.png", &distinct_png(8), &[]).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (m, path) in [
+        ("GET", format!("/api/v1/albums/{album}")),
+        ("DELETE", format!("/api/v1/albums/{album}")),
+        ("GET", format!("/api/v1/albums/{album}/images")),
+        ("POST", format!("/api/v1/albums/{album}/tokens")),
+    ] {
+        assert_eq!(
+            two.send(m, &path, &[], None).await.status,
+            404,
+            "{m} {path}"
+        );
+    }
+    let r = two
+        .json(
+            "POST",
+            &format!("/api/v1/albums/{album}/images"),
+            &json!({"image_ids": [img]}),
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    // Another tenant's image cannot be put in my album.
+    let r = one
+        .json(
+            "POST",
+            &format!("/api/v1/albums/{album}/images"),
+            &json!({"image_ids": [theirs]}),
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    assert_eq!(two.get("/api/v1/albums").await.json()["total"], 0);
+    // A read-only key cannot write.
+    let (_, ro) = admin.create_key("one", &["read"]).await;
+    let r = admin
+        .with_key(&ro)
+        .json("POST", "/api/v1/albums", &json!({"name": "n"}))
+        .await;
+    assert_eq!(r.status, 403);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn album_tokens_open_private_images_on_img() {
+    let s = start_api(|_| {});
+    let api = Api::admin(&s);
+    let album = new_album(&api, "private").await;
+    let img = api
+        .upload_one(
+            "p.png",
+            &distinct_png(11),
+            &[("is_private", "true"), ("album_id", &album)],
+        )
+        .await;
+    let outside = api
+        .upload_one("q.png", &distinct_png(12), &[("is_private", "true")])
+        .await;
+    let url = |i: &serde_json::Value, extra: &str| {
+        format!("/img/{}?w=20&fm=png{extra}", i["key"].as_str().unwrap())
+    };
+    // Without a token an <img> gets a 404.
+    let (st, _, _) = get(&s.url(&url(&img, "")), None).await;
+    assert_eq!(st, 404);
+    let r = api
+        .json(
+            "POST",
+            &format!("/api/v1/albums/{album}/tokens"),
+            &json!({"expires_in": 600}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let t = r.json()["token"].clone();
+    let (token, token_id) = (
+        t["token"].as_str().unwrap().to_string(),
+        t["id"].as_str().unwrap().to_string(),
+    );
+    assert!(token.starts_with("rft_") && token.len() > 40);
+    // The token opens the album's private image, cached privately for no longer than it lives.
+    let (st, h, body) = get(&s.url(&url(&img, &format!("&token={token}"))), None).await;
+    assert_eq!((st, magic(&body)), (200, "png"));
+    let cc = header(&h, "cache-control").unwrap();
+    let age: i64 = cc
+        .strip_prefix("private, max-age=")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((590..=600).contains(&age), "{cc}");
+    assert_eq!(header(&h, "cdn-cache-control"), None);
+    // Same variant as the owner's (the token is not in the cache key).
+    let (_, owner_h, _) = api_img(&s, &url(&img, "")).await;
+    assert_eq!(header(&h, "etag"), header(&owner_h, "etag"));
+    // Not an image outside the album; not with a wrong token.
+    let (st, _, _) = get(&s.url(&url(&outside, &format!("&token={token}"))), None).await;
+    assert_eq!(st, 404);
+    let (st, _, _) = get(&s.url(&url(&img, "&token=rft_wrong")), None).await;
+    assert_eq!(st, 404);
+    // Listed without the secret; revoked at once.
+    let r = api.get(&format!("/api/v1/albums/{album}/tokens")).await;
+    assert_eq!(r.json()["tokens"][0]["id"], token_id.as_str());
+    assert!(!r.text().contains(&token));
+    assert_eq!(
+        api.delete(&format!("/api/v1/albums/{album}/tokens/{token_id}"))
+            .await
+            .status,
+        200
+    );
+    let (st, _, _) = get(&s.url(&url(&img, &format!("&token={token}"))), None).await;
+    assert_eq!(st, 404);
+    assert_eq!(
+        api.delete(&format!("/api/v1/albums/{album}/tokens/{token_id}"))
+            .await
+            .status,
+        404
+    );
+    // An expired token opens nothing.
+    let r = api
+        .json(
+            "POST",
+            &format!("/api/v1/albums/{album}/tokens"),
+            &json!({"expires_in": 1}),
+        )
+        .await;
+    let short = r.json()["token"]["token"].as_str().unwrap().to_string();
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let (st, _, _) = get(&s.url(&url(&img, &format!("&token={short}"))), None).await;
+    assert_eq!(st, 404);
+    let r = api
+        .json(
+            "POST",
+            &format!("/api/v1/albums/{album}/tokens"),
+            &json!({"expires_in": 0}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json()["error"]["details"]["param"].as_str()),
+        (400, Some("expires_in"))
+    );
+    // A token without expiry, on a public image: served, privately.
+    let r = api
+        .send("POST", &format!("/api/v1/albums/{album}/tokens"), &[], None)
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+}
+
+/// `/img` with the admin key (the owner's view).
+async fn api_img(s: &Server, path: &str) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+    let r = client()
+        .get(s.url(path))
+        .header("x-api-key", ADMIN)
+        .send()
+        .await
+        .unwrap();
+    let (st, h) = (r.status().as_u16(), r.headers().clone());
+    (st, h, r.bytes().await.unwrap().to_vec())
+}
