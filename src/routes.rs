@@ -31,6 +31,10 @@ pub enum Route<'a> {
     CdnImage {
         rest: &'a str,
     },
+    /// `/s/{token}`: a share link.
+    Share {
+        token: &'a str,
+    },
     /// `/random`: a 302 to a random image.
     Random,
     /// `/api/...`: an API operation and its path parameter, or why there is none (answered by
@@ -48,9 +52,16 @@ pub fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, Error> {
         "/version" => Route::Version,
         "/metrics" => Route::Metrics,
         "/random" => Route::Random,
-        p => match (p.strip_prefix("/img/"), p.strip_prefix("/cdn-cgi/image/")) {
-            (Some(raw_key), _) => Route::Image { raw_key },
-            (_, Some(rest)) => Route::CdnImage { rest },
+        p => match (
+            p.strip_prefix("/img/"),
+            p.strip_prefix("/cdn-cgi/image/"),
+            p.strip_prefix("/s/"),
+        ) {
+            (Some(raw_key), _, _) => Route::Image { raw_key },
+            (_, Some(rest), _) => Route::CdnImage { rest },
+            (_, _, Some(token)) if !token.is_empty() && !token.contains('/') => {
+                Route::Share { token }
+            }
             _ => return Err(Error::NotFound("no such route".into())),
         },
     };
@@ -75,6 +86,11 @@ fn api<'a>(method: &Method, path: &'a str) -> Result<(Op, &'a str), Error> {
         (["images", id], "PATCH") => Ok((Op::PatchImage, id)),
         (["images", id], "DELETE") => Ok((Op::DeleteImage, id)),
         (["images", _], _) => not_allowed("GET, HEAD, PATCH, DELETE"),
+        (["images", id, "shares"], "GET" | "HEAD") => Ok((Op::ListShares, id)),
+        (["images", id, "shares"], "POST") => Ok((Op::CreateShare, id)),
+        (["images", _, "shares"], _) => not_allowed("GET, HEAD, POST"),
+        (["shares", id], "DELETE") => Ok((Op::DeleteShare, id)),
+        (["shares", _], _) => not_allowed("DELETE"),
         (["tags"], "GET" | "HEAD") => Ok((Op::Tags, "")),
         (["random"], "GET" | "HEAD") => Ok((Op::Random, "")),
         (["keys"], "GET" | "HEAD") => Ok((Op::ListKeys, "")),
@@ -153,6 +169,9 @@ impl Routes {
             }
             Route::CdnImage { rest } => {
                 crate::delivery::cdn_cgi::handle(&self.delivery, &req, rest, peer).await
+            }
+            Route::Share { token } => {
+                crate::delivery::img::shared(&self.delivery, &req, token, peer).await
             }
             Route::Random => Ok(control::handle(
                 &self.control,

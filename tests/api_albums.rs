@@ -374,3 +374,124 @@ async fn api_img(s: &Server, path: &str) -> (u16, reqwest::header::HeaderMap, Ve
     let (st, h) = (r.status().as_u16(), r.headers().clone());
     (st, h, r.bytes().await.unwrap().to_vec())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn share_links_open_one_image_until_they_end() {
+    let s = start_api(|_| {});
+    let api = Api::admin(&s);
+    let img = api
+        .upload_one("p.png", &distinct_png(21), &[("is_private", "true")])
+        .await;
+    let other = api
+        .upload_one("o.png", &distinct_png(22), &[("is_private", "true")])
+        .await;
+    let id = img["id"].as_str().unwrap();
+    let r = api
+        .json(
+            "POST",
+            &format!("/api/v1/images/{id}/shares"),
+            &json!({"max_views": 3, "expires_in": 3600}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let share = r.json()["share"].clone();
+    let token = share["token"].as_str().unwrap().to_string();
+    let url = share["url"].as_str().unwrap().to_string();
+    assert!(url.ends_with(&format!("/s/{token}")), "{url}");
+    // /s/{token} serves the image, with transform parameters; privately.
+    let (st, h, body) = get(&format!("{url}?w=16&fm=png"), None).await;
+    assert_eq!((st, dims(&body).0), (200, 16));
+    let cc = header(&h, "cache-control").unwrap();
+    assert!(cc.starts_with("private, max-age="), "{cc}");
+    // token= on /img works for this image only (and counts a view).
+    let key = img["key"].as_str().unwrap();
+    let (st, _, _) = get(&s.url(&format!("/img/{key}?w=8&token={token}")), None).await;
+    assert_eq!(st, 200);
+    let other_key = other["key"].as_str().unwrap();
+    let (st, _, _) = get(&s.url(&format!("/img/{other_key}?w=8&token={token}")), None).await;
+    assert_eq!(st, 404);
+    // Three views were allowed: the next use is gone (410 with the JSON error).
+    let r = api.get(&format!("/api/v1/images/{id}/shares")).await;
+    assert_eq!(r.json()["shares"][0]["views"], 3);
+    assert!(!r.text().contains(&token));
+    let (st, h, body) = get(&url, None).await;
+    assert_eq!((st, error_code(&body).as_str()), (410, "URL_EXPIRED"));
+    assert_eq!(header(&h, "cache-control"), Some("no-store"));
+    // Revoked at once; unknown tokens are 404.
+    let r = api
+        .json("POST", &format!("/api/v1/images/{id}/shares"), &json!({}))
+        .await;
+    let s2 = r.json()["share"].clone();
+    let (t2, sid) = (
+        s2["token"].as_str().unwrap().to_string(),
+        s2["id"].as_str().unwrap().to_string(),
+    );
+    assert_eq!(get(&s.url(&format!("/s/{t2}")), None).await.0, 200);
+    assert_eq!(
+        api.delete(&format!("/api/v1/shares/{sid}")).await.status,
+        200
+    );
+    assert_eq!(get(&s.url(&format!("/s/{t2}")), None).await.0, 404);
+    assert_eq!(get(&s.url("/s/rfs_nothing"), None).await.0, 404);
+    // Bad input, another tenant, and the image's deletion ending its links.
+    let r = api
+        .json(
+            "POST",
+            &format!("/api/v1/images/{id}/shares"),
+            &json!({"max_views": 0}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json()["error"]["details"]["param"].as_str()),
+        (400, Some("max_views"))
+    );
+    let (_, k) = api.create_key("else", &["read", "write"]).await;
+    let theirs = api.with_key(&k);
+    assert_eq!(
+        theirs
+            .json("POST", &format!("/api/v1/images/{id}/shares"), &json!({}))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        theirs.delete(&format!("/api/v1/shares/{sid}")).await.status,
+        404
+    );
+    let r = api
+        .json("POST", &format!("/api/v1/images/{id}/shares"), &json!({}))
+        .await;
+    let t3 = r.json()["share"]["token"].as_str().unwrap().to_string();
+    assert_eq!(
+        api.delete(&format!("/api/v1/images/{id}")).await.status,
+        200
+    );
+    assert_eq!(get(&s.url(&format!("/s/{t3}")), None).await.0, 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_share_with_one_view_left_is_used_once_under_concurrency() {
+    let s = start_api(|_| {});
+    let api = Api::admin(&s);
+    let img = api.upload_one("c.png", &distinct_png(31), &[]).await;
+    let id = img["id"].as_str().unwrap();
+    let r = api
+        .json(
+            "POST",
+            &format!("/api/v1/images/{id}/shares"),
+            &json!({"max_views": 1}),
+        )
+        .await;
+    let url = r.json()["share"]["url"].as_str().unwrap().to_string();
+    let tries = (0..8).map(|_| {
+        let u = url.clone();
+        tokio::spawn(async move { get(&u, None).await.0 })
+    });
+    let mut codes: Vec<u16> = futures_util::future::join_all(tries)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    codes.sort();
+    assert_eq!(codes, [200, 410, 410, 410, 410, 410, 410, 410]);
+}

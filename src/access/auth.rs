@@ -5,7 +5,7 @@
 //! time; the bootstrap admin key (config `auth.admin_key`, env `REFRACT_API_KEY`) is compared the
 //! same way. Invariant: no key, hash or prefix longer than the shown prefix reaches a log line.
 
-use crate::store::{KeyRecord, Store, StoreError};
+use crate::store::{KeyRecord, ShareUse, Store, StoreError};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -105,6 +105,11 @@ pub struct Auth {
 }
 
 impl Auth {
+    /// Use a share token once (the view is counted when it is live).
+    pub async fn use_share(&self, token: &str, now: i64) -> Result<ShareUse, StoreError> {
+        self.store.use_share(&hash(token), now).await
+    }
+
     /// Does the album token `token` open the object at `storage_key` at `now`? `Some(expiry)`
     /// when it does (`None` inside: the token never expires).
     pub async fn album_grant(

@@ -9,6 +9,7 @@ mod albums;
 mod images;
 mod keys;
 mod misc;
+mod shares;
 mod view;
 
 use crate::access::auth::{Auth, Principal, Scope};
@@ -153,6 +154,9 @@ pub enum Op {
     CreateAlbumToken,
     /// Its parameter is `{album}/tokens/{token}`.
     DeleteAlbumToken,
+    CreateShare,
+    ListShares,
+    DeleteShare,
 }
 
 impl Op {
@@ -167,7 +171,8 @@ impl Op {
             | Self::ListAlbums
             | Self::GetAlbum
             | Self::AlbumImages
-            | Self::ListAlbumTokens => Some(Scope::Read),
+            | Self::ListAlbumTokens
+            | Self::ListShares => Some(Scope::Read),
             Self::Upload
             | Self::PatchImage
             | Self::DeleteImage
@@ -177,7 +182,9 @@ impl Op {
             | Self::AddAlbumImages
             | Self::RemoveAlbumImages
             | Self::CreateAlbumToken
-            | Self::DeleteAlbumToken => Some(Scope::Write),
+            | Self::DeleteAlbumToken
+            | Self::CreateShare
+            | Self::DeleteShare => Some(Scope::Write),
             Self::CreateKey | Self::ListKeys | Self::DeleteKey | Self::Cleanup | Self::Config => {
                 Some(Scope::Admin)
             }
@@ -334,6 +341,9 @@ async fn dispatch(
         Op::RemoveAlbumImages => albums::remove_images(ctx, &param).await,
         Op::ListAlbumTokens => albums::tokens(&ctx, &param).await,
         Op::CreateAlbumToken => albums::create_token(ctx, &param).await,
+        Op::CreateShare => shares::create(ctx, &param).await,
+        Op::ListShares => shares::list(&ctx, &param).await,
+        Op::DeleteShare => shares::delete(&ctx, &param).await,
         Op::DeleteAlbumToken => {
             let (album, token) = param.split_once("/tokens/").unwrap_or((&param, ""));
             albums::delete_token(&ctx, album, token).await

@@ -18,6 +18,7 @@ use crate::pipeline::format::ImageFormat;
 use crate::pipeline::output::{Enabled, OutputSpec};
 use crate::pipeline::transform::{self, FormatRequest, Transform};
 use crate::storage::origin::{sanitize_key, Freshness, Stat};
+use crate::store::ShareUse;
 use crate::util::query::{Pair, Query};
 use http::{header, Request, Response};
 use std::sync::Arc;
@@ -69,17 +70,58 @@ pub(super) async fn serve<B>(
     query: Query,
     options: Vec<Pair>,
 ) -> Result<Response<Body>, Error> {
+    serve_as(app, req, key, query, options, None).await
+}
+
+/// `GET /s/{token}`: a share link. The token is the capability (no signature needed); each use
+/// is counted; the transform parameters of the query apply.
+pub async fn shared<B>(
+    app: &Arc<Delivery>,
+    req: &Request<B>,
+    token: &str,
+    peer: std::net::SocketAddr,
+) -> Result<Response<Body>, Error> {
+    rate_limit(app, req, peer)?;
+    let now = crate::util::clock::now_ms();
+    match app.auth.use_share(token, now).await? {
+        ShareUse::Unknown => Err(Error::NotFound("share link not found".into())),
+        ShareUse::Spent => Err(Error::Gone(
+            "this share link has expired or used all its views".into(),
+        )),
+        ShareUse::Granted {
+            storage_key,
+            expires_at,
+        } => {
+            let query = Query::parse(req.uri().query().unwrap_or(""));
+            serve_as(app, req, storage_key, query, Vec::new(), Some(expires_at)).await
+        }
+    }
+}
+
+/// `serve`, with `grant` when a token already opened the object (`Some(expiry)`): then no
+/// signature or visibility check, and private caching no longer than the grant lives.
+async fn serve_as<B>(
+    app: &Arc<Delivery>,
+    req: &Request<B>,
+    key: String,
+    query: Query,
+    options: Vec<Pair>,
+    grant: Option<Option<i64>>,
+) -> Result<Response<Body>, Error> {
     let head = req.method() == http::Method::HEAD;
-    let query = app
-        .signer
-        .check(req.uri().path(), query, crate::util::clock::now_secs())
-        .map_err(|e| match e {
-            SignatureError::Missing => {
-                Error::Forbidden("this server serves signed URLs only (missing s)".into())
-            }
-            SignatureError::Invalid => Error::Forbidden("invalid URL signature".into()),
-            SignatureError::Expired => Error::Gone("this signed URL has expired".into()),
-        })?;
+    let query = if grant.is_some() {
+        query
+    } else {
+        app.signer
+            .check(req.uri().path(), query, crate::util::clock::now_secs())
+            .map_err(|e| match e {
+                SignatureError::Missing => {
+                    Error::Forbidden("this server serves signed URLs only (missing s)".into())
+                }
+                SignatureError::Invalid => Error::Forbidden("invalid URL signature".into()),
+                SignatureError::Expired => Error::Gone("this signed URL has expired".into()),
+            })?
+    };
     let query = if options.is_empty() {
         query
     } else {
@@ -102,7 +144,13 @@ pub(super) async fn serve<B>(
             ));
         }
     }
-    let access = access_cache_control(app, req, &key, asks.token.as_deref()).await;
+    let access = match grant {
+        Some(expires) => Ok(Some(granted_cache_control(
+            expires,
+            crate::util::clock::now_ms(),
+        ))),
+        None => access_cache_control(app, req, &key, asks.token.as_deref()).await,
+    };
     let answer = match access {
         Err(e) => Err(e),
         Ok(access) => {
@@ -131,6 +179,14 @@ pub(super) async fn serve<B>(
 
 /// Longest `max-age` of an answer opened by a token (seconds).
 const TOKEN_MAX_AGE: i64 = 3600;
+
+/// `Cache-Control` of an answer a token opened: private, for no longer than the token lives.
+fn granted_cache_control(expires: Option<i64>, now: i64) -> String {
+    let life = expires.map_or(TOKEN_MAX_AGE, |e| {
+        ((e - now).max(0) / 1000).min(TOKEN_MAX_AGE)
+    });
+    format!("private, max-age={life}")
+}
 
 /// What a request asks of the answer rather than of the pixels (never part of the cache key).
 #[derive(Default)]
@@ -259,17 +315,25 @@ async fn access_cache_control<B>(
     // An album token (`token=`): the image as its own tenant sees it, kept only privately and
     // no longer than the token lives.
     if let Some(t) = token.filter(|_| app.visibility.is_restricted(key)) {
-        if let Some(expires) = app.auth.album_grant(t, key, now).await? {
-            let life = expires.map_or(TOKEN_MAX_AGE, |e| {
-                ((e - now).max(0) / 1000).min(TOKEN_MAX_AGE)
-            });
+        let mut grant = app.auth.album_grant(t, key, now).await?;
+        if grant.is_none() {
+            // A share token of this very object (a use is counted).
+            if let ShareUse::Granted {
+                storage_key,
+                expires_at,
+            } = app.auth.use_share(t, now).await?
+            {
+                grant = (storage_key == key).then_some(expires_at);
+            }
+        }
+        if let Some(expires) = grant {
             return match app.visibility.check_granted(key, now) {
                 Access::Hidden => Err(Error::NotFound("image not found".into())),
-                Access::Until(at) => Ok(Some(format!(
-                    "private, max-age={}",
-                    ((at - now).max(0) / 1000).min(life)
+                Access::Until(at) => Ok(Some(granted_cache_control(
+                    Some(expires.map_or(at, |e| e.min(at))),
+                    now,
                 ))),
-                Access::Public | Access::Private => Ok(Some(format!("private, max-age={life}"))),
+                Access::Public | Access::Private => Ok(Some(granted_cache_control(expires, now))),
             };
         }
     }

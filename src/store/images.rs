@@ -294,6 +294,11 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        // Its share links end with it.
+        sqlx::query("DELETE FROM shares WHERE image_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         // It leaves its albums (and stops being a cover).
         sqlx::query("DELETE FROM album_images WHERE image_id = $1")
             .bind(id)

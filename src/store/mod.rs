@@ -11,10 +11,12 @@ mod images;
 mod journal;
 mod keys;
 mod schema;
+mod shares;
 mod sql;
 
 pub use albums::{AlbumToken, Missing};
 use journal::journal;
+pub use shares::{Share, ShareUse};
 
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyPoolOptions;

@@ -94,6 +94,18 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             created_at BIGINT NOT NULL
         )",
             "CREATE INDEX album_tokens_album ON album_tokens (album_id)",
+            "CREATE TABLE shares (
+                id TEXT PRIMARY KEY,
+                image_id TEXT NOT NULL,
+                tenant TEXT NOT NULL,
+                token_hash TEXT NOT NULL UNIQUE,
+                prefix TEXT NOT NULL,
+                expires_at BIGINT,
+                max_views BIGINT,
+                views BIGINT NOT NULL,
+                created_at BIGINT NOT NULL
+            )",
+            "CREATE INDEX shares_image ON shares (image_id)",
         ],
     ),
 ];
