@@ -18,7 +18,7 @@ use crate::pipeline::format::ImageFormat;
 use crate::pipeline::output::{Enabled, OutputSpec};
 use crate::pipeline::transform::{self, FormatRequest, Transform};
 use crate::storage::origin::{sanitize_key, Freshness, Stat};
-use crate::store::ShareUse;
+use crate::access::auth::ShareUse;
 use crate::util::query::{Pair, Query};
 use http::{header, Request, Response};
 use std::sync::Arc;
