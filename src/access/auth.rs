@@ -5,8 +5,8 @@
 //! time; the bootstrap admin key (config `auth.admin_key`, env `REFRACT_API_KEY`) is compared the
 //! same way. Invariant: no key, hash or prefix longer than the shown prefix reaches a log line.
 
-use crate::store::{KeyRecord, Store, StoreError};
 pub use crate::store::ShareUse;
+use crate::store::{KeyRecord, Store, StoreError};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;

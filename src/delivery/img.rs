@@ -4,6 +4,7 @@
 
 use super::Delivery;
 use crate::access::auth::RateOverride;
+use crate::access::auth::ShareUse;
 use crate::access::ratelimit::{Bucket, Outcome};
 use crate::access::visibility::Access;
 use crate::delivery::key::CacheKey;
@@ -18,7 +19,6 @@ use crate::pipeline::format::ImageFormat;
 use crate::pipeline::output::{Enabled, OutputSpec};
 use crate::pipeline::transform::{self, FormatRequest, Transform};
 use crate::storage::origin::{sanitize_key, Freshness, Stat};
-use crate::access::auth::ShareUse;
 use crate::util::query::{Pair, Query};
 use http::{header, Request, Response};
 use std::sync::Arc;
@@ -109,11 +109,11 @@ async fn serve_as<B>(
     grant: Option<Option<i64>>,
 ) -> Result<Response<Body>, Error> {
     let head = req.method() == http::Method::HEAD;
-    let query = if grant.is_some() {
-        query
+    let (query, signed) = if grant.is_some() {
+        (query, None)
     } else {
         app.signer
-            .check(req.uri().path(), query, crate::util::clock::now_secs())
+            .verify(req.uri().path(), query, crate::util::clock::now_secs())
             .map_err(|e| match e {
                 SignatureError::Missing => {
                     Error::Forbidden("this server serves signed URLs only (missing s)".into())
@@ -144,11 +144,14 @@ async fn serve_as<B>(
             ));
         }
     }
+    // A valid signature opens a private image too (the URL is the capability).
+    let grant = grant.or_else(|| {
+        signed
+            .filter(|_| app.visibility.is_restricted(&key))
+            .map(|until| until.map(|s| i64::try_from(s).unwrap_or(i64::MAX / 1000) * 1000))
+    });
     let access = match grant {
-        Some(expires) => Ok(Some(granted_cache_control(
-            expires,
-            crate::util::clock::now_ms(),
-        ))),
+        Some(expires) => granted(app, &key, expires, crate::util::clock::now_ms()),
         None => access_cache_control(app, req, &key, asks.token.as_deref()).await,
     };
     let answer = match access {
@@ -179,6 +182,25 @@ async fn serve_as<B>(
 
 /// Longest `max-age` of an answer opened by a token (seconds).
 const TOKEN_MAX_AGE: i64 = 3600;
+
+/// The `Cache-Control` of an object a capability (token, share, signature) opened, valid until
+/// `expires`: private, no longer than it lives (or the object does); an expired object stays
+/// hidden.
+fn granted(
+    app: &Delivery,
+    key: &str,
+    expires: Option<i64>,
+    now: i64,
+) -> Result<Option<String>, Error> {
+    match app.visibility.check_granted(key, now) {
+        Access::Hidden => Err(Error::NotFound("image not found".into())),
+        Access::Until(at) => Ok(Some(granted_cache_control(
+            Some(expires.map_or(at, |e| e.min(at))),
+            now,
+        ))),
+        Access::Public | Access::Private => Ok(Some(granted_cache_control(expires, now))),
+    }
+}
 
 /// `Cache-Control` of an answer a token opened: private, for no longer than the token lives.
 fn granted_cache_control(expires: Option<i64>, now: i64) -> String {
@@ -327,14 +349,7 @@ async fn access_cache_control<B>(
             }
         }
         if let Some(expires) = grant {
-            return match app.visibility.check_granted(key, now) {
-                Access::Hidden => Err(Error::NotFound("image not found".into())),
-                Access::Until(at) => Ok(Some(granted_cache_control(
-                    Some(expires.map_or(at, |e| e.min(at))),
-                    now,
-                ))),
-                Access::Public | Access::Private => Ok(Some(granted_cache_control(expires, now))),
-            };
+            return granted(app, key, expires, now);
         }
     }
     let tenant = if app.visibility.is_restricted(key) {

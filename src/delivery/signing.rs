@@ -122,9 +122,20 @@ impl Signer {
     /// Check a request; returns the query without `s` and `expires`. Unsigned requests pass when
     /// signatures are not required; a present signature is always verified.
     pub fn check(&self, path: &str, query: Query, now_secs: u64) -> Result<Query, SignatureError> {
+        self.verify(path, query, now_secs).map(|(q, _)| q)
+    }
+
+    /// `check`, also saying whether a valid signature was present, and until when (`Some(None)`:
+    /// signed without `expires`): a signed URL is a capability that opens private images.
+    pub fn verify(
+        &self,
+        path: &str,
+        query: Query,
+        now_secs: u64,
+    ) -> Result<(Query, Option<Option<u64>>), SignatureError> {
         if self.keys.is_empty() && !self.required {
             // Signing not configured: `s`/`expires` are ordinary (unknown) parameters.
-            return Ok(query);
+            return Ok((query, None));
         }
         let value = |name: &str| {
             query
@@ -147,7 +158,7 @@ impl Signer {
             return if self.required {
                 Err(SignatureError::Missing)
             } else {
-                Ok(stripped)
+                Ok((stripped, None))
             };
         };
         let given = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -160,13 +171,17 @@ impl Signer {
         if !ok {
             return Err(SignatureError::Invalid);
         }
-        if let Some(e) = expires {
-            let at: u64 = e.parse().map_err(|_| SignatureError::Invalid)?;
-            if at <= now_secs {
-                return Err(SignatureError::Expired);
+        let until = match expires {
+            Some(e) => {
+                let at: u64 = e.parse().map_err(|_| SignatureError::Invalid)?;
+                if at <= now_secs {
+                    return Err(SignatureError::Expired);
+                }
+                Some(at)
             }
-        }
-        Ok(stripped)
+            None => None,
+        };
+        Ok((stripped, Some(until)))
     }
 }
 

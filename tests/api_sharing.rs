@@ -1,7 +1,9 @@
-//! Albums through the API on a real server with its SQLite database: CRUD, ordered membership
-//! (all or nothing), `album_id` on upload and as a list filter, tenant isolation (404), album
-//! tokens opening private images on `/img` (private caching, revoked at once, expired = gone),
-//! and deleting an album never deleting its images.
+//! Collections and sharing through the API on a real server with its SQLite database: albums
+//! (CRUD, ordered membership, all or nothing), `album_id` on upload and as a list filter,
+//! tenant isolation (404), album tokens and share links opening private images on `/img` and
+//! `/s/{token}` (private caching no longer than they live, revoked at once, expired = gone,
+//! view budgets never overspent), signed URLs as capabilities, and deleting an album never
+//! deleting its images.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -494,4 +496,53 @@ async fn a_share_with_one_view_left_is_used_once_under_concurrency() {
         .collect();
     codes.sort();
     assert_eq!(codes, [200, 410, 410, 410, 410, 410, 410, 410]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signed_urls_open_private_images() {
+    use refract::delivery::signing::Signer;
+    use refract::util::secret::Secret;
+    let s = start_api(|c| {
+        c.security.signing_keys = vec![Secret("a-long-enough-test-signing-key-4567".into())];
+    });
+    let api = Api::admin(&s);
+    let private = api
+        .upload_one("p.png", &distinct_png(41), &[("is_private", "true")])
+        .await;
+    let public = api.upload_one("q.png", &distinct_png(42), &[]).await;
+    let signer = Signer::new(&s.cfg.security);
+    let path = |i: &serde_json::Value| format!("/img/{}", i["key"].as_str().unwrap());
+    assert_eq!(
+        get(&s.url(&format!("{}?w=10", path(&private))), None)
+            .await
+            .0,
+        404
+    );
+    let signed = signer.sign(&path(&private), "w=10").unwrap();
+    let (st, h, _) = get(&s.url(&signed), None).await;
+    assert_eq!(st, 200);
+    assert_eq!(header(&h, "cache-control"), Some("private, max-age=3600"));
+    // With an expiry: no longer than it; tampered: 403; past: 410.
+    let until = refract::util::clock::now_secs() + 120;
+    let signed = signer
+        .sign(&path(&private), &format!("w=10&expires={until}"))
+        .unwrap();
+    let (st, h, _) = get(&s.url(&signed), None).await;
+    let cc = header(&h, "cache-control").unwrap().to_string();
+    let age: u64 = cc
+        .strip_prefix("private, max-age=")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((st, (100..=120).contains(&age)) == (200, true), "{st} {cc}");
+    assert_eq!(
+        get(&s.url(&signed.replace("w=10", "w=11")), None).await.0,
+        403
+    );
+    let past = signer.sign(&path(&private), "w=10&expires=1000").unwrap();
+    assert_eq!(get(&s.url(&past), None).await.0, 410);
+    // A signed URL of a public image keeps its public caching.
+    let signed = signer.sign(&path(&public), "w=10").unwrap();
+    let (_, h, _) = get(&s.url(&signed), None).await;
+    assert!(header(&h, "cache-control").unwrap().starts_with("public"));
 }
