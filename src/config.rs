@@ -14,7 +14,7 @@ use crate::delivery::presets::Presets;
 use crate::delivery::signing::SecurityConfig;
 use crate::delivery::watermark::WatermarksConfig;
 use crate::http::server::ServerConfig;
-use crate::library::{ExpiryConfig, MetadataConfig};
+use crate::library::{ExpiryConfig, MetadataConfig, QuotaConfig};
 use crate::pipeline::transform::{ParamConfig, ThumbConfig};
 use crate::pipeline::EncodeConfig;
 use crate::storage::origin::StorageConfig;
@@ -44,6 +44,7 @@ pub struct Config {
     pub security: SecurityConfig,
     pub presets: Presets,
     pub watermarks: WatermarksConfig,
+    pub quota: QuotaConfig,
 }
 
 /// Values given on the command line (highest precedence).

@@ -55,6 +55,9 @@ pub enum Error {
     Busy,
     #[error("{0}")]
     InsufficientStorage(String),
+    /// An upload would take the tenant over its quota; nothing was stored.
+    #[error("this upload would exceed the tenant's quota; nothing was stored")]
+    QuotaExceeded(crate::store::Usage),
     #[error("origin timed out")]
     OriginTimeout,
     #[error("internal error: {0}")]
@@ -89,7 +92,9 @@ impl Error {
             Self::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Self::Origin(_) => StatusCode::BAD_GATEWAY,
             Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
-            Self::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
+            Self::InsufficientStorage(_) | Self::QuotaExceeded(_) => {
+                StatusCode::INSUFFICIENT_STORAGE
+            }
             Self::OriginTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -114,7 +119,7 @@ impl Error {
             Self::RangeNotSatisfiable { .. } => "RANGE_NOT_SATISFIABLE",
             Self::Origin(_) => "ORIGIN_ERROR",
             Self::Busy => "SERVICE_BUSY",
-            Self::InsufficientStorage(_) => "INSUFFICIENT_STORAGE",
+            Self::InsufficientStorage(_) | Self::QuotaExceeded(_) => "INSUFFICIENT_STORAGE",
             Self::OriginTimeout => "ORIGIN_TIMEOUT",
             Self::Internal(_) => "INTERNAL",
         }
@@ -133,6 +138,7 @@ impl Error {
     pub fn body(&self) -> serde_json::Value {
         let details = match self {
             Self::BadRequest { param: Some(p), .. } => json!({ "param": p }),
+            Self::QuotaExceeded(u) => json!(u),
             _ => serde_json::Value::Null,
         };
         let mut body = json!({
@@ -198,6 +204,7 @@ impl From<StoreError> for Error {
             StoreError::Unique(m) => Self::Conflict(m),
             StoreError::Busy(_) => Self::Busy,
             StoreError::Db(m) => Self::Internal(m),
+            StoreError::Quota(u) => Self::QuotaExceeded(u),
         }
     }
 }

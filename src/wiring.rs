@@ -105,15 +105,16 @@ pub async fn build(config: &Config) -> Result<Built, String> {
             }
         })
     });
-    let library = Arc::new(Library::new(
-        store.clone(),
-        origin.clone(),
-        visibility.clone(),
-        cpu.clone(),
-        PixelLimits::from(&config.limits),
-        &config.metadata,
+    let library = Arc::new(Library::new(crate::library::Parts {
+        store: store.clone(),
+        origin: origin.clone(),
+        visibility: visibility.clone(),
+        cpu: cpu.clone(),
+        pixel_limits: PixelLimits::from(&config.limits),
+        metadata: config.metadata.clone(),
+        quota: config.quota.clone(),
         on_removed,
-    ));
+    }));
     let control = Arc::new(Control::new(control::Parts {
         store,
         library: library.clone(),

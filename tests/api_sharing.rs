@@ -546,3 +546,113 @@ async fn signed_urls_open_private_images() {
     let (_, h, _) = get(&s.url(&signed), None).await;
     assert!(header(&h, "cache-control").unwrap().starts_with("public"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn quotas_refuse_uploads_over_them_and_store_nothing() {
+    let s = start_api(|c| c.quota.default_images = 2);
+    let api = Api::admin(&s);
+    api.upload_one("a.png", &distinct_png(51), &[]).await;
+    api.upload_one("b.png", &distinct_png(52), &[]).await;
+    let objects = files_under(&s.root).len();
+    let r = api
+        .upload(Form::new().file("file", "c.png", &distinct_png(53)))
+        .await;
+    assert_eq!((r.status, r.code().as_str()), (507, "INSUFFICIENT_STORAGE"));
+    let d = &r.json()["error"]["details"];
+    assert_eq!(
+        (d["used_images"].as_i64(), d["quota_images"].as_i64()),
+        (Some(2), Some(2))
+    );
+    assert_eq!(api.ids("").await.len(), 2);
+    assert_eq!(files_under(&s.root).len(), objects, "no object left behind");
+    // A duplicate of a stored image adds nothing: accepted.
+    let r = api
+        .upload(Form::new().file("file", "a2.png", &distinct_png(51)))
+        .await;
+    assert_eq!(r.status, 201);
+    // The admin raises this tenant's quota; stats show usage against it.
+    let r = api
+        .json(
+            "PUT",
+            "/api/v1/tenants/default/quota",
+            &json!({"quota_images": 3}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["quota"]["quota_images"], 3);
+    api.upload_one("c.png", &distinct_png(53), &[]).await;
+    let st = api.get("/api/v1/stats").await.json();
+    assert_eq!(
+        (
+            st["quota"]["used_images"].as_i64(),
+            st["quota"]["quota_images"].as_i64()
+        ),
+        (Some(3), Some(3))
+    );
+    // null goes back to the configured default; negative is refused; only admins set quotas.
+    let r = api
+        .json(
+            "PUT",
+            "/api/v1/tenants/default/quota",
+            &json!({"quota_images": null}),
+        )
+        .await;
+    assert_eq!(r.json()["quota"]["quota_images"], 2);
+    let r = api
+        .json(
+            "PUT",
+            "/api/v1/tenants/default/quota",
+            &json!({"quota_bytes": -1}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json()["error"]["details"]["param"].as_str()),
+        (400, Some("quota_bytes"))
+    );
+    let (_, w) = api.create_key("default", &["read", "write"]).await;
+    assert_eq!(
+        api.with_key(&w)
+            .get("/api/v1/tenants/default/quota")
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        api.get("/api/v1/tenants/Bad%20Name/quota").await.status,
+        400
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_uploads_racing_for_the_last_quota_bytes_exactly_one_wins() {
+    let s = start_api(|_| {});
+    let api = Api::admin(&s);
+    let (a, b) = (distinct_png(61), distinct_png(62));
+    let room = a.len().max(b.len()) as i64 + 10;
+    let r = api
+        .json(
+            "PUT",
+            "/api/v1/tenants/default/quota",
+            &json!({"quota_bytes": room}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let up = |bytes: Vec<u8>, name: &'static str| {
+        let api = api.clone();
+        tokio::spawn(async move {
+            api.upload(Form::new().file("file", name, &bytes))
+                .await
+                .status
+        })
+    };
+    let (x, y) = (up(a, "a.png"), up(b, "b.png"));
+    let mut codes = vec![x.await.unwrap(), y.await.unwrap()];
+    codes.sort();
+    assert_eq!(codes, [201, 507]);
+    assert_eq!(api.ids("").await.len(), 1);
+    let stored: Vec<String> = files_under(&s.root)
+        .into_iter()
+        .filter(|f| f.starts_with("default/"))
+        .collect();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+}

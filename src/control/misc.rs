@@ -40,7 +40,9 @@ pub async fn tags(ctx: &Ctx<'_>) -> Result<Response<Body>, Error> {
 pub async fn stats(ctx: &Ctx<'_>) -> Result<Response<Body>, Error> {
     let p = ctx.principal()?;
     let s = ctx.ctl.store.stats(&p.tenant, now_ms()).await?;
-    Ok(json(&j!(s)))
+    let mut v = j!(s);
+    v["quota"] = j!(ctx.ctl.library.usage(&p.tenant).await?);
+    Ok(json(&v))
 }
 
 /// `GET /api/v1/config`: the effective config, secrets removed.

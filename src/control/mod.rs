@@ -10,6 +10,7 @@ mod images;
 mod keys;
 mod misc;
 mod shares;
+mod tenants;
 mod view;
 
 use crate::access::auth::{Auth, Principal, Scope};
@@ -157,6 +158,8 @@ pub enum Op {
     CreateShare,
     ListShares,
     DeleteShare,
+    GetQuota,
+    SetQuota,
 }
 
 impl Op {
@@ -185,9 +188,13 @@ impl Op {
             | Self::DeleteAlbumToken
             | Self::CreateShare
             | Self::DeleteShare => Some(Scope::Write),
-            Self::CreateKey | Self::ListKeys | Self::DeleteKey | Self::Cleanup | Self::Config => {
-                Some(Scope::Admin)
-            }
+            Self::CreateKey
+            | Self::ListKeys
+            | Self::DeleteKey
+            | Self::Cleanup
+            | Self::Config
+            | Self::GetQuota
+            | Self::SetQuota => Some(Scope::Admin),
         }
     }
 }
@@ -341,6 +348,8 @@ async fn dispatch(
         Op::RemoveAlbumImages => albums::remove_images(ctx, &param).await,
         Op::ListAlbumTokens => albums::tokens(&ctx, &param).await,
         Op::CreateAlbumToken => albums::create_token(ctx, &param).await,
+        Op::GetQuota => tenants::get(&ctx, &param).await,
+        Op::SetQuota => tenants::put(ctx, &param).await,
         Op::CreateShare => shares::create(ctx, &param).await,
         Op::ListShares => shares::list(&ctx, &param).await,
         Op::DeleteShare => shares::delete(&ctx, &param).await,

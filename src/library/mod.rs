@@ -30,6 +30,25 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// The `[quota]` config section: what a tenant may store when an admin set nothing for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuotaConfig {
+    /// Bytes of originals per tenant; 0 = no limit.
+    pub default_bytes: u64,
+    /// Images per tenant; 0 = no limit.
+    pub default_images: u64,
+}
+
+impl QuotaConfig {
+    pub fn defaults(&self) -> crate::store::Quota {
+        crate::store::Quota {
+            bytes: i64::try_from(self.default_bytes).unwrap_or(i64::MAX),
+            images: i64::try_from(self.default_images).unwrap_or(i64::MAX),
+        }
+    }
+}
+
 /// The `[expiry]` config section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -73,6 +92,18 @@ pub type OnRemoved = Arc<
     dyn Fn(String) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync,
 >;
 
+/// What the library is built from (once, in `wiring`).
+pub struct Parts {
+    pub store: Arc<Store>,
+    pub origin: Arc<Origin>,
+    pub visibility: Arc<AccessIndex>,
+    pub cpu: Arc<CpuPool>,
+    pub pixel_limits: PixelLimits,
+    pub metadata: MetadataConfig,
+    pub quota: QuotaConfig,
+    pub on_removed: OnRemoved,
+}
+
 /// The library: what its operations use, received by type.
 pub struct Library {
     store: Arc<Store>,
@@ -81,28 +112,27 @@ pub struct Library {
     cpu: Arc<CpuPool>,
     pixel_limits: PixelLimits,
     keep_gps: bool,
+    quota: crate::store::Quota,
     on_removed: OnRemoved,
 }
 
 impl Library {
+    /// A tenant's usage against its quota.
+    pub async fn usage(&self, tenant: &str) -> Result<crate::store::Usage, Error> {
+        Ok(self.store.usage(tenant, self.quota, now_ms()).await?)
+    }
+
     /// The library over these parts.
-    pub fn new(
-        store: Arc<Store>,
-        origin: Arc<Origin>,
-        visibility: Arc<AccessIndex>,
-        cpu: Arc<CpuPool>,
-        pixel_limits: PixelLimits,
-        metadata: &MetadataConfig,
-        on_removed: OnRemoved,
-    ) -> Self {
+    pub fn new(p: Parts) -> Self {
         Self {
-            store,
-            origin,
-            visibility,
-            cpu,
-            pixel_limits,
-            keep_gps: metadata.keep_gps,
-            on_removed,
+            quota: p.quota.defaults(),
+            store: p.store,
+            origin: p.origin,
+            visibility: p.visibility,
+            cpu: p.cpu,
+            pixel_limits: p.pixel_limits,
+            keep_gps: p.metadata.keep_gps,
+            on_removed: p.on_removed,
         }
     }
 
@@ -303,7 +333,7 @@ impl Library {
             }
             let records: Vec<ImageRecord> = fresh.iter().map(|(r, _)| r.clone()).collect();
             self.store
-                .commit_images(&records, album)
+                .commit_images(&records, album, self.quota)
                 .await
                 .map_err(|e| match e {
                     crate::store::StoreError::Unique(_) if !wanted_key => Failure::Race,

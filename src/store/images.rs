@@ -16,9 +16,25 @@ const IMAGE_COLUMNS: &str = "id, tenant, storage_key, filename, content_type, fo
 impl Store {
     /// Insert images (with tags) and drop their reservations, in one transaction; with
     /// `album`, they join it in the same transaction (if the tenant has it).
-    pub async fn commit_images(&self, images: &[ImageRecord], album: Option<&str>) -> Result<()> {
+    pub async fn commit_images(
+        &self,
+        images: &[ImageRecord],
+        album: Option<&str>,
+        defaults: super::Quota,
+    ) -> Result<()> {
         let _w = self.write.lock().await;
         let mut tx = self.pool.begin().await?;
+        // The quota, checked under the write lock: concurrent uploads cannot both fit.
+        if let Some(first) = images.first() {
+            let u = usage(&mut tx, &first.tenant, defaults, first.created_at).await?;
+            let add_bytes: i64 = images.iter().map(|i| i.bytes).sum();
+            let add_images = images.len() as i64;
+            let over_bytes = u.quota_bytes > 0 && u.used_bytes + add_bytes > u.quota_bytes;
+            let over_images = u.quota_images > 0 && u.used_images + add_images > u.quota_images;
+            if over_bytes || over_images {
+                return Err(super::StoreError::Quota(u));
+            }
+        }
         for i in images {
             let mut s = Sql::new("INSERT INTO images (");
             s.push(IMAGE_COLUMNS).push(") VALUES (");
@@ -61,6 +77,46 @@ impl Store {
         if let (Some(a), Some(first)) = (album, images.first()) {
             let ids: Vec<String> = images.iter().map(|i| i.id.clone()).collect();
             super::albums::add_members(&mut tx, &first.tenant, a, &ids, first.created_at).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A tenant's usage against its quota.
+    pub async fn usage(
+        &self,
+        tenant: &str,
+        defaults: super::Quota,
+        now: i64,
+    ) -> Result<super::Usage> {
+        let mut tx = self.pool.begin().await?;
+        let u = usage(&mut tx, tenant, defaults, now).await?;
+        tx.commit().await?;
+        Ok(u)
+    }
+
+    /// Set (or with `None`, clear back to the defaults) a tenant's own quotas.
+    pub async fn set_quota(
+        &self,
+        tenant: &str,
+        bytes: Option<i64>,
+        images: Option<i64>,
+    ) -> Result<()> {
+        let _w = self.write.lock().await;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM tenant_quotas WHERE tenant = $1")
+            .bind(tenant)
+            .execute(&mut *tx)
+            .await?;
+        if bytes.is_some() || images.is_some() {
+            sqlx::query(
+                "INSERT INTO tenant_quotas (tenant, quota_bytes, quota_images) VALUES ($1, $2, $3)",
+            )
+            .bind(tenant)
+            .bind(bytes)
+            .bind(images)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -509,6 +565,33 @@ async fn insert_tags(
             .await?;
     }
     Ok(())
+}
+
+/// Usage and the quota that applies (the tenant's own, else the defaults), in `tx`.
+async fn usage(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tenant: &str,
+    defaults: super::Quota,
+    now: i64,
+) -> Result<super::Usage> {
+    let mut s =
+        Sql::new("SELECT COUNT(*) AS n, COALESCE(SUM(bytes), 0) AS b FROM images WHERE tenant = ");
+    s.bind(tenant).live(false, now);
+    let row = s.query().fetch_one(&mut **tx).await?;
+    let own = sqlx::query("SELECT quota_bytes, quota_images FROM tenant_quotas WHERE tenant = $1")
+        .bind(tenant)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let (qb, qi): (Option<i64>, Option<i64>) = match own {
+        Some(r) => (r.try_get("quota_bytes")?, r.try_get("quota_images")?),
+        None => (None, None),
+    };
+    Ok(super::Usage {
+        used_images: row.try_get("n")?,
+        used_bytes: row.try_get("b")?,
+        quota_bytes: qb.unwrap_or(defaults.bytes),
+        quota_images: qi.unwrap_or(defaults.images),
+    })
 }
 
 pub(super) fn image_from_row(r: &AnyRow) -> Result<ImageRecord> {

@@ -45,6 +45,25 @@ pub enum StoreError {
     /// The database failed (a server fault).
     #[error("database: {0}")]
     Db(String),
+    /// A commit would take the tenant over its quota; nothing was written.
+    #[error("quota exceeded")]
+    Quota(Usage),
+}
+
+/// A tenant's usage against its quota (0 = no limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Usage {
+    pub used_bytes: i64,
+    pub used_images: i64,
+    pub quota_bytes: i64,
+    pub quota_images: i64,
+}
+
+/// The quotas that apply when a tenant has none of its own (0 = none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Quota {
+    pub bytes: i64,
+    pub images: i64,
 }
 
 impl From<sqlx::Error> for StoreError {

@@ -106,6 +106,11 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
                 created_at BIGINT NOT NULL
             )",
             "CREATE INDEX shares_image ON shares (image_id)",
+            "CREATE TABLE tenant_quotas (
+                tenant TEXT PRIMARY KEY,
+                quota_bytes BIGINT,
+                quota_images BIGINT
+            )",
         ],
     ),
 ];
