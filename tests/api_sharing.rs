@@ -656,3 +656,71 @@ async fn two_uploads_racing_for_the_last_quota_bytes_exactly_one_wins() {
         .collect();
     assert_eq!(stored.len(), 1, "{stored:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn private_images_are_their_owners_inside_a_tenant() {
+    let s = start_api(|_| {});
+    let admin = Api::admin(&s);
+    let (_, k) = admin.create_key("team", &["read", "write"]).await;
+    let key = admin.with_key(&k);
+    let as_user = |u: &'static str| [("x-user-id", u)];
+    let up = |bytes: Vec<u8>, private: &'static str| {
+        let key = key.clone();
+        async move {
+            let f = Form::new()
+                .file("file", "x.png", &bytes)
+                .text("is_private", private);
+            let r = key.upload_with(f, &as_user("alice")).await;
+            assert_eq!(r.status, 201, "{}", r.text());
+            r.json()["images"][0]["id"].as_str().unwrap().to_string()
+        }
+    };
+    let secret = up(distinct_png(71), "true").await;
+    let open = up(distinct_png(72), "false").await;
+    let path = format!("/api/v1/images/{secret}");
+    // Bob, in the same tenant, sees Alice's public image only: her private one is a 404.
+    assert_eq!(
+        key.send("GET", &path, &as_user("bob"), None).await.status,
+        404
+    );
+    assert_eq!(
+        key.send("DELETE", &path, &as_user("bob"), None)
+            .await
+            .status,
+        404
+    );
+    let r = key
+        .send(
+            "PATCH",
+            &path,
+            &[("x-user-id", "bob"), ("content-type", "application/json")],
+            Some(br#"{"description":"mine now"}"#.to_vec()),
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    let r = key
+        .send("GET", "/api/v1/images", &as_user("bob"), None)
+        .await;
+    assert_eq!(ids_of(&r.json()), [open.as_str()]);
+    // Alice sees both; the key without a user acts for the tenant; an admin key sees all.
+    assert_eq!(
+        key.send("GET", &path, &as_user("alice"), None).await.status,
+        200
+    );
+    let r = key
+        .send("GET", "/api/v1/images", &as_user("alice"), None)
+        .await;
+    assert_eq!(ids_of(&r.json()).len(), 2);
+    assert_eq!(key.get(&path).await.status, 200);
+    assert_eq!(
+        admin.send("GET", &path, &as_user("bob"), None).await.status,
+        404,
+        "another tenant"
+    );
+    let (_, tenant_admin) = admin.create_key("team", &["read", "write", "admin"]).await;
+    let ta = admin.with_key(&tenant_admin);
+    assert_eq!(
+        ta.send("GET", &path, &as_user("bob"), None).await.status,
+        200
+    );
+}

@@ -143,6 +143,7 @@ pub async fn list(ctx: &Ctx<'_>) -> Result<Response<Body>, Error> {
         owner: q.get("owner").map(str::to_string),
         private: q.flag("private")?,
         album: q.get("album_id").or(q.get("albumId")).map(str::to_string),
+        viewer: viewer(ctx)?,
     };
     let order = match q
         .choice("sort", &["created_desc", "created_asc", "random"])?
@@ -224,8 +225,20 @@ fn not_found() -> Error {
     Error::NotFound("image not found".into())
 }
 
-/// `GET /api/v1/images/{id}`.
-pub async fn get(ctx: &Ctx<'_>, id: &str) -> Result<Response<Body>, Error> {
+/// Who is looking, inside the tenant: the `X-User-Id` of a key without `admin` scope (it sees
+/// public images and its own private ones); `None` = the whole tenant (no user named, or an
+/// admin key).
+pub(super) fn viewer(ctx: &Ctx<'_>) -> Result<Option<String>, Error> {
+    let p = ctx.principal()?;
+    if p.has(crate::access::auth::Scope::Admin) {
+        return Ok(None);
+    }
+    owner(ctx.req.headers())
+}
+
+/// The live image `id` of the caller's tenant, if the caller may see it (another user's
+/// private image is a 404, never a 403).
+async fn visible(ctx: &Ctx<'_>, id: &str) -> Result<crate::store::ImageRecord, Error> {
     let p = ctx.principal()?;
     let r = ctx
         .ctl
@@ -233,6 +246,15 @@ pub async fn get(ctx: &Ctx<'_>, id: &str) -> Result<Response<Body>, Error> {
         .get_image(&p.tenant, id, now_ms())
         .await?
         .ok_or_else(not_found)?;
+    match viewer(ctx)? {
+        Some(v) if r.is_private && r.owner.as_deref() != Some(v.as_str()) => Err(not_found()),
+        _ => Ok(r),
+    }
+}
+
+/// `GET /api/v1/images/{id}`.
+pub async fn get(ctx: &Ctx<'_>, id: &str) -> Result<Response<Body>, Error> {
+    let r = visible(ctx, id).await?;
     Ok(json(&view::image(&r, &ctx.base)))
 }
 
@@ -260,6 +282,7 @@ fn some_value<'de, D: serde::Deserializer<'de>>(
 
 /// `PATCH /api/v1/images/{id}`.
 pub async fn patch(ctx: Ctx<'_>, id: &str) -> Result<Response<Body>, Error> {
+    visible(&ctx, id).await?;
     let p = ctx.principal()?.clone();
     let (ctl, base) = (ctx.ctl, ctx.base.clone());
     let body: PatchBody = json_body(ctx.req).await?;
@@ -331,6 +354,7 @@ pub async fn patch(ctx: Ctx<'_>, id: &str) -> Result<Response<Body>, Error> {
 
 /// `DELETE /api/v1/images/{id}`.
 pub async fn delete(ctx: &Ctx<'_>, id: &str) -> Result<Response<Body>, Error> {
+    visible(ctx, id).await?;
     let p = ctx.principal()?;
     let (lib, tenant, image) = (ctx.ctl.library.clone(), p.tenant.clone(), id.to_string());
     if !detached(async move { lib.delete(&tenant, &image).await }).await? {

@@ -528,6 +528,11 @@ fn live_where(s: &mut Sql, tenant: &str, now: i64, f: &Filter) {
     if let Some(o) = &f.owner {
         s.push(" AND owner = ").bind(o.as_str());
     }
+    if let Some(v) = &f.viewer {
+        s.push(" AND (is_private = 0 OR owner = ")
+            .bind(v.as_str())
+            .push(")");
+    }
     if let Some(a) = &f.album {
         s.push(" AND EXISTS (SELECT 1 FROM album_images m WHERE m.image_id = images.id AND m.album_id = ")
             .bind(a.as_str())

@@ -172,6 +172,8 @@ pub struct Filter {
     pub private: Option<bool>,
     /// Only images in this album.
     pub album: Option<String>,
+    /// A user inside the tenant: private images only when they are theirs.
+    pub viewer: Option<String>,
 }
 
 /// Result order.
