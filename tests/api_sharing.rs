@@ -724,3 +724,43 @@ async fn private_images_are_their_owners_inside_a_tenant() {
         200
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn auto_rename_false_keeps_the_file_name_and_never_overwrites() {
+    let s = start_api(|_| {});
+    let api = Api::admin(&s);
+    let keep = [("auto_rename", "false")];
+    let a = api
+        .upload_one("My Photo!.png", &distinct_png(81), &keep)
+        .await;
+    assert_eq!(a["key"], "default/My_Photo_.png");
+    let b = api
+        .upload_one("My Photo!.png", &distinct_png(82), &keep)
+        .await;
+    assert_eq!(b["key"], "default/My_Photo_-1.png");
+    // Two files of one batch with one name; a path in the name is dropped.
+    let r = api
+        .upload(
+            Form::new()
+                .file("files[]", "../../x.png", &distinct_png(83))
+                .file("files[]", "x.png", &distinct_png(84))
+                .text("autoRename", "false"),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let keys: Vec<String> = r.json()["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["key"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(keys, ["default/x.png", "default/x-1.png"]);
+    // The first image is intact (not overwritten).
+    let (_, _, body) = get(&s.url("/img/default/My_Photo_.png"), None).await;
+    assert_eq!(body, distinct_png(81));
+    // Default: a random key.
+    let c = api
+        .upload_one("My Photo!.png", &distinct_png(85), &[])
+        .await;
+    assert!(!c["key"].as_str().unwrap().contains("My_Photo"));
+}

@@ -173,7 +173,11 @@ impl Library {
                 return Ok(out);
             }
             match self
-                .store_objects(&fresh, fields.key.is_some(), fields.album.as_deref())
+                .store_objects(
+                    &fresh,
+                    fields.key.is_some() || fields.keep_name,
+                    fields.album.as_deref(),
+                )
                 .await
             {
                 Ok(()) => {
@@ -206,6 +210,7 @@ impl Library {
         let mut out: Vec<Stored> = Vec::new();
         let mut fresh: Vec<(ImageRecord, Vec<u8>)> = Vec::new();
         let mut in_batch: HashMap<&str, usize> = HashMap::new();
+        let mut names: Vec<String> = Vec::new();
         for (filename, a) in analysed {
             // An expired copy the sweeper has not reached yet goes now, so the bytes can be
             // stored again.
@@ -233,6 +238,13 @@ impl Library {
             let id = new_id()?;
             let storage_key = match &fields.key {
                 Some(k) => format!("{}/{k}", who.tenant),
+                None if fields.keep_name => {
+                    let k = self
+                        .free_name(&who.tenant, filename, a.format.extension(), &names)
+                        .await?;
+                    names.push(k.clone());
+                    k
+                }
                 None => format!("{}/{id}.{}", who.tenant, a.format.extension()),
             };
             let record = ImageRecord {
@@ -274,6 +286,49 @@ impl Library {
     }
 
     /// Reserve → write → commit, undoing everything on failure.
+    /// `{tenant}/{name}.{ext}` for a client's file name (sanitised), with `-1`, `-2`... when
+    /// the name is taken (by an object, an image row, or another file of this batch).
+    async fn free_name(
+        &self,
+        tenant: &str,
+        filename: &str,
+        ext: &str,
+        batch: &[String],
+    ) -> Result<String, Error> {
+        let base = filename.rsplit(['/', '\\']).next().unwrap_or(filename);
+        let stem = base.rsplit_once('.').map_or(base, |(s, _)| s);
+        let mut clean: String = stem
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .take(100)
+            .collect();
+        clean = clean.trim_start_matches(['.', '_']).to_string();
+        if clean.is_empty() {
+            clean = "image".into();
+        }
+        for n in 0..1000u32 {
+            let k = if n == 0 {
+                format!("{tenant}/{clean}.{ext}")
+            } else {
+                format!("{tenant}/{clean}-{n}.{ext}")
+            };
+            if batch.contains(&k)
+                || self.store.storage_key_taken(&k).await?
+                || self.origin.exists(&k).await?
+            {
+                continue;
+            }
+            return Ok(k);
+        }
+        Err(Error::Conflict(format!("no free name for {clean}.{ext}")))
+    }
+
     /// Images that were already stored (duplicates) join the upload's album too (new ones
     /// joined it in their commit's transaction).
     async fn join_album(
@@ -434,6 +489,7 @@ struct Fields {
     expiry_minutes: Option<u64>,
     key: Option<String>,
     album: Option<String>,
+    keep_name: bool,
 }
 
 fn form_fields(f: &UploadForm) -> Fields {
@@ -444,6 +500,7 @@ fn form_fields(f: &UploadForm) -> Fields {
         expiry_minutes: f.expiry_minutes,
         key: f.key.clone(),
         album: f.album.clone(),
+        keep_name: f.keep_name,
     }
 }
 

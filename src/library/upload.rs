@@ -39,6 +39,9 @@ pub struct UploadForm {
     pub remove_exif: bool,
     /// An album of the tenant the new images join (`album_id`).
     pub album: Option<String>,
+    /// `auto_rename=false`: keep the client's file name in the storage key (sanitised; a taken
+    /// name gets a numeric suffix). Default true: a random key.
+    pub keep_name: bool,
 }
 
 const FILE_FIELDS: &[&str] = &["file", "files", "files[]", "image", "images", "images[]"];
@@ -121,6 +124,9 @@ where
             }
             "is_private" | "isPrivate" => private = Some(crate::util::query::flag(value, &name)?),
             "is_public" | "isPublic" => public = Some(crate::util::query::flag(value, &name)?),
+            "auto_rename" | "autoRename" => {
+                form.keep_name = !crate::util::query::flag(value, &name)?
+            }
             "remove_exif" | "removeExif" => {
                 form.remove_exif = crate::util::query::flag(value, &name)?
             }

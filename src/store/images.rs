@@ -82,6 +82,18 @@ impl Store {
         Ok(())
     }
 
+    /// Whether an image row or a reservation holds `storage_key`.
+    pub async fn storage_key_taken(&self, storage_key: &str) -> Result<bool> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT (SELECT COUNT(*) FROM images WHERE storage_key = $1) + \
+             (SELECT COUNT(*) FROM pending_objects WHERE storage_key = $1)",
+        )
+        .bind(storage_key)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n > 0)
+    }
+
     /// A tenant's usage against its quota.
     pub async fn usage(
         &self,
