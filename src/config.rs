@@ -7,6 +7,7 @@
 
 use crate::access::auth::AuthConfig;
 use crate::access::ratelimit::RateLimitConfig;
+use crate::access::visibility::AccessConfig;
 use crate::control::RandomConfig;
 use crate::delivery::persist::CacheConfig;
 use crate::delivery::policy::DeliveryConfig;
@@ -45,6 +46,7 @@ pub struct Config {
     pub presets: Presets,
     pub watermarks: WatermarksConfig,
     pub quota: QuotaConfig,
+    pub access: AccessConfig,
 }
 
 /// Values given on the command line (highest precedence).

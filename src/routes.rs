@@ -160,7 +160,40 @@ impl Routes {
     ) -> Result<Response<Body>, Error> {
         let method = req.method().clone();
         let uri = req.uri().clone();
-        match route(&method, uri.path())? {
+        let delivery_route = matches!(
+            route(&method, uri.path()),
+            Ok(Route::Image { .. } | Route::CdnImage { .. } | Route::Share { .. })
+        );
+        let accept = req
+            .headers()
+            .get(http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let answer = self.answer(req, peer, &method, &uri).await;
+        match answer {
+            Err(e @ (Error::NotFound(_) | Error::Gone(_))) if delivery_route => {
+                match self.delivery.placeholder(uri.query(), accept.as_deref()) {
+                    Some(p) => Ok(response::error_image(
+                        &e,
+                        p.format.mime(),
+                        p.bytes.clone(),
+                        method == Method::HEAD,
+                    )),
+                    None => Err(e),
+                }
+            }
+            other => other,
+        }
+    }
+
+    async fn answer(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+        method: &Method,
+        uri: &http::Uri,
+    ) -> Result<Response<Body>, Error> {
+        match route(method, uri.path())? {
             Route::Health => Ok(response::json_ok(&json!({"status": "ok"}), "no-store")),
             Route::Version => Ok(response::json_ok(
                 &json!({"name": "refract", "version": env!("CARGO_PKG_VERSION")}),

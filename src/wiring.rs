@@ -89,6 +89,7 @@ pub async fn build(config: &Config) -> Result<Built, String> {
         params: config.params(),
         policy: config.delivery.clone(),
         watermarks,
+        fallback: config.access.fallback,
         http_base: (config.storage.backend == crate::storage::origin::Backend::Http)
             .then(|| config.storage.base_url.clone())
             .flatten(),

@@ -764,3 +764,70 @@ async fn auto_rename_false_keeps_the_file_name_and_never_overwrites() {
         .await;
     assert!(!c["key"].as_str().unwrap().contains("My_Photo"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fallback_image_answers_inaccessible_images_with_a_placeholder() {
+    use refract::access::visibility::Fallback;
+    let s = start_api(|c| c.access.fallback = Fallback::Image);
+    let api = Api::admin(&s);
+    let private = api
+        .upload_one("p.png", &distinct_png(91), &[("is_private", "true")])
+        .await;
+    let rows = [
+        ("/img/nothing.jpg?w=100".to_string(), None, 404, "png"),
+        (
+            "/img/nothing.jpg?w=100&fm=jpeg".to_string(),
+            None,
+            404,
+            "jpeg",
+        ),
+        (
+            "/img/nothing.jpg".to_string(),
+            Some("image/webp,*/*"),
+            404,
+            "webp",
+        ),
+        (
+            format!("/img/{}?w=10", private["key"].as_str().unwrap()),
+            None,
+            404,
+            "png",
+        ),
+        (
+            "/cdn-cgi/image/w=10/nothing.jpg".to_string(),
+            None,
+            404,
+            "png",
+        ),
+        ("/s/rfs_nothing".to_string(), None, 404, "png"),
+    ];
+    for (path, accept, status, fmt) in rows {
+        let (st, h, body) = get(&s.url(&path), accept).await;
+        assert_eq!((st, magic(&body)), (status, fmt), "{path}");
+        assert_eq!(header(&h, "cache-control"), Some("no-store"), "{path}");
+        assert_eq!(dims(&body), (64, 64));
+    }
+    // A used-up share: 410 with the placeholder.
+    let id = api.upload_one("q.png", &distinct_png(92), &[]).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = api
+        .json(
+            "POST",
+            &format!("/api/v1/images/{id}/shares"),
+            &json!({"max_views": 1}),
+        )
+        .await;
+    let url = r.json()["share"]["url"].as_str().unwrap().to_string();
+    assert_eq!(get(&url, None).await.0, 200);
+    let (st, _, body) = get(&url, None).await;
+    assert_eq!((st, magic(&body)), (410, "png"));
+    // Client errors stay JSON; the API is not concerned.
+    let (st, h, _) = get(&s.url("/img/nothing.jpg?w=abc"), None).await;
+    assert_eq!(
+        (st, header(&h, "content-type")),
+        (400, Some("application/json"))
+    );
+    assert_eq!(api.get("/api/v1/images/nope").await.code(), "NOT_FOUND");
+}

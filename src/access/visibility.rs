@@ -7,6 +7,28 @@
 //! it is public.
 
 use crate::store::AccessRule;
+use serde::{Deserialize, Serialize};
+
+/// What an inaccessible image (missing, private, expired) answers on `/img`, `/cdn-cgi/image/`
+/// and `/s/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Fallback {
+    /// The JSON error (default).
+    #[default]
+    Error,
+    /// Its real status (404/410) with a small placeholder image, so a page shows a placeholder
+    /// rather than a broken-image icon.
+    Image,
+}
+
+/// The `[access]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccessConfig {
+    /// `"error"` (default) or `"image"`.
+    pub fallback: Fallback,
+}
 use std::collections::HashMap;
 use std::sync::RwLock;
 

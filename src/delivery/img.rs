@@ -172,10 +172,12 @@ async fn serve_as<B>(
         Err(e) if asks.redirect_on_error && is_transform_error(&e) => {
             Ok(response::redirect(&app.signer.image_path(&key, "")))
         }
-        Err(e @ Error::NotFound(_)) => match policy::not_found(&app.policy) {
-            Some(cc) => Ok(response::error_cached(&e, head, &cc)),
-            None => Err(e),
-        },
+        Err(e @ Error::NotFound(_)) if !app.has_placeholders() => {
+            match policy::not_found(&app.policy) {
+                Some(cc) => Ok(response::error_cached(&e, head, &cc)),
+                None => Err(e),
+            }
+        }
         other => other,
     }
 }

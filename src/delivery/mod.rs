@@ -56,6 +56,8 @@ pub struct Parts {
     pub http_base: Option<String>,
     /// The `[watermarks]`, loaded.
     pub watermarks: Watermarks,
+    /// `[access] fallback`.
+    pub fallback: crate::access::visibility::Fallback,
     /// `ratelimit.img_per_minute > 0`.
     pub img_rate_limited: bool,
 }
@@ -85,9 +87,35 @@ pub struct Delivery {
     policy: DeliveryConfig,
     http_base: Option<String>,
     watermarks: Watermarks,
+    /// Placeholders for inaccessible images (`[access] fallback = "image"`): PNG, WebP, JPEG.
+    placeholders: Vec<Encoded>,
     img_rate_limited: bool,
     /// Pipeline runs (cache fills), counted when a transform starts on a worker.
     transforms: AtomicU64,
+}
+
+/// A 64×64 light grey image in PNG, WebP and JPEG (made once, at start).
+fn placeholders() -> Vec<Encoded> {
+    use crate::pipeline::format::ImageFormat;
+    let px = crate::pipeline::Pixels {
+        width: 64,
+        height: 64,
+        channels: 3,
+        data: vec![0xE5; 64 * 64 * 3],
+    };
+    let cfg = EncodeConfig::default();
+    [ImageFormat::Png, ImageFormat::Webp, ImageFormat::Jpeg]
+        .into_iter()
+        .filter_map(|f| {
+            let bytes = crate::pipeline::encode::encode(&px, f, 80, &cfg).ok()?;
+            Some(Encoded {
+                bytes: bytes.into(),
+                format: f,
+                width: 64,
+                height: 64,
+            })
+        })
+        .collect()
 }
 
 /// What `/metrics` reports of the delivery plane.
@@ -136,9 +164,42 @@ impl Delivery {
             policy: p.policy,
             http_base: p.http_base,
             watermarks: p.watermarks,
+            placeholders: match p.fallback {
+                crate::access::visibility::Fallback::Image => placeholders(),
+                crate::access::visibility::Fallback::Error => Vec::new(),
+            },
             img_rate_limited: p.img_rate_limited,
             transforms: AtomicU64::new(0),
         }
+    }
+
+    /// The placeholder for an inaccessible image, when `[access] fallback = "image"`: in the
+    /// `fm` asked for (PNG, WebP or JPEG), else WebP when `Accept` names it, else PNG.
+    pub fn placeholder(&self, query: Option<&str>, accept: Option<&str>) -> Option<&Encoded> {
+        use crate::pipeline::format::ImageFormat;
+        if self.placeholders.is_empty() {
+            return None;
+        }
+        let q = crate::util::query::Query::parse(query.unwrap_or(""));
+        let fm = q.get("fm").or(q.get("format"));
+        let want = match fm.and_then(ImageFormat::from_name) {
+            Some(f) => f,
+            None if accept.is_some_and(|a| {
+                negotiate::Accept::parse(a).explicit_quality("image/webp") > 0.0
+            }) =>
+            {
+                ImageFormat::Webp
+            }
+            None => ImageFormat::Png,
+        };
+        self.placeholders
+            .iter()
+            .find(|e| e.format == want)
+            .or_else(|| self.placeholders.first())
+    }
+
+    pub(crate) fn has_placeholders(&self) -> bool {
+        !self.placeholders.is_empty()
     }
 
     /// Whether an answer of `spec` carries `Vary: Accept`: only a negotiated one, and only

@@ -162,6 +162,17 @@ pub fn error(e: &Error, head: bool) -> Response<Body> {
     error_cached(e, head, "no-store")
 }
 
+/// An error's status with an image body instead of JSON (a placeholder), never cached.
+pub fn error_image(e: &Error, content_type: &str, body: Bytes, head: bool) -> Response<Body> {
+    let b = Response::builder()
+        .status(e.status())
+        .header(header::CONTENT_TYPE, hv(content_type))
+        .header(header::CACHE_CONTROL, "no-store")
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+        .header(header::CONTENT_LENGTH, body.len());
+    finish(b, if head { Bytes::new() } else { body })
+}
+
 /// `error` with another `Cache-Control` (a 404 that caches may keep briefly).
 pub fn error_cached(e: &Error, head: bool, cache_control: &str) -> Response<Body> {
     let mut r = json(e.status(), &e.body(), cache_control);
