@@ -831,3 +831,81 @@ async fn fallback_image_answers_inaccessible_images_with_a_placeholder() {
     );
     assert_eq!(api.get("/api/v1/images/nope").await.code(), "NOT_FOUND");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn uploads_can_be_stored_converted() {
+    let s = start_api(|_| {});
+    let api = Api::admin(&s);
+    let png = distinct_png(95);
+    // PicHub's convertToWebP: the stored original is a WebP, and the IMAGE object says so.
+    let i = api
+        .upload_one("a.png", &png, &[("convertToWebP", "true")])
+        .await;
+    assert_eq!(
+        (i["format"].as_str(), i["content_type"].as_str()),
+        (Some("webp"), Some("image/webp"))
+    );
+    assert!(i["key"].as_str().unwrap().ends_with(".webp"));
+    let (_, _, stored) = get(
+        &s.url(&format!("/img/{}", i["key"].as_str().unwrap())),
+        None,
+    )
+    .await;
+    assert_eq!(magic(&stored), "webp");
+    assert_eq!(i["bytes"].as_u64(), Some(stored.len() as u64));
+    // An explicit format and quality win; auto keeps the upload as it is.
+    let j = api
+        .upload_one(
+            "b.png",
+            &distinct_png(96),
+            &[
+                ("format", "jpeg"),
+                ("quality", "40"),
+                ("convertToWebP", "true"),
+            ],
+        )
+        .await;
+    assert_eq!(j["format"], "jpeg");
+    let k = api
+        .upload_one("c.png", &distinct_png(97), &[("format", "auto")])
+        .await;
+    assert_eq!(k["format"], "png");
+    // Orientation is applied to what is stored.
+    let portrait =
+        std::fs::read(std::path::Path::new(FIXTURES).join("orientation/Landscape_6.jpg")).unwrap();
+    let o = api
+        .upload_one("o.jpg", &portrait, &[("format", "webp")])
+        .await;
+    let (_, _, stored) = get(
+        &s.url(&format!("/img/{}", o["key"].as_str().unwrap())),
+        None,
+    )
+    .await;
+    let (w, h) = dims(&stored);
+    assert!(w > h, "stored upright: {w}x{h}");
+    assert_eq!(
+        (o["width"].as_u64(), o["height"].as_u64()),
+        (Some(u64::from(w)), Some(u64::from(h)))
+    );
+    // Bad values are named; nothing is stored.
+    let before = api.ids("").await.len();
+    for (k, v) in [
+        ("format", "tiff"),
+        ("quality", "0"),
+        ("convertToWebP", "maybe"),
+    ] {
+        let r = api
+            .upload(
+                Form::new()
+                    .file("file", "d.png", &distinct_png(98))
+                    .text(k, v),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.json()["error"]["details"]["param"].as_str()),
+            (400, Some(k)),
+            "{k}"
+        );
+    }
+    assert_eq!(api.ids("").await.len(), before);
+}

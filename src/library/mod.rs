@@ -142,6 +142,7 @@ impl Library {
             limits: self.pixel_limits,
             keep_gps: self.keep_gps,
             remove_exif: form.remove_exif,
+            convert: form.convert,
         };
         let fields = form_fields(&form);
         // Every file is analysed (on the CPU pool, in parallel) before anything is stored; the

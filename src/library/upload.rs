@@ -42,6 +42,8 @@ pub struct UploadForm {
     /// `auto_rename=false`: keep the client's file name in the storage key (sanitised; a taken
     /// name gets a numeric suffix). Default true: a random key.
     pub keep_name: bool,
+    /// `format` (or `convertToWebP=true`) and `quality`: store the upload converted.
+    pub convert: Option<(crate::pipeline::format::ImageFormat, Option<u8>)>,
 }
 
 const FILE_FIELDS: &[&str] = &["file", "files", "files[]", "image", "images", "images[]"];
@@ -71,6 +73,9 @@ where
     let mut form = UploadForm::default();
     let mut private: Option<bool> = None;
     let mut public: Option<bool> = None;
+    let mut format: Option<Option<crate::pipeline::format::ImageFormat>> = None;
+    let mut quality: Option<u8> = None;
+    let mut to_webp = false;
     while let Some(mut field) = mp.next_field().await.map_err(multipart_err)? {
         let name = field.name().unwrap_or_default().to_string();
         if FILE_FIELDS.contains(&name.as_str()) {
@@ -124,6 +129,29 @@ where
             }
             "is_private" | "isPrivate" => private = Some(crate::util::query::flag(value, &name)?),
             "is_public" | "isPublic" => public = Some(crate::util::query::flag(value, &name)?),
+            "format" => {
+                format = match value {
+                    "auto" | "" => Some(None),
+                    v => Some(Some(
+                        crate::pipeline::format::ImageFormat::from_name(v)
+                            .filter(|f| f.can_encode())
+                            .ok_or_else(|| {
+                                Error::bad_param(&name, "must be auto, jpeg, png, webp or avif")
+                            })?,
+                    )),
+                }
+            }
+            "quality" => {
+                let q: u8 = value
+                    .parse()
+                    .ok()
+                    .filter(|q| (1..=100).contains(q))
+                    .ok_or_else(|| Error::bad_param(&name, "must be an integer in 1..=100"))?;
+                quality = Some(q);
+            }
+            "convertToWebP" | "convert_to_webp" => {
+                to_webp = crate::util::query::flag(value, &name)?
+            }
             "auto_rename" | "autoRename" => {
                 form.keep_name = !crate::util::query::flag(value, &name)?
             }
@@ -144,6 +172,13 @@ where
         }
     }
     form.is_private = private.or(public.map(|p| !p)).unwrap_or(false);
+    // An explicit format wins over convertToWebP; "auto" keeps what was uploaded.
+    form.convert = match (format, to_webp) {
+        (Some(Some(f)), _) => Some((f, quality)),
+        (Some(None), _) => None,
+        (None, true) => Some((crate::pipeline::format::ImageFormat::Webp, quality)),
+        (None, false) => None,
+    };
     if form.files.is_empty() {
         return Err(Error::bad_param(
             "file",

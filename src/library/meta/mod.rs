@@ -20,6 +20,9 @@ pub struct Options {
     pub limits: PixelLimits,
     pub keep_gps: bool,
     pub remove_exif: bool,
+    /// Store the image converted to this format at this quality (orientation applied; EXIF
+    /// kept in a JPEG unless `remove_exif`).
+    pub convert: Option<(ImageFormat, Option<u8>)>,
 }
 
 /// The facts of one file.
@@ -44,6 +47,9 @@ pub struct Analysis {
 /// Analyse `bytes`: refuses unsupported formats (415), too many pixels and undecodable data (422).
 pub fn analyze(bytes: Vec<u8>, o: Options) -> Result<Analysis, PipelineError> {
     let (probe, px) = pipeline::preview(&bytes, o.limits, 100)?;
+    if let Some((format, quality)) = o.convert {
+        return converted(&bytes, &px, format, quality, &o);
+    }
     let stored = if o.remove_exif {
         strip::strip(&bytes, probe.format, probe.orientation)
             .ok_or_else(|| PipelineError::Corrupt("malformed container".into()))?
@@ -65,7 +71,55 @@ pub fn analyze(bytes: Vec<u8>, o: Options) -> Result<Analysis, PipelineError> {
     })
 }
 
-/// `landscape`, `portrait` or `square`.
+/// The upload converted (PicHub's `format`/`convertToWebP`): what is stored is the new image,
+/// upright, and the facts are the stored image's.
+fn converted(
+    bytes: &[u8],
+    px: &pipeline::Pixels,
+    format: ImageFormat,
+    quality: Option<u8>,
+    o: &Options,
+) -> Result<Analysis, PipelineError> {
+    use crate::pipeline::transform::{self, ParamConfig};
+    let mut q = format!("fm={}", format.name());
+    if let Some(v) = quality {
+        q.push_str(&format!("&q={v}"));
+    }
+    if !o.remove_exif && format == ImageFormat::Jpeg {
+        q.push_str("&metadata=keep");
+    }
+    let t = transform::parse(
+        &crate::util::query::Query::parse(&q),
+        &ParamConfig::default(),
+    )
+    .map_err(|e| PipelineError::Bug(e.to_string()))?
+    .ok_or_else(|| PipelineError::Bug("empty conversion".into()))?;
+    let encode = pipeline::EncodeConfig::default();
+    let job = pipeline::Job {
+        transform: &t,
+        output: pipeline::output::OutputSpec::Fixed(format),
+        encode: &encode,
+        limits: o.limits,
+        deadline: None,
+        watermark: None,
+    };
+    let enc = pipeline::run(bytes, &job)?.ok_or_else(|| PipelineError::Bug("no output".into()))?;
+    let stored = enc.bytes.to_vec();
+    Ok(Analysis {
+        format,
+        width: enc.width,
+        height: enc.height,
+        has_alpha: format.supports_alpha() && px.channels == 4,
+        orientation: shape(enc.width, enc.height),
+        exif: exif::summary(&stored, o.keep_gps),
+        generation_info: geninfo::read(&stored, format),
+        placeholder: placeholder::compute(px),
+        blake3: blake3::hash(&stored).to_hex().to_string(),
+        stored,
+    })
+}
+
+/// `landscape`, `portrait` or `square` (of a size).
 pub fn shape(w: u32, h: u32) -> &'static str {
     match w.cmp(&h) {
         std::cmp::Ordering::Greater => "landscape",
