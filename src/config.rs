@@ -8,7 +8,7 @@
 use crate::access::auth::AuthConfig;
 use crate::access::ratelimit::RateLimitConfig;
 use crate::access::visibility::AccessConfig;
-use crate::control::RandomConfig;
+use crate::control::{AvatarsConfig, RandomConfig};
 use crate::delivery::persist::CacheConfig;
 use crate::delivery::policy::DeliveryConfig;
 use crate::delivery::presets::Presets;
@@ -47,6 +47,7 @@ pub struct Config {
     pub watermarks: WatermarksConfig,
     pub quota: QuotaConfig,
     pub access: AccessConfig,
+    pub avatars: AvatarsConfig,
 }
 
 /// Values given on the command line (highest precedence).
@@ -177,6 +178,9 @@ impl Config {
         self.trusted_proxies()?;
         self.delivery.validate()?;
         crate::delivery::watermark::validate(&self.watermarks)?;
+        if !(16..=1024).contains(&self.avatars.size) {
+            return Err("avatars.size (REFRACT__AVATARS__SIZE) must be 16..=1024".into());
+        }
         if self.expiry.sweep_interval == 0 {
             return Err("expiry.sweep_interval must be > 0 seconds".into());
         }

@@ -126,6 +126,7 @@ pub async fn build(config: &Config) -> Result<Built, String> {
         listen: config.server.listen.clone(),
         signer: Signer::new(&config.security),
         limits: config.limits.clone(),
+        avatar_size: config.avatars.size,
         random: RandomParts {
             tenant: config.random.tenant.clone(),
             presets: config.presets.clone(),

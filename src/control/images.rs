@@ -23,6 +23,38 @@ const SHAPES: &[&str] = &["landscape", "portrait", "square"];
 pub async fn upload(ctx: Ctx<'_>) -> Result<Response<Body>, Error> {
     let ctl = ctx.ctl;
     let p = ctx.principal()?.clone();
+    let owner = owner(ctx.req.headers())?;
+    let base = ctx.base.clone();
+    let form = read_form(ctx).await?;
+    if let Some(a) = &form.album {
+        if ctl.store.get_album(&p.tenant, a).await?.is_none() {
+            return Err(Error::bad_param(
+                "album_id",
+                format!("no album {a} in this tenant"),
+            ));
+        }
+    }
+    let who = Uploader {
+        tenant: p.tenant.clone(),
+        owner,
+    };
+    let lib = ctl.library.clone();
+    let stored = detached(async move { lib.ingest(&who, form).await }).await?;
+    let images: Vec<_> = stored
+        .iter()
+        .map(|s| {
+            let mut v = view::image(&s.record, &base);
+            v["duplicate"] = j!(s.duplicate);
+            v
+        })
+        .collect();
+    Ok(created(&j!({ "success": true, "images": images })))
+}
+
+/// The multipart body of an upload, within the upload limits (413 before reading an
+/// oversized body; 408 when it arrives too slowly).
+pub(super) async fn read_form(ctx: Ctx<'_>) -> Result<upload::UploadForm, Error> {
+    let ctl = ctx.ctl;
     let lim = UploadLimits {
         max_file_bytes: ctl.limits.max_upload_bytes,
         max_files: ctl.limits.max_upload_count,
@@ -33,7 +65,6 @@ pub async fn upload(ctx: Ctx<'_>) -> Result<Response<Body>, Error> {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let owner = owner(headers)?;
     // Refuse from Content-Length before reading a byte of an oversized body.
     let max_body = lim
         .max_file_bytes
@@ -52,39 +83,14 @@ pub async fn upload(ctx: Ctx<'_>) -> Result<Response<Body>, Error> {
     }
     let timed_out = Arc::new(AtomicBool::new(false));
     let stream = guarded_body(ctx.req.into_body(), &ctl.limits, timed_out.clone());
-    let form = match upload::parse(&content_type, stream, lim).await {
-        Err(_) if timed_out.load(Ordering::Relaxed) => {
-            return Err(Error::RequestTimeout(format!(
-                "the upload body did not arrive within limits.body_timeout_ms ({} ms) or at \
-                 limits.min_body_rate ({} bytes/s)",
-                ctl.limits.body_timeout_ms, ctl.limits.min_body_rate
-            )))
-        }
-        other => other?,
-    };
-    if let Some(a) = &form.album {
-        if ctl.store.get_album(&p.tenant, a).await?.is_none() {
-            return Err(Error::bad_param(
-                "album_id",
-                format!("no album {a} in this tenant"),
-            ));
-        }
+    match upload::parse(&content_type, stream, lim).await {
+        Err(_) if timed_out.load(Ordering::Relaxed) => Err(Error::RequestTimeout(format!(
+            "the upload body did not arrive within limits.body_timeout_ms ({} ms) or at \
+             limits.min_body_rate ({} bytes/s)",
+            ctl.limits.body_timeout_ms, ctl.limits.min_body_rate
+        ))),
+        other => other,
     }
-    let who = Uploader {
-        tenant: p.tenant.clone(),
-        owner,
-    };
-    let lib = ctl.library.clone();
-    let stored = detached(async move { lib.ingest(&who, form).await }).await?;
-    let images: Vec<_> = stored
-        .iter()
-        .map(|s| {
-            let mut v = view::image(&s.record, &ctx.base);
-            v["duplicate"] = j!(s.duplicate);
-            v
-        })
-        .collect();
-    Ok(created(&j!({ "success": true, "images": images })))
 }
 
 /// `X-User-Id`: the external user recorded as owner.

@@ -6,6 +6,7 @@
 //! picks status codes.
 
 mod albums;
+mod avatars;
 mod images;
 mod keys;
 mod misc;
@@ -34,6 +35,20 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub use view::Base;
+
+/// The `[avatars]` config section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AvatarsConfig {
+    /// The default square side of `GET /api/v1/avatars/{user_id}`, pixels.
+    pub size: u32,
+}
+
+impl Default for AvatarsConfig {
+    fn default() -> Self {
+        Self { size: 256 }
+    }
+}
 
 /// The `[random]` config section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,6 +87,8 @@ pub struct Parts {
     pub signer: Signer,
     pub limits: LimitsConfig,
     pub random: RandomParts,
+    /// `[avatars] size`: an avatar's default square side.
+    pub avatar_size: u32,
     /// The effective configuration, serialised (secrets are dropped here).
     pub config: serde_json::Value,
 }
@@ -88,6 +105,7 @@ pub struct Control {
     signer: Signer,
     limits: LimitsConfig,
     random: RandomParts,
+    avatar_size: u32,
     effective_config: serde_json::Value,
 }
 
@@ -106,6 +124,7 @@ impl Control {
             signer: p.signer,
             limits: p.limits,
             random: p.random,
+            avatar_size: p.avatar_size,
             effective_config,
         }
     }
@@ -160,13 +179,16 @@ pub enum Op {
     DeleteShare,
     GetQuota,
     SetQuota,
+    GetAvatar,
+    PutAvatar,
+    DeleteAvatar,
 }
 
 impl Op {
     /// The scope needed; `None` = no key needed.
     fn scope(self) -> Option<Scope> {
         match self {
-            Self::Random | Self::ValidateKey => None,
+            Self::Random | Self::ValidateKey | Self::GetAvatar => None,
             Self::ListImages
             | Self::GetImage
             | Self::Tags
@@ -187,7 +209,9 @@ impl Op {
             | Self::CreateAlbumToken
             | Self::DeleteAlbumToken
             | Self::CreateShare
-            | Self::DeleteShare => Some(Scope::Write),
+            | Self::DeleteShare
+            | Self::PutAvatar
+            | Self::DeleteAvatar => Some(Scope::Write),
             Self::CreateKey
             | Self::ListKeys
             | Self::DeleteKey
@@ -348,6 +372,9 @@ async fn dispatch(
         Op::RemoveAlbumImages => albums::remove_images(ctx, &param).await,
         Op::ListAlbumTokens => albums::tokens(&ctx, &param).await,
         Op::CreateAlbumToken => albums::create_token(ctx, &param).await,
+        Op::GetAvatar => avatars::get(&ctx, &param).await,
+        Op::PutAvatar => avatars::put(ctx, &param).await,
+        Op::DeleteAvatar => avatars::delete(&ctx, &param).await,
         Op::GetQuota => tenants::get(&ctx, &param).await,
         Op::SetQuota => tenants::put(ctx, &param).await,
         Op::CreateShare => shares::create(ctx, &param).await,

@@ -440,6 +440,89 @@ impl Library {
         Ok(true)
     }
 
+    /// Store or replace a user's avatar, atomically: the new object is written under a
+    /// reservation, then one transaction makes it the avatar and journals the old object,
+    /// which is deleted (with its variants) only after that commit. EXIF is removed.
+    pub async fn set_avatar(
+        &self,
+        tenant: &str,
+        user: &str,
+        bytes: Vec<u8>,
+    ) -> Result<crate::store::AvatarRecord, Error> {
+        let opts = meta::Options {
+            limits: self.pixel_limits,
+            keep_gps: false,
+            remove_exif: true,
+            convert: None,
+        };
+        let a = self.cpu.run(move || meta::analyze(bytes, opts)).await??;
+        let user_hash = blake3::hash(user.as_bytes()).to_hex();
+        let key = format!(
+            "{tenant}/.avatars/{}-{}.{}",
+            &user_hash[..16],
+            &a.blake3[..16],
+            a.format.extension()
+        );
+        let now = now_ms();
+        let keys = [key.clone()];
+        self.store.reserve(&keys, now).await.map_err(|e| match e {
+            crate::store::StoreError::Unique(_) => {
+                Error::Conflict("this avatar is being stored by another request; retry".into())
+            }
+            other => other.into(),
+        })?;
+        let record = crate::store::AvatarRecord {
+            tenant: tenant.to_string(),
+            user_id: user.to_string(),
+            storage_key: key.clone(),
+            format: a.format.name().into(),
+            bytes: a.stored.len() as i64,
+            width: i64::from(a.width),
+            height: i64::from(a.height),
+            updated_at: now,
+        };
+        let committed = async {
+            self.origin.write(&key, a.stored).await?;
+            Ok::<_, Error>(self.store.commit_avatar(&record).await?)
+        }
+        .await;
+        let old = match committed {
+            Ok(old) => old,
+            Err(e) => {
+                // Undo: the new object and its reservation (a crash here is swept at start).
+                if let Err(de) = self.origin.delete(&key).await {
+                    tracing::warn!(key = %key, error = %de, "could not remove a failed avatar");
+                } else {
+                    let _ = self.store.release(&keys).await;
+                }
+                return Err(e);
+            }
+        };
+        if let Some(old) = old {
+            self.forget_object(old).await?;
+        }
+        Ok(record)
+    }
+
+    /// Remove a user's avatar; false when there was none.
+    pub async fn delete_avatar(&self, tenant: &str, user: &str) -> Result<bool, Error> {
+        match self.store.delete_avatar(tenant, user, now_ms()).await? {
+            Some(k) => {
+                self.forget_object(k).await?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// A journaled object: its variants purged, the object deleted, the journal entry dropped.
+    async fn forget_object(&self, key: String) -> Result<(), Error> {
+        (self.on_removed)(key.clone()).await;
+        self.origin.delete(&key).await?;
+        self.store.release(std::slice::from_ref(&key)).await?;
+        Ok(())
+    }
+
     /// Apply a patch and refresh the access rule.
     pub async fn update(
         &self,

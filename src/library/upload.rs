@@ -42,6 +42,8 @@ pub struct UploadForm {
     /// `auto_rename=false`: keep the client's file name in the storage key (sanitised; a taken
     /// name gets a numeric suffix). Default true: a random key.
     pub keep_name: bool,
+    /// FileHarbor's `externalUserId` (the avatar upload's user).
+    pub external_user: Option<String>,
     /// `format` (or `convertToWebP=true`) and `quality`: store the upload converted.
     pub convert: Option<(crate::pipeline::format::ImageFormat, Option<u8>)>,
 }
@@ -129,6 +131,7 @@ where
             }
             "is_private" | "isPrivate" => private = Some(crate::util::query::flag(value, &name)?),
             "is_public" | "isPublic" => public = Some(crate::util::query::flag(value, &name)?),
+            "externalUserId" | "external_user_id" => form.external_user = Some(value.to_string()),
             "format" => {
                 format = match value {
                     "auto" | "" => Some(None),

@@ -7,6 +7,7 @@
 //! It knows nothing of HTTP, storage objects or pixels. Times are unix milliseconds.
 
 mod albums;
+mod avatars;
 mod images;
 mod journal;
 mod keys;
@@ -15,6 +16,7 @@ mod shares;
 mod sql;
 
 pub use albums::{AlbumToken, Missing};
+pub use avatars::AvatarRecord;
 use journal::journal;
 pub use shares::{Share, ShareUse};
 

@@ -106,6 +106,18 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
                 created_at BIGINT NOT NULL
             )",
             "CREATE INDEX shares_image ON shares (image_id)",
+            "CREATE TABLE avatars (
+                tenant TEXT NOT NULL,
+                user_id TEXT NOT NULL,
+                storage_key TEXT NOT NULL,
+                format TEXT NOT NULL,
+                bytes BIGINT NOT NULL,
+                width BIGINT NOT NULL,
+                height BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL,
+                PRIMARY KEY (tenant, user_id)
+            )",
+            "CREATE INDEX avatars_key ON avatars (storage_key)",
             "CREATE TABLE tenant_quotas (
                 tenant TEXT PRIMARY KEY,
                 quota_bytes BIGINT,
