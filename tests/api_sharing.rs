@@ -317,6 +317,30 @@ async fn album_tokens_open_private_images_on_img() {
     assert_eq!(st, 404);
     let (st, _, _) = get(&s.url(&url(&img, "&token=rft_wrong")), None).await;
     assert_eq!(st, 404);
+    // On the API the token reads the album and its images (private ones included), no key.
+    let anon = Api::new(&s, None);
+    let r = anon
+        .get(&format!("/api/v1/albums/{album}?token={token}"))
+        .await;
+    assert_eq!(
+        (r.status, r.json()["album"]["name"].as_str()),
+        (200, Some("private"))
+    );
+    let r = anon
+        .get(&format!("/api/v1/albums/{album}/images?token={token}"))
+        .await;
+    assert_eq!(ids_of(&r.json()), [img["id"].as_str().unwrap()]);
+    assert_eq!(
+        anon.get(&format!("/api/v1/albums/{album}")).await.status,
+        401
+    );
+    let other = new_album(&api, "other").await;
+    assert_eq!(
+        anon.get(&format!("/api/v1/albums/{other}?token={token}"))
+            .await
+            .status,
+        404
+    );
     // Listed without the secret; revoked at once.
     let r = api.get(&format!("/api/v1/albums/{album}/tokens")).await;
     assert_eq!(r.json()["tokens"][0]["id"], token_id.as_str());
@@ -329,6 +353,12 @@ async fn album_tokens_open_private_images_on_img() {
     );
     let (st, _, _) = get(&s.url(&url(&img, &format!("&token={token}"))), None).await;
     assert_eq!(st, 404);
+    assert_eq!(
+        anon.get(&format!("/api/v1/albums/{album}?token={token}"))
+            .await
+            .status,
+        404
+    );
     assert_eq!(
         api.delete(&format!("/api/v1/albums/{album}/tokens/{token_id}"))
             .await
@@ -347,6 +377,10 @@ async fn album_tokens_open_private_images_on_img() {
     tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
     let (st, _, _) = get(&s.url(&url(&img, &format!("&token={short}"))), None).await;
     assert_eq!(st, 404);
+    let r = anon
+        .get(&format!("/api/v1/albums/{album}?token={short}"))
+        .await;
+    assert_eq!((r.status, r.code().as_str()), (410, "URL_EXPIRED"));
     let r = api
         .json(
             "POST",

@@ -121,13 +121,40 @@ pub async fn list(ctx: &Ctx<'_>) -> Result<Response<Body>, Error> {
     })))
 }
 
+/// The tenant whose album `id` the caller may read: a key with `read` scope, or an album
+/// token of this album (`?token=`; expired: 410, unknown or revoked: 404).
+async fn reader(ctx: &Ctx<'_>, id: &str) -> Result<String, Error> {
+    if let Some(p) = &ctx.caller {
+        if !p.has(auth::Scope::Read) {
+            return Err(Error::Forbidden("this key lacks the read scope".into()));
+        }
+        return Ok(p.tenant.clone());
+    }
+    let q = ctx.any_query();
+    let Some(token) = q.get("token") else {
+        return Err(Error::Unauthorized(
+            "an API key (X-API-Key or Authorization: Bearer) or an album token is required".into(),
+        ));
+    };
+    let hash = auth::hash(token);
+    let store = &ctx.ctl.store;
+    match store.album_token(&hash, now_ms()).await? {
+        Some((album, tenant, _)) if album == id => Ok(tenant),
+        Some(_) => Err(not_found()),
+        None => match store.album_token_expiry(&hash).await? {
+            Some(_) => Err(Error::Gone("this album token has expired".into())),
+            None => Err(not_found()),
+        },
+    }
+}
+
 /// `GET /api/v1/albums/{id}`.
 pub async fn get(ctx: &Ctx<'_>, id: &str) -> Result<Response<Body>, Error> {
-    let p = ctx.principal()?;
+    let tenant = reader(ctx, id).await?;
     let a = ctx
         .ctl
         .store
-        .get_album(&p.tenant, id)
+        .get_album(&tenant, id)
         .await?
         .ok_or_else(not_found)?;
     Ok(json(&j!({ "success": true, "album": album(&a) })))
@@ -254,17 +281,14 @@ pub async fn remove_images(ctx: Ctx<'_>, id: &str) -> Result<Response<Body>, Err
 
 /// `GET /api/v1/albums/{id}/images`: in album order, paged.
 pub async fn images(ctx: &Ctx<'_>, id: &str) -> Result<Response<Body>, Error> {
-    let p = ctx.principal()?;
-    let q = ctx.query(&["page", "per_page"])?;
+    let tenant = reader(ctx, id).await?;
+    let q = ctx.query(&["page", "per_page", "token"])?;
     let page = q.num("page", 1..=1_000_000)?.unwrap_or(1);
     let per_page = q.num("per_page", 1..=100)?.unwrap_or(20);
     let store = &ctx.ctl.store;
-    store
-        .get_album(&p.tenant, id)
-        .await?
-        .ok_or_else(not_found)?;
+    store.get_album(&tenant, id).await?.ok_or_else(not_found)?;
     let (images, total) = store
-        .album_images(&p.tenant, id, page, per_page, now_ms())
+        .album_images(&tenant, id, page, per_page, now_ms())
         .await?;
     let images: Vec<_> = images.iter().map(|r| view::image(r, &ctx.base)).collect();
     Ok(json(&j!({

@@ -188,14 +188,17 @@ impl Op {
     /// The scope needed; `None` = no key needed.
     fn scope(self) -> Option<Scope> {
         match self {
-            Self::Random | Self::ValidateKey | Self::GetAvatar => None,
+            // An album token may stand in for a key on these two (checked by the handler).
+            Self::Random
+            | Self::ValidateKey
+            | Self::GetAvatar
+            | Self::GetAlbum
+            | Self::AlbumImages => None,
             Self::ListImages
             | Self::GetImage
             | Self::Tags
             | Self::Stats
             | Self::ListAlbums
-            | Self::GetAlbum
-            | Self::AlbumImages
             | Self::ListAlbumTokens
             | Self::ListShares => Some(Scope::Read),
             Self::Upload

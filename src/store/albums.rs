@@ -321,6 +321,15 @@ impl Store {
         Ok(r.rows_affected() > 0)
     }
 
+    /// When a token (live or not) expires, if it exists: `Some(None)` never.
+    pub async fn album_token_expiry(&self, hash: &str) -> Result<Option<Option<i64>>> {
+        let row = sqlx::query("SELECT expires_at FROM album_tokens WHERE token_hash = $1")
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok(r.try_get("expires_at")?)).transpose()
+    }
+
     /// The album (id, tenant) a live token opens, and when the token expires.
     pub async fn album_token(
         &self,
