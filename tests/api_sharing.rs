@@ -140,6 +140,28 @@ async fn albums_crud_membership_and_filters() {
         ),
         (Some(2), 1)
     );
+    // Cursor paging walks every album once.
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let r = api
+            .get(&format!("/api/v1/albums?limit=1&cursor={cursor}"))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let v = r.json();
+        for a in v["albums"].as_array().unwrap() {
+            seen.push(a["id"].as_str().unwrap().to_string());
+        }
+        match v["next_cursor"].as_str() {
+            Some(c) => cursor = c.to_string(),
+            None => break,
+        }
+    }
+    seen.sort();
+    let mut want = vec![album.clone(), other.clone()];
+    want.sort();
+    assert_eq!(seen, want);
+    assert_eq!(api.get("/api/v1/albums?limit=1&page=1").await.status, 400);
     assert_eq!(
         api.delete(&format!("/api/v1/albums/{album}")).await.status,
         200
@@ -317,6 +339,13 @@ async fn album_tokens_open_private_images_on_img() {
     assert_eq!(st, 404);
     let (st, _, _) = get(&s.url(&url(&img, "&token=rft_wrong")), None).await;
     assert_eq!(st, 404);
+    // The /cdn-cgi/image/ form takes the token too.
+    let cdn = format!(
+        "/cdn-cgi/image/w=12/{}?token={token}",
+        img["key"].as_str().unwrap()
+    );
+    let (st, _, body) = get(&s.url(&cdn), None).await;
+    assert_eq!((st, dims(&body).0), (200, 12));
     // On the API the token reads the album and its images (private ones included), no key.
     let anon = Api::new(&s, None);
     let r = anon

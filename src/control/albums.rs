@@ -108,10 +108,34 @@ async fn cover_exists(ctl: &super::Control, tenant: &str, id: &str) -> Result<()
     }
 }
 
-/// `GET /api/v1/albums`.
+/// `GET /api/v1/albums`: `page`/`per_page`, or `cursor`/`limit` (as images).
 pub async fn list(ctx: &Ctx<'_>) -> Result<Response<Body>, Error> {
     let p = ctx.principal()?;
-    let q = ctx.query(&["page", "per_page"])?;
+    let q = ctx.query(&["page", "per_page", "cursor", "limit"])?;
+    if q.get("cursor").is_some() || q.get("limit").is_some() {
+        if q.get("page").is_some() || q.get("per_page").is_some() {
+            return Err(Error::bad_param(
+                "cursor",
+                "use either page/per_page or cursor/limit",
+            ));
+        }
+        let after = q
+            .get("cursor")
+            .filter(|c| !c.is_empty())
+            .map(super::images::decode_cursor)
+            .transpose()?;
+        let limit = q.num("limit", 1..=100)?.unwrap_or(20);
+        let (albums, next) = ctx
+            .ctl
+            .store
+            .albums_after(&p.tenant, after.as_ref(), limit)
+            .await?;
+        let albums: Vec<_> = albums.iter().map(album).collect();
+        return Ok(json(&j!({
+            "success": true, "albums": albums,
+            "next_cursor": next.as_ref().map(super::images::encode_cursor),
+        })));
+    }
     let page = q.num("page", 1..=1_000_000)?.unwrap_or(1);
     let per_page = q.num("per_page", 1..=100)?.unwrap_or(20);
     let (albums, total) = ctx.ctl.store.list_albums(&p.tenant, page, per_page).await?;

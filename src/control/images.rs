@@ -210,11 +210,11 @@ pub async fn list(ctx: &Ctx<'_>) -> Result<Response<Body>, Error> {
     Ok(json(&body))
 }
 
-fn encode_cursor(c: &Cursor) -> String {
+pub(super) fn encode_cursor(c: &Cursor) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{}:{}", c.created_at, c.id))
 }
 
-fn decode_cursor(s: &str) -> Result<Cursor, Error> {
+pub(super) fn decode_cursor(s: &str) -> Result<Cursor, Error> {
     let bad = || Error::bad_param("cursor", "not a cursor returned by this API");
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(s)

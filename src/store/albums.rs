@@ -67,6 +67,41 @@ impl Store {
             .transpose()
     }
 
+    /// The tenant's albums after `after` (newest first), at most `limit`, and where the next
+    /// page starts when there may be one.
+    pub async fn albums_after(
+        &self,
+        tenant: &str,
+        after: Option<&super::Cursor>,
+        limit: u32,
+    ) -> Result<(Vec<AlbumRecord>, Option<super::Cursor>)> {
+        let mut s = Sql::new("SELECT ");
+        s.push(ALBUM_COLUMNS)
+            .push(" FROM albums a WHERE a.tenant = ")
+            .bind(tenant);
+        if let Some(c) = after {
+            s.push(" AND (a.created_at < ")
+                .bind(c.created_at)
+                .push(" OR (a.created_at = ")
+                .bind(c.created_at)
+                .push(" AND a.id < ")
+                .bind(c.id.clone())
+                .push("))");
+        }
+        s.push(" ORDER BY a.created_at DESC, a.id DESC LIMIT ")
+            .bind(i64::from(limit));
+        let rows = s.query().fetch_all(&self.pool).await?;
+        let albums: Vec<AlbumRecord> = rows.iter().map(album_from_row).collect::<Result<_>>()?;
+        let next = (albums.len() as u64 == u64::from(limit))
+            .then(|| albums.last())
+            .flatten()
+            .map(|a| super::Cursor {
+                created_at: a.created_at,
+                id: a.id.clone(),
+            });
+        Ok((albums, next))
+    }
+
     /// A page of the tenant's albums, newest first, and how many there are.
     pub async fn list_albums(
         &self,
