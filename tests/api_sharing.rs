@@ -581,10 +581,15 @@ async fn signed_urls_open_private_images() {
             .0,
         404
     );
+    // Signed without expires (as the API's own URLs are): no capability, still a 404.
     let signed = signer.sign(&path(&private), "w=10").unwrap();
-    let (st, h, _) = get(&s.url(&signed), None).await;
-    assert_eq!(st, 200);
-    assert_eq!(header(&h, "cache-control"), Some("private, max-age=3600"));
+    assert_eq!(get(&s.url(&signed), None).await.0, 404);
+    // Expiring more than a week ahead: not a capability either.
+    let far = refract::util::clock::now_secs() + 8 * 86_400;
+    let signed = signer
+        .sign(&path(&private), &format!("w=10&expires={far}"))
+        .unwrap();
+    assert_eq!(get(&s.url(&signed), None).await.0, 404);
     // With an expiry: no longer than it; tampered: 403; past: 410.
     let until = refract::util::clock::now_secs() + 120;
     let signed = signer
@@ -680,6 +685,19 @@ async fn quotas_refuse_uploads_over_them_and_store_nothing() {
             .status,
         403
     );
+    // A tenant's own admin sees its quota but may not set it, nor see another's.
+    let (_, acme) = api.create_key("acme", &["admin"]).await;
+    let acme = api.with_key(&acme);
+    assert_eq!(acme.get("/api/v1/tenants/acme/quota").await.status, 200);
+    assert_eq!(acme.get("/api/v1/tenants/default/quota").await.status, 404);
+    let r = acme
+        .json(
+            "PUT",
+            "/api/v1/tenants/acme/quota",
+            &json!({"quota_images": 0}),
+        )
+        .await;
+    assert_eq!(r.status, 403);
     assert_eq!(
         api.get("/api/v1/tenants/Bad%20Name/quota").await.status,
         400

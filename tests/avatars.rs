@@ -191,3 +191,16 @@ async fn kill_9_during_a_replacement_leaves_the_old_or_the_new_avatar_and_nothin
         assert!(matches!(dims(&body), (256, 256)));
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_avatar_bytes_again_keep_one_working_avatar() {
+    let s = start_api(|_| {});
+    let api = Api::admin(&s);
+    let png = distinct_png(7);
+    for _ in 0..3 {
+        assert_eq!(put_avatar(&api, "fred", &png).await.status, 200);
+        assert_eq!(avatar_files(&s.root).len(), 1);
+        let loc = location(&s.base, "fred", "").await.unwrap();
+        assert_eq!(get(&loc, None).await.0, 200);
+    }
+}

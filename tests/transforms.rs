@@ -333,6 +333,16 @@ async fn animations_stay_animated_with_their_timing() {
     assert_eq!(first, still);
     let (_, _, third) = get(&s.url(&format!("/img/{HORSES}?w=100&fm=png&frame=2")), None).await;
     assert_ne!(third, first);
+    // All frames held at a huge output size are over the pixel limit: 422 before any decode.
+    let (st, _, body) = get(
+        &s.url(&format!("/img/{HORSES}?w=4000&enlarge=1&fm=webp")),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (st, error_code(&body).as_str()),
+        (422, "UNPROCESSABLE_IMAGE")
+    );
     let (st, _, body) = get(&s.url(&format!("/img/{HORSES}?w=100&frame=999")), None).await;
     assert_eq!((st, error_code(&body).as_str()), (400, "BAD_REQUEST"));
 }

@@ -18,9 +18,18 @@ fn tenant(t: &str) -> Result<&str, Error> {
     }
 }
 
-/// `GET /api/v1/tenants/{tenant}/quota`.
+/// Whether the caller administers every tenant (an admin of tenant `default`, as for keys).
+fn global(ctx: &Ctx<'_>) -> Result<bool, Error> {
+    Ok(ctx.principal()?.tenant == "default")
+}
+
+/// `GET /api/v1/tenants/{tenant}/quota`: a tenant's admins see their own; global admins any.
 pub async fn get(ctx: &Ctx<'_>, t: &str) -> Result<Response<Body>, Error> {
-    let u = ctx.ctl.library.usage(tenant(t)?).await?;
+    let t = tenant(t)?;
+    if !global(ctx)? && ctx.principal()?.tenant != t {
+        return Err(Error::NotFound("no such tenant here".into()));
+    }
+    let u = ctx.ctl.library.usage(t).await?;
     Ok(json(&j!({ "success": true, "tenant": t, "quota": u })))
 }
 
@@ -34,9 +43,15 @@ struct QuotaBody {
     quota_images: Option<i64>,
 }
 
-/// `PUT /api/v1/tenants/{tenant}/quota`: 0 = no limit, `null` = the configured default.
+/// `PUT /api/v1/tenants/{tenant}/quota`: 0 = no limit, `null` = the configured default. Only
+/// global admins set quotas (a tenant may not raise its own).
 pub async fn put(ctx: Ctx<'_>, t: &str) -> Result<Response<Body>, Error> {
     let t = tenant(t)?.to_string();
+    if !global(&ctx)? {
+        return Err(Error::Forbidden(
+            "quotas are set by an admin of tenant default".into(),
+        ));
+    }
     let ctl = ctx.ctl;
     let b: QuotaBody = json_body(ctx.req).await?;
     for (name, v) in [

@@ -145,11 +145,18 @@ async fn serve_as<B>(
         }
     }
     // A valid signature opens a private image too (the URL is the capability).
+    // A valid signature *with* `expires` (at most `MAX_SIGNED_GRANT` ahead) opens a private
+    // image too: the URL is the capability. Signed URLs without `expires` (those the API hands
+    // out) never do, so no permanent key to a private image exists.
     let grant = grant.or_else(|| {
+        let now = crate::util::clock::now_secs();
         signed
+            .flatten()
+            .filter(|until| *until <= now.saturating_add(MAX_SIGNED_GRANT))
             .filter(|_| app.visibility.is_restricted(&key))
-            .map(|until| until.map(|s| i64::try_from(s).unwrap_or(i64::MAX / 1000) * 1000))
+            .map(|until| Some(i64::try_from(until.saturating_mul(1000)).unwrap_or(i64::MAX)))
     });
+    let opened = grant.is_some();
     let access = match grant {
         Some(expires) => granted(app, &key, expires, crate::util::clock::now_ms()),
         None => access_cache_control(app, req, &key, asks.token.as_deref()).await,
@@ -169,7 +176,14 @@ async fn serve_as<B>(
         }
     };
     match answer {
-        Err(e) if asks.redirect_on_error && is_transform_error(&e) => {
+        // Never for an object a capability opened, nor a restricted one: the redirect target is
+        // a lasting signed URL.
+        Err(e)
+            if asks.redirect_on_error
+                && is_transform_error(&e)
+                && !opened
+                && !app.visibility.is_restricted(&key) =>
+        {
             Ok(response::redirect(&app.signer.image_path(&key, "")))
         }
         Err(e @ Error::NotFound(_)) if !app.has_placeholders() => {
@@ -181,6 +195,9 @@ async fn serve_as<B>(
         other => other,
     }
 }
+
+/// How far ahead a signed URL's `expires` may be for it to open a private image (seconds).
+const MAX_SIGNED_GRANT: u64 = 7 * 86_400;
 
 /// Longest `max-age` of an answer opened by a token (seconds).
 const TOKEN_MAX_AGE: i64 = 3600;

@@ -457,10 +457,12 @@ impl Library {
         };
         let a = self.cpu.run(move || meta::analyze(bytes, opts)).await??;
         let user_hash = blake3::hash(user.as_bytes()).to_hex();
+        // A fresh key every time (never the live avatar's, even for the same bytes): the
+        // reservation and any undo or sweep can only ever touch the new object.
         let key = format!(
             "{tenant}/.avatars/{}-{}.{}",
             &user_hash[..16],
-            &a.blake3[..16],
+            new_id()?,
             a.format.extension()
         );
         let now = now_ms();

@@ -91,6 +91,15 @@ pub(crate) fn run(
             probe.frames, job.limits.max_animation_frames
         )));
     }
+    // Every shaped frame is held until the encode: their pixels together are bounded like a
+    // source's.
+    let total = u64::from(probe.frames).saturating_mul(shaper.canvas_pixels());
+    if total > job.limits.max_source_pixels {
+        return Err(PipelineError::TooManyPixels {
+            pixels: total,
+            max: job.limits.max_source_pixels,
+        });
+    }
     let mut out: Vec<(Pixels, u32)> = Vec::new();
     for f in frames(input, probe, job.limits)? {
         job.check_deadline()?;
@@ -99,6 +108,13 @@ pub(crate) fn run(
         let mut px = shaper.shape(pixels(f))?;
         if px.channels == 3 {
             px = with_alpha(px);
+        }
+        if out.first().is_some_and(|(first, _): &(Pixels, u32)| {
+            (first.width, first.height) != (px.width, px.height)
+        }) {
+            return Err(PipelineError::Corrupt(
+                "animation frames differ in size".into(),
+            ));
         }
         out.push((px, delay));
     }

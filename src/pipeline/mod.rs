@@ -275,6 +275,11 @@ impl<'a> Shaper<'a> {
         })
     }
 
+    /// Pixels of one output canvas.
+    pub(crate) fn canvas_pixels(&self) -> u64 {
+        u64::from(self.geom.canvas_w) * u64::from(self.geom.canvas_h)
+    }
+
     /// The shrink-on-load factor for this geometry.
     fn shrink(&self) -> u32 {
         decode::shrink_factor(

@@ -57,14 +57,16 @@ pub fn region(ow: u32, oh: u32, t: &Transform) -> Result<Region, PipelineError> 
                 width,
                 height,
             } => {
+                // Edges rounded, then the size between them: x + width <= 1 always fits.
                 let f = |v: u32, total: u32| -> u32 {
                     ((u64::from(v) * u64::from(total) + 5000) / 10_000) as u32
                 };
+                let (l, t) = (f(x, ow).min(ow - 1), f(y, oh).min(oh - 1));
                 Region {
-                    left: f(x, ow),
-                    top: f(y, oh),
-                    width: f(width, ow).max(1),
-                    height: f(height, oh).max(1),
+                    left: l,
+                    top: t,
+                    width: f(x + width, ow).min(ow).saturating_sub(l).max(1),
+                    height: f(y + height, oh).min(oh).saturating_sub(t).max(1),
                 }
             }
         };
@@ -228,6 +230,22 @@ mod tests {
         assert_eq!(orient::apply(probe, o), by_steps);
         assert_eq!(user_orientation(Flip::default(), 0), 1);
         assert_eq!(user_orientation(Flip::default(), 270), 8);
+    }
+
+    #[test]
+    fn fractional_crops_fit_odd_sizes() {
+        let t = crate::pipeline::transform::parse(
+            &crate::util::query::Query::parse("crop=0.5,0,0.5,1"),
+            &crate::pipeline::transform::ParamConfig::default(),
+        )
+        .unwrap()
+        .unwrap();
+        let r = region(1001, 7, &t).unwrap();
+        assert_eq!((r.left, r.width, r.height), (501, 500, 7));
+        assert_eq!(
+            region(3, 3, &t).unwrap().left + region(3, 3, &t).unwrap().width,
+            3
+        );
     }
 
     #[test]
