@@ -253,6 +253,14 @@ impl Routes {
 }
 
 impl Handler for Routes {
+    /// Share tokens (`/s/{token}`) are capabilities: never in a log line.
+    fn loggable_path(&self, path: &str) -> String {
+        match path.strip_prefix("/s/") {
+            Some(_) => "/s/…".into(),
+            None => path.to_string(),
+        }
+    }
+
     async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let head = req.method() == Method::HEAD;
         match self.dispatch(req, peer).await {

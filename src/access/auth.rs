@@ -106,6 +106,11 @@ pub struct Auth {
 }
 
 impl Auth {
+    /// The storage key a share token is for (nothing counted), if it exists.
+    pub async fn share_key(&self, token: &str) -> Result<Option<String>, StoreError> {
+        self.store.share_key(&hash(token)).await
+    }
+
     /// Use a share token once (the view is counted when it is live).
     pub async fn use_share(&self, token: &str, now: i64) -> Result<ShareUse, StoreError> {
         self.store.use_share(&hash(token), now).await

@@ -347,16 +347,7 @@ pub async fn create_token(ctx: Ctx<'_>, id: &str) -> Result<Response<Body>, Erro
         .get_album(&p.tenant, id)
         .await?
         .ok_or_else(not_found)?;
-    let has_body = ctx
-        .req
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .is_some_and(|v| v != "0");
-    let b: TokenBody = if has_body {
-        json_body(ctx.req).await?
-    } else {
-        TokenBody::default()
-    };
+    let b: TokenBody = super::optional_json_body(ctx.req).await?;
     let now = now_ms();
     let expires_at = match b.expires_in {
         Some(s) if !(1..=10 * 366 * 86_400).contains(&s) => {

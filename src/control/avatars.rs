@@ -90,14 +90,20 @@ pub async fn get(ctx: &Ctx<'_>, user: &str) -> Result<Response<Body>, Error> {
             .get("w")
             .or(q.get("width"))
             .and_then(|v| v.parse::<u32>().ok())
-            .map_or(size, |w| w.clamp(16, 1024));
-        return identicon(&tenant, &user, w);
+            .map_or(size, |w| w.clamp(16, 512));
+        // Drawn and encoded off the async threads (anyone may ask for one).
+        return tokio::task::spawn_blocking(move || identicon(&tenant, &user, w))
+            .await
+            .map_err(|e| Error::Internal(format!("identicon: {e}")))?;
     };
-    // Square by default; the request's own parameters win; `v` versions the URL (immutable).
+    // Square by default; the request's own parameters win (unless this server serves only
+    // signed or preset URLs: then an anonymous caller cannot have any transform signed); `v`
+    // versions the URL (immutable).
+    let passthrough = !ctx.ctl.signer.required() && !ctx.ctl.random.presets_only;
     let mut pairs: Vec<Pair> = q
         .pairs()
         .iter()
-        .filter(|p| p.key.as_deref() != Some("tenant"))
+        .filter(|p| passthrough && p.key.as_deref() != Some("tenant"))
         .cloned()
         .collect();
     let has = |pairs: &[Pair], names: &[&str]| {

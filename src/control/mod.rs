@@ -394,16 +394,35 @@ async fn dispatch(
 pub(crate) async fn json_body<T: serde::de::DeserializeOwned>(
     req: Request<hyper::body::Incoming>,
 ) -> Result<T, Error> {
-    const MAX: usize = 1 << 20;
-    let body = http_body_util::Limited::new(req.into_body(), MAX)
-        .collect()
-        .await
-        .map_err(|_| Error::PayloadTooLarge(format!("JSON body over {MAX} bytes")))?
-        .to_bytes();
+    let body = body_bytes(req).await?;
     serde_json::from_slice(&body).map_err(|e| Error::BadRequest {
         param: None,
         message: format!("invalid JSON body: {e}"),
     })
+}
+
+/// As `json_body`, an empty body (whatever its framing: length, chunked, HTTP/2) being `T`'s
+/// default.
+pub(crate) async fn optional_json_body<T: serde::de::DeserializeOwned + Default>(
+    req: Request<hyper::body::Incoming>,
+) -> Result<T, Error> {
+    let body = body_bytes(req).await?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(&body).map_err(|e| Error::BadRequest {
+        param: None,
+        message: format!("invalid JSON body: {e}"),
+    })
+}
+
+async fn body_bytes(req: Request<hyper::body::Incoming>) -> Result<Bytes, Error> {
+    const MAX: usize = 1 << 20;
+    Ok(http_body_util::Limited::new(req.into_body(), MAX)
+        .collect()
+        .await
+        .map_err(|_| Error::PayloadTooLarge(format!("JSON body over {MAX} bytes")))?
+        .to_bytes())
 }
 
 /// A request body that must arrive within `body_timeout_ms` and, after five seconds, at an

@@ -3,7 +3,7 @@
 //! expires, uses its views, or is revoked (at once).
 
 use super::view::rfc3339;
-use super::{created, json, json_body, Ctx};
+use super::{created, json, Ctx};
 use crate::access::auth;
 use crate::error::Error;
 use crate::http::response::Body;
@@ -50,16 +50,7 @@ pub async fn create(ctx: Ctx<'_>, image: &str) -> Result<Response<Body>, Error> 
         .get_image(&p.tenant, image, now)
         .await?
         .ok_or_else(image_not_found)?;
-    let has_body = ctx
-        .req
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .is_some_and(|v| v != "0");
-    let b: ShareBody = if has_body {
-        json_body(ctx.req).await?
-    } else {
-        ShareBody::default()
-    };
+    let b: ShareBody = super::optional_json_body(ctx.req).await?;
     let expires_at = match b.expires_in {
         Some(s) if !(1..=10 * 366 * 86_400).contains(&s) => {
             return Err(Error::bad_param(

@@ -357,8 +357,8 @@ async fn access_cache_control<B>(
     // no longer than the token lives.
     if let Some(t) = token.filter(|_| app.visibility.is_restricted(key)) {
         let mut grant = app.auth.album_grant(t, key, now).await?;
-        if grant.is_none() {
-            // A share token of this very object (a use is counted).
+        // A share token of this very object (a use is counted only then).
+        if grant.is_none() && app.auth.share_key(t).await?.as_deref() == Some(key) {
             if let ShareUse::Granted {
                 storage_key,
                 expires_at,

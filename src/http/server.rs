@@ -82,6 +82,11 @@ pub trait Handler: Send + Sync + 'static {
         req: Request<Incoming>,
         peer: SocketAddr,
     ) -> impl Future<Output = Response<Body>> + Send;
+
+    /// The path as the access log may show it (a handler hides secrets carried in paths).
+    fn loggable_path(&self, path: &str) -> String {
+        path.to_string()
+    }
 }
 
 /// Bind `addr` once (an address in use is an error, as it should be) and hand out `n` handles
@@ -248,7 +253,7 @@ async fn handle<H: Handler>(
     let logged = tracing::enabled!(tracing::Level::INFO);
     let method = req.method().clone();
     let path = if logged {
-        req.uri().path().to_string()
+        handler.loggable_path(req.uri().path())
     } else {
         String::new()
     };

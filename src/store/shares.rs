@@ -86,8 +86,24 @@ impl Store {
         Ok(r.rows_affected() > 0)
     }
 
-    /// Use a share token once: count the view if it is live (and its image too).
+    /// The storage key of the image a share (live or not) is for, if the share exists. A
+    /// read: no lock, nothing counted.
+    pub async fn share_key(&self, hash: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT i.storage_key FROM shares s JOIN images i ON i.id = s.image_id \
+             WHERE s.token_hash = $1",
+        )
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Use a share token once: count the view if it is live (and its image too). Unknown
+    /// tokens are answered from a read, without taking the write lock.
     pub async fn use_share(&self, hash: &str, now: i64) -> Result<ShareUse> {
+        if self.share_key(hash).await?.is_none() {
+            return Ok(ShareUse::Unknown);
+        }
         let _w = self.write.lock().await;
         let mut tx = self.pool.begin().await?;
         let counted = sqlx::query(
