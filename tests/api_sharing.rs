@@ -799,6 +799,66 @@ async fn private_images_are_their_owners_inside_a_tenant() {
         404,
         "another tenant"
     );
+    // Nor through albums, shares, or an upload of the same bytes.
+    let bob = |m: &'static str, p: String, body: Option<serde_json::Value>| {
+        let key = key.clone();
+        async move {
+            let mut h = vec![("x-user-id", "bob")];
+            let bytes = body.map(|b| {
+                h.push(("content-type", "application/json"));
+                serde_json::to_vec(&b).unwrap()
+            });
+            key.send(m, &p, &h, bytes).await
+        }
+    };
+    let r = bob(
+        "POST",
+        "/api/v1/albums".into(),
+        Some(json!({"name": "bob's"})),
+    )
+    .await;
+    let bobs = r.json()["album"]["id"].as_str().unwrap().to_string();
+    let r = bob(
+        "POST",
+        format!("/api/v1/albums/{bobs}/images"),
+        Some(json!({"image_ids": [secret]})),
+    )
+    .await;
+    assert_eq!(r.status, 404);
+    let r = bob(
+        "POST",
+        format!("/api/v1/images/{secret}/shares"),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(r.status, 404);
+    let r = bob("GET", format!("/api/v1/images/{secret}/shares"), None).await;
+    assert_eq!(r.status, 404);
+    let f = Form::new().file("file", "copy.png", &distinct_png(71));
+    let r = key.upload_with(f, &as_user("bob")).await;
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert!(!r.text().contains(&secret));
+    // Alice's album holding her private image: Bob's listing leaves it out.
+    let r = key
+        .send(
+            "POST",
+            "/api/v1/albums",
+            &[("x-user-id", "alice"), ("content-type", "application/json")],
+            Some(br#"{"name":"alice's"}"#.to_vec()),
+        )
+        .await;
+    let alices = r.json()["album"]["id"].as_str().unwrap().to_string();
+    let r = key
+        .send(
+            "POST",
+            &format!("/api/v1/albums/{alices}/images"),
+            &[("x-user-id", "alice"), ("content-type", "application/json")],
+            Some(serde_json::to_vec(&json!({"image_ids": [secret, open]})).unwrap()),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = bob("GET", format!("/api/v1/albums/{alices}/images"), None).await;
+    assert_eq!(ids_of(&r.json()), [open.as_str()]);
     let (_, tenant_admin) = admin.create_key("team", &["read", "write", "admin"]).await;
     let ta = admin.with_key(&tenant_admin);
     assert_eq!(

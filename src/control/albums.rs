@@ -269,7 +269,22 @@ pub async fn add_images(ctx: Ctx<'_>, id: &str) -> Result<Response<Body>, Error>
         .get_album(&p.tenant, id)
         .await?
         .ok_or_else(not_found)?;
+    let viewer = super::images::viewer(&ctx)?;
     let ids = members(ctx).await?;
+    // With X-User-Id, another user's private images cannot be put in an album (as if absent).
+    if let Some(v) = &viewer {
+        let mut hidden = Vec::new();
+        for i in &ids {
+            if let Some(r) = ctl.store.get_image(&p.tenant, i, now_ms()).await? {
+                if r.is_private && r.owner.as_deref() != Some(v.as_str()) {
+                    hidden.push(i.clone());
+                }
+            }
+        }
+        if !hidden.is_empty() {
+            return Err(missing(Missing(hidden)));
+        }
+    }
     ctl.store
         .add_to_album(&p.tenant, id, &ids, now_ms())
         .await?
@@ -307,12 +322,18 @@ pub async fn remove_images(ctx: Ctx<'_>, id: &str) -> Result<Response<Body>, Err
 pub async fn images(ctx: &Ctx<'_>, id: &str) -> Result<Response<Body>, Error> {
     let tenant = reader(ctx, id).await?;
     let q = ctx.query(&["page", "per_page", "token"])?;
+    // A key with X-User-Id sees only public images and that user's own private ones; a token
+    // holder sees the whole album.
+    let viewer = match &ctx.caller {
+        Some(_) => super::images::viewer(ctx)?,
+        None => None,
+    };
     let page = q.num("page", 1..=1_000_000)?.unwrap_or(1);
     let per_page = q.num("per_page", 1..=100)?.unwrap_or(20);
     let store = &ctx.ctl.store;
     store.get_album(&tenant, id).await?.ok_or_else(not_found)?;
     let (images, total) = store
-        .album_images(&tenant, id, page, per_page, now_ms())
+        .album_images(&tenant, id, page, per_page, now_ms(), viewer.as_deref())
         .await?;
     let images: Vec<_> = images.iter().map(|r| view::image(r, &ctx.base)).collect();
     Ok(json(&j!({

@@ -244,7 +244,7 @@ pub(super) fn viewer(ctx: &Ctx<'_>) -> Result<Option<String>, Error> {
 
 /// The live image `id` of the caller's tenant, if the caller may see it (another user's
 /// private image is a 404, never a 403).
-async fn visible(ctx: &Ctx<'_>, id: &str) -> Result<crate::store::ImageRecord, Error> {
+pub(super) async fn visible(ctx: &Ctx<'_>, id: &str) -> Result<crate::store::ImageRecord, Error> {
     let p = ctx.principal()?;
     let r = ctx
         .ctl

@@ -37,19 +37,13 @@ fn view(s: &Share) -> serde_json::Value {
     })
 }
 
-fn image_not_found() -> Error {
-    Error::NotFound("image not found".into())
-}
-
 /// `POST /api/v1/images/{id}/shares`.
 pub async fn create(ctx: Ctx<'_>, image: &str) -> Result<Response<Body>, Error> {
     let p = ctx.principal()?.clone();
     let (ctl, root) = (ctx.ctl, ctx.base.root.clone());
     let now = now_ms();
-    ctl.store
-        .get_image(&p.tenant, image, now)
-        .await?
-        .ok_or_else(image_not_found)?;
+    // Only an image the caller may see (another user's private image is a 404).
+    super::images::visible(&ctx, image).await?;
     let b: ShareBody = super::optional_json_body(ctx.req).await?;
     let expires_at = match b.expires_in {
         Some(s) if !(1..=10 * 366 * 86_400).contains(&s) => {
@@ -93,10 +87,7 @@ pub async fn create(ctx: Ctx<'_>, image: &str) -> Result<Response<Body>, Error> 
 pub async fn list(ctx: &Ctx<'_>, image: &str) -> Result<Response<Body>, Error> {
     let p = ctx.principal()?;
     let store = &ctx.ctl.store;
-    store
-        .get_image(&p.tenant, image, now_ms())
-        .await?
-        .ok_or_else(image_not_found)?;
+    super::images::visible(ctx, image).await?;
     let shares: Vec<_> = store
         .shares_of(&p.tenant, image)
         .await?

@@ -223,6 +223,13 @@ impl Library {
                 self.delete(&who.tenant, &id).await?;
             }
             if let Some(existing) = self.store.find_by_hash(&who.tenant, &a.blake3, now).await? {
+                // Never another user's private image (not even its record) as a duplicate.
+                if existing.is_private && who.owner.is_some() && existing.owner != who.owner {
+                    return Err(Error::Conflict(format!(
+                        "{filename}: this image is already stored in the tenant, privately by \
+                         another user"
+                    )));
+                }
                 out.push(Stored {
                     record: existing,
                     duplicate: true,

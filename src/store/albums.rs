@@ -276,6 +276,7 @@ impl Store {
         page: u32,
         per_page: u32,
         now: i64,
+        viewer: Option<&str>,
     ) -> Result<(Vec<ImageRecord>, i64)> {
         let mut c = Sql::new(
             "SELECT COUNT(*) AS n FROM album_images m JOIN images i ON i.id = m.image_id \
@@ -285,6 +286,11 @@ impl Store {
             .push(" AND i.tenant = ")
             .bind(tenant)
             .live(true, now);
+        if let Some(v) = viewer {
+            c.push(" AND (i.is_private = 0 OR i.owner = ")
+                .bind(v)
+                .push(")");
+        }
         let total: i64 = c.query().fetch_one(&self.pool).await?.try_get("n")?;
         let mut s = Sql::new("SELECT ");
         s.push(JOINED_IMAGE_COLUMNS)
@@ -292,8 +298,13 @@ impl Store {
             .bind(album)
             .push(" AND i.tenant = ")
             .bind(tenant)
-            .live(true, now)
-            .push(" ORDER BY m.position, m.image_id LIMIT ")
+            .live(true, now);
+        if let Some(v) = viewer {
+            s.push(" AND (i.is_private = 0 OR i.owner = ")
+                .bind(v)
+                .push(")");
+        }
+        s.push(" ORDER BY m.position, m.image_id LIMIT ")
             .bind(i64::from(per_page))
             .push(" OFFSET ")
             .bind(i64::from(page.saturating_sub(1)) * i64::from(per_page));
