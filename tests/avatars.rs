@@ -204,3 +204,23 @@ async fn the_same_avatar_bytes_again_keep_one_working_avatar() {
         assert_eq!(get(&loc, None).await.0, 200);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn avatars_count_towards_the_byte_quota() {
+    let small = distinct_png(1);
+    let quota = small.len() as u64 * 3;
+    let s = start_api(move |c| c.quota.default_bytes = quota);
+    let api = Api::admin(&s);
+    assert_eq!(put_avatar(&api, "gus", &small).await.status, 200);
+    let used = api.get("/api/v1/stats").await.json()["quota"]["used_bytes"]
+        .as_i64()
+        .unwrap();
+    assert!(used > 0 && used <= small.len() as i64, "{used}");
+    // Replacing does not count the old one twice; something too big is refused, nothing kept.
+    assert_eq!(put_avatar(&api, "gus", &distinct_png(2)).await.status, 200);
+    let big = std::fs::read(std::path::Path::new(FIXTURES).join("path-2560x1600-icc.jpg")).unwrap();
+    assert!(big.len() as u64 > quota);
+    let r = put_avatar(&api, "hal", &big).await;
+    assert_eq!((r.status, r.code().as_str()), (507, "INSUFFICIENT_STORAGE"));
+    assert_eq!(avatar_files(&s.root).len(), 1);
+}

@@ -102,6 +102,14 @@ impl AccessIndex {
         self.check(storage_key, now, tenant.as_deref())
     }
 
+    /// When the object expires, if it does.
+    pub fn expires_at(&self, storage_key: &str) -> Option<i64> {
+        self.rules
+            .read()
+            .ok()
+            .and_then(|m| m.get(storage_key).and_then(|r| r.expires_at))
+    }
+
     /// Whether the object has a rule at all (then `/img` looks at the caller's key).
     pub fn is_restricted(&self, storage_key: &str) -> bool {
         self.rules

@@ -217,7 +217,14 @@ fn granted(
             Some(expires.map_or(at, |e| e.min(at))),
             now,
         ))),
-        Access::Public | Access::Private => Ok(Some(granted_cache_control(expires, now))),
+        Access::Public | Access::Private => {
+            // A private image that also expires is kept no longer than either lives.
+            let until = match (expires, app.visibility.expires_at(key)) {
+                (Some(e), Some(x)) => Some(e.min(x)),
+                (e, x) => e.or(x),
+            };
+            Ok(Some(granted_cache_control(until, now)))
+        }
     }
 }
 

@@ -492,7 +492,7 @@ impl Library {
         };
         let committed = async {
             self.origin.write(&key, a.stored).await?;
-            Ok::<_, Error>(self.store.commit_avatar(&record).await?)
+            Ok::<_, Error>(self.store.commit_avatar(&record, self.quota).await?)
         }
         .await;
         let old = match committed {
@@ -508,7 +508,11 @@ impl Library {
             }
         };
         if let Some(old) = old {
-            self.forget_object(old).await?;
+            // The replacement is committed: a failure to remove the old object now is logged,
+            // and its journal entry has it removed by the next start-up sweep.
+            if let Err(e) = self.forget_object(old.clone()).await {
+                tracing::warn!(key = %old, error = %e, "old avatar left for the start-up sweep");
+            }
         }
         Ok(record)
     }

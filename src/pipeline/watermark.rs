@@ -60,13 +60,19 @@ pub fn apply(px: &mut Pixels, m: &Mark) -> Result<(), PipelineError> {
             let Some(out) = px.data.get_mut(d..d + c) else {
                 continue;
             };
+            // "Over" with straight alpha: the output's own alpha weighs its colour.
+            let ab = if c == 4 {
+                f32::from(out[3]) / 255.0
+            } else {
+                1.0
+            };
+            let ao = a + ab * (1.0 - a);
             for ch in 0..c.min(3) {
-                let v = f32::from(out[ch]) * (1.0 - a) + f32::from(mark[s + ch]) * a;
+                let v = (f32::from(mark[s + ch]) * a + f32::from(out[ch]) * ab * (1.0 - a)) / ao;
                 out[ch] = v.round().clamp(0.0, 255.0) as u8;
             }
             if c == 4 {
-                let ao = f32::from(out[3]) / 255.0;
-                out[3] = ((a + ao * (1.0 - a)) * 255.0).round() as u8;
+                out[3] = (ao * 255.0).round().clamp(0.0, 255.0) as u8;
             }
         }
     }
@@ -130,5 +136,10 @@ mod tests {
             .filter(|p| p[0] == 255 && p[3] == 255)
             .count();
         assert_eq!(red, 100, "a 10x10 square");
+        // Half-opaque red over a transparent output is red at half alpha, not a darkened red.
+        let mut px = solid(4, 4, 4, &[0, 0, 0, 0]);
+        let m = Mark { opacity: 0.5, ..m };
+        apply(&mut px, &m).unwrap();
+        assert_eq!(&px.data[..4], &[255, 0, 0, 128]);
     }
 }

@@ -35,9 +35,25 @@ impl Store {
 
     /// Make `r` the user's avatar (its object written under a reservation). Returns the old
     /// object's key when it is to be deleted (journaled in the same transaction).
-    pub async fn commit_avatar(&self, r: &AvatarRecord) -> Result<Option<String>> {
+    pub async fn commit_avatar(
+        &self,
+        r: &AvatarRecord,
+        defaults: super::Quota,
+    ) -> Result<Option<String>> {
         let _w = self.write.lock().await;
         let mut tx = self.pool.begin().await?;
+        // The tenant's byte quota counts avatars; the one replaced does not count twice.
+        let u = super::images::usage(&mut tx, &r.tenant, defaults, r.updated_at).await?;
+        let replaced: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(SUM(bytes), 0) FROM avatars WHERE tenant = $1 AND user_id = $2",
+        )
+        .bind(r.tenant.as_str())
+        .bind(r.user_id.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        if u.quota_bytes > 0 && u.used_bytes - replaced + r.bytes > u.quota_bytes {
+            return Err(super::StoreError::Quota(u));
+        }
         let old: Option<String> = sqlx::query_scalar(
             "SELECT storage_key FROM avatars WHERE tenant = $1 AND user_id = $2",
         )

@@ -585,7 +585,7 @@ async fn insert_tags(
 }
 
 /// Usage and the quota that applies (the tenant's own, else the defaults), in `tx`.
-async fn usage(
+pub(super) async fn usage(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     tenant: &str,
     defaults: super::Quota,
@@ -595,6 +595,12 @@ async fn usage(
         Sql::new("SELECT COUNT(*) AS n, COALESCE(SUM(bytes), 0) AS b FROM images WHERE tenant = ");
     s.bind(tenant).live(false, now);
     let row = s.query().fetch_one(&mut **tx).await?;
+    // Avatars count towards the bytes (not the images).
+    let avatars: i64 =
+        sqlx::query_scalar("SELECT COALESCE(SUM(bytes), 0) FROM avatars WHERE tenant = $1")
+            .bind(tenant)
+            .fetch_one(&mut **tx)
+            .await?;
     let own = sqlx::query("SELECT quota_bytes, quota_images FROM tenant_quotas WHERE tenant = $1")
         .bind(tenant)
         .fetch_optional(&mut **tx)
@@ -605,7 +611,7 @@ async fn usage(
     };
     Ok(super::Usage {
         used_images: row.try_get("n")?,
-        used_bytes: row.try_get("b")?,
+        used_bytes: row.try_get::<i64, _>("b")? + avatars,
         quota_bytes: qb.unwrap_or(defaults.bytes),
         quota_images: qi.unwrap_or(defaults.images),
     })
