@@ -10,7 +10,6 @@ use crate::http::response::Body;
 use crate::library::fields;
 use crate::store::{AlbumPatch, AlbumRecord, AlbumToken, Missing};
 use crate::util::clock::now_ms;
-use crate::util::ids::random_id;
 use http::Response;
 use serde::Deserialize;
 use serde_json::json as j;
@@ -33,6 +32,17 @@ fn album(a: &AlbumRecord) -> serde_json::Value {
 
 fn not_found() -> Error {
     Error::NotFound("album not found".into())
+}
+
+/// The tenant's album `id`, or a 404.
+async fn owned(ctl: &super::Control, tenant: &str, id: &str) -> Result<AlbumRecord, Error> {
+    ctl.store.get_album(tenant, id).await?.ok_or_else(not_found)
+}
+
+/// `{album}` as it is now.
+async fn answer(ctl: &super::Control, tenant: &str, id: &str) -> Result<Response<Body>, Error> {
+    let a = owned(ctl, tenant, id).await?;
+    Ok(json(&j!({ "success": true, "album": album(&a) })))
 }
 
 fn name(v: &str) -> Result<String, Error> {
@@ -77,7 +87,7 @@ pub async fn create(ctx: Ctx<'_>) -> Result<Response<Body>, Error> {
         cover_exists(ctl, &p.tenant, c).await?;
     }
     let a = AlbumRecord {
-        id: random_id(12).map_err(|e| Error::Internal(e.to_string()))?,
+        id: super::new_id(12)?,
         tenant: p.tenant.clone(),
         owner,
         name: name(&b.name)?,
@@ -175,13 +185,7 @@ async fn reader(ctx: &Ctx<'_>, id: &str) -> Result<String, Error> {
 /// `GET /api/v1/albums/{id}`.
 pub async fn get(ctx: &Ctx<'_>, id: &str) -> Result<Response<Body>, Error> {
     let tenant = reader(ctx, id).await?;
-    let a = ctx
-        .ctl
-        .store
-        .get_album(&tenant, id)
-        .await?
-        .ok_or_else(not_found)?;
-    Ok(json(&j!({ "success": true, "album": album(&a) })))
+    answer(ctx.ctl, &tenant, id).await
 }
 
 #[derive(Deserialize)]
@@ -265,10 +269,7 @@ fn missing(m: Missing) -> Error {
 pub async fn add_images(ctx: Ctx<'_>, id: &str) -> Result<Response<Body>, Error> {
     let p = ctx.principal()?.clone();
     let ctl = ctx.ctl;
-    ctl.store
-        .get_album(&p.tenant, id)
-        .await?
-        .ok_or_else(not_found)?;
+    owned(ctl, &p.tenant, id).await?;
     let viewer = super::images::viewer(&ctx)?;
     let ids = members(ctx).await?;
     // With X-User-Id, another user's private images cannot be put in an album (as if absent).
@@ -289,33 +290,20 @@ pub async fn add_images(ctx: Ctx<'_>, id: &str) -> Result<Response<Body>, Error>
         .add_to_album(&p.tenant, id, &ids, now_ms())
         .await?
         .map_err(missing)?;
-    let a = ctl
-        .store
-        .get_album(&p.tenant, id)
-        .await?
-        .ok_or_else(not_found)?;
-    Ok(json(&j!({ "success": true, "album": album(&a) })))
+    answer(ctl, &p.tenant, id).await
 }
 
 /// `DELETE /api/v1/albums/{id}/images`: remove (all or nothing).
 pub async fn remove_images(ctx: Ctx<'_>, id: &str) -> Result<Response<Body>, Error> {
     let p = ctx.principal()?.clone();
     let ctl = ctx.ctl;
-    ctl.store
-        .get_album(&p.tenant, id)
-        .await?
-        .ok_or_else(not_found)?;
+    owned(ctl, &p.tenant, id).await?;
     let ids = members(ctx).await?;
     ctl.store
         .remove_from_album(id, &ids, now_ms())
         .await?
         .map_err(missing)?;
-    let a = ctl
-        .store
-        .get_album(&p.tenant, id)
-        .await?
-        .ok_or_else(not_found)?;
-    Ok(json(&j!({ "success": true, "album": album(&a) })))
+    answer(ctl, &p.tenant, id).await
 }
 
 /// `GET /api/v1/albums/{id}/images`: in album order, paged.
@@ -331,7 +319,7 @@ pub async fn images(ctx: &Ctx<'_>, id: &str) -> Result<Response<Body>, Error> {
     let page = q.num("page", 1..=1_000_000)?.unwrap_or(1);
     let per_page = q.num("per_page", 1..=100)?.unwrap_or(20);
     let store = &ctx.ctl.store;
-    store.get_album(&tenant, id).await?.ok_or_else(not_found)?;
+    owned(ctx.ctl, &tenant, id).await?;
     let (images, total) = store
         .album_images(&tenant, id, page, per_page, now_ms(), viewer.as_deref())
         .await?;
@@ -364,28 +352,13 @@ fn token_view(t: &AlbumToken) -> serde_json::Value {
 pub async fn create_token(ctx: Ctx<'_>, id: &str) -> Result<Response<Body>, Error> {
     let p = ctx.principal()?.clone();
     let ctl = ctx.ctl;
-    ctl.store
-        .get_album(&p.tenant, id)
-        .await?
-        .ok_or_else(not_found)?;
+    owned(ctl, &p.tenant, id).await?;
     let b: TokenBody = super::optional_json_body(ctx.req).await?;
     let now = now_ms();
-    let expires_at = match b.expires_in {
-        Some(s) if !(1..=10 * 366 * 86_400).contains(&s) => {
-            return Err(Error::bad_param(
-                "expires_in",
-                "expires_in must be 1 second to 10 years",
-            ))
-        }
-        Some(s) => Some(now + i64::try_from(s).unwrap_or(i64::MAX / 2000) * 1000),
-        None => None,
-    };
-    let secret = format!(
-        "rft_{}",
-        random_id(32).map_err(|e| Error::Internal(e.to_string()))?
-    );
+    let expires_at = super::expiry(b.expires_in, now)?;
+    let secret = format!("rft_{}", super::new_id(32)?);
     let t = AlbumToken {
-        id: random_id(9).map_err(|e| Error::Internal(e.to_string()))?,
+        id: super::new_id(9)?,
         album_id: id.to_string(),
         prefix: secret.chars().take(10).collect(),
         expires_at,
@@ -403,10 +376,7 @@ pub async fn create_token(ctx: Ctx<'_>, id: &str) -> Result<Response<Body>, Erro
 pub async fn tokens(ctx: &Ctx<'_>, id: &str) -> Result<Response<Body>, Error> {
     let p = ctx.principal()?;
     let store = &ctx.ctl.store;
-    store
-        .get_album(&p.tenant, id)
-        .await?
-        .ok_or_else(not_found)?;
+    owned(ctx.ctl, &p.tenant, id).await?;
     let list: Vec<_> = store
         .album_tokens(id)
         .await?
@@ -420,10 +390,7 @@ pub async fn tokens(ctx: &Ctx<'_>, id: &str) -> Result<Response<Body>, Error> {
 pub async fn delete_token(ctx: &Ctx<'_>, id: &str, token: &str) -> Result<Response<Body>, Error> {
     let p = ctx.principal()?;
     let store = &ctx.ctl.store;
-    store
-        .get_album(&p.tenant, id)
-        .await?
-        .ok_or_else(not_found)?;
+    owned(ctx.ctl, &p.tenant, id).await?;
     if !store.delete_album_token(id, token).await? {
         return Err(Error::NotFound("token not found".into()));
     }

@@ -485,6 +485,23 @@ async fn detached<T: Send + 'static>(
         .map_err(|e| Error::Internal(format!("library task: {e}")))?
 }
 
+/// A random id of `n_bytes` of entropy (the OS refusing randomness is a server fault).
+pub(crate) fn new_id(n_bytes: usize) -> Result<String, Error> {
+    crate::util::ids::random_id(n_bytes).map_err(|e| Error::Internal(e.to_string()))
+}
+
+/// A capability's expiry from `expires_in` (seconds, 1 s to 10 years; none = never).
+pub(crate) fn expiry(expires_in: Option<u64>, now: i64) -> Result<Option<i64>, Error> {
+    match expires_in {
+        Some(s) if !(1..=10 * 366 * 86_400).contains(&s) => Err(Error::bad_param(
+            "expires_in",
+            "expires_in must be 1 second to 10 years",
+        )),
+        Some(s) => Ok(Some(now + i64::try_from(s).unwrap_or(0) * 1000)),
+        None => Ok(None),
+    }
+}
+
 /// A `200 OK` JSON response with `Cache-Control: no-store`.
 pub(crate) fn json(v: &serde_json::Value) -> Response<Body> {
     response::json_ok(v, "no-store")

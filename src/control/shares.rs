@@ -9,7 +9,6 @@ use crate::error::Error;
 use crate::http::response::Body;
 use crate::store::Share;
 use crate::util::clock::now_ms;
-use crate::util::ids::random_id;
 use http::Response;
 use serde::Deserialize;
 use serde_json::json as j;
@@ -45,28 +44,16 @@ pub async fn create(ctx: Ctx<'_>, image: &str) -> Result<Response<Body>, Error> 
     // Only an image the caller may see (another user's private image is a 404).
     super::images::visible(&ctx, image).await?;
     let b: ShareBody = super::optional_json_body(ctx.req).await?;
-    let expires_at = match b.expires_in {
-        Some(s) if !(1..=10 * 366 * 86_400).contains(&s) => {
-            return Err(Error::bad_param(
-                "expires_in",
-                "expires_in must be 1 second to 10 years",
-            ))
-        }
-        Some(s) => Some(now + i64::try_from(s).unwrap_or(0) * 1000),
-        None => None,
-    };
+    let expires_at = super::expiry(b.expires_in, now)?;
     let max_views = match b.max_views {
         Some(v) if !(1..=1_000_000_000).contains(&v) => {
             return Err(Error::bad_param("max_views", "max_views must be 1..=10^9"))
         }
         v => v.and_then(|v| i64::try_from(v).ok()),
     };
-    let secret = format!(
-        "rfs_{}",
-        random_id(24).map_err(|e| Error::Internal(e.to_string()))?
-    );
+    let secret = format!("rfs_{}", super::new_id(24)?);
     let s = Share {
-        id: random_id(9).map_err(|e| Error::Internal(e.to_string()))?,
+        id: super::new_id(9)?,
         image_id: image.to_string(),
         prefix: secret.chars().take(10).collect(),
         expires_at,

@@ -422,12 +422,14 @@ fn is_not_modified<B>(req: &Request<B>, etag: &str, last_modified: Option<System
     }
 }
 
+/// The headers every image answer carries, from its caching policy.
 fn meta<'a>(
+    app: &'a Delivery,
     caching: &'a Caching<'_>,
-    cdn_header: &'a str,
     etag: &'a str,
     last_modified: Option<SystemTime>,
 ) -> ImageMeta<'a> {
+    let cdn_header = app.policy.cdn_cache_control_header.as_str();
     ImageMeta {
         content_type: "",
         etag,
@@ -457,12 +459,7 @@ async fn original<B>(
         content_type: "application/octet-stream",
         accept_ranges: true,
         content_disposition: disposition.as_deref(),
-        ..meta(
-            caching,
-            &app.policy.cdn_cache_control_header,
-            &etag,
-            modified(&stat),
-        )
+        ..meta(app, caching, &etag, modified(&stat))
     };
     if is_not_modified(req, &etag, meta.last_modified) {
         return Ok(response::not_modified(&meta));
@@ -570,12 +567,7 @@ async fn variant<B>(
     let etag = plan.key.etag();
     let mut meta = ImageMeta {
         vary_accept: app.varies(&plan.spec),
-        ..meta(
-            caching,
-            &app.policy.cdn_cache_control_header,
-            &etag,
-            modified(&stat),
-        )
+        ..meta(app, caching, &etag, modified(&stat))
     };
     if is_not_modified(req, &etag, None) {
         return Ok(response::not_modified(&meta));
@@ -614,12 +606,7 @@ async fn info<B>(
     .etag();
     let meta = ImageMeta {
         content_type: "application/json",
-        ..meta(
-            caching,
-            &app.policy.cdn_cache_control_header,
-            &etag,
-            modified(&stat),
-        )
+        ..meta(app, caching, &etag, modified(&stat))
     };
     if is_not_modified(req, &etag, None) {
         return Ok(response::not_modified(&meta));
@@ -677,12 +664,7 @@ async fn stale<B>(
         content_type: enc.format.mime(),
         vary_accept: app.varies(&spec),
         x_cache: Some("STALE"),
-        ..meta(
-            &caching,
-            &app.policy.cdn_cache_control_header,
-            &etag,
-            modified(wanted.stat),
-        )
+        ..meta(app, &caching, &etag, modified(wanted.stat))
     };
     if is_not_modified(req, &etag, None) {
         return Some(response::not_modified(&meta));

@@ -199,14 +199,8 @@ impl Store {
             .push(" AND id IN ")
             .bind_list(ids)
             .live(false, now);
-        let found: Vec<String> = s
-            .query()
-            .fetch_all(&mut **tx)
-            .await?
-            .iter()
-            .map(|r| r.try_get::<String, _>("id"))
-            .collect::<std::result::Result<_, _>>()?;
-        Ok(ids.iter().filter(|i| !found.contains(i)).cloned().collect())
+        let found = column(s.query().fetch_all(&mut **tx).await?, "id")?;
+        Ok(absent(ids, &found))
     }
 
     /// Add images (in the given order, after those already there; ones already in it stay
@@ -225,11 +219,7 @@ impl Store {
             return Ok(Err(Missing(missing)));
         }
         add_members(&mut tx, tenant, album, ids, now).await?;
-        sqlx::query("UPDATE albums SET updated_at = $1 WHERE id = $2")
-            .bind(now)
-            .bind(album)
-            .execute(&mut *tx)
-            .await?;
+        touch(&mut tx, album, now).await?;
         tx.commit().await?;
         Ok(Ok(()))
     }
@@ -245,25 +235,15 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let mut s = Sql::new("SELECT image_id FROM album_images WHERE album_id = ");
         s.bind(album).push(" AND image_id IN ").bind_list(ids);
-        let found: Vec<String> = s
-            .query()
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|r| r.try_get::<String, _>("image_id"))
-            .collect::<std::result::Result<_, _>>()?;
-        let missing: Vec<String> = ids.iter().filter(|i| !found.contains(i)).cloned().collect();
+        let found = column(s.query().fetch_all(&mut *tx).await?, "image_id")?;
+        let missing = absent(ids, &found);
         if !missing.is_empty() {
             return Ok(Err(Missing(missing)));
         }
         let mut d = Sql::new("DELETE FROM album_images WHERE album_id = ");
         d.bind(album).push(" AND image_id IN ").bind_list(ids);
         d.query().execute(&mut *tx).await?;
-        sqlx::query("UPDATE albums SET updated_at = $1 WHERE id = $2")
-            .bind(now)
-            .bind(album)
-            .execute(&mut *tx)
-            .await?;
+        touch(&mut tx, album, now).await?;
         tx.commit().await?;
         Ok(Ok(()))
     }
@@ -445,6 +425,32 @@ pub(super) async fn add_members(
         .await?;
     }
     Ok(())
+}
+
+/// Mark an album changed (inside the caller's transaction).
+async fn touch(tx: &mut sqlx::Transaction<'_, sqlx::Any>, album: &str, now: i64) -> Result<()> {
+    sqlx::query("UPDATE albums SET updated_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(album)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// One text column of rows.
+fn column(rows: Vec<AnyRow>, name: &str) -> Result<Vec<String>> {
+    rows.iter()
+        .map(|r| r.try_get::<String, _>(name).map_err(Into::into))
+        .collect()
+}
+
+/// The ids of `wanted` not in `found`.
+fn absent(wanted: &[String], found: &[String]) -> Vec<String> {
+    wanted
+        .iter()
+        .filter(|i| !found.contains(i))
+        .cloned()
+        .collect()
 }
 
 fn album_from_row(r: &AnyRow) -> Result<AlbumRecord> {
