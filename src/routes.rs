@@ -134,6 +134,25 @@ fn api<'a>(method: &Method, path: &'a str) -> Result<(Op, &'a str), Error> {
                 .unwrap_or(""),
         )),
         (["albums", _, "tokens", _], _) => not_allowed("DELETE"),
+        (["webhooks"], "GET" | "HEAD") => Ok((Op::ListWebhooks, "")),
+        (["webhooks"], "POST") => Ok((Op::CreateWebhook, "")),
+        (["webhooks"], _) => not_allowed("GET, HEAD, POST"),
+        (["webhooks", id], "GET" | "HEAD") => Ok((Op::GetWebhook, id)),
+        (["webhooks", id], "PATCH") => Ok((Op::PatchWebhook, id)),
+        (["webhooks", id], "DELETE") => Ok((Op::DeleteWebhook, id)),
+        (["webhooks", _], _) => not_allowed("GET, HEAD, PATCH, DELETE"),
+        (["webhooks", id, "rotate-secret"], "POST") => Ok((Op::RotateWebhookSecret, id)),
+        (["webhooks", id, "test"], "POST") => Ok((Op::TestWebhook, id)),
+        (["webhooks", _, "rotate-secret" | "test"], _) => not_allowed("POST"),
+        (["webhooks", id, "deliveries"], "GET" | "HEAD") => Ok((Op::WebhookDeliveries, id)),
+        (["webhooks", _, "deliveries"], _) => not_allowed("GET, HEAD"),
+        (["webhooks", _, "deliveries", _, "redeliver"], "POST") => Ok((
+            Op::Redeliver,
+            rest.trim_end_matches('/')
+                .trim_start_matches("/webhooks/")
+                .trim_end_matches("/redeliver"),
+        )),
+        (["webhooks", _, "deliveries", _, "redeliver"], _) => not_allowed("POST"),
         _ => Err(Error::NotFound("no such API route".into())),
     }
 }
@@ -205,7 +224,7 @@ impl Routes {
                 &json!({"name": "refract", "version": env!("CARGO_PKG_VERSION")}),
                 "no-store",
             )),
-            Route::Metrics => Ok(response::text(self.metrics())),
+            Route::Metrics => Ok(response::text(self.metrics().await)),
             Route::Image { raw_key } => {
                 crate::delivery::img::handle(&self.delivery, &req, raw_key, peer).await
             }
@@ -231,8 +250,9 @@ impl Routes {
     }
 
     /// `/metrics`: Prometheus text.
-    fn metrics(&self) -> String {
+    async fn metrics(&self) -> String {
         let d = self.delivery.stats();
+        let hooks = self.control.webhook_metrics().await;
         format!(
             "# TYPE refract_requests_total counter\nrefract_requests_total {}\n\
              # TYPE refract_transforms_total counter\nrefract_transforms_total {}\n\
@@ -240,7 +260,7 @@ impl Routes {
              # TYPE refract_cache_misses_total counter\nrefract_cache_misses_total {}\n\
              # TYPE refract_cpu_waiting gauge\nrefract_cpu_waiting {}\n\
              # TYPE refract_cpu_running gauge\nrefract_cpu_running {}\n\
-             # TYPE refract_persistent_cache_bytes gauge\nrefract_persistent_cache_bytes {}\n",
+             # TYPE refract_persistent_cache_bytes gauge\nrefract_persistent_cache_bytes {}\n{hooks}",
             self.requests.load(Ordering::Relaxed),
             d.transforms,
             d.cache_hits,

@@ -32,6 +32,8 @@ pub struct Built {
     /// `expiry.sweep_interval`.
     pub sweep_every: Duration,
     pub cpu: Arc<CpuPool>,
+    pub store: Arc<Store>,
+    pub webhooks: Arc<control::webhooks::Webhooks>,
 }
 
 /// Build every part; fails when storage or the database cannot be set up.
@@ -116,8 +118,18 @@ pub async fn build(config: &Config) -> Result<Built, String> {
         quota: config.quota.clone(),
         on_removed,
     }));
+    let webhooks = Arc::new(control::webhooks::Webhooks::new(
+        config.webhooks.clone(),
+        control::Base {
+            root: config.server.public_url.as_deref().map_or_else(
+                || format!("http://{}", config.server.listen),
+                |u| u.trim_end_matches('/').to_string(),
+            ),
+            signer: Signer::new(&config.security),
+        },
+    )?);
     let control = Arc::new(Control::new(control::Parts {
-        store,
+        store: store.clone(),
         library: library.clone(),
         auth,
         ratelimits: ratelimits.clone(),
@@ -138,6 +150,7 @@ pub async fn build(config: &Config) -> Result<Built, String> {
             },
         },
         config: serde_json::to_value(config).map_err(|e| e.to_string())?,
+        webhooks: webhooks.clone(),
     }));
     Ok(Built {
         routes: Arc::new(Routes::new(delivery.clone(), control)),
@@ -146,28 +159,46 @@ pub async fn build(config: &Config) -> Result<Built, String> {
         ratelimits,
         sweep_every: Duration::from_secs(config.expiry.sweep_interval.max(1)),
         cpu,
+        store,
+        webhooks,
     })
 }
 
-/// Work while the server runs: index the persistent tier once, then periodically delete
-/// expired images and forget idle rate-limit state.
-pub async fn background(
-    delivery: Arc<Delivery>,
-    library: Arc<Library>,
-    ratelimits: Arc<RateLimits>,
-    every: Duration,
-) {
-    delivery.index_persistent_tier().await;
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        match library.purge_expired().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(deleted = n, "expired images deleted"),
-            Err(e) => tracing::warn!(error = %e, "expiry sweep failed"),
-        }
-        ratelimits.prune();
+/// Work while the server runs: the webhook sender; index the persistent tier once, then
+/// periodically delete expired images, forget idle rate-limit state and finished webhook
+/// deliveries past their retention.
+pub fn background(built: &Built) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let (delivery, library, ratelimits) = (
+        built.delivery.clone(),
+        built.library.clone(),
+        built.ratelimits.clone(),
+    );
+    let (store, webhooks, every) = (
+        built.store.clone(),
+        built.webhooks.clone(),
+        built.sweep_every,
+    );
+    async move {
+        let sender = crate::control::webhooks::sender::run(webhooks.clone(), store.clone());
+        let sweeps = async move {
+            delivery.index_persistent_tier().await;
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match library.purge_expired().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(deleted = n, "expired images deleted"),
+                    Err(e) => tracing::warn!(error = %e, "expiry sweep failed"),
+                }
+                ratelimits.prune();
+                let before = crate::util::clock::now_ms() - webhooks.retention_ms();
+                if let Err(e) = store.prune_outbox(before).await {
+                    tracing::warn!(error = %e, "webhook outbox pruning failed");
+                }
+            }
+        };
+        tokio::join!(sender, sweeps);
     }
 }
 

@@ -14,22 +14,6 @@ use http::Response;
 use serde::Deserialize;
 use serde_json::json as j;
 
-/// The ALBUM object.
-fn album(a: &AlbumRecord) -> serde_json::Value {
-    j!({
-        "id": a.id,
-        "name": a.name,
-        "description": a.description,
-        "is_public": a.is_public,
-        "external_id": a.external_id,
-        "cover_image_id": a.cover_image_id,
-        "owner": a.owner,
-        "image_count": a.image_count,
-        "created_at": rfc3339(a.created_at),
-        "updated_at": rfc3339(a.updated_at),
-    })
-}
-
 fn not_found() -> Error {
     Error::NotFound("album not found".into())
 }
@@ -42,7 +26,7 @@ async fn owned(ctl: &super::Control, tenant: &str, id: &str) -> Result<AlbumReco
 /// `{album}` as it is now.
 async fn answer(ctl: &super::Control, tenant: &str, id: &str) -> Result<Response<Body>, Error> {
     let a = owned(ctl, tenant, id).await?;
-    Ok(json(&j!({ "success": true, "album": album(&a) })))
+    Ok(json(&j!({ "success": true, "album": view::album(&a) })))
 }
 
 fn name(v: &str) -> Result<String, Error> {
@@ -105,7 +89,7 @@ pub async fn create(ctx: Ctx<'_>) -> Result<Response<Body>, Error> {
         }
         e => e.into(),
     })?;
-    Ok(created(&j!({ "success": true, "album": album(&a) })))
+    Ok(created(&j!({ "success": true, "album": view::album(&a) })))
 }
 
 async fn cover_exists(ctl: &super::Control, tenant: &str, id: &str) -> Result<(), Error> {
@@ -140,7 +124,7 @@ pub async fn list(ctx: &Ctx<'_>) -> Result<Response<Body>, Error> {
             .store
             .albums_after(&p.tenant, after.as_ref(), limit)
             .await?;
-        let albums: Vec<_> = albums.iter().map(album).collect();
+        let albums: Vec<_> = albums.iter().map(view::album).collect();
         return Ok(json(&j!({
             "success": true, "albums": albums,
             "next_cursor": next.as_ref().map(super::images::encode_cursor),
@@ -149,7 +133,7 @@ pub async fn list(ctx: &Ctx<'_>) -> Result<Response<Body>, Error> {
     let page = q.num("page", 1..=1_000_000)?.unwrap_or(1);
     let per_page = q.num("per_page", 1..=100)?.unwrap_or(20);
     let (albums, total) = ctx.ctl.store.list_albums(&p.tenant, page, per_page).await?;
-    let albums: Vec<_> = albums.iter().map(album).collect();
+    let albums: Vec<_> = albums.iter().map(view::album).collect();
     Ok(json(&j!({
         "success": true, "albums": albums, "page": page, "per_page": per_page, "total": total,
     })))
@@ -229,7 +213,7 @@ pub async fn patch(ctx: Ctx<'_>, id: &str) -> Result<Response<Body>, Error> {
         .update_album(&p.tenant, id, &patch, now_ms())
         .await?
         .ok_or_else(not_found)?;
-    Ok(json(&j!({ "success": true, "album": album(&a) })))
+    Ok(json(&j!({ "success": true, "album": view::album(&a) })))
 }
 
 /// `DELETE /api/v1/albums/{id}`: the album, its membership and its tokens; never its images.

@@ -50,14 +50,7 @@ pub async fn put(ctx: Ctx<'_>, user: &str) -> Result<Response<Body>, Error> {
     let a = detached(async move { lib.set_avatar(&tenant, &u, file.bytes).await }).await?;
     Ok(json(&j!({
         "success": true,
-        "avatar": {
-            "user_id": user,
-            "format": a.format,
-            "bytes": a.bytes,
-            "width": a.width,
-            "height": a.height,
-            "updated_at": super::view::rfc3339(a.updated_at),
-        }
+        "avatar": super::view::avatar(&a),
     })))
 }
 

@@ -13,6 +13,7 @@ mod misc;
 mod shares;
 mod tenants;
 mod view;
+pub mod webhooks;
 
 use crate::access::auth::{Auth, Principal, Scope};
 use crate::access::ratelimit::{self, Bucket, Outcome, RateLimits};
@@ -91,6 +92,7 @@ pub struct Parts {
     pub avatar_size: u32,
     /// The effective configuration, serialised (secrets are dropped here).
     pub config: serde_json::Value,
+    pub webhooks: Arc<webhooks::Webhooks>,
 }
 
 /// The control plane's context: everything its handlers use, by type.
@@ -107,6 +109,7 @@ pub struct Control {
     random: RandomParts,
     avatar_size: u32,
     effective_config: serde_json::Value,
+    webhooks: Arc<webhooks::Webhooks>,
 }
 
 impl Control {
@@ -126,7 +129,14 @@ impl Control {
             random: p.random,
             avatar_size: p.avatar_size,
             effective_config,
+            webhooks: p.webhooks,
         }
+    }
+
+    /// The webhook lines of `/metrics` (outbox depth read from the store).
+    pub async fn webhook_metrics(&self) -> String {
+        let depth = self.store.outbox_depth().await.unwrap_or_default();
+        self.webhooks.metrics(depth)
     }
 }
 
@@ -182,6 +192,16 @@ pub enum Op {
     GetAvatar,
     PutAvatar,
     DeleteAvatar,
+    ListWebhooks,
+    CreateWebhook,
+    GetWebhook,
+    PatchWebhook,
+    DeleteWebhook,
+    RotateWebhookSecret,
+    TestWebhook,
+    WebhookDeliveries,
+    /// Its parameter is `{webhook}/deliveries/{delivery}`.
+    Redeliver,
 }
 
 impl Op {
@@ -221,7 +241,16 @@ impl Op {
             | Self::Cleanup
             | Self::Config
             | Self::GetQuota
-            | Self::SetQuota => Some(Scope::Admin),
+            | Self::SetQuota
+            | Self::ListWebhooks
+            | Self::CreateWebhook
+            | Self::GetWebhook
+            | Self::PatchWebhook
+            | Self::DeleteWebhook
+            | Self::RotateWebhookSecret
+            | Self::TestWebhook
+            | Self::WebhookDeliveries
+            | Self::Redeliver => Some(Scope::Admin),
         }
     }
 }
@@ -383,6 +412,18 @@ async fn dispatch(
         Op::CreateShare => shares::create(ctx, &param).await,
         Op::ListShares => shares::list(&ctx, &param).await,
         Op::DeleteShare => shares::delete(&ctx, &param).await,
+        Op::ListWebhooks => webhooks::list(&ctx).await,
+        Op::CreateWebhook => webhooks::create(ctx).await,
+        Op::GetWebhook => webhooks::get(&ctx, &param).await,
+        Op::PatchWebhook => webhooks::patch(ctx, &param).await,
+        Op::DeleteWebhook => webhooks::delete(&ctx, &param).await,
+        Op::RotateWebhookSecret => webhooks::rotate(&ctx, &param).await,
+        Op::TestWebhook => webhooks::test(&ctx, &param).await,
+        Op::WebhookDeliveries => webhooks::deliveries(&ctx, &param).await,
+        Op::Redeliver => {
+            let (hook, delivery) = param.split_once("/deliveries/").unwrap_or((&param, ""));
+            webhooks::redeliver(&ctx, hook, delivery).await
+        }
         Op::DeleteAlbumToken => {
             let (album, token) = param.split_once("/tokens/").unwrap_or((&param, ""));
             albums::delete_token(&ctx, album, token).await

@@ -1,7 +1,7 @@
 //! How an image looks in the API (the IMAGE object) and the absolute URLs in it.
 
 use crate::delivery::signing::Signer;
-use crate::store::ImageRecord;
+use crate::store::{AlbumRecord, AvatarRecord, ImageRecord};
 use http::HeaderMap;
 use serde_json::{json, Value};
 
@@ -86,6 +86,34 @@ pub fn image(r: &ImageRecord, base: &Base) -> Value {
         "exif": parse(&r.exif),
         "generation_info": r.generation_info.as_deref().map_or(Value::Null, parse),
         "placeholder": parse(&r.placeholder),
+    })
+}
+
+/// The ALBUM object.
+pub fn album(a: &AlbumRecord) -> serde_json::Value {
+    json!({
+        "id": a.id,
+        "name": a.name,
+        "description": a.description,
+        "is_public": a.is_public,
+        "external_id": a.external_id,
+        "cover_image_id": a.cover_image_id,
+        "owner": a.owner,
+        "image_count": a.image_count,
+        "created_at": rfc3339(a.created_at),
+        "updated_at": rfc3339(a.updated_at),
+    })
+}
+
+/// The AVATAR object.
+pub fn avatar(a: &AvatarRecord) -> Value {
+    json!({
+        "user_id": a.user_id,
+        "format": a.format,
+        "bytes": a.bytes,
+        "width": a.width,
+        "height": a.height,
+        "updated_at": rfc3339(a.updated_at),
     })
 }
 

@@ -22,7 +22,7 @@ use crate::library::upload::UploadForm;
 use crate::pipeline::PixelLimits;
 use crate::storage::origin::Origin;
 use crate::store::Store;
-use crate::store::{AccessRule, ImageRecord, Patch};
+use crate::store::{AccessRule, ImageRecord, Patch, Removal};
 use crate::util::clock::now_ms;
 use crate::util::workers::CpuPool;
 use meta::Analysis;
@@ -426,7 +426,12 @@ impl Library {
     /// Delete an image of `tenant`: its row, its tags and (unless shared) its object. False when
     /// there is no such image.
     pub async fn delete(&self, tenant: &str, id: &str) -> Result<bool, Error> {
-        let Some(d) = self.store.delete_image(tenant, id, now_ms()).await? else {
+        self.remove(tenant, id, Removal::Deleted).await
+    }
+
+    /// Remove an image row (announced as `cause`), then its object unless another row uses it.
+    async fn remove(&self, tenant: &str, id: &str, cause: Removal) -> Result<bool, Error> {
+        let Some(d) = self.store.delete_image(tenant, id, cause, now_ms()).await? else {
             return Ok(false);
         };
         if d.shared {
@@ -554,7 +559,7 @@ impl Library {
     pub async fn purge_expired(&self) -> Result<usize, Error> {
         let mut n = 0;
         for (tenant, id) in self.store.expired(now_ms()).await? {
-            if self.delete(&tenant, &id).await? {
+            if self.remove(&tenant, &id, Removal::Expired).await? {
                 n += 1;
             }
         }

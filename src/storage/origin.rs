@@ -98,7 +98,7 @@ impl Default for StorageConfig {
 impl StorageConfig {
     /// `http_allow_networks` parsed (a bare IP is a /32 or /128).
     pub fn allowed_networks(&self) -> Result<Vec<ipnet::IpNet>, String> {
-        crate::storage::netguard::parse_networks(
+        crate::util::netguard::parse_networks(
             &self.http_allow_networks,
             "storage.http_allow_networks",
         )
@@ -488,7 +488,7 @@ impl Origin {
 /// The read-only HTTP origin: keys are appended to `base_url` (which always ends in `/`, so a
 /// key can only ever be a path under it), fetched by a client that refuses internal addresses.
 fn http_operator(cfg: &StorageConfig) -> Result<Operator, OriginError> {
-    use crate::storage::netguard::{self, NetPolicy};
+    use crate::util::netguard::{self, NetPolicy};
     let refused = |m: String| OriginError::Unavailable(m);
     let mut base = cfg.base_url.clone().unwrap_or_default();
     if !base.ends_with('/') {
@@ -513,6 +513,7 @@ fn http_operator(cfg: &StorageConfig) -> Result<Operator, OriginError> {
     let client = netguard::client(
         policy,
         Duration::from_millis(cfg.http_connect_timeout_ms.max(1)),
+        3,
     )
     .map_err(refused)?;
     let transport = opendal::HttpTransporter::new(

@@ -33,6 +33,7 @@ pub struct AlbumToken {
 impl Store {
     pub async fn insert_album(&self, a: &AlbumRecord) -> Result<()> {
         let _w = self.write.lock().await;
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO albums (id, tenant, owner, name, description, is_public, external_id, \
              cover_image_id, created_at, updated_at) \
@@ -48,8 +49,11 @@ impl Store {
         .bind(a.cover_image_id.clone())
         .bind(a.created_at)
         .bind(a.updated_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        let emitted = announce(&mut tx, &a.id, "album.created", a.updated_at).await?;
+        tx.commit().await?;
+        self.announced(emitted);
         Ok(())
     }
 
@@ -136,6 +140,7 @@ impl Store {
     ) -> Result<Option<AlbumRecord>> {
         {
             let _w = self.write.lock().await;
+            let mut tx = self.pool.begin().await?;
             let mut s = Sql::new("UPDATE albums SET updated_at = ");
             s.bind(now);
             if let Some(n) = &p.name {
@@ -154,9 +159,12 @@ impl Store {
                 .bind(tenant)
                 .push(" AND id = ")
                 .bind(id);
-            if s.query().execute(&self.pool).await?.rows_affected() == 0 {
+            if s.query().execute(&mut *tx).await?.rows_affected() == 0 {
                 return Ok(None);
             }
+            let emitted = announce(&mut tx, id, "album.updated", now).await?;
+            tx.commit().await?;
+            self.announced(emitted);
         }
         self.get_album(tenant, id).await
     }
@@ -182,7 +190,20 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        let emitted = gone
+            && super::outbox::emit(
+                &mut tx,
+                super::outbox::Announce {
+                    tenant,
+                    kind: "album.deleted",
+                    object: format!("album:{id}"),
+                    data: serde_json::json!({ "id": id }),
+                    now: crate::util::clock::now_ms(),
+                },
+            )
+            .await?;
         tx.commit().await?;
+        self.announced(emitted);
         Ok(gone)
     }
 
@@ -219,8 +240,9 @@ impl Store {
             return Ok(Err(Missing(missing)));
         }
         add_members(&mut tx, tenant, album, ids, now).await?;
-        touch(&mut tx, album, now).await?;
+        let emitted = touch(&mut tx, album, now).await?;
         tx.commit().await?;
+        self.announced(emitted);
         Ok(Ok(()))
     }
 
@@ -243,8 +265,9 @@ impl Store {
         let mut d = Sql::new("DELETE FROM album_images WHERE album_id = ");
         d.bind(album).push(" AND image_id IN ").bind_list(ids);
         d.query().execute(&mut *tx).await?;
-        touch(&mut tx, album, now).await?;
+        let emitted = touch(&mut tx, album, now).await?;
         tx.commit().await?;
+        self.announced(emitted);
         Ok(Ok(()))
     }
 
@@ -427,14 +450,47 @@ pub(super) async fn add_members(
     Ok(())
 }
 
-/// Mark an album changed (inside the caller's transaction).
-async fn touch(tx: &mut sqlx::Transaction<'_, sqlx::Any>, album: &str, now: i64) -> Result<()> {
+/// Mark an album changed and announce it (inside the caller's transaction); true when an
+/// event was written.
+pub(super) async fn touch(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    album: &str,
+    now: i64,
+) -> Result<bool> {
     sqlx::query("UPDATE albums SET updated_at = $1 WHERE id = $2")
         .bind(now)
         .bind(album)
         .execute(&mut **tx)
         .await?;
-    Ok(())
+    announce(tx, album, "album.updated", now).await
+}
+
+/// Announce an album as it is now in the caller's transaction (`kind`: created or updated).
+async fn announce(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    album: &str,
+    kind: &'static str,
+    now: i64,
+) -> Result<bool> {
+    let mut s = Sql::new("SELECT ");
+    s.push(ALBUM_COLUMNS)
+        .push(" FROM albums a WHERE a.id = ")
+        .bind(album);
+    let Some(row) = s.query().fetch_optional(&mut **tx).await? else {
+        return Ok(false);
+    };
+    let a = album_from_row(&row)?;
+    super::outbox::emit(
+        tx,
+        super::outbox::Announce {
+            tenant: &a.tenant,
+            kind,
+            object: format!("album:{}", a.id),
+            data: serde_json::to_value(&a).unwrap_or_default(),
+            now,
+        },
+    )
+    .await
 }
 
 /// One text column of rows.

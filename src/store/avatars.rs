@@ -3,12 +3,13 @@
 //! point leaves the old avatar or the new one, and the start-up sweep removes the other).
 
 use super::journal::journal;
+use super::outbox::{emit, Announce};
 use super::{Result, Store};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
 /// A user's avatar.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AvatarRecord {
     pub tenant: String,
     pub user_id: String,
@@ -91,7 +92,19 @@ impl Store {
             }
             _ => None,
         };
+        let emitted = emit(
+            &mut tx,
+            Announce {
+                tenant: &r.tenant,
+                kind: "avatar.updated",
+                object: format!("avatar:{}", r.user_id),
+                data: serde_json::to_value(r).unwrap_or_default(),
+                now: r.updated_at,
+            },
+        )
+        .await?;
         tx.commit().await?;
+        self.announced(emitted);
         Ok(gone)
     }
 
@@ -119,7 +132,20 @@ impl Store {
                 .await?;
             journal(&mut tx, k, now).await?;
         }
+        let emitted = old.is_some()
+            && emit(
+                &mut tx,
+                Announce {
+                    tenant,
+                    kind: "avatar.deleted",
+                    object: format!("avatar:{user}"),
+                    data: serde_json::json!({ "user_id": user }),
+                    now,
+                },
+            )
+            .await?;
         tx.commit().await?;
+        self.announced(emitted);
         Ok(old)
     }
 }

@@ -1,5 +1,6 @@
 //! Images and their tags: insert, search, update, delete, counts, access rules.
 
+use super::outbox::{emit, Announce};
 use super::sql::{Arg, Sql};
 use super::{
     journal, AccessRule, Cursor, Deleted, Filter, ImageRecord, Listing, Order, Paging, Patch,
@@ -35,6 +36,7 @@ impl Store {
                 return Err(super::StoreError::Quota(u));
             }
         }
+        let mut emitted = false;
         for i in images {
             let mut s = Sql::new("INSERT INTO images (");
             s.push(IMAGE_COLUMNS).push(") VALUES (");
@@ -73,12 +75,25 @@ impl Store {
                 .bind(i.storage_key.as_str())
                 .execute(&mut *tx)
                 .await?;
+            emitted |= emit(
+                &mut tx,
+                Announce {
+                    tenant: &i.tenant,
+                    kind: "image.uploaded",
+                    object: format!("image:{}", i.id),
+                    data: serde_json::to_value(i).unwrap_or_default(),
+                    now: i.created_at,
+                },
+            )
+            .await?;
         }
         if let (Some(a), Some(first)) = (album, images.first()) {
             let ids: Vec<String> = images.iter().map(|i| i.id.clone()).collect();
             super::albums::add_members(&mut tx, &first.tenant, a, &ids, first.created_at).await?;
+            emitted |= super::albums::touch(&mut tx, a, first.created_at).await?;
         }
         tx.commit().await?;
+        self.announced(emitted);
         Ok(())
     }
 
@@ -337,7 +352,29 @@ impl Store {
                     .await?;
             }
             insert_tags(&mut tx, id, tenant, &patch.add_tags).await?;
+            // Announced as it is now, even if the patch just expired it.
+            let mut s = Sql::new("SELECT ");
+            s.push(IMAGE_COLUMNS)
+                .push(" FROM images WHERE id = ")
+                .bind(id);
+            let mut emitted = false;
+            if let Some(row) = s.query().fetch_optional(&mut *tx).await? {
+                let mut r = image_from_row(&row)?;
+                r.tags = tags_in(&mut tx, id).await?;
+                emitted = emit(
+                    &mut tx,
+                    Announce {
+                        tenant,
+                        kind: "image.updated",
+                        object: format!("image:{id}"),
+                        data: serde_json::to_value(&r).unwrap_or_default(),
+                        now,
+                    },
+                )
+                .await?;
+            }
             tx.commit().await?;
+            self.announced(emitted);
         }
         // The row as it is now, even if the patch just expired it.
         self.get_image(tenant, id, i64::MIN).await
@@ -346,7 +383,13 @@ impl Store {
     /// Delete an image row and its tags (expired ones too). When no other image uses its object,
     /// the object's key is journalled as pending in the same transaction, so a crash before the
     /// object is removed leaves it to the start-up sweep.
-    pub async fn delete_image(&self, tenant: &str, id: &str, now: i64) -> Result<Option<Deleted>> {
+    pub async fn delete_image(
+        &self,
+        tenant: &str,
+        id: &str,
+        cause: super::Removal,
+        now: i64,
+    ) -> Result<Option<Deleted>> {
         let _w = self.write.lock().await;
         let mut tx = self.pool.begin().await?;
         let key: Option<String> =
@@ -388,7 +431,22 @@ impl Store {
         if !shared {
             journal(&mut tx, &storage_key, now).await?;
         }
+        let emitted = emit(
+            &mut tx,
+            Announce {
+                tenant,
+                kind: match cause {
+                    super::Removal::Deleted => "image.deleted",
+                    super::Removal::Expired => "image.expired",
+                },
+                object: format!("image:{id}"),
+                data: serde_json::json!({ "id": id }),
+                now,
+            },
+        )
+        .await?;
         tx.commit().await?;
+        self.announced(emitted);
         Ok(Some(Deleted {
             storage_key,
             shared,
@@ -567,6 +625,17 @@ fn escape_like(s: &str) -> String {
 }
 
 /// Journal a storage key as pending (its object may exist without a row).
+/// An image's tags, in the caller's transaction.
+async fn tags_in(tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: &str) -> Result<Vec<String>> {
+    let rows = sqlx::query("SELECT name FROM image_tags WHERE image_id = $1 ORDER BY name")
+        .bind(id)
+        .fetch_all(&mut **tx)
+        .await?;
+    rows.iter()
+        .map(|r| r.try_get::<String, _>("name").map_err(Into::into))
+        .collect()
+}
+
 async fn insert_tags(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     id: &str,

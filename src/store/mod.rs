@@ -11,6 +11,7 @@ mod avatars;
 mod images;
 mod journal;
 mod keys;
+mod outbox;
 mod schema;
 mod shares;
 mod sql;
@@ -18,6 +19,10 @@ mod sql;
 pub use albums::{AlbumToken, Missing};
 pub use avatars::AvatarRecord;
 use journal::journal;
+pub use outbox::{
+    Attempt, Claimed, DeliveryRecord, EventRecord, OutboxDepth, Outcome, WebhookPatch,
+    WebhookRecord,
+};
 pub use shares::{Share, ShareUse};
 
 use serde::{Deserialize, Serialize};
@@ -135,7 +140,7 @@ pub struct ImageRecord {
 }
 
 /// An album row, with the number of images in it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlbumRecord {
     pub id: String,
     pub tenant: String,
@@ -242,6 +247,13 @@ pub struct AccessRule {
     pub expires_at: Option<i64>,
 }
 
+/// Why an image row is removed (announced as `image.deleted` or `image.expired`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    Deleted,
+    Expired,
+}
+
 /// What a delete left to do outside the database.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deleted {
@@ -254,6 +266,8 @@ pub struct Deleted {
 pub struct Store {
     pool: AnyPool,
     write: tokio::sync::Mutex<()>,
+    /// Notified after a commit wrote to the webhook outbox.
+    outbox: tokio::sync::Notify,
 }
 
 impl Store {
@@ -284,9 +298,17 @@ impl Store {
         let store = Self {
             pool,
             write: tokio::sync::Mutex::new(()),
+            outbox: tokio::sync::Notify::new(),
         };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// Wake the webhook sender after a commit that wrote to the outbox.
+    fn announced(&self, emitted: bool) {
+        if emitted {
+            self.outbox.notify_one();
+        }
     }
 
     async fn migrate(&self) -> Result<()> {

@@ -125,4 +125,53 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             )",
         ],
     ),
+    (
+        3,
+        &[
+            "CREATE TABLE webhooks (
+                id TEXT PRIMARY KEY,
+                tenant TEXT NOT NULL,
+                url TEXT NOT NULL,
+                events TEXT NOT NULL,
+                enabled BIGINT NOT NULL,
+                description TEXT NOT NULL,
+                secret TEXT NOT NULL,
+                old_secret TEXT,
+                old_secret_until BIGINT,
+                failing_since BIGINT,
+                disabled_reason TEXT,
+                created_at BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL
+            )",
+            "CREATE INDEX webhooks_tenant ON webhooks (tenant, created_at)",
+            "CREATE TABLE webhook_events (
+                id TEXT PRIMARY KEY,
+                tenant TEXT NOT NULL,
+                type TEXT NOT NULL,
+                object TEXT NOT NULL,
+                data TEXT NOT NULL,
+                created_at BIGINT NOT NULL
+            )",
+            "CREATE TABLE webhook_deliveries (
+                id TEXT PRIMARY KEY,
+                seq BIGINT NOT NULL UNIQUE,
+                event_id TEXT NOT NULL,
+                webhook_id TEXT NOT NULL,
+                object TEXT NOT NULL,
+                status TEXT NOT NULL,
+                attempts BIGINT NOT NULL,
+                next_at BIGINT,
+                lease_until BIGINT,
+                last_status BIGINT,
+                last_latency_ms BIGINT,
+                last_response TEXT,
+                last_error TEXT,
+                created_at BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL
+            )",
+            "CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_at)",
+            "CREATE INDEX webhook_deliveries_object ON webhook_deliveries (webhook_id, object, seq)",
+            "CREATE INDEX webhook_deliveries_event ON webhook_deliveries (event_id)",
+        ],
+    ),
 ];

@@ -4,6 +4,7 @@ pub mod cache;
 pub mod clock;
 pub mod ids;
 pub mod limits;
+pub mod netguard;
 pub mod query;
 pub mod secret;
 pub mod telemetry;

@@ -1,9 +1,11 @@
-//! Which addresses the HTTP origin may reach (SSRF guard). The HTTP client resolves names itself
-//! through `GuardedResolver`, so the address checked is the address connected to (no
-//! check-then-resolve gap); literal IPs (the base URL, redirect targets) are checked where they
-//! appear. Redirects: at most 3, each re-checked, http(s) only.
+//! Which addresses outgoing HTTP may reach (SSRF guard), for the HTTP origin and for webhooks.
+//! The HTTP client resolves names itself through `GuardedResolver`, so the address checked is
+//! the address connected to (no check-then-resolve gap); literal IPs (the base URL, redirect
+//! targets) are checked where they appear. Redirects: none, or at most `max_redirects`, each
+//! re-checked, http(s) only.
 //!
-//! Refused unless allowed by `storage.http_allow_networks`: loopback, private (RFC 1918, ULA),
+//! Refused unless allowed by the caller's allow-list (`storage.http_allow_networks`,
+//! `webhooks.allow_networks`): loopback, private (RFC 1918, ULA),
 //! link-local, CGNAT (100.64/10), unspecified, multicast, broadcast, reserved, benchmarking and
 //! the IPv4-mapped / NAT64 forms of all of these.
 
@@ -112,18 +114,52 @@ pub fn literal_ip(host: &str) -> Option<IpAddr> {
         .ok()
 }
 
-/// The HTTP client of the HTTP origin: guarded resolver, guarded redirects, timeouts.
-pub fn client(policy: NetPolicy, connect_timeout: Duration) -> Result<reqwest::Client, String> {
+/// Whether `host` (a name or a literal IP) may be reached: a literal is checked as it is, a name
+/// is resolved and refused when it resolves only to refused addresses. An early answer for a
+/// form (the connection is checked again, by `client`'s resolver).
+pub async fn check_host(host: &str, policy: &NetPolicy) -> Result<(), String> {
+    if let Some(ip) = literal_ip(host) {
+        return if policy.allows(ip) {
+            Ok(())
+        } else {
+            Err(format!("{ip} is an internal address"))
+        };
+    }
+    let all: Vec<SocketAddr> = tokio::net::lookup_host((host, 0))
+        .await
+        .map_err(|e| format!("{host} does not resolve: {e}"))?
+        .collect();
+    if all.iter().any(|a| policy.allows(a.ip())) {
+        Ok(())
+    } else {
+        Err(format!("{host} resolves only to internal addresses"))
+    }
+}
+
+/// An outgoing HTTP client: guarded resolver, guarded redirects (at most `max_redirects`; 0
+/// follows none), a connect timeout.
+pub fn client(
+    policy: NetPolicy,
+    connect_timeout: Duration,
+    max_redirects: usize,
+) -> Result<reqwest::Client, String> {
     let policy = Arc::new(policy);
     let redirects = policy.clone();
-    reqwest::Client::builder()
+    let builder = reqwest::Client::builder()
         .no_proxy()
         .connect_timeout(connect_timeout)
-        .dns_resolver(Arc::new(GuardedResolver { policy }))
+        .dns_resolver(Arc::new(GuardedResolver { policy }));
+    if max_redirects == 0 {
+        return builder
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| format!("HTTP client: {e}"));
+    }
+    builder
         .redirect(reqwest::redirect::Policy::custom(move |attempt| {
             // `previous` holds the original URL and every hop so far.
-            if attempt.previous().len() > 3 {
-                return attempt.error("more than 3 redirects");
+            if attempt.previous().len() > max_redirects {
+                return attempt.error("too many redirects");
             }
             let url = attempt.url();
             if !matches!(url.scheme(), "http" | "https") {
