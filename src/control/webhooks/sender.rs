@@ -125,12 +125,11 @@ async fn attempt(hooks: &Webhooks, store: &Store, c: Claimed) {
         Outcome::Failed | Outcome::Disable(_) => &hooks.stats.failed,
     };
     counter.fetch_add(1, Ordering::Relaxed);
-    match &outcome {
-        Outcome::Failed => tracing::warn!(
+    if outcome == Outcome::Failed {
+        tracing::warn!(
             webhook = %w.id, delivery = %c.delivery.id, attempts,
             "webhook delivery failed after its last retry"
-        ),
-        _ => {}
+        );
     }
     let a = Attempt {
         status: status.map(i64::from),
