@@ -30,6 +30,11 @@ fn python() -> String {
 
 impl Receiver {
     fn start(port: u16) -> Self {
+        Self::start_with(port, &[])
+    }
+
+    /// A receiver that answers its first requests with `statuses` (then 200).
+    fn start_with(port: u16, statuses: &[u16]) -> Self {
         let script = concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/support/webhook_receiver.py"
@@ -37,6 +42,13 @@ impl Receiver {
         let mut child = std::process::Command::new(python())
             .arg(script)
             .arg(port.to_string())
+            .arg(
+                statuses
+                    .iter()
+                    .map(u16::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            )
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("python3 (REFRACT_TEST_PYTHON) must run");
@@ -86,9 +98,17 @@ impl Receiver {
     }
 
     async fn script(&self, statuses: &[u16], delay_ms: u64) {
+        self.script_padded(statuses, delay_ms, 0).await;
+    }
+
+    /// As `script`, every answer's body lengthened by `pad_bytes`.
+    async fn script_padded(&self, statuses: &[u16], delay_ms: u64, pad_bytes: usize) {
         common::client()
             .post(self.url("/_script"))
-            .body(json!({"statuses": statuses, "delay_ms": delay_ms}).to_string())
+            .body(
+                json!({"statuses": statuses, "delay_ms": delay_ms, "pad_bytes": pad_bytes})
+                    .to_string(),
+            )
             .send()
             .await
             .unwrap();
@@ -338,17 +358,12 @@ async fn every_event_arrives_signed_in_order_and_verified_by_the_reference_imple
 #[tokio::test(flavor = "multi_thread")]
 async fn subscriptions_filter_and_a_failed_change_announces_nothing() {
     let rx = Receiver::start(free_port());
-    let s = server(|c| c.quota.default_images = 1);
+    let s = server(|c| c.quota.default_images = 2);
     let api = Api::admin(&s);
-    let (_, _) = endpoint(&api, &rx.url("/only-uploads"), json!(["image.uploaded"])).await;
-    let (_, _) = endpoint(&api, &rx.url("/albums"), json!(["album.*"])).await;
-    api.upload_one("a.png", &distinct_png(10), &[]).await;
-    // Over the quota: 507, nothing stored, nothing announced.
-    let r = api
-        .upload(Form::new().file("file", "b.png", &distinct_png(11)))
-        .await;
-    assert_eq!(r.status, 507, "{}", r.text());
-    // A batch refused as a whole (one file is not an image): nothing announced either.
+    endpoint(&api, &rx.url("/only-uploads"), json!(["image.uploaded"])).await;
+    endpoint(&api, &rx.url("/albums"), json!(["album.*"])).await;
+    let first = api.upload_one("a.png", &distinct_png(10), &[]).await;
+    // A batch refused as a whole because one file is not an image (it would fit the quota).
     let r = api
         .upload(Form::new().file("file", "c.png", &distinct_png(12)).file(
             "file",
@@ -356,24 +371,156 @@ async fn subscriptions_filter_and_a_failed_change_announces_nothing() {
             b"not an image",
         ))
         .await;
-    assert!(r.status >= 400, "{}", r.text());
+    assert!([415, 422].contains(&r.status), "{}", r.text());
+    // Over the quota: 507, nothing stored.
+    let r = api
+        .upload(Form::new().file("file", "e.png", &distinct_png(13)).file(
+            "file",
+            "f.png",
+            &distinct_png(14),
+        ))
+        .await;
+    assert_eq!(r.status, 507, "{}", r.text());
+    let last = api.upload_one("g.png", &distinct_png(15), &[]).await;
     api.json("POST", "/api/v1/albums", &json!({"name": "A"}))
         .await;
-    let log = rx.wait_for(2).await;
+    rx.wait_for(3).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let log2 = rx.log().await;
-    assert_eq!(log2.len(), 2, "{log2:#?}");
-    let by_path: Vec<(&str, &str)> = log
+    let log = rx.log().await;
+    let mut got: Vec<(String, String, String)> = log
         .iter()
         .map(|e| {
             (
-                e["path"].as_str().unwrap(),
-                e["body"]["type"].as_str().unwrap(),
+                e["path"].as_str().unwrap().to_string(),
+                e["body"]["type"].as_str().unwrap().to_string(),
+                e["body"]["data"]["id"].as_str().unwrap().to_string(),
             )
         })
         .collect();
-    assert!(by_path.contains(&("/only-uploads", "image.uploaded")));
-    assert!(by_path.contains(&("/albums", "album.created")));
+    got.sort();
+    assert_eq!(got.len(), 3, "{log:#?}");
+    assert_eq!(got[0].0, "/albums");
+    assert_eq!(
+        got[1..]
+            .iter()
+            .map(|(p, t, i)| (p.as_str(), t.as_str(), i.as_str()))
+            .collect::<std::collections::BTreeSet<_>>(),
+        [
+            (
+                "/only-uploads",
+                "image.uploaded",
+                first["id"].as_str().unwrap()
+            ),
+            (
+                "/only-uploads",
+                "image.uploaded",
+                last["id"].as_str().unwrap()
+            ),
+        ]
+        .into_iter()
+        .collect()
+    );
+}
+
+/// One object's events wait behind its retry; other objects' go on.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_object_waits_for_its_retry_while_others_go_on() {
+    let rx = Receiver::start_with(free_port(), &[500]);
+    let s = server(|c| c.webhooks.retry_schedule_secs = vec![3, 3, 3]);
+    let api = Api::admin(&s);
+    endpoint(&api, &rx.url("/o"), json!("*")).await;
+    let a = api.upload_one("a.png", &distinct_png(80), &[]).await;
+    let a = a["id"].as_str().unwrap().to_string();
+    rx.wait_for(1).await; // a's upload, answered 500: retried in about 3 s
+    let r = api
+        .json(
+            "PATCH",
+            &format!("/api/v1/images/{a}"),
+            &json!({"description": "later"}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let b = api.upload_one("b.png", &distinct_png(81), &[]).await;
+    let b = b["id"].as_str().unwrap().to_string();
+    let log = rx.wait_for(4).await;
+    let seen: Vec<(String, String, u64)> = log
+        .iter()
+        .map(|e| {
+            (
+                e["body"]["type"].as_str().unwrap().to_string(),
+                e["body"]["data"]["id"].as_str().unwrap().to_string(),
+                e["status"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("image.uploaded".into(), a.clone(), 500),
+            ("image.uploaded".into(), b, 200),
+            ("image.uploaded".into(), a.clone(), 200),
+            ("image.updated".into(), a, 200),
+        ],
+        "b goes first; a's update waits for a's upload"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redirects_are_not_followed_and_answers_are_kept_truncated() {
+    let rx = Receiver::start_with(free_port(), &[302]);
+    let s = server(|c| c.webhooks.max_response_bytes = 16);
+    let api = Api::admin(&s);
+    let (hook, _) = endpoint(&api, &rx.url("/r"), json!("*")).await;
+    rx.script_padded(&[302], 0, 5000).await;
+    api.upload_one("a.png", &distinct_png(90), &[]).await;
+    let d = deliveries_until(&api, &hook, |d| {
+        d.first().is_some_and(|x| x["status"] == "delivered")
+    })
+    .await;
+    let log = rx.log().await;
+    assert!(
+        log.iter().all(|e| e["path"] == "/r"),
+        "a redirect was followed: {log:#?}"
+    );
+    assert_eq!(log.len(), 2);
+    assert_eq!(log[0]["status"], 302);
+    assert_eq!(d[0]["attempts"], 2);
+    assert_eq!(d[0]["response"].as_str().unwrap().len(), 16, "{}", d[0]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_endpoint_failing_past_disable_after_hours_is_disabled() {
+    // 0 hours: the first failed attempt already counts as failing too long.
+    let rx = Receiver::start_with(free_port(), &[503]);
+    let s = server(|c| c.webhooks.disable_after_hours = 0);
+    let api = Api::admin(&s);
+    let (hook, _) = endpoint(&api, &rx.url("/d"), json!("*")).await;
+    api.upload_one("a.png", &distinct_png(95), &[]).await;
+    let d = deliveries_until(&api, &hook, |d| {
+        d.first().is_some_and(|x| x["status"] == "failed")
+    })
+    .await;
+    assert_eq!(d[0]["last_status_code"], 503);
+    let w = api.get(&format!("/api/v1/webhooks/{hook}")).await.json()["webhook"].clone();
+    assert_eq!(w["enabled"], false);
+    assert!(
+        w["disabled_reason"].as_str().unwrap().contains("failed"),
+        "{w}"
+    );
+    // Enabled again, it receives the next change.
+    let r = api
+        .json(
+            "PATCH",
+            &format!("/api/v1/webhooks/{hook}"),
+            &json!({"enabled": true}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json()["webhook"]["disabled_reason"].clone()),
+        (200, Value::Null)
+    );
+    api.upload_one("b.png", &distinct_png(96), &[]).await;
+    assert_eq!(rx.wait_for(2).await[1]["status"], 200);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -392,6 +539,7 @@ async fn rotation_sends_both_signatures_for_the_overlap() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
     let new = r.json()["secret"].as_str().unwrap().to_string();
+    assert!(r.json()["webhook"].get("secret").is_none());
     assert!(new.starts_with("whsec_") && new != old);
     assert!(r.json()["previous_secret_valid_until"].is_string());
     api.upload_one("a.png", &distinct_png(20), &[]).await;
@@ -429,8 +577,7 @@ async fn retries_until_the_receiver_answers_with_the_same_message_id() {
         .unwrap();
     assert!(m.contains("refract_webhook_outbox_pending 1"), "{m}");
     // Up, answering 500 once, then 200.
-    let rx = Receiver::start(port);
-    rx.script(&[500], 0).await;
+    let rx = Receiver::start_with(port, &[500]);
     let log = rx.wait_for(2).await;
     assert_eq!(log[0]["status"], 500);
     assert_eq!(log[1]["status"], 200);

@@ -31,8 +31,8 @@ macro_rules! delivery_columns {
     };
 }
 
-/// A webhook endpoint as stored (its secrets are never shown after creation).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A webhook endpoint as stored (its secrets are never shown after creation, nor debug-printed).
+#[derive(Clone, PartialEq, Eq)]
 pub struct WebhookRecord {
     pub id: String,
     pub tenant: String,
@@ -50,6 +50,19 @@ pub struct WebhookRecord {
     pub disabled_reason: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+impl std::fmt::Debug for WebhookRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookRecord")
+            .field("id", &self.id)
+            .field("tenant", &self.tenant)
+            .field("url", &self.url)
+            .field("events", &self.events)
+            .field("enabled", &self.enabled)
+            .field("secret", &"***")
+            .finish_non_exhaustive()
+    }
 }
 
 impl WebhookRecord {
@@ -118,6 +131,8 @@ pub struct Claimed {
     pub event: EventRecord,
     /// `None` when the endpoint was deleted meanwhile.
     pub webhook: Option<WebhookRecord>,
+    /// The lease this claim holds (`lease_until`): recording the attempt needs it.
+    pub lease: i64,
 }
 
 /// What became of an attempt.
@@ -587,6 +602,7 @@ impl Store {
                 delivery,
                 event,
                 webhook,
+                lease: now + lease_ms,
             });
         }
         tx.commit().await?;
@@ -595,13 +611,15 @@ impl Store {
 
     /// Record an attempt on a claimed delivery, and what it means for its endpoint; why the
     /// endpoint was disabled, when it was.
+    /// Nothing is recorded when the claim no longer holds (its lease ran out and another
+    /// attempt took over, or the endpoint was disabled meanwhile).
     pub async fn record_attempt(
         &self,
-        delivery: &str,
-        webhook: &str,
+        c: &Claimed,
         a: &Attempt,
         now: i64,
     ) -> Result<Option<String>> {
+        let (delivery, webhook) = (c.delivery.id.as_str(), c.delivery.webhook_id.as_str());
         let _w = self.write.lock().await;
         let mut tx = self.pool.begin().await?;
         let (status, next_at) = match &a.outcome {
@@ -609,10 +627,10 @@ impl Store {
             Outcome::Retry(at) => (PENDING, Some(*at)),
             Outcome::Failed | Outcome::Disable(_) => (FAILED, None),
         };
-        sqlx::query(
+        let held = sqlx::query(
             "UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1, next_at = $2, \
              lease_until = NULL, last_status = $3, last_latency_ms = $4, last_response = $5, \
-             last_error = $6, updated_at = $7 WHERE id = $8",
+             last_error = $6, updated_at = $7 WHERE id = $8 AND status = $9 AND lease_until = $10",
         )
         .bind(status)
         .bind(next_at)
@@ -622,8 +640,14 @@ impl Store {
         .bind(a.error.clone())
         .bind(now)
         .bind(delivery)
+        .bind(PENDING)
+        .bind(c.lease)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected();
+        if held == 0 {
+            return Ok(None);
+        }
         let mut disable = match &a.outcome {
             Outcome::Disable(why) => Some(why.clone()),
             _ => None,
@@ -634,13 +658,22 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         } else if disable.is_none() {
+            // A run of failures starts at the first failure after a success, or after a day
+            // without failures (an endpoint that failed once long ago is not "failing for days").
             sqlx::query(
-                "UPDATE webhooks SET failing_since = $1 WHERE id = $2 AND failing_since IS NULL",
+                "UPDATE webhooks SET failing_since = $1 WHERE id = $2 AND (failing_since IS NULL \
+                 OR last_failure_at IS NULL OR last_failure_at < $3)",
             )
             .bind(now)
             .bind(webhook)
+            .bind(now - 86_400_000)
             .execute(&mut *tx)
             .await?;
+            sqlx::query("UPDATE webhooks SET last_failure_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(webhook)
+                .execute(&mut *tx)
+                .await?;
             let since: Option<i64> =
                 sqlx::query_scalar("SELECT failing_since FROM webhooks WHERE id = $1")
                     .bind(webhook)
@@ -671,25 +704,43 @@ impl Store {
     }
 
     /// Fail a claimed delivery without an attempt (its endpoint is gone or disabled).
-    pub async fn abandon_delivery(&self, delivery: &str, why: &str, now: i64) -> Result<()> {
+    pub async fn abandon_delivery(&self, c: &Claimed, why: &str, now: i64) -> Result<()> {
         let _w = self.write.lock().await;
         sqlx::query(
             "UPDATE webhook_deliveries SET status = $1, next_at = NULL, lease_until = NULL, \
-             last_error = $2, updated_at = $3 WHERE id = $4",
+             last_error = $2, updated_at = $3 WHERE id = $4 AND status = $5 AND lease_until = $6",
         )
         .bind(FAILED)
         .bind(why)
         .bind(now)
-        .bind(delivery)
+        .bind(c.delivery.id.as_str())
+        .bind(PENDING)
+        .bind(c.lease)
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
+    /// Drop every lease: called when the sender starts, so that deliveries claimed by a process
+    /// that died are sent again at once (one sender per database; see docs/webhooks.md).
+    pub async fn release_leases(&self) -> Result<()> {
+        let _w = self.write.lock().await;
+        sqlx::query("UPDATE webhook_deliveries SET lease_until = NULL WHERE status = $1")
+            .bind(PENDING)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// When the next pending delivery falls due (none pending: `None`).
     pub async fn next_due(&self) -> Result<Option<i64>> {
+        // Only deliveries that are first in their object's line: a blocked one is not due
+        // before the one ahead of it.
         Ok(sqlx::query_scalar(
-            "SELECT MIN(COALESCE(lease_until, next_at)) FROM webhook_deliveries WHERE status = $1",
+            "SELECT MIN(COALESCE(d.lease_until, d.next_at)) FROM webhook_deliveries d \
+             WHERE d.status = $1 AND NOT EXISTS (SELECT 1 FROM webhook_deliveries o \
+             WHERE o.webhook_id = d.webhook_id AND o.object = d.object AND o.status = $1 \
+             AND o.seq < d.seq)",
         )
         .bind(PENDING)
         .fetch_one(&self.pool)

@@ -139,6 +139,7 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
                 old_secret TEXT,
                 old_secret_until BIGINT,
                 failing_since BIGINT,
+                last_failure_at BIGINT,
                 disabled_reason TEXT,
                 created_at BIGINT NOT NULL,
                 updated_at BIGINT NOT NULL

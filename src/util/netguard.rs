@@ -7,7 +7,7 @@
 //! Refused unless allowed by the caller's allow-list (`storage.http_allow_networks`,
 //! `webhooks.allow_networks`): loopback, private (RFC 1918, ULA),
 //! link-local, CGNAT (100.64/10), unspecified, multicast, broadcast, reserved, benchmarking and
-//! the IPv4-mapped / NAT64 forms of all of these.
+//! the IPv4-mapped / NAT64 / 6to4 forms of all of these; Teredo and local-use NAT64 entirely.
 
 use ipnet::IpNet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -68,9 +68,16 @@ fn v6_internal(ip: Ipv6Addr) -> bool {
         let v4 = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
         return v4_internal(v4);
     }
+    if s[0] == 0x2002 {
+        // 6to4 2002::/16 carries an IPv4 address in its next 32 bits.
+        let v4 = Ipv4Addr::new((s[1] >> 8) as u8, s[1] as u8, (s[2] >> 8) as u8, s[2] as u8);
+        return v4_internal(v4);
+    }
     ip.is_unspecified()
         || ip.is_loopback()
         || ip.is_multicast()
+        || (s[0] == 0x2001 && s[1] == 0) // Teredo 2001::/32 (tunnels to any IPv4)
+        || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1) // local-use NAT64 64:ff9b:1::/48
         || (s[0] & 0xFE00) == 0xFC00 // unique local fc00::/7
         || (s[0] & 0xFFC0) == 0xFE80 // link-local fe80::/10
         || (s[0] & 0xFFC0) == 0xFEC0 // site-local (deprecated)
@@ -206,6 +213,10 @@ mod tests {
             "::ffff:10.0.0.1",
             "64:ff9b::7f00:1",
             "::127.0.0.1",
+            "2002:a9fe:a9fe::1",
+            "2002:7f00:1::",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "64:ff9b:1::a00:1",
         ] {
             assert!(!p.allows(ip.parse().unwrap()), "{ip} must be refused");
         }
@@ -216,6 +227,8 @@ mod tests {
             "172.32.0.1",
             "2606:4700::1111",
             "64:ff9b::5db8:d822",
+            "2002:5db8:d822::1",
+            "2001:db9::1",
         ] {
             assert!(p.allows(ip.parse().unwrap()), "{ip} must be allowed");
         }

@@ -80,6 +80,18 @@ impl WebhooksConfig {
         if self.max_response_bytes > 64 * 1024 {
             return Err("webhooks.max_response_bytes must be at most 65536".into());
         }
+        if self.retry_schedule_secs.iter().any(|s| *s > 7 * 86_400) {
+            return Err("webhooks.retry_schedule_secs: each at most 604800 (a week)".into());
+        }
+        if self.disable_after_hours > 24 * 365 {
+            return Err("webhooks.disable_after_hours must be at most 8760".into());
+        }
+        if !(1..=3650).contains(&self.retention_days) {
+            return Err("webhooks.retention_days must be 1-3650".into());
+        }
+        if self.secret_overlap_hours > 24 * 30 {
+            return Err("webhooks.secret_overlap_hours must be at most 720".into());
+        }
         Ok(())
     }
 }
@@ -135,13 +147,22 @@ impl Webhooks {
         })
     }
 
-    fn check_scheme(&self, url: &str) -> Result<(), String> {
+    /// The scheme, and a literal IP host against the policy (names are checked by the
+    /// client's resolver at connect time; a literal never reaches it).
+    fn check_target(&self, url: &str) -> Result<(), String> {
         let u = reqwest::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
         match u.scheme() {
-            "https" => Ok(()),
-            "http" if self.cfg.allow_http => Ok(()),
-            "http" => Err("http:// endpoints need webhooks.allow_http; use https://".into()),
-            other => Err(format!("{other}: an endpoint URL is https://")),
+            "https" => {}
+            "http" if self.cfg.allow_http => {}
+            "http" => return Err("http:// endpoints need webhooks.allow_http; use https://".into()),
+            other => return Err(format!("{other}: an endpoint URL is https://")),
+        }
+        match u.host_str().and_then(netguard::literal_ip) {
+            Some(ip) if !self.policy.allows(ip) => Err(format!(
+                "{ip} is an internal address; internal addresses are refused unless listed in \
+                 webhooks.allow_networks"
+            )),
+            _ => Ok(()),
         }
     }
 
@@ -152,7 +173,7 @@ impl Webhooks {
         if url.is_empty() || url.len() > 2048 {
             return Err(bad("a URL of 1-2048 characters is required".into()));
         }
-        self.check_scheme(url).map_err(bad)?;
+        self.check_target(url).map_err(bad)?;
         let u = reqwest::Url::parse(url).map_err(|e| bad(format!("not a URL: {e}")))?;
         let host = u
             .host_str()

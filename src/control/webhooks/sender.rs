@@ -17,6 +17,9 @@ pub async fn run(hooks: Arc<Webhooks>, store: Arc<Store>) {
     let slots = Arc::new(tokio::sync::Semaphore::new(hooks.cfg.workers.max(1)));
     let finished = Arc::new(tokio::sync::Notify::new());
     let mut inflight = tokio::task::JoinSet::new();
+    if let Err(e) = store.release_leases().await {
+        tracing::warn!(error = %e, "webhook outbox: releasing leases failed");
+    }
     let lease_ms =
         i64::try_from(hooks.cfg.timeout_secs.saturating_add(30) * 1000).unwrap_or(i64::MAX);
     loop {
@@ -68,9 +71,9 @@ pub async fn run(hooks: Arc<Webhooks>, store: Arc<Store>) {
 /// One attempt of one claimed delivery, recorded.
 async fn attempt(hooks: &Webhooks, store: &Store, c: Claimed) {
     let now = now_ms();
-    let Some(w) = c.webhook.filter(|w| w.enabled) else {
+    let Some(w) = c.webhook.clone().filter(|w| w.enabled) else {
         if let Err(e) = store
-            .abandon_delivery(&c.delivery.id, "endpoint disabled or deleted", now)
+            .abandon_delivery(&c, "endpoint disabled or deleted", now)
             .await
         {
             tracing::warn!(error = %e, "webhook outbox: recording failed");
@@ -88,7 +91,7 @@ async fn attempt(hooks: &Webhooks, store: &Store, c: Claimed) {
     }
     let signature = signature::header(&secrets, &c.event.id, ts, &body);
     let started = Instant::now();
-    let sent = match hooks.check_scheme(&w.url) {
+    let sent = match hooks.check_target(&w.url) {
         Err(e) => Err(e),
         Ok(()) => send(hooks, &w.url, &c.event.id, ts, &signature, body).await,
     };
@@ -140,10 +143,7 @@ async fn attempt(hooks: &Webhooks, store: &Store, c: Claimed) {
         disable_after_ms: i64::try_from(hooks.cfg.disable_after_hours.saturating_mul(3_600_000))
             .unwrap_or(i64::MAX),
     };
-    match store
-        .record_attempt(&c.delivery.id, &w.id, &a, now_ms())
-        .await
-    {
+    match store.record_attempt(&c, &a, now_ms()).await {
         Ok(Some(why)) => {
             tracing::warn!(webhook = %w.id, reason = %why, "webhook endpoint disabled")
         }
