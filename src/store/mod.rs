@@ -20,7 +20,7 @@ pub use albums::{AlbumToken, Missing};
 pub use avatars::AvatarRecord;
 use journal::journal;
 pub use outbox::{
-    Attempt, Claimed, DeliveryRecord, EventRecord, OutboxDepth, Outcome, WebhookPatch,
+    Attempt, Claimed, DeliveryRecord, EventRecord, OutboxDepth, Outcome, Recorded, WebhookPatch,
     WebhookRecord,
 };
 pub use shares::{Share, ShareUse};

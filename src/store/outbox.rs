@@ -159,6 +159,14 @@ pub struct Attempt {
     pub disable_after_ms: i64,
 }
 
+/// What became of a claimed delivery.
+#[derive(Debug, Clone)]
+pub enum Recorded {
+    Attempted(Attempt),
+    /// Failed without an attempt (its endpoint is gone or disabled).
+    Abandoned(String),
+}
+
 /// The outbox as a gauge.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct OutboxDepth {
@@ -609,116 +617,31 @@ impl Store {
         Ok(out)
     }
 
-    /// Record an attempt on a claimed delivery, and what it means for its endpoint; why the
-    /// endpoint was disabled, when it was.
-    /// Nothing is recorded when the claim no longer holds (its lease ran out and another
-    /// attempt took over, or the endpoint was disabled meanwhile).
-    pub async fn record_attempt(
+    /// Record what became of claimed deliveries, in one transaction (one commit for a batch of
+    /// attempts). An attempt also tells its endpoint's story: a success ends a run of failures;
+    /// a failure may disable it. Nothing is recorded for a claim that no longer holds (its lease
+    /// ran out and another attempt took over, or its endpoint was disabled meanwhile). Returns
+    /// the endpoints disabled, with why.
+    pub async fn record_attempts(
         &self,
-        c: &Claimed,
-        a: &Attempt,
+        done: &[(Claimed, Recorded)],
         now: i64,
-    ) -> Result<Option<String>> {
-        let (delivery, webhook) = (c.delivery.id.as_str(), c.delivery.webhook_id.as_str());
+    ) -> Result<Vec<(String, String)>> {
         let _w = self.write.lock().await;
         let mut tx = self.pool.begin().await?;
-        let (status, next_at) = match &a.outcome {
-            Outcome::Delivered => (DELIVERED, None),
-            Outcome::Retry(at) => (PENDING, Some(*at)),
-            Outcome::Failed | Outcome::Disable(_) => (FAILED, None),
-        };
-        let held = sqlx::query(
-            "UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1, next_at = $2, \
-             lease_until = NULL, last_status = $3, last_latency_ms = $4, last_response = $5, \
-             last_error = $6, updated_at = $7 WHERE id = $8 AND status = $9 AND lease_until = $10",
-        )
-        .bind(status)
-        .bind(next_at)
-        .bind(a.status)
-        .bind(a.latency_ms)
-        .bind(a.response.clone())
-        .bind(a.error.clone())
-        .bind(now)
-        .bind(delivery)
-        .bind(PENDING)
-        .bind(c.lease)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if held == 0 {
-            return Ok(None);
-        }
-        let mut disable = match &a.outcome {
-            Outcome::Disable(why) => Some(why.clone()),
-            _ => None,
-        };
-        if a.outcome == Outcome::Delivered {
-            sqlx::query("UPDATE webhooks SET failing_since = NULL WHERE id = $1")
-                .bind(webhook)
-                .execute(&mut *tx)
-                .await?;
-        } else if disable.is_none() {
-            // A run of failures starts at the first failure after a success, or after a day
-            // without failures (an endpoint that failed once long ago is not "failing for days").
-            sqlx::query(
-                "UPDATE webhooks SET failing_since = $1 WHERE id = $2 AND (failing_since IS NULL \
-                 OR last_failure_at IS NULL OR last_failure_at < $3)",
-            )
-            .bind(now)
-            .bind(webhook)
-            .bind(now - 86_400_000)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query("UPDATE webhooks SET last_failure_at = $1 WHERE id = $2")
-                .bind(now)
-                .bind(webhook)
-                .execute(&mut *tx)
-                .await?;
-            let since: Option<i64> =
-                sqlx::query_scalar("SELECT failing_since FROM webhooks WHERE id = $1")
-                    .bind(webhook)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .flatten();
-            if since.is_some_and(|s| now - s >= a.disable_after_ms) {
-                disable = Some(format!(
-                    "every attempt failed for {} hours",
-                    (now - since.unwrap_or(now)) / 3_600_000
-                ));
+        let mut disabled = Vec::new();
+        for (c, r) in done {
+            match r {
+                Recorded::Attempted(a) => {
+                    if let Some(why) = record_in(&mut tx, c, a, now).await? {
+                        disabled.push((c.delivery.webhook_id.clone(), why));
+                    }
+                }
+                Recorded::Abandoned(why) => abandon_in(&mut tx, c, why, now).await?,
             }
         }
-        if let Some(why) = &disable {
-            sqlx::query(
-                "UPDATE webhooks SET enabled = 0, disabled_reason = $1, updated_at = $2 \
-                 WHERE id = $3",
-            )
-            .bind(why.as_str())
-            .bind(now)
-            .bind(webhook)
-            .execute(&mut *tx)
-            .await?;
-            fail_pending(&mut tx, webhook, "endpoint disabled", now).await?;
-        }
         tx.commit().await?;
-        Ok(disable)
-    }
-
-    /// Fail a claimed delivery without an attempt (its endpoint is gone or disabled).
-    pub async fn abandon_delivery(&self, c: &Claimed, why: &str, now: i64) -> Result<()> {
-        let _w = self.write.lock().await;
-        sqlx::query(
-            "UPDATE webhook_deliveries SET status = $1, next_at = NULL, lease_until = NULL, \
-             last_error = $2, updated_at = $3 WHERE id = $4 AND status = $5 AND lease_until = $6",
-        )
-        .bind(FAILED)
-        .bind(why)
-        .bind(now)
-        .bind(c.delivery.id.as_str())
-        .bind(PENDING)
-        .bind(c.lease)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        Ok(disabled)
     }
 
     /// Drop every lease: called when the sender starts, so that deliveries claimed by a process
@@ -786,6 +709,111 @@ impl Store {
     pub fn outbox_signal(&self) -> &tokio::sync::Notify {
         &self.outbox
     }
+}
+
+/// Record an attempt on a claimed delivery, and what it means for its endpoint; why the
+/// endpoint was disabled, when it was.
+/// Nothing is recorded when the claim no longer holds (its lease ran out and another
+/// attempt took over, or the endpoint was disabled meanwhile).
+async fn record_in(tx: &mut Tx<'_>, c: &Claimed, a: &Attempt, now: i64) -> Result<Option<String>> {
+    let (delivery, webhook) = (c.delivery.id.as_str(), c.delivery.webhook_id.as_str());
+    let (status, next_at) = match &a.outcome {
+        Outcome::Delivered => (DELIVERED, None),
+        Outcome::Retry(at) => (PENDING, Some(*at)),
+        Outcome::Failed | Outcome::Disable(_) => (FAILED, None),
+    };
+    let held = sqlx::query(
+        "UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1, next_at = $2, \
+         lease_until = NULL, last_status = $3, last_latency_ms = $4, last_response = $5, \
+         last_error = $6, updated_at = $7 WHERE id = $8 AND status = $9 AND lease_until = $10",
+    )
+    .bind(status)
+    .bind(next_at)
+    .bind(a.status)
+    .bind(a.latency_ms)
+    .bind(a.response.clone())
+    .bind(a.error.clone())
+    .bind(now)
+    .bind(delivery)
+    .bind(PENDING)
+    .bind(c.lease)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if held == 0 {
+        return Ok(None);
+    }
+    let mut disable = match &a.outcome {
+        Outcome::Disable(why) => Some(why.clone()),
+        _ => None,
+    };
+    if a.outcome == Outcome::Delivered {
+        sqlx::query(
+            "UPDATE webhooks SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL",
+        )
+        .bind(webhook)
+        .execute(&mut **tx)
+        .await?;
+    } else if disable.is_none() {
+        // A run of failures starts at the first failure after a success, or after a day
+        // without failures (an endpoint that failed once long ago is not "failing for days").
+        sqlx::query(
+            "UPDATE webhooks SET failing_since = $1 WHERE id = $2 AND (failing_since IS NULL \
+             OR last_failure_at IS NULL OR last_failure_at < $3)",
+        )
+        .bind(now)
+        .bind(webhook)
+        .bind(now - 86_400_000)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query("UPDATE webhooks SET last_failure_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(webhook)
+            .execute(&mut **tx)
+            .await?;
+        let since: Option<i64> =
+            sqlx::query_scalar("SELECT failing_since FROM webhooks WHERE id = $1")
+                .bind(webhook)
+                .fetch_optional(&mut **tx)
+                .await?
+                .flatten();
+        if since.is_some_and(|s| now - s >= a.disable_after_ms) {
+            disable = Some(format!(
+                "every attempt failed for {} hours",
+                (now - since.unwrap_or(now)) / 3_600_000
+            ));
+        }
+    }
+    if let Some(why) = &disable {
+        sqlx::query(
+            "UPDATE webhooks SET enabled = 0, disabled_reason = $1, updated_at = $2 \
+             WHERE id = $3",
+        )
+        .bind(why.as_str())
+        .bind(now)
+        .bind(webhook)
+        .execute(&mut **tx)
+        .await?;
+        fail_pending(tx, webhook, "endpoint disabled", now).await?;
+    }
+    Ok(disable)
+}
+
+/// Fail a claimed delivery without an attempt (its endpoint is gone or disabled).
+async fn abandon_in(tx: &mut Tx<'_>, c: &Claimed, why: &str, now: i64) -> Result<()> {
+    sqlx::query(
+        "UPDATE webhook_deliveries SET status = $1, next_at = NULL, lease_until = NULL, \
+         last_error = $2, updated_at = $3 WHERE id = $4 AND status = $5 AND lease_until = $6",
+    )
+    .bind(FAILED)
+    .bind(why)
+    .bind(now)
+    .bind(c.delivery.id.as_str())
+    .bind(PENDING)
+    .bind(c.lease)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 async fn fail_pending(tx: &mut Tx<'_>, webhook: &str, why: &str, now: i64) -> Result<()> {

@@ -4,27 +4,43 @@
 //! commit that wrote to the outbox, by each finished attempt, and by the next retry's time.
 
 use super::{signature, Webhooks};
-use crate::store::{Attempt, Claimed, EventRecord, Outcome, Store};
+use crate::store::{Attempt, Claimed, EventRecord, Outcome, Recorded, Store};
 use crate::util::clock::now_ms;
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Run until aborted (the attempts in flight end with it; their leases expire and they are
-/// sent again, with the same `webhook-id`).
+/// Run until aborted (the attempts in flight end with it; their leases are dropped at the next
+/// start and they are sent again, with the same `webhook-id`). Attempts report back here, and
+/// what finished is recorded in one transaction per batch.
 pub async fn run(hooks: Arc<Webhooks>, store: Arc<Store>) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(hooks.cfg.workers.max(1)));
-    let finished = Arc::new(tokio::sync::Notify::new());
-    let mut inflight = tokio::task::JoinSet::new();
     if let Err(e) = store.release_leases().await {
         tracing::warn!(error = %e, "webhook outbox: releasing leases failed");
     }
+    let workers = hooks.cfg.workers.max(1);
     let lease_ms =
         i64::try_from(hooks.cfg.timeout_secs.saturating_add(30) * 1000).unwrap_or(i64::MAX);
+    let (report, mut reports) = tokio::sync::mpsc::unbounded_channel::<(Claimed, Recorded)>();
+    let mut inflight = tokio::task::JoinSet::new();
+    let mut done: Vec<(Claimed, Recorded)> = Vec::new();
     loop {
+        while let Ok(d) = reports.try_recv() {
+            done.push(d);
+        }
+        if !done.is_empty() {
+            match store.record_attempts(&done, now_ms()).await {
+                Ok(disabled) => {
+                    for (webhook, reason) in disabled {
+                        tracing::warn!(%webhook, %reason, "webhook endpoint disabled");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "webhook outbox: recording attempts failed"),
+            }
+            done.clear();
+        }
         while inflight.try_join_next().is_some() {}
-        let free = slots.available_permits();
+        let free = workers.saturating_sub(inflight.len());
         let mut claimed = 0;
         if free > 0 {
             match store
@@ -34,15 +50,10 @@ pub async fn run(hooks: Arc<Webhooks>, store: Arc<Store>) {
                 Ok(batch) => {
                     claimed = batch.len();
                     for c in batch {
-                        let Ok(permit) = slots.clone().acquire_owned().await else {
-                            return;
-                        };
-                        let (hooks, store, finished) =
-                            (hooks.clone(), store.clone(), finished.clone());
+                        let (hooks, report) = (hooks.clone(), report.clone());
                         inflight.spawn(async move {
-                            attempt(&hooks, &store, c).await;
-                            drop(permit);
-                            finished.notify_one();
+                            let r = attempt(&hooks, &c).await;
+                            let _ = report.send((c, r));
                         });
                     }
                 }
@@ -62,24 +73,18 @@ pub async fn run(hooks: Arc<Webhooks>, store: Arc<Store>) {
         };
         tokio::select! {
             () = store.outbox_signal().notified() => {}
-            () = finished.notified() => {}
+            Some(d) = reports.recv() => done.push(d),
             () = tokio::time::sleep(wait) => {}
         }
     }
 }
 
-/// One attempt of one claimed delivery, recorded.
-async fn attempt(hooks: &Webhooks, store: &Store, c: Claimed) {
+/// One attempt of one claimed delivery: what to record.
+async fn attempt(hooks: &Webhooks, c: &Claimed) -> Recorded {
     let now = now_ms();
-    let Some(w) = c.webhook.clone().filter(|w| w.enabled) else {
-        if let Err(e) = store
-            .abandon_delivery(&c, "endpoint disabled or deleted", now)
-            .await
-        {
-            tracing::warn!(error = %e, "webhook outbox: recording failed");
-        }
+    let Some(w) = c.webhook.as_ref().filter(|w| w.enabled) else {
         hooks.stats.failed.fetch_add(1, Ordering::Relaxed);
-        return;
+        return Recorded::Abandoned("endpoint disabled or deleted".into());
     };
     let body = hooks.body(&c.event);
     let ts = now / 1000;
@@ -134,7 +139,7 @@ async fn attempt(hooks: &Webhooks, store: &Store, c: Claimed) {
             "webhook delivery failed after its last retry"
         );
     }
-    let a = Attempt {
+    Recorded::Attempted(Attempt {
         status: status.map(i64::from),
         latency_ms,
         response,
@@ -142,14 +147,7 @@ async fn attempt(hooks: &Webhooks, store: &Store, c: Claimed) {
         outcome,
         disable_after_ms: i64::try_from(hooks.cfg.disable_after_hours.saturating_mul(3_600_000))
             .unwrap_or(i64::MAX),
-    };
-    match store.record_attempt(&c, &a, now_ms()).await {
-        Ok(Some(why)) => {
-            tracing::warn!(webhook = %w.id, reason = %why, "webhook endpoint disabled")
-        }
-        Ok(None) => {}
-        Err(e) => tracing::warn!(error = %e, "webhook outbox: recording an attempt failed"),
-    }
+    })
 }
 
 /// POST the body; the status and the start of the response body (at most
