@@ -55,7 +55,7 @@ impl Default for WebhooksConfig {
             allow_http: false,
             allow_networks: Vec::new(),
             timeout_secs: 10,
-            workers: 4,
+            workers: 16,
             retry_schedule_secs: vec![5, 300, 1800, 7200, 18_000, 36_000, 36_000],
             disable_after_hours: 120,
             max_response_bytes: 1024,
