@@ -1,10 +1,12 @@
 //! Configuration: typed sections (each owned by its module), layered
 //! defaults < `config/refract.toml` (or `--config`) < environment < command line.
 //!
-//! Environment: `REFRACT_LISTEN`, `REFRACT_DATA_DIR`, `REFRACT_STORAGE_ROOT`, `REFRACT_API_KEY`, and
+//! Environment: `REFRACT_LISTEN`, `REFRACT_DATA_DIR`, `REFRACT_STORAGE_ROOT`, `REFRACT_API_KEY`,
+//! `REFRACT_ADMIN_EMAIL`, `REFRACT_ADMIN_PASSWORD`, and
 //! `REFRACT__SECTION__KEY` for any key (lists comma-separated). Unknown keys fail at start with
 //! the key's name. Invariant: the only module that reads the process environment; read once.
 
+use crate::access::accounts::AccountsConfig;
 use crate::access::auth::AuthConfig;
 use crate::access::ratelimit::RateLimitConfig;
 use crate::access::visibility::AccessConfig;
@@ -50,6 +52,7 @@ pub struct Config {
     pub access: AccessConfig,
     pub avatars: AvatarsConfig,
     pub webhooks: WebhooksConfig,
+    pub accounts: AccountsConfig,
 }
 
 /// Values given on the command line (highest precedence).
@@ -101,6 +104,8 @@ impl Config {
                 "REFRACT_DATA_DIR" => Some(vec!["server".into(), "data_dir".into()]),
                 "REFRACT_STORAGE_ROOT" => Some(vec!["storage".into(), "root".into()]),
                 "REFRACT_API_KEY" => Some(vec!["auth".into(), "admin_key".into()]),
+                "REFRACT_ADMIN_EMAIL" => Some(vec!["accounts".into(), "admin_email".into()]),
+                "REFRACT_ADMIN_PASSWORD" => Some(vec!["accounts".into(), "admin_password".into()]),
                 _ => k
                     .strip_prefix("REFRACT__")
                     .map(|rest| rest.split("__").map(str::to_ascii_lowercase).collect()),
@@ -197,6 +202,7 @@ impl Config {
         crate::delivery::presets::validate(&self.presets, &self.params())?;
         self.formats.validate()?;
         self.webhooks.validate()?;
+        self.accounts.validate()?;
         self.storage.validate()
     }
 
@@ -440,6 +446,9 @@ mod tests {
                 "storage.secret_access_key",
                 "database.url",
                 "auth.admin_key",
+                "accounts.admin_email",
+                "accounts.admin_password",
+                "accounts.jwt_secret",
                 "cache.persistent.path",
             ]
             .map(String::from),

@@ -29,6 +29,40 @@ enum Command {
         #[arg(long)]
         expires_in: Option<u64>,
     },
+    /// Manage user accounts (a password is read from standard input, one line).
+    User {
+        #[command(subcommand)]
+        action: UserCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Create a user; its password is one line on standard input (12+ characters).
+    Create {
+        #[arg(long)]
+        email: String,
+        /// `admin` (every tenant) or `member` (of --tenant, with --scopes).
+        #[arg(long, default_value = "member")]
+        role: String,
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        /// Comma-separated: read, write, admin.
+        #[arg(long, default_value = "read,write")]
+        scopes: String,
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// Disable a user: no login, and every session ends at once.
+    Disable {
+        #[arg(long)]
+        email: String,
+    },
+    /// Enable a disabled user.
+    Enable {
+        #[arg(long)]
+        email: String,
+    },
 }
 
 #[derive(Args, Clone, Default)]
@@ -64,9 +98,14 @@ fn main() -> std::process::ExitCode {
 
 async fn serve_or_sign() -> std::process::ExitCode {
     let cli = Cli::parse();
+    let mut user = None;
     let (args, sign) = match cli.command {
         Some(Command::Serve(a)) => (a, None),
         Some(Command::Sign { target, expires_in }) => (cli.serve, Some((target, expires_in))),
+        Some(Command::User { action }) => {
+            user = Some(action);
+            (cli.serve, None)
+        }
         None => (cli.serve, None),
     };
     let overrides = CliOverrides {
@@ -82,6 +121,18 @@ async fn serve_or_sign() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
+    if let Some(action) = user {
+        return match user_command(&config, action).await {
+            Ok(done) => {
+                println!("{done}");
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("refract user: {e}");
+                std::process::ExitCode::from(2)
+            }
+        };
+    }
     if let Some((target, expires_in)) = sign {
         return match sign_url(&config, &target, expires_in) {
             Ok(url) => {
@@ -106,6 +157,48 @@ async fn serve_or_sign() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// `refract user …`: the password of `create` is one line of standard input (never an argument,
+/// which `ps` would show).
+async fn user_command(config: &Config, cmd: UserCmd) -> Result<String, String> {
+    use refract::wiring::UserAction;
+    let action = match cmd {
+        UserCmd::Create {
+            email,
+            role,
+            tenant,
+            scopes,
+            name,
+        } => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(|e| format!("reading the password: {e}"))?;
+            UserAction::Create {
+                email,
+                password: line.trim_end_matches(['\r', '\n']).to_string(),
+                role,
+                tenant,
+                scopes: scopes
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+                name,
+            }
+        }
+        UserCmd::Disable { email } => UserAction::SetDisabled {
+            email,
+            disabled: true,
+        },
+        UserCmd::Enable { email } => UserAction::SetDisabled {
+            email,
+            disabled: false,
+        },
+    };
+    refract::wiring::user_command(config, action).await
 }
 
 /// `refract sign`: the same signer the server verifies with.

@@ -41,13 +41,7 @@ pub async fn build(config: &Config) -> Result<Built, String> {
     let images = config.server.data_dir.join("images");
     let origin =
         Arc::new(Origin::new(&config.storage, &images).map_err(|e| format!("storage: {e}"))?);
-    let store = Arc::new(
-        match &config.database.url {
-            Some(url) => Store::open(&url.0).await,
-            None => Store::open_sqlite(&config.server.data_dir.join("refract.db")).await,
-        }
-        .map_err(|e| format!("database: {e}"))?,
-    );
+    let store = Arc::new(open_store(config).await?);
     let visibility = Arc::new(AccessIndex::load(
         store
             .access_rules()
@@ -66,7 +60,17 @@ pub async fn build(config: &Config) -> Result<Built, String> {
         config.limits.queue_depth,
         Duration::from_millis(config.limits.queue_timeout_ms),
     ));
-    let auth = Arc::new(Auth::new(&config.auth, store.clone()));
+    let accounts = Arc::new(crate::access::accounts::Accounts::new(
+        &config.accounts,
+        crate::access::accounts::signing_key(&config.accounts, &config.server.data_dir)
+            .map_err(|e| format!("accounts: {e}"))?,
+        store.clone(),
+    )?);
+    accounts
+        .bootstrap(&config.accounts)
+        .await
+        .map_err(|e| format!("accounts: {e}"))?;
+    let auth = Arc::new(Auth::new(&config.auth, store.clone(), accounts.clone()));
     let ratelimits = Arc::new(RateLimits::new(&config.ratelimit));
     let trusted_proxies = config.trusted_proxies()?;
     let watermarks = crate::delivery::watermark::Watermarks::load(
@@ -151,6 +155,7 @@ pub async fn build(config: &Config) -> Result<Built, String> {
         },
         config: serde_json::to_value(config).map_err(|e| e.to_string())?,
         webhooks: webhooks.clone(),
+        accounts,
     }));
     Ok(Built {
         routes: Arc::new(Routes::new(delivery.clone(), control)),
@@ -162,6 +167,63 @@ pub async fn build(config: &Config) -> Result<Built, String> {
         store,
         webhooks,
     })
+}
+
+/// What `refract user …` does.
+pub enum UserAction {
+    Create {
+        email: String,
+        password: String,
+        role: String,
+        tenant: String,
+        scopes: Vec<String>,
+        name: String,
+    },
+    SetDisabled {
+        email: String,
+        disabled: bool,
+    },
+}
+
+/// `refract user …`: change an account in the configured database; what was done, in words.
+pub async fn user_command(config: &Config, action: UserAction) -> Result<String, String> {
+    let store = open_store(config).await?;
+    match action {
+        UserAction::Create {
+            email,
+            password,
+            role,
+            tenant,
+            scopes,
+            name,
+        } => {
+            let id = crate::access::accounts::create_user(
+                &store, &email, &password, &role, &tenant, &scopes, &name,
+            )
+            .await?;
+            Ok(format!("user {id} created ({role})"))
+        }
+        UserAction::SetDisabled { email, disabled } => {
+            let email = crate::access::accounts::valid_email(&email).ok_or("not an email")?;
+            let found = store
+                .set_user_disabled(&email, disabled, crate::util::clock::now_ms())
+                .await
+                .map_err(|e| e.to_string())?;
+            match (found, disabled) {
+                (false, _) => Err("no such user".into()),
+                (true, true) => Ok("user disabled; every session ended".into()),
+                (true, false) => Ok("user enabled".into()),
+            }
+        }
+    }
+}
+
+async fn open_store(config: &Config) -> Result<Store, String> {
+    match &config.database.url {
+        Some(url) => Store::open(&url.0).await,
+        None => Store::open_sqlite(&config.server.data_dir.join("refract.db")).await,
+    }
+    .map_err(|e| format!("database: {e}"))
 }
 
 /// Work while the server runs: the webhook sender; index the persistent tier once, then

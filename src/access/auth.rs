@@ -103,6 +103,7 @@ pub fn generate() -> Result<(String, String), getrandom::Error> {
 pub struct Auth {
     bootstrap: Option<[u8; 32]>,
     store: Arc<Store>,
+    accounts: Arc<super::accounts::Accounts>,
 }
 
 impl Auth {
@@ -136,8 +137,13 @@ impl Auth {
     }
 
     /// Keys are looked up in `store`; `auth.admin_key` is the bootstrap key.
-    pub fn new(cfg: &AuthConfig, store: Arc<Store>) -> Self {
+    pub fn new(
+        cfg: &AuthConfig,
+        store: Arc<Store>,
+        accounts: Arc<super::accounts::Accounts>,
+    ) -> Self {
         Self {
+            accounts,
             bootstrap: cfg
                 .admin_key
                 .as_ref()
@@ -147,8 +153,14 @@ impl Auth {
         }
     }
 
-    /// Who `key` is, or `None` for an unknown key.
+    /// Who `key` (an API key, or a user's access token) is, or `None` for an unknown one.
     pub async fn identify(&self, key: &str) -> Result<Option<Principal>, StoreError> {
+        if super::accounts::looks_like_jwt(key) {
+            if key.len() > 4096 {
+                return Ok(None);
+            }
+            return Ok(self.accounts.identify(key).await?.map(|(p, _, _)| p));
+        }
         if key.is_empty() || key.len() > 256 {
             return Ok(None);
         }

@@ -6,6 +6,7 @@
 //! picks status codes.
 
 mod albums;
+mod auth;
 mod avatars;
 mod images;
 mod keys;
@@ -93,6 +94,7 @@ pub struct Parts {
     /// The effective configuration, serialised (secrets are dropped here).
     pub config: serde_json::Value,
     pub webhooks: Arc<webhooks::Webhooks>,
+    pub accounts: Arc<crate::access::accounts::Accounts>,
 }
 
 /// The control plane's context: everything its handlers use, by type.
@@ -110,6 +112,7 @@ pub struct Control {
     avatar_size: u32,
     effective_config: serde_json::Value,
     webhooks: Arc<webhooks::Webhooks>,
+    accounts: Arc<crate::access::accounts::Accounts>,
 }
 
 impl Control {
@@ -130,6 +133,7 @@ impl Control {
             avatar_size: p.avatar_size,
             effective_config,
             webhooks: p.webhooks,
+            accounts: p.accounts,
         }
     }
 
@@ -202,6 +206,12 @@ pub enum Op {
     WebhookDeliveries,
     /// Its parameter is `{webhook}/deliveries/{delivery}`.
     Redeliver,
+    Login,
+    Refresh,
+    Logout,
+    Me,
+    PatchMe,
+    ChangePassword,
 }
 
 impl Op {
@@ -213,7 +223,15 @@ impl Op {
             | Self::ValidateKey
             | Self::GetAvatar
             | Self::GetAlbum
-            | Self::AlbumImages => None,
+            | Self::AlbumImages
+            // The account routes check their own credentials (a password, a refresh token,
+            // an access token).
+            | Self::Login
+            | Self::Refresh
+            | Self::Logout
+            | Self::Me
+            | Self::PatchMe
+            | Self::ChangePassword => None,
             Self::ListImages
             | Self::GetImage
             | Self::Tags
@@ -261,6 +279,8 @@ pub(crate) struct Ctx<'a> {
     pub req: Request<hyper::body::Incoming>,
     pub caller: Option<Principal>,
     pub base: Base,
+    /// The client's address (the socket peer, or what a trusted proxy says).
+    pub ip: std::net::IpAddr,
 }
 
 impl Ctx<'_> {
@@ -329,6 +349,7 @@ pub async fn handle(
                 ),
                 req,
                 caller,
+                ip,
             };
             dispatch(ctx, op, param, presented.is_some(), redirect).await
         }
@@ -424,6 +445,12 @@ async fn dispatch(
             let (hook, delivery) = param.split_once("/deliveries/").unwrap_or((&param, ""));
             webhooks::redeliver(&ctx, hook, delivery).await
         }
+        Op::Login => auth::login(ctx).await,
+        Op::Refresh => auth::refresh(ctx).await,
+        Op::Logout => auth::logout(&ctx).await,
+        Op::Me => auth::me(&ctx).await,
+        Op::PatchMe => auth::patch_me(ctx).await,
+        Op::ChangePassword => auth::password(ctx).await,
         Op::DeleteAlbumToken => {
             let (album, token) = param.split_once("/tokens/").unwrap_or((&param, ""));
             albums::delete_token(&ctx, album, token).await

@@ -15,6 +15,7 @@ mod outbox;
 mod schema;
 mod shares;
 mod sql;
+mod users;
 
 pub use albums::{AlbumToken, Missing};
 pub use avatars::AvatarRecord;
@@ -24,6 +25,7 @@ pub use outbox::{
     WebhookRecord,
 };
 pub use shares::{Share, ShareUse};
+pub use users::{Refresh, UserRecord};
 
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyPoolOptions;

@@ -175,4 +175,36 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             "CREATE INDEX webhook_deliveries_event ON webhook_deliveries (event_id)",
         ],
     ),
+    (
+        4,
+        &[
+            "CREATE TABLE users (
+                id TEXT PRIMARY KEY,
+                email TEXT NOT NULL UNIQUE,
+                name TEXT NOT NULL,
+                password_hash TEXT NOT NULL,
+                role TEXT NOT NULL,
+                tenant TEXT NOT NULL,
+                scopes TEXT NOT NULL,
+                disabled BIGINT NOT NULL,
+                created_at BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL
+            )",
+            "CREATE TABLE sessions (
+                id TEXT PRIMARY KEY,
+                user_id TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                expires_at BIGINT NOT NULL,
+                revoked_at BIGINT
+            )",
+            "CREATE INDEX sessions_user ON sessions (user_id)",
+            "CREATE TABLE refresh_tokens (
+                token_hash TEXT PRIMARY KEY,
+                session_id TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                used_at BIGINT
+            )",
+            "CREATE INDEX refresh_tokens_session ON refresh_tokens (session_id)",
+        ],
+    ),
 ];

@@ -1,0 +1,180 @@
+//! `/api/v1/auth/...`: log in, refresh, log out, and the logged-in user's own account.
+//!
+//! Invariants: one answer ("invalid email or password", 401) for an unknown email, a wrong
+//! password and a disabled user; no token or password in a log line or an error body.
+
+use super::view::rfc3339;
+use super::{json, json_body, Ctx};
+use crate::access::accounts::{self, LoginError, Tokens};
+use crate::error::Error;
+use crate::http::response::Body;
+use crate::store::UserRecord;
+use crate::util::clock::now_ms;
+use http::Response;
+use serde::Deserialize;
+use serde_json::{json as j, Value};
+
+/// The USER object.
+pub(crate) fn user_view(u: &UserRecord) -> Value {
+    j!({
+        "id": u.id,
+        "email": u.email,
+        "name": u.name,
+        "role": u.role,
+        "tenant": u.tenant,
+        "scopes": u.scopes,
+        "disabled": u.disabled,
+        "created_at": rfc3339(u.created_at),
+        "updated_at": rfc3339(u.updated_at),
+    })
+}
+
+fn answer(t: &Tokens) -> Response<Body> {
+    json(&j!({
+        "success": true,
+        "access_token": t.access,
+        "token_type": "Bearer",
+        "expires_in": t.expires_in,
+        "refresh_token": t.refresh,
+        "user": user_view(&t.user),
+    }))
+}
+
+fn refused(e: LoginError) -> Error {
+    match e {
+        LoginError::Invalid => Error::Unauthorized("invalid email or password".into()),
+        LoginError::Throttled(s) => Error::RateLimited { retry_after: s },
+        LoginError::Store(e) => e.into(),
+        LoginError::Internal(m) => Error::Internal(m),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Login {
+    email: String,
+    password: String,
+}
+
+/// `POST /api/v1/auth/login` `{email, password}`.
+pub(crate) async fn login(ctx: Ctx<'_>) -> Result<Response<Body>, Error> {
+    let (ctl, ip) = (ctx.ctl, ctx.ip);
+    let b: Login = json_body(ctx.req).await?;
+    if b.password.len() > 4096 {
+        return Err(Error::Unauthorized("invalid email or password".into()));
+    }
+    let t = ctl
+        .accounts
+        .login(&b.email, &b.password, ip)
+        .await
+        .map_err(refused)?;
+    Ok(answer(&t))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshBody {
+    refresh_token: String,
+}
+
+/// `POST /api/v1/auth/refresh` `{refresh_token}`: a new pair; the old refresh token is spent
+/// (presenting it again revokes the session).
+pub(crate) async fn refresh(ctx: Ctx<'_>) -> Result<Response<Body>, Error> {
+    let ctl = ctx.ctl;
+    let b: RefreshBody = json_body(ctx.req).await?;
+    let t = ctl
+        .accounts
+        .refresh(&b.refresh_token)
+        .await
+        .map_err(|e| match e {
+            LoginError::Invalid => Error::Unauthorized("invalid or revoked refresh token".into()),
+            other => refused(other),
+        })?;
+    Ok(answer(&t))
+}
+
+/// The logged-in user behind the request (a JWT, not an API key), and its session.
+async fn me_of(ctx: &Ctx<'_>) -> Result<(UserRecord, String), Error> {
+    let token = crate::http::request::presented_key(ctx.req.headers())
+        .filter(|t| accounts::looks_like_jwt(t))
+        .ok_or_else(|| Error::Unauthorized("log in: this route needs an access token".into()))?;
+    ctx.ctl
+        .accounts
+        .identify(token)
+        .await?
+        .map(|(_, u, s)| (u, s))
+        .ok_or_else(|| Error::Unauthorized("invalid or expired access token".into()))
+}
+
+/// `POST /api/v1/auth/logout`: the session ends at once (its access and refresh tokens).
+pub(crate) async fn logout(ctx: &Ctx<'_>) -> Result<Response<Body>, Error> {
+    let (u, session) = me_of(ctx).await?;
+    ctx.ctl
+        .store
+        .revoke_session(&session, &u.id, now_ms())
+        .await?;
+    Ok(json(&j!({ "success": true })))
+}
+
+/// `GET /api/v1/auth/me`.
+pub(crate) async fn me(ctx: &Ctx<'_>) -> Result<Response<Body>, Error> {
+    let (u, _) = me_of(ctx).await?;
+    Ok(json(&j!({ "success": true, "user": user_view(&u) })))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct MePatch {
+    name: Option<String>,
+}
+
+/// `PATCH /api/v1/auth/me` `{name}`.
+pub(crate) async fn patch_me(ctx: Ctx<'_>) -> Result<Response<Body>, Error> {
+    let (u, _) = me_of(&ctx).await?;
+    let ctl = ctx.ctl;
+    let b: MePatch = json_body(ctx.req).await?;
+    if let Some(name) = b.name {
+        let name = name.trim().to_string();
+        if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+            return Err(Error::bad_param("name", "a name is 1-200 characters"));
+        }
+        ctl.store.set_user_name(&u.id, &name, now_ms()).await?;
+    }
+    let u = ctl
+        .store
+        .user(&u.id)
+        .await?
+        .ok_or_else(|| Error::Unauthorized("invalid or expired access token".into()))?;
+    Ok(json(&j!({ "success": true, "user": user_view(&u) })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordBody {
+    old_password: String,
+    new_password: String,
+}
+
+/// `POST /api/v1/auth/me/password` `{old_password, new_password}`: every other session ends.
+pub(crate) async fn password(ctx: Ctx<'_>) -> Result<Response<Body>, Error> {
+    let (u, session) = me_of(&ctx).await?;
+    let ctl = ctx.ctl;
+    let b: PasswordBody = json_body(ctx.req).await?;
+    accounts::valid_password(&b.new_password).map_err(|m| Error::bad_param("new_password", m))?;
+    let (old, stored) = (b.old_password, u.password_hash.clone());
+    let ok = tokio::task::spawn_blocking(move || accounts::verify_password(&old, &stored))
+        .await
+        .unwrap_or(false);
+    if !ok {
+        return Err(Error::Forbidden("the old password is wrong".into()));
+    }
+    let new = b.new_password;
+    let hash = tokio::task::spawn_blocking(move || accounts::hash_password(&new))
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?
+        .map_err(Error::Internal)?;
+    ctl.store
+        .set_password(&u.id, &hash, Some(&session), now_ms())
+        .await?;
+    Ok(json(&j!({ "success": true })))
+}

@@ -1,0 +1,440 @@
+//! Accounts: login, refresh rotation and reuse detection, logout, password change, disabled
+//! users, tampered tokens, the login throttle, no user enumeration; on the real server, its
+//! SQLite database and the real `refract user` command.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use common::api::{start_api, Api};
+use common::Server;
+use refract::access::accounts::{sign_jwt, Claims};
+use serde_json::{json, Value};
+
+const EMAIL: &str = "Root@Example.com";
+const PASSWORD: &str = "a long admin password";
+const JWT_KEY: &str = "test-jwt-signing-key-0123456789abcdef";
+
+fn server(tweak: impl FnOnce(&mut refract::config::Config)) -> Server {
+    start_api(|c| {
+        c.accounts.admin_email = Some(EMAIL.into());
+        c.accounts.admin_password = Some(refract::util::secret::Secret(PASSWORD.into()));
+        c.accounts.jwt_secret = Some(refract::util::secret::Secret(JWT_KEY.into()));
+        tweak(c);
+    })
+}
+
+/// A client with no key, and one with a bearer token.
+fn anon(s: &Server) -> Api {
+    Api::new(s, None)
+}
+
+async fn bearer(
+    s: &Server,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> common::api::Resp {
+    let auth = format!("Bearer {token}");
+    let mut h = vec![("authorization", auth.as_str())];
+    if body.is_some() {
+        h.push(("content-type", "application/json"));
+    }
+    anon(s)
+        .send(method, path, &h, body.map(|b| b.to_string().into_bytes()))
+        .await
+}
+
+async fn login(s: &Server, email: &str, password: &str) -> common::api::Resp {
+    anon(s)
+        .json(
+            "POST",
+            "/api/v1/auth/login",
+            &json!({"email": email, "password": password}),
+        )
+        .await
+}
+
+async fn tokens(s: &Server, email: &str, password: &str) -> (String, String) {
+    let r = login(s, email, password).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["token_type"], "Bearer");
+    assert_eq!(v["expires_in"], 900);
+    (
+        v["access_token"].as_str().unwrap().to_string(),
+        v["refresh_token"].as_str().unwrap().to_string(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn login_refresh_rotation_reuse_and_logout() {
+    let s = server(|_| {});
+    let (access, refresh) = tokens(&s, "root@example.com", PASSWORD).await;
+    // The token works wherever a key does, with the admin's role.
+    let me = bearer(&s, &access, "GET", "/api/v1/auth/me", None).await;
+    assert_eq!(me.status, 200, "{}", me.text());
+    assert_eq!(me.json()["user"]["email"], "root@example.com");
+    assert_eq!(me.json()["user"]["role"], "admin");
+    assert!(me.json()["user"].get("password_hash").is_none());
+    assert_eq!(
+        bearer(&s, &access, "GET", "/api/v1/images", None)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        bearer(&s, &access, "GET", "/api/v1/keys", None)
+            .await
+            .status,
+        200
+    );
+    // API keys keep working.
+    assert_eq!(Api::admin(&s).get("/api/v1/keys").await.status, 200);
+    // PATCH me.
+    let r = bearer(
+        &s,
+        &access,
+        "PATCH",
+        "/api/v1/auth/me",
+        Some(json!({"name": "Root"})),
+    )
+    .await;
+    assert_eq!(r.json()["user"]["name"], "Root");
+
+    // Refresh rotates: a new pair, and the old refresh token is spent.
+    let r = anon(&s)
+        .json(
+            "POST",
+            "/api/v1/auth/refresh",
+            &json!({"refresh_token": refresh}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let (access2, refresh2) = (
+        r.json()["access_token"].as_str().unwrap().to_string(),
+        r.json()["refresh_token"].as_str().unwrap().to_string(),
+    );
+    assert_ne!(refresh2, refresh);
+    assert_eq!(
+        bearer(&s, &access2, "GET", "/api/v1/auth/me", None)
+            .await
+            .status,
+        200
+    );
+    // Reuse of the spent token: 401, and the whole session is revoked (the thief's and the
+    // owner's tokens alike).
+    let r = anon(&s)
+        .json(
+            "POST",
+            "/api/v1/auth/refresh",
+            &json!({"refresh_token": refresh}),
+        )
+        .await;
+    assert_eq!(r.status, 401);
+    let r = anon(&s)
+        .json(
+            "POST",
+            "/api/v1/auth/refresh",
+            &json!({"refresh_token": refresh2}),
+        )
+        .await;
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        bearer(&s, &access2, "GET", "/api/v1/auth/me", None)
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        bearer(&s, &access, "GET", "/api/v1/images", None)
+            .await
+            .status,
+        401
+    );
+
+    // Logout ends a session at once; another session goes on.
+    let (a1, r1) = tokens(&s, EMAIL, PASSWORD).await;
+    let (a2, _) = tokens(&s, EMAIL, PASSWORD).await;
+    assert_eq!(
+        bearer(&s, &a1, "POST", "/api/v1/auth/logout", None)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        bearer(&s, &a1, "GET", "/api/v1/images", None).await.status,
+        401
+    );
+    let r = anon(&s)
+        .json(
+            "POST",
+            "/api/v1/auth/refresh",
+            &json!({"refresh_token": r1}),
+        )
+        .await;
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        bearer(&s, &a2, "GET", "/api/v1/images", None).await.status,
+        200
+    );
+    // Routes of the logged-in user need a token, not a key.
+    assert_eq!(Api::admin(&s).get("/api/v1/auth/me").await.status, 401);
+    // Nothing secret in the effective config.
+    let cfg = Api::admin(&s).get("/api/v1/config").await.text();
+    for secret in [PASSWORD, JWT_KEY] {
+        assert!(!cfg.contains(secret));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_enumeration_and_a_throttle_on_failures() {
+    let s = server(|c| c.accounts.free_failures = 2);
+    let unknown = login(&s, "nobody@example.com", PASSWORD).await;
+    let wrong = login(&s, EMAIL, "not the password at all").await;
+    assert_eq!((unknown.status, wrong.status), (401, 401));
+    assert_eq!(unknown.body, wrong.body, "the same answer for both");
+    assert!(!wrong.text().contains("password_hash"));
+    // A third failure for the account starts the throttle: 429 with Retry-After, even for the
+    // right password, until the wait is over.
+    assert_eq!(
+        login(&s, EMAIL, "wrong again, still wrong").await.status,
+        401
+    );
+    let r = login(&s, EMAIL, PASSWORD).await;
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert!(r.header("retry-after").is_some());
+    // The same client is throttled on another account too (per IP).
+    assert_eq!(
+        login(&s, "other@example.com", "x-whatever-long")
+            .await
+            .status,
+        429
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let r = login(&s, EMAIL, PASSWORD).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // Bad bodies are 400s naming the problem, not 500s.
+    let r = anon(&s)
+        .json("POST", "/api/v1/auth/login", &json!({"email": EMAIL}))
+        .await;
+    assert_eq!(r.status, 400);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forged_expired_and_foreign_tokens_are_refused() {
+    let s = server(|_| {});
+    let (access, _) = tokens(&s, EMAIL, PASSWORD).await;
+    let parts: Vec<&str> = access.split('.').collect();
+    let claims: Claims =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    let none = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+    let other_key = sign_jwt(b"some other key, 32 bytes or more!", &claims).unwrap();
+    let mut aud = claims.clone();
+    aud.aud = "somebody-else".into();
+    let mut old = claims.clone();
+    old.exp = old.iat - 1;
+    let mut stranger = claims.clone();
+    stranger.sub = "no-such-user".into();
+    for (what, t) in [
+        ("alg none", format!("{none}.{}.", parts[1])),
+        (
+            "alg none, signature kept",
+            format!("{none}.{}.{}", parts[1], parts[2]),
+        ),
+        ("wrong key", other_key),
+        (
+            "wrong audience",
+            sign_jwt(JWT_KEY.as_bytes(), &aud).unwrap(),
+        ),
+        ("expired", sign_jwt(JWT_KEY.as_bytes(), &old).unwrap()),
+        (
+            "unknown user",
+            sign_jwt(JWT_KEY.as_bytes(), &stranger).unwrap(),
+        ),
+        ("truncated", access[..access.len() - 3].to_string()),
+    ] {
+        let r = bearer(&s, &t, "GET", "/api/v1/images", None).await;
+        assert_eq!(r.status, 401, "{what}");
+        assert!(!r.text().contains(&t), "{what}: the token is echoed");
+    }
+    assert_eq!(
+        bearer(&s, &access, "GET", "/api/v1/images", None)
+            .await
+            .status,
+        200
+    );
+}
+
+/// `refract user create` adds a member; a member works only in its tenant and within its
+/// scopes; a password change ends the other sessions; `refract user disable` locks out.
+#[tokio::test(flavor = "multi_thread")]
+async fn members_passwords_and_disabled_users() {
+    let s = server(|_| {});
+    let cli = |args: &[&str], stdin: &str| {
+        use std::io::Write;
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_refract"))
+            .arg("--data-dir")
+            .arg(s.data_dir())
+            .arg("user")
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let out = c.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, out) = cli(
+        &[
+            "create",
+            "--email",
+            "ann@acme.test",
+            "--role",
+            "member",
+            "--tenant",
+            "acme",
+            "--scopes",
+            "read,write",
+        ],
+        "ann's password, long enough\n",
+    );
+    assert!(ok, "{out}");
+    assert!(
+        !out.contains("long enough"),
+        "the password is echoed: {out}"
+    );
+    let (ok, out) = cli(
+        &[
+            "create",
+            "--email",
+            "ann@acme.test",
+            "--role",
+            "member",
+            "--tenant",
+            "acme",
+        ],
+        "another long password\n",
+    );
+    assert!(!ok, "a second user with the same email: {out}");
+    let (ok, out) = cli(
+        &[
+            "create",
+            "--email",
+            "bob@acme.test",
+            "--role",
+            "member",
+            "--tenant",
+            "acme",
+        ],
+        "short\n",
+    );
+    assert!(!ok && out.contains("12"), "{out}");
+
+    let (a1, _) = tokens(&s, "ann@acme.test", "ann's password, long enough").await;
+    let (a2, _) = tokens(&s, "ann@acme.test", "ann's password, long enough").await;
+    // Uploads go to the member's tenant; other tenants' images are 404s; no admin routes.
+    let up = common::api::Form::new().file("file", "a.png", &common::api::distinct_png(1));
+    let ct = format!("multipart/form-data; boundary={}", common::api::BOUNDARY);
+    let auth = format!("Bearer {a1}");
+    let r = anon(&s)
+        .send(
+            "POST",
+            "/api/v1/images",
+            &[
+                ("authorization", auth.as_str()),
+                ("content-type", ct.as_str()),
+            ],
+            Some(up.body()),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert!(r.json()["images"][0]["key"]
+        .as_str()
+        .unwrap()
+        .starts_with("acme/"));
+    let theirs = Api::admin(&s)
+        .upload_one("b.png", &common::api::distinct_png(2), &[])
+        .await;
+    let path = format!("/api/v1/images/{}", theirs["id"].as_str().unwrap());
+    assert_eq!(bearer(&s, &a1, "GET", &path, None).await.status, 404);
+    assert_eq!(
+        bearer(&s, &a1, "GET", "/api/v1/keys", None).await.status,
+        403
+    );
+
+    // Password change: the old one is needed; the other session ends, this one goes on.
+    let body = |old: &str, new: &str| Some(json!({"old_password": old, "new_password": new}));
+    let r = bearer(
+        &s,
+        &a1,
+        "POST",
+        "/api/v1/auth/me/password",
+        body("wrong old password", "a brand new password"),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    let r = bearer(
+        &s,
+        &a1,
+        "POST",
+        "/api/v1/auth/me/password",
+        body("ann's password, long enough", "short"),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    let r = bearer(
+        &s,
+        &a1,
+        "POST",
+        "/api/v1/auth/me/password",
+        body("ann's password, long enough", "a brand new password"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        bearer(&s, &a2, "GET", "/api/v1/images", None).await.status,
+        401
+    );
+    assert_eq!(
+        bearer(&s, &a1, "GET", "/api/v1/images", None).await.status,
+        200
+    );
+    assert_eq!(
+        login(&s, "ann@acme.test", "ann's password, long enough")
+            .await
+            .status,
+        401
+    );
+    let (a3, r3) = tokens(&s, "ann@acme.test", "a brand new password").await;
+
+    // Disabled: no login, no token, no refresh.
+    let (ok, out) = cli(&["disable", "--email", "ann@acme.test"], "");
+    assert!(ok, "{out}");
+    assert_eq!(
+        bearer(&s, &a3, "GET", "/api/v1/images", None).await.status,
+        401
+    );
+    assert_eq!(
+        login(&s, "ann@acme.test", "a brand new password")
+            .await
+            .status,
+        401
+    );
+    let r = anon(&s)
+        .json(
+            "POST",
+            "/api/v1/auth/refresh",
+            &json!({"refresh_token": r3}),
+        )
+        .await;
+    assert_eq!(r.status, 401);
+}
