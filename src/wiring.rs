@@ -227,8 +227,8 @@ async fn open_store(config: &Config) -> Result<Store, String> {
 }
 
 /// Work while the server runs: the webhook sender; index the persistent tier once, then
-/// periodically delete expired images, forget idle rate-limit state and finished webhook
-/// deliveries past their retention.
+/// periodically delete expired images, forget idle rate-limit state, finished webhook
+/// deliveries past their retention, and ended sessions.
 pub fn background(built: &Built) -> impl std::future::Future<Output = ()> + Send + 'static {
     let (delivery, library, ratelimits) = (
         built.delivery.clone(),
@@ -257,6 +257,9 @@ pub fn background(built: &Built) -> impl std::future::Future<Output = ()> + Send
                 let before = crate::util::clock::now_ms() - webhooks.retention_ms();
                 if let Err(e) = store.prune_outbox(before).await {
                     tracing::warn!(error = %e, "webhook outbox pruning failed");
+                }
+                if let Err(e) = store.prune_sessions(crate::util::clock::now_ms()).await {
+                    tracing::warn!(error = %e, "session pruning failed");
                 }
             }
         };

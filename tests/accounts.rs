@@ -180,6 +180,27 @@ async fn login_refresh_rotation_reuse_and_logout() {
         bearer(&s, &a2, "GET", "/api/v1/images", None).await.status,
         200
     );
+    // Once the access token is gone, the refresh token logs out too.
+    let (a3, r3) = tokens(&s, EMAIL, PASSWORD).await;
+    let r = anon(&s)
+        .json("POST", "/api/v1/auth/logout", &json!({"refresh_token": r3}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        bearer(&s, &a3, "GET", "/api/v1/images", None).await.status,
+        401
+    );
+    let r = anon(&s)
+        .json("POST", "/api/v1/auth/logout", &json!({"refresh_token": r3}))
+        .await;
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        anon(&s)
+            .send("POST", "/api/v1/auth/logout", &[], None)
+            .await
+            .status,
+        401
+    );
     // Routes of the logged-in user need a token, not a key.
     assert_eq!(Api::admin(&s).get("/api/v1/auth/me").await.status, 401);
     // Nothing secret in the effective config.
@@ -325,6 +346,22 @@ async fn members_passwords_and_disabled_users() {
         "another long password\n",
     );
     assert!(!ok, "a second user with the same email: {out}");
+    // A member of tenant default with the admin scope would administer every tenant: refused.
+    let (ok, out) = cli(
+        &[
+            "create",
+            "--email",
+            "eve@example.test",
+            "--role",
+            "member",
+            "--tenant",
+            "default",
+            "--scopes",
+            "read,admin",
+        ],
+        "eve's long password here\n",
+    );
+    assert!(!ok && out.contains("--role admin"), "{out}");
     let (ok, out) = cli(
         &[
             "create",

@@ -193,11 +193,15 @@ pub fn looks_like_jwt(t: &str) -> bool {
     t.starts_with("eyJ") && t.matches('.').count() == 2
 }
 
-/// Failures and the time before the next try, per account and per client.
+/// Failures, per account and per client: (count, wait until, last failure). A count is
+/// forgotten after a quiet `QUIET_MS`.
 #[derive(Default)]
 struct Throttle {
-    by: HashMap<String, (u32, i64)>,
+    by: HashMap<String, (u32, i64, i64)>,
 }
+
+/// A quarter of an hour without failures forgives the earlier ones.
+const QUIET_MS: i64 = 15 * 60 * 1000;
 
 /// Why a login was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -206,6 +210,8 @@ pub enum LoginError {
     Invalid,
     /// Too many failures: wait this many seconds.
     Throttled(u64),
+    /// Every password check slot is taken (a burst of logins): try again shortly.
+    Busy,
     Store(StoreError),
     Internal(String),
 }
@@ -216,14 +222,23 @@ impl From<StoreError> for LoginError {
     }
 }
 
-/// A logged-in session: tokens to hand to the client.
-#[derive(Debug, Clone)]
+/// A logged-in session: tokens to hand to the client (never debug-printed).
+#[derive(Clone)]
 pub struct Tokens {
     pub access: String,
     pub refresh: String,
     pub expires_in: u64,
     pub user: UserRecord,
     pub session: String,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens")
+            .field("user", &self.user)
+            .field("session", &self.session)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Accounts: login, refresh, logout, and who a JWT is.
@@ -234,6 +249,8 @@ pub struct Accounts {
     session_ms: i64,
     free_failures: u32,
     throttle: Mutex<Throttle>,
+    /// Argon2id runs at most this many at once (19 MiB each); a burst waits, then gets 503.
+    hashing: tokio::sync::Semaphore,
     /// Verified against when the email is unknown, so both cases cost one Argon2id.
     dummy_hash: String,
 }
@@ -248,6 +265,7 @@ impl Accounts {
             session_ms: i64::try_from(cfg.session_days).unwrap_or(30) * 86_400_000,
             free_failures: cfg.free_failures,
             throttle: Mutex::new(Throttle::default()),
+            hashing: tokio::sync::Semaphore::new(2 * num_cpus::get().max(1)),
             dummy_hash: hash_password("not a real password, only for timing")?,
         })
     }
@@ -287,38 +305,103 @@ impl Accounts {
         Ok(())
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Throttle> {
+        self.throttle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Seconds to wait before `keys` may try again, if any.
     fn throttled(&self, keys: &[String], now: i64) -> Option<u64> {
-        let t = self.throttle.lock().ok()?;
+        let t = self.lock();
         keys.iter()
             .filter_map(|k| t.by.get(k))
-            .map(|(_, until)| *until - now)
+            .map(|(_, until, _)| *until - now)
             .filter(|ms| *ms > 0)
             .max()
             .map(|ms| u64::try_from((ms + 999) / 1000).unwrap_or(1))
     }
 
+    /// Count a failure for each key (before the password is checked, so that parallel guesses
+    /// are counted as they arrive; a success takes it back).
     fn failed(&self, keys: &[String], now: i64) {
-        if let Ok(mut t) = self.throttle.lock() {
-            if t.by.len() > 100_000 {
-                t.by.retain(|_, (_, until)| *until > now);
+        let mut t = self.lock();
+        if t.by.len() > 100_000 {
+            t.by.retain(|_, (_, until, last)| *until > now || now - *last < QUIET_MS);
+        }
+        for k in keys {
+            let e = t.by.entry(k.clone()).or_insert((0, 0, now));
+            if now - e.2 > QUIET_MS {
+                e.0 = 0;
             }
-            for k in keys {
-                let e = t.by.entry(k.clone()).or_insert((0, 0));
-                e.0 += 1;
-                let over = e.0.saturating_sub(self.free_failures);
-                if over > 0 {
-                    let wait = 1000i64 << over.min(10).saturating_sub(1);
-                    e.1 = now + wait.min(900_000);
-                }
+            e.0 += 1;
+            e.2 = now;
+            let over = e.0.saturating_sub(self.free_failures);
+            if over > 0 {
+                let wait = 1000i64 << (over - 1).min(20);
+                e.1 = now + wait.min(900_000);
             }
         }
     }
 
-    fn succeeded(&self, account: &str) {
-        if let Ok(mut t) = self.throttle.lock() {
-            t.by.remove(account);
+    /// Take back the failure counted for a login that succeeded: the account's count is
+    /// cleared, the client's reduced by one.
+    fn succeeded(&self, account: &str, client: &str) {
+        let mut t = self.lock();
+        t.by.remove(account);
+        if let Some(e) = t.by.get_mut(client) {
+            e.0 = e.0.saturating_sub(1);
+            if e.0 <= self.free_failures {
+                e.1 = 0;
+            }
         }
+    }
+
+    /// Check a password on the blocking pool, at most `hashing` at once.
+    pub async fn check_password(&self, password: &str, hash: &str) -> Result<bool, LoginError> {
+        let _slot = tokio::time::timeout(std::time::Duration::from_secs(5), self.hashing.acquire())
+            .await
+            .map_err(|_| LoginError::Busy)?
+            .map_err(|_| LoginError::Busy)?;
+        let (pw, hash) = (password.to_string(), hash.to_string());
+        Ok(
+            tokio::task::spawn_blocking(move || verify_password(&pw, &hash))
+                .await
+                .unwrap_or(false),
+        )
+    }
+
+    /// Hash a new password on the blocking pool, at most `hashing` at once.
+    pub async fn new_hash(&self, password: &str) -> Result<String, LoginError> {
+        let _slot = tokio::time::timeout(std::time::Duration::from_secs(5), self.hashing.acquire())
+            .await
+            .map_err(|_| LoginError::Busy)?
+            .map_err(|_| LoginError::Busy)?;
+        let pw = password.to_string();
+        tokio::task::spawn_blocking(move || hash_password(&pw))
+            .await
+            .map_err(|e| LoginError::Internal(e.to_string()))?
+            .map_err(LoginError::Internal)
+    }
+
+    /// A logged-in user's password check (changing it): throttled like a login.
+    pub async fn check_own_password(
+        &self,
+        user: &UserRecord,
+        password: &str,
+        ip: IpAddr,
+    ) -> Result<bool, LoginError> {
+        let now = crate::util::clock::now_ms();
+        let keys = [format!("user:{}", user.email), client_key(ip)];
+        if let Some(wait) = self.throttled(&keys, now) {
+            return Err(LoginError::Throttled(wait));
+        }
+        self.failed(&keys, now);
+        let ok = self.check_password(password, &user.password_hash).await?;
+        if ok {
+            self.succeeded(&keys[0], &keys[1]);
+        }
+        Ok(ok)
     }
 
     /// Check an email and password; open a session. The client IP is throttled with the account.
@@ -330,23 +413,20 @@ impl Accounts {
     ) -> Result<Tokens, LoginError> {
         let now = crate::util::clock::now_ms();
         let email = valid_email(email).unwrap_or_default();
-        let keys = [format!("user:{email}"), format!("ip:{ip}")];
+        let keys = [format!("user:{email}"), client_key(ip)];
         if let Some(wait) = self.throttled(&keys, now) {
             return Err(LoginError::Throttled(wait));
         }
+        self.failed(&keys, now);
         let user = self.store.user_by_email(&email).await?;
         let hash = user
             .as_ref()
             .map_or(self.dummy_hash.clone(), |u| u.password_hash.clone());
-        let pw = password.to_string();
-        let ok = tokio::task::spawn_blocking(move || verify_password(&pw, &hash))
-            .await
-            .unwrap_or(false);
+        let ok = self.check_password(password, &hash).await?;
         let Some(user) = user.filter(|u| ok && !u.disabled) else {
-            self.failed(&keys, now);
             return Err(LoginError::Invalid);
         };
-        self.succeeded(&keys[0]);
+        self.succeeded(&keys[0], &keys[1]);
         let family = format!("ses_{}", new_token(12).map_err(LoginError::Internal)?);
         let refresh = format!("rft_{}", new_token(32).map_err(LoginError::Internal)?);
         self.store
@@ -412,6 +492,13 @@ impl Accounts {
         }
     }
 
+    /// End the session of a refresh token (logout without a live access token).
+    pub async fn end_session(&self, refresh: &str) -> Result<bool, StoreError> {
+        self.store
+            .revoke_by_token(&super::auth::hash(refresh), crate::util::clock::now_ms())
+            .await
+    }
+
     /// Who an access token is: the user's principal, when the token is valid, its session live
     /// and the user enabled. `(principal, user, session)`.
     pub async fn identify(
@@ -452,6 +539,12 @@ pub async fn create_user(
     }
     if let Some(bad) = scopes.iter().find(|s| Scope::parse(s).is_none()) {
         return Err(format!("unknown scope {bad:?} (read, write, admin)"));
+    }
+    if role == "member" && tenant == "default" && scopes.iter().any(|s| s == "admin") {
+        // The admins of tenant `default` administer every tenant: that is role `admin`.
+        return Err(
+            "a member of tenant default cannot have the admin scope; use --role admin".into(),
+        );
     }
     let now = crate::util::clock::now_ms();
     let id = new_token(9)?;
@@ -521,13 +614,13 @@ pub fn signing_key(cfg: &AccountsConfig, data_dir: &std::path::Path) -> Result<V
     let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
     std::fs::create_dir_all(data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
     let tmp = data_dir.join(".jwt.key.tmp");
+    let _ = std::fs::remove_file(&tmp);
     {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
         let mut f = std::fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(0o600)
             .open(&tmp)
             .map_err(|e| format!("{}: {e}", tmp.display()))?;
@@ -536,7 +629,21 @@ pub fn signing_key(cfg: &AccountsConfig, data_dir: &std::path::Path) -> Result<V
             .map_err(|e| format!("{}: {e}", tmp.display()))?;
     }
     std::fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(hex.into_bytes())
+    // Read back: when two servers started at once, the file that won is the key of both.
+    let kept = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(kept.trim().as_bytes().to_vec())
+}
+
+/// The throttle's key for a client: its IPv4 address, or its IPv6 /64 (one host holds a
+/// whole /64).
+fn client_key(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => format!("ip:{v4}"),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("ip:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+    }
 }
 
 /// A random URL-safe token of `n` bytes.
@@ -591,6 +698,14 @@ mod tests {
         );
         assert_eq!(verify_jwt(key, "a.b", 1000), None);
         assert!(!looks_like_jwt("rfk_abc"));
+    }
+
+    #[test]
+    fn ipv6_clients_count_by_their_64() {
+        let k = |s: &str| client_key(s.parse().unwrap());
+        assert_eq!(k("2001:db8:1:2:3:4:5:6"), k("2001:db8:1:2:ffff::1"));
+        assert_ne!(k("2001:db8:1:2::1"), k("2001:db8:1:3::1"));
+        assert_eq!(k("192.0.2.7"), "ip:192.0.2.7");
     }
 
     #[test]

@@ -44,6 +44,7 @@ fn refused(e: LoginError) -> Error {
     match e {
         LoginError::Invalid => Error::Unauthorized("invalid email or password".into()),
         LoginError::Throttled(s) => Error::RateLimited { retry_after: s },
+        LoginError::Busy => Error::Busy,
         LoginError::Store(e) => e.into(),
         LoginError::Internal(m) => Error::Internal(m),
     }
@@ -106,13 +107,23 @@ async fn me_of(ctx: &Ctx<'_>) -> Result<(UserRecord, String), Error> {
         .ok_or_else(|| Error::Unauthorized("invalid or expired access token".into()))
 }
 
-/// `POST /api/v1/auth/logout`: the session ends at once (its access and refresh tokens).
-pub(crate) async fn logout(ctx: &Ctx<'_>) -> Result<Response<Body>, Error> {
-    let (u, session) = me_of(ctx).await?;
-    ctx.ctl
-        .store
-        .revoke_session(&session, &u.id, now_ms())
-        .await?;
+/// `POST /api/v1/auth/logout`: the session ends at once (its access and refresh tokens). With
+/// an access token; or, once it has expired, with `{refresh_token}`.
+pub(crate) async fn logout(ctx: Ctx<'_>) -> Result<Response<Body>, Error> {
+    let ctl = ctx.ctl;
+    if let Ok((u, session)) = me_of(&ctx).await {
+        ctl.store.revoke_session(&session, &u.id, now_ms()).await?;
+        return Ok(json(&j!({ "success": true })));
+    }
+    let b: Option<RefreshBody> = super::optional_json_body(ctx.req).await?;
+    let token = b.map(|b| b.refresh_token).ok_or_else(|| {
+        Error::Unauthorized("log out with an access token or {refresh_token}".into())
+    })?;
+    if !ctl.accounts.end_session(&token).await? {
+        return Err(Error::Unauthorized(
+            "invalid or revoked refresh token".into(),
+        ));
+    }
     Ok(json(&j!({ "success": true })))
 }
 
@@ -158,21 +169,25 @@ struct PasswordBody {
 /// `POST /api/v1/auth/me/password` `{old_password, new_password}`: every other session ends.
 pub(crate) async fn password(ctx: Ctx<'_>) -> Result<Response<Body>, Error> {
     let (u, session) = me_of(&ctx).await?;
-    let ctl = ctx.ctl;
+    let (ctl, ip) = (ctx.ctl, ctx.ip);
     let b: PasswordBody = json_body(ctx.req).await?;
     accounts::valid_password(&b.new_password).map_err(|m| Error::bad_param("new_password", m))?;
-    let (old, stored) = (b.old_password, u.password_hash.clone());
-    let ok = tokio::task::spawn_blocking(move || accounts::verify_password(&old, &stored))
+    if b.old_password.len() > 4096 {
+        return Err(Error::Forbidden("the old password is wrong".into()));
+    }
+    let ok = ctl
+        .accounts
+        .check_own_password(&u, &b.old_password, ip)
         .await
-        .unwrap_or(false);
+        .map_err(refused)?;
     if !ok {
         return Err(Error::Forbidden("the old password is wrong".into()));
     }
-    let new = b.new_password;
-    let hash = tokio::task::spawn_blocking(move || accounts::hash_password(&new))
+    let hash = ctl
+        .accounts
+        .new_hash(&b.new_password)
         .await
-        .map_err(|e| Error::Internal(e.to_string()))?
-        .map_err(Error::Internal)?;
+        .map_err(refused)?;
     ctl.store
         .set_password(&u.id, &hash, Some(&session), now_ms())
         .await?;

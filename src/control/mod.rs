@@ -447,7 +447,7 @@ async fn dispatch(
         }
         Op::Login => auth::login(ctx).await,
         Op::Refresh => auth::refresh(ctx).await,
-        Op::Logout => auth::logout(&ctx).await,
+        Op::Logout => auth::logout(ctx).await,
         Op::Me => auth::me(&ctx).await,
         Op::PatchMe => auth::patch_me(ctx).await,
         Op::ChangePassword => auth::password(ctx).await,

@@ -219,11 +219,24 @@ impl Store {
             tx.commit().await?;
             return Ok(Refresh::Reused);
         }
-        sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2")
-            .bind(now)
-            .bind(token_hash)
-            .execute(&mut *tx)
-            .await?;
+        // Spent only if nobody spent it meanwhile (another server, on a shared database).
+        let spent = sqlx::query(
+            "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL",
+        )
+        .bind(now)
+        .bind(token_hash)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if spent == 0 {
+            sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(family.as_str())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            return Ok(Refresh::Reused);
+        }
         insert_token(&mut tx, &family, next_hash, now).await?;
         tx.commit().await?;
         Ok(Refresh::Rotated {
@@ -288,6 +301,41 @@ impl Store {
         }
         tx.commit().await?;
         Ok(true)
+    }
+
+    /// End the live session a refresh token (by hash) belongs to; false when none.
+    pub async fn revoke_by_token(&self, token_hash: &str, now: i64) -> Result<bool> {
+        let _w = self.write.lock().await;
+        let n = sqlx::query(
+            "UPDATE sessions SET revoked_at = $1 WHERE revoked_at IS NULL AND id = \
+             (SELECT session_id FROM refresh_tokens WHERE token_hash = $2)",
+        )
+        .bind(now)
+        .bind(token_hash)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n > 0)
+    }
+
+    /// Forget sessions that expired, or were revoked over a day ago, with their tokens.
+    pub async fn prune_sessions(&self, now: i64) -> Result<u64> {
+        let _w = self.write.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let n = sqlx::query("DELETE FROM sessions WHERE expires_at < $1 OR revoked_at < $2")
+            .bind(now)
+            .bind(now - 86_400_000)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query(
+            "DELETE FROM refresh_tokens WHERE NOT EXISTS \
+             (SELECT 1 FROM sessions s WHERE s.id = refresh_tokens.session_id)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(n)
     }
 
     /// Whether any user exists.
