@@ -10,6 +10,7 @@ use crate::access::accounts::AccountsConfig;
 use crate::access::auth::AuthConfig;
 use crate::access::ratelimit::RateLimitConfig;
 use crate::access::visibility::AccessConfig;
+use crate::control::audit::AuditConfig;
 use crate::control::webhooks::WebhooksConfig;
 use crate::control::{AvatarsConfig, RandomConfig};
 use crate::delivery::persist::CacheConfig;
@@ -53,6 +54,7 @@ pub struct Config {
     pub avatars: AvatarsConfig,
     pub webhooks: WebhooksConfig,
     pub accounts: AccountsConfig,
+    pub audit: AuditConfig,
 }
 
 /// Values given on the command line (highest precedence).
@@ -203,6 +205,7 @@ impl Config {
         self.formats.validate()?;
         self.webhooks.validate()?;
         self.accounts.validate()?;
+        self.audit.validate()?;
         self.storage.validate()
     }
 

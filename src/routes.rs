@@ -134,6 +134,8 @@ fn api<'a>(method: &Method, path: &'a str) -> Result<(Op, &'a str), Error> {
                 .unwrap_or(""),
         )),
         (["albums", _, "tokens", _], _) => not_allowed("DELETE"),
+        (["audit"], "GET" | "HEAD") => Ok((Op::Audit, "")),
+        (["audit"], _) => not_allowed("GET, HEAD"),
         (["auth", "login"], "POST") => Ok((Op::Login, "")),
         (["auth", "refresh"], "POST") => Ok((Op::Refresh, "")),
         (["auth", "logout"], "POST") => Ok((Op::Logout, "")),

@@ -34,6 +34,8 @@ pub struct Built {
     pub cpu: Arc<CpuPool>,
     pub store: Arc<Store>,
     pub webhooks: Arc<control::webhooks::Webhooks>,
+    /// `audit.retention_days`, in milliseconds.
+    pub audit_retention_ms: i64,
 }
 
 /// Build every part; fails when storage or the database cannot be set up.
@@ -166,6 +168,7 @@ pub async fn build(config: &Config) -> Result<Built, String> {
         cpu,
         store,
         webhooks,
+        audit_retention_ms: config.audit.retention_ms(),
     })
 }
 
@@ -240,6 +243,7 @@ pub fn background(built: &Built) -> impl std::future::Future<Output = ()> + Send
         built.webhooks.clone(),
         built.sweep_every,
     );
+    let audit_retention = built.audit_retention_ms;
     async move {
         let sender = crate::control::webhooks::sender::run(webhooks.clone(), store.clone());
         let sweeps = async move {
@@ -260,6 +264,10 @@ pub fn background(built: &Built) -> impl std::future::Future<Output = ()> + Send
                 }
                 if let Err(e) = store.prune_sessions(crate::util::clock::now_ms()).await {
                     tracing::warn!(error = %e, "session pruning failed");
+                }
+                let before = crate::util::clock::now_ms() - audit_retention;
+                if let Err(e) = store.prune_audit(before).await {
+                    tracing::warn!(error = %e, "audit log pruning failed");
                 }
             }
         };

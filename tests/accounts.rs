@@ -475,3 +475,94 @@ async fn members_passwords_and_disabled_users() {
         .await;
     assert_eq!(r.status, 401);
 }
+
+/// Every write by an administrator (key or user) is in the audit log: who, what, when, from
+/// where, and the status; reads and non-admin writes are not; a tenant's admin reads its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_writes_are_audited() {
+    let s = server(|_| {});
+    let admin = Api::admin(&s);
+    let (_, acme_admin) = admin.create_key("acme", &["read", "write", "admin"]).await;
+    let (_, writer) = admin.create_key("default", &["read", "write"]).await;
+    let (access, _) = tokens(&s, EMAIL, PASSWORD).await;
+    let r = bearer(
+        &s,
+        &access,
+        "PATCH",
+        "/api/v1/auth/me",
+        Some(json!({"name": "Boss"})),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(admin.get("/api/v1/images").await.status, 200); // a read: not recorded
+    admin
+        .with_key(&writer)
+        .upload_one("w.png", &common::api::distinct_png(7), &[])
+        .await; // not an admin
+    let acme = admin.with_key(&acme_admin);
+    acme.upload_one("a.png", &common::api::distinct_png(8), &[])
+        .await;
+    let r = admin
+        .json(
+            "POST",
+            "/api/v1/keys",
+            &json!({"name": "x", "scopes": ["bogus"]}),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+
+    let all = admin.get("/api/v1/audit").await;
+    assert_eq!(all.status, 200, "{}", all.text());
+    let entries = all.json()["entries"].as_array().unwrap().clone();
+    let seen: Vec<(String, String, i64)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e["actor"]
+                    .as_str()
+                    .unwrap()
+                    .split(':')
+                    .next()
+                    .unwrap()
+                    .to_string(),
+                e["action"].as_str().unwrap().to_string(),
+                e["status"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("bootstrap".into(), "CreateKey".into(), 400),
+            (seen[1].0.clone(), "Upload".into(), 201),
+            ("user".into(), "PatchMe".into(), 200),
+            ("bootstrap".into(), "CreateKey".into(), 201),
+            ("bootstrap".into(), "CreateKey".into(), 201),
+        ],
+        "{entries:#?}"
+    );
+    assert!(entries
+        .iter()
+        .all(|e| e["ip"] == "127.0.0.1" && e["at"].is_string()));
+    assert_eq!(entries[1]["tenant"], "acme");
+    assert_eq!(entries[0]["path"], "/api/v1/keys");
+    // Paging.
+    let page = admin.get("/api/v1/audit?limit=2").await.json();
+    assert_eq!(page["entries"].as_array().unwrap().len(), 2);
+    let next = page["next_before"].as_str().unwrap().to_string();
+    let rest = admin
+        .get(&format!("/api/v1/audit?limit=10&before={next}"))
+        .await
+        .json();
+    assert_eq!(rest["entries"].as_array().unwrap().len(), 3);
+    assert_eq!(rest["entries"][0]["id"], entries[2]["id"]);
+    // A tenant's admin reads only its tenant's entries; others may not read.
+    let mine = acme.get("/api/v1/audit").await.json();
+    assert_eq!(mine["entries"].as_array().unwrap().len(), 1);
+    assert_eq!(mine["entries"][0]["action"], "Upload");
+    assert_eq!(
+        admin.with_key(&writer).get("/api/v1/audit").await.status,
+        403
+    );
+    assert_eq!(admin.get("/api/v1/audit?limit=0").await.status, 400);
+}

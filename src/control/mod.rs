@@ -6,6 +6,7 @@
 //! picks status codes.
 
 mod albums;
+pub mod audit;
 mod auth;
 mod avatars;
 mod images;
@@ -212,6 +213,7 @@ pub enum Op {
     Me,
     PatchMe,
     ChangePassword,
+    Audit,
 }
 
 impl Op {
@@ -268,7 +270,8 @@ impl Op {
             | Self::RotateWebhookSecret
             | Self::TestWebhook
             | Self::WebhookDeliveries
-            | Self::Redeliver => Some(Scope::Admin),
+            | Self::Redeliver
+            | Self::Audit => Some(Scope::Admin),
         }
     }
 }
@@ -324,6 +327,7 @@ pub async fn handle(
         },
         None => None,
     };
+    let audited = audit::pending(caller.as_ref(), &routed, req.method(), req.uri().path(), ip);
     let client = caller
         .as_ref()
         .map_or_else(|| format!("ip:{ip}"), |p| format!("key:{}", p.key_id));
@@ -360,6 +364,9 @@ pub async fn handle(
         }
         response::error(&e, head)
     });
+    if let Some(a) = audited {
+        audit::record(ctl, a, resp.status().as_u16()).await;
+    }
     let status = match outcome {
         Outcome::Allowed(s) => s,
         Outcome::Denied { status, .. } => Some(status),
@@ -445,6 +452,7 @@ async fn dispatch(
             let (hook, delivery) = param.split_once("/deliveries/").unwrap_or((&param, ""));
             webhooks::redeliver(&ctx, hook, delivery).await
         }
+        Op::Audit => audit::list(&ctx).await,
         Op::Login => auth::login(ctx).await,
         Op::Refresh => auth::refresh(ctx).await,
         Op::Logout => auth::logout(ctx).await,

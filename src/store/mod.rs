@@ -7,6 +7,7 @@
 //! It knows nothing of HTTP, storage objects or pixels. Times are unix milliseconds.
 
 mod albums;
+mod audit;
 mod avatars;
 mod images;
 mod journal;
@@ -18,6 +19,7 @@ mod sql;
 mod users;
 
 pub use albums::{AlbumToken, Missing};
+pub use audit::AuditEntry;
 pub use avatars::AvatarRecord;
 use journal::journal;
 pub use outbox::{

@@ -205,6 +205,20 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
                 used_at BIGINT
             )",
             "CREATE INDEX refresh_tokens_session ON refresh_tokens (session_id)",
+            "CREATE TABLE audit_log (
+                id TEXT PRIMARY KEY,
+                at BIGINT NOT NULL,
+                actor TEXT NOT NULL,
+                tenant TEXT NOT NULL,
+                action TEXT NOT NULL,
+                target TEXT NOT NULL,
+                method TEXT NOT NULL,
+                path TEXT NOT NULL,
+                status BIGINT NOT NULL,
+                ip TEXT NOT NULL
+            )",
+            "CREATE INDEX audit_log_at ON audit_log (at, id)",
+            "CREATE INDEX audit_log_tenant ON audit_log (tenant, at)",
         ],
     ),
 ];
