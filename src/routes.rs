@@ -137,6 +137,8 @@ fn api<'a>(method: &Method, path: &'a str) -> Result<(Op, &'a str), Error> {
         (["audit"], "GET" | "HEAD") => Ok((Op::Audit, "")),
         (["audit"], _) => not_allowed("GET, HEAD"),
         (["auth", "login"], "POST") => Ok((Op::Login, "")),
+        (["auth", "register"], "POST") => Ok((Op::Register, "")),
+        (["auth", "register"], _) => not_allowed("POST"),
         (["auth", "refresh"], "POST") => Ok((Op::Refresh, "")),
         (["auth", "logout"], "POST") => Ok((Op::Logout, "")),
         (["auth", "login" | "refresh" | "logout"], _) => not_allowed("POST"),

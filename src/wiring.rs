@@ -158,6 +158,8 @@ pub async fn build(config: &Config) -> Result<Built, String> {
         config: serde_json::to_value(config).map_err(|e| e.to_string())?,
         webhooks: webhooks.clone(),
         accounts,
+        registration_open: config.accounts.registration
+            == crate::access::accounts::Registration::Open,
     }));
     Ok(Built {
         routes: Arc::new(Routes::new(delivery.clone(), control)),

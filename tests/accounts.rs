@@ -566,3 +566,105 @@ async fn admin_writes_are_audited() {
     );
     assert_eq!(admin.get("/api/v1/audit?limit=0").await.status, 400);
 }
+
+/// Open registration: a new tenant and its first member, who makes the tenant's keys while
+/// logged in; registering a taken email looks the same and changes nothing. Closed by default.
+#[tokio::test(flavor = "multi_thread")]
+async fn registration_and_self_service_keys() {
+    let closed = server(|_| {});
+    let body = json!({"email": "new@example.com", "password": "a fine long password"});
+    let r = anon(&closed)
+        .json("POST", "/api/v1/auth/register", &body)
+        .await;
+    assert_eq!(r.status, 403);
+
+    let s = server(|c| c.accounts.registration = refract::access::accounts::Registration::Open);
+    let first = anon(&s).json("POST", "/api/v1/auth/register", &body).await;
+    assert_eq!(first.status, 202, "{}", first.text());
+    let again = anon(&s)
+        .json(
+            "POST",
+            "/api/v1/auth/register",
+            &json!({"email": "NEW@example.com", "password": "another long password"}),
+        )
+        .await;
+    assert_eq!(
+        (again.status, again.body.clone()),
+        (202, first.body.clone())
+    );
+    let taken = anon(&s)
+        .json(
+            "POST",
+            "/api/v1/auth/register",
+            &json!({"email": EMAIL, "password": "yet another long one"}),
+        )
+        .await;
+    assert_eq!((taken.status, taken.body), (202, first.body));
+    assert_eq!(
+        login(&s, "new@example.com", "another long password")
+            .await
+            .status,
+        401
+    );
+    assert_eq!(login(&s, EMAIL, PASSWORD).await.status, 200);
+    let bad = anon(&s)
+        .json(
+            "POST",
+            "/api/v1/auth/register",
+            &json!({"email": "x@example.com", "password": "short"}),
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+
+    // The member makes its tenant's keys, and only its tenant's.
+    let (access, _) = tokens(&s, "new@example.com", "a fine long password").await;
+    let me = bearer(&s, &access, "GET", "/api/v1/auth/me", None)
+        .await
+        .json();
+    let tenant = me["user"]["tenant"].as_str().unwrap().to_string();
+    assert_eq!(me["user"]["role"], "member");
+    assert_ne!(tenant, "default");
+    let r = bearer(
+        &s,
+        &access,
+        "POST",
+        "/api/v1/keys",
+        Some(json!({"name": "site", "scopes": ["read", "write"]})),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let key = r.json()["key"]["key"].as_str().unwrap().to_string();
+    let id = r.json()["key"]["id"].as_str().unwrap().to_string();
+    let r = bearer(
+        &s,
+        &access,
+        "POST",
+        "/api/v1/keys",
+        Some(json!({"name": "x", "tenant": "default", "scopes": ["read"]})),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    let listed = bearer(&s, &access, "GET", "/api/v1/keys", None)
+        .await
+        .json();
+    let text = listed.to_string();
+    assert!(
+        text.contains(&tenant) && !text.contains("\"default\""),
+        "{text}"
+    );
+    let mine = Api::new(&s, Some(&key));
+    let up = mine
+        .upload_one("a.png", &common::api::distinct_png(3), &[])
+        .await;
+    assert!(up["key"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("{tenant}/")));
+    assert_eq!(
+        bearer(&s, &access, "DELETE", &format!("/api/v1/keys/{id}"), None)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(mine.get("/api/v1/images").await.status, 401);
+}

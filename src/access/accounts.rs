@@ -42,6 +42,18 @@ pub struct AccountsConfig {
     /// Failed logins (per account, and per client IP) before the throttle starts: then each
     /// further failure doubles the wait, from 1 s up to 15 min.
     pub free_failures: u32,
+    /// `open`: `POST /api/v1/auth/register` creates a new tenant with its first member (who can
+    /// then create the tenant's API keys); `closed` (the default): only admins add people.
+    pub registration: Registration,
+}
+
+/// Who may create an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Registration {
+    #[default]
+    Closed,
+    Open,
 }
 
 impl Default for AccountsConfig {
@@ -53,6 +65,7 @@ impl Default for AccountsConfig {
             access_ttl_secs: 900,
             session_days: 30,
             free_failures: 5,
+            registration: Registration::Closed,
         }
     }
 }
@@ -489,6 +502,40 @@ impl Accounts {
                 Err(LoginError::Invalid)
             }
             Refresh::Invalid => Err(LoginError::Invalid),
+        }
+    }
+
+    /// Open registration: a new tenant and its first member (every scope of that tenant),
+    /// unless the email is taken, in which case nothing happens. Either way the same work is
+    /// done (a hash) and the same answer given, so registering reveals no account.
+    pub async fn register(
+        &self,
+        email: &str,
+        password: &str,
+        name: &str,
+    ) -> Result<(), LoginError> {
+        let hash = self.new_hash(password).await?;
+        let mut t = [0u8; 6];
+        getrandom::fill(&mut t).map_err(|e| LoginError::Internal(format!("random: {e}")))?;
+        let tenant: String = std::iter::once("t".to_string())
+            .chain(t.iter().map(|b| format!("{b:02x}")))
+            .collect();
+        let now = crate::util::clock::now_ms();
+        let user = UserRecord {
+            id: new_token(9).map_err(LoginError::Internal)?,
+            email: email.to_string(),
+            name: name.to_string(),
+            password_hash: hash,
+            role: "member".into(),
+            tenant,
+            scopes: vec!["read".into(), "write".into(), "admin".into()],
+            disabled: false,
+            created_at: now,
+            updated_at: now,
+        };
+        match self.store.insert_user(&user).await {
+            Ok(()) | Err(StoreError::Unique(_)) => Ok(()),
+            Err(e) => Err(e.into()),
         }
     }
 

@@ -74,6 +74,45 @@ pub(crate) async fn login(ctx: Ctx<'_>) -> Result<Response<Body>, Error> {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct Register {
+    email: String,
+    password: String,
+    #[serde(default)]
+    name: String,
+}
+
+/// `POST /api/v1/auth/register` `{email, password, name?}` (only with `accounts.registration =
+/// "open"`): a new tenant and its first member. 202 whether or not the email was free (no
+/// account is revealed); then log in, and create the tenant's keys at `/api/v1/keys`.
+pub(crate) async fn register(ctx: Ctx<'_>) -> Result<Response<Body>, Error> {
+    let ctl = ctx.ctl;
+    if !ctl.registration_open {
+        return Err(Error::Forbidden("registration is closed here".into()));
+    }
+    let b: Register = json_body(ctx.req).await?;
+    let email = accounts::valid_email(&b.email)
+        .ok_or_else(|| Error::bad_param("email", "not an email address"))?;
+    accounts::valid_password(&b.password).map_err(|m| Error::bad_param("password", m))?;
+    let name = b.name.trim().to_string();
+    if name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err(Error::bad_param("name", "at most 200 characters"));
+    }
+    ctl.accounts
+        .register(&email, &b.password, &name)
+        .await
+        .map_err(refused)?;
+    Ok(crate::http::response::json_accepted(
+        &j!({
+            "success": true,
+            "message": "if this email had no account, it has one now: log in, then create \
+                        your tenant's API keys at /api/v1/keys",
+        }),
+        "no-store",
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RefreshBody {
     refresh_token: String,
 }

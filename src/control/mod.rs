@@ -96,6 +96,8 @@ pub struct Parts {
     pub config: serde_json::Value,
     pub webhooks: Arc<webhooks::Webhooks>,
     pub accounts: Arc<crate::access::accounts::Accounts>,
+    /// `accounts.registration = "open"`.
+    pub registration_open: bool,
 }
 
 /// The control plane's context: everything its handlers use, by type.
@@ -114,6 +116,7 @@ pub struct Control {
     effective_config: serde_json::Value,
     webhooks: Arc<webhooks::Webhooks>,
     accounts: Arc<crate::access::accounts::Accounts>,
+    registration_open: bool,
 }
 
 impl Control {
@@ -135,6 +138,7 @@ impl Control {
             effective_config,
             webhooks: p.webhooks,
             accounts: p.accounts,
+            registration_open: p.registration_open,
         }
     }
 
@@ -213,6 +217,7 @@ pub enum Op {
     Me,
     PatchMe,
     ChangePassword,
+    Register,
     Audit,
 }
 
@@ -233,7 +238,8 @@ impl Op {
             | Self::Logout
             | Self::Me
             | Self::PatchMe
-            | Self::ChangePassword => None,
+            | Self::ChangePassword
+            | Self::Register => None,
             Self::ListImages
             | Self::GetImage
             | Self::Tags
@@ -454,6 +460,7 @@ async fn dispatch(
         }
         Op::Audit => audit::list(&ctx).await,
         Op::Login => auth::login(ctx).await,
+        Op::Register => auth::register(ctx).await,
         Op::Refresh => auth::refresh(ctx).await,
         Op::Logout => auth::logout(ctx).await,
         Op::Me => auth::me(&ctx).await,

@@ -116,6 +116,11 @@ pub fn json_created(value: &serde_json::Value, cache_control: &str) -> Response<
     json(StatusCode::CREATED, value, cache_control)
 }
 
+/// `202 Accepted` with a JSON body.
+pub fn json_accepted(value: &serde_json::Value, cache_control: &str) -> Response<Body> {
+    json(StatusCode::ACCEPTED, value, cache_control)
+}
+
 pub fn json(status: StatusCode, value: &serde_json::Value, cache_control: &str) -> Response<Body> {
     let body = serde_json::to_vec(value).unwrap_or_default();
     let b = Response::builder()
