@@ -73,6 +73,13 @@ pub async fn build(config: &Config) -> Result<Built, String> {
         .await
         .map_err(|e| format!("accounts: {e}"))?;
     let auth = Arc::new(Auth::new(&config.auth, store.clone(), accounts.clone()));
+    for t in store
+        .inactive_tenants()
+        .await
+        .map_err(|e| format!("database: {e}"))?
+    {
+        auth.set_active(&t, false);
+    }
     let ratelimits = Arc::new(RateLimits::new(&config.ratelimit));
     let trusted_proxies = config.trusted_proxies()?;
     let watermarks = crate::delivery::watermark::Watermarks::load(

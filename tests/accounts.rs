@@ -668,3 +668,97 @@ async fn registration_and_self_service_keys() {
     );
     assert_eq!(mine.get("/api/v1/images").await.status, 401);
 }
+
+/// Tenants as things: created, listed (with those only keys name), read with usage and
+/// quotas, renamed; switched off, their keys stop at once (and stay stopped after a restart).
+#[tokio::test(flavor = "multi_thread")]
+async fn tenants_are_managed_and_switched_off_at_once() {
+    let s = server(|_| {});
+    let admin = Api::admin(&s);
+    let r = admin
+        .json(
+            "POST",
+            "/api/v1/tenants",
+            &json!({"id": "acme", "name": "Acme Inc", "quota_images": 5}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let t = r.json()["tenant"].clone();
+    assert_eq!(
+        (t["name"].clone(), t["active"].clone()),
+        (json!("Acme Inc"), json!(true))
+    );
+    assert_eq!(t["quota"]["quota_images"], 5);
+    let dup = admin
+        .json("POST", "/api/v1/tenants", &json!({"id": "acme"}))
+        .await;
+    assert_eq!(dup.status, 409);
+    for bad in [
+        json!({"id": "Not Valid"}),
+        json!({}),
+        json!({"id": "x", "quota_bytes": -1}),
+    ] {
+        assert_eq!(
+            admin.json("POST", "/api/v1/tenants", &bad).await.status,
+            400,
+            "{bad}"
+        );
+    }
+    let (_, acme_key) = admin.create_key("acme", &["read", "write", "admin"]).await;
+    admin.create_key("beta", &["read"]).await;
+    let acme = admin.with_key(&acme_key);
+    acme.upload_one("a.png", &common::api::distinct_png(4), &[])
+        .await;
+    let list = admin.get("/api/v1/tenants").await.json();
+    let ids: Vec<&str> = list["tenants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec!["acme", "beta", "default"], "{list}");
+    let one = admin.get("/api/v1/tenants/acme").await.json();
+    assert_eq!(one["tenant"]["quota"]["used_images"], 1);
+    assert_eq!(admin.get("/api/v1/tenants/nope").await.status, 404);
+    // Only admins of every tenant manage tenants.
+    assert_eq!(acme.get("/api/v1/tenants").await.status, 403);
+    assert_eq!(
+        acme.json("PATCH", "/api/v1/tenants/acme", &json!({"active": true}))
+            .await
+            .status,
+        403
+    );
+
+    // Off: its key is refused at once; on again: it works.
+    let r = admin
+        .json(
+            "PATCH",
+            "/api/v1/tenants/acme",
+            &json!({"active": false, "name": "Acme (paused)"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["tenant"]["active"], false);
+    assert_eq!(acme.get("/api/v1/images").await.status, 401);
+    let r = admin
+        .json(
+            "PATCH",
+            "/api/v1/tenants/default",
+            &json!({"active": false}),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    let s = s.restart(|_| {});
+    let admin = Api::admin(&s);
+    let acme = admin.with_key(&acme_key);
+    assert_eq!(
+        acme.get("/api/v1/images").await.status,
+        401,
+        "still off after a restart"
+    );
+    let r = admin
+        .json("PATCH", "/api/v1/tenants/acme", &json!({"active": true}))
+        .await;
+    assert_eq!(r.json()["tenant"]["name"], "Acme (paused)");
+    assert_eq!(acme.get("/api/v1/images").await.status, 200);
+}

@@ -101,6 +101,8 @@ pub fn generate() -> Result<(String, String), getrandom::Error> {
 
 /// The authenticator.
 pub struct Auth {
+    /// Tenants switched off: their keys and users are refused at once.
+    inactive: std::sync::RwLock<std::collections::HashSet<String>>,
     bootstrap: Option<[u8; 32]>,
     store: Arc<Store>,
     accounts: Arc<super::accounts::Accounts>,
@@ -143,6 +145,7 @@ impl Auth {
         accounts: Arc<super::accounts::Accounts>,
     ) -> Self {
         Self {
+            inactive: std::sync::RwLock::default(),
             accounts,
             bootstrap: cfg
                 .admin_key
@@ -159,7 +162,8 @@ impl Auth {
             if key.len() > 4096 {
                 return Ok(None);
             }
-            return Ok(self.accounts.identify(key).await?.map(|(p, _, _)| p));
+            let p = self.accounts.identify(key).await?.map(|(p, _, _)| p);
+            return Ok(p.filter(|p| self.is_active(&p.tenant)));
         }
         if key.is_empty() || key.len() > 256 {
             return Ok(None);
@@ -182,7 +186,30 @@ impl Auth {
         if !bool::from(stored.as_bytes().ct_eq(hex.as_bytes())) {
             return Ok(None);
         }
-        Ok(Some(principal(&rec)))
+        Ok(Some(principal(&rec)).filter(|p| self.is_active(&p.tenant)))
+    }
+
+    /// Switch a tenant on or off (its keys and users are refused while off).
+    pub fn set_active(&self, tenant: &str, active: bool) {
+        let mut s = self
+            .inactive
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if active {
+            s.remove(tenant);
+        } else {
+            s.insert(tenant.to_string());
+        }
+    }
+
+    /// Whether `tenant` is on (the bootstrap key's tenant, `default`, always is).
+    pub fn is_active(&self, tenant: &str) -> bool {
+        tenant == "default"
+            || !self
+                .inactive
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .contains(tenant)
     }
 }
 

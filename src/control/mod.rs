@@ -219,6 +219,10 @@ pub enum Op {
     ChangePassword,
     Register,
     Audit,
+    ListTenants,
+    CreateTenant,
+    GetTenant,
+    PatchTenant,
 }
 
 impl Op {
@@ -277,7 +281,11 @@ impl Op {
             | Self::TestWebhook
             | Self::WebhookDeliveries
             | Self::Redeliver
-            | Self::Audit => Some(Scope::Admin),
+            | Self::Audit
+            | Self::ListTenants
+            | Self::CreateTenant
+            | Self::GetTenant
+            | Self::PatchTenant => Some(Scope::Admin),
         }
     }
 }
@@ -459,6 +467,10 @@ async fn dispatch(
             webhooks::redeliver(&ctx, hook, delivery).await
         }
         Op::Audit => audit::list(&ctx).await,
+        Op::ListTenants => tenants::list(&ctx).await,
+        Op::CreateTenant => tenants::create(ctx).await,
+        Op::GetTenant => tenants::get_tenant(&ctx, &param).await,
+        Op::PatchTenant => tenants::patch(ctx, &param).await,
         Op::Login => auth::login(ctx).await,
         Op::Register => auth::register(ctx).await,
         Op::Refresh => auth::refresh(ctx).await,

@@ -16,6 +16,7 @@ mod outbox;
 mod schema;
 mod shares;
 mod sql;
+mod tenants;
 mod users;
 
 pub use albums::{AlbumToken, Missing};
@@ -27,6 +28,7 @@ pub use outbox::{
     WebhookRecord,
 };
 pub use shares::{Share, ShareUse};
+pub use tenants::TenantRecord;
 pub use users::{Refresh, UserRecord};
 
 use serde::{Deserialize, Serialize};

@@ -219,6 +219,13 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             )",
             "CREATE INDEX audit_log_at ON audit_log (at, id)",
             "CREATE INDEX audit_log_tenant ON audit_log (tenant, at)",
+            "CREATE TABLE tenants (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                active BIGINT NOT NULL,
+                created_at BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL
+            )",
         ],
     ),
 ];
