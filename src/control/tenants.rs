@@ -54,17 +54,7 @@ pub async fn put(ctx: Ctx<'_>, t: &str) -> Result<Response<Body>, Error> {
     }
     let ctl = ctx.ctl;
     let b: QuotaBody = json_body(ctx.req).await?;
-    for (name, v) in [
-        ("quota_bytes", b.quota_bytes),
-        ("quota_images", b.quota_images),
-    ] {
-        if v.is_some_and(|v| v < 0) {
-            return Err(Error::bad_param(
-                name,
-                format!("{name} must be 0 (no limit) or more"),
-            ));
-        }
-    }
+    quotas(b.quota_bytes, b.quota_images)?;
     ctl.store
         .set_quota(&t, b.quota_bytes, b.quota_images)
         .await?;
@@ -74,10 +64,17 @@ pub async fn put(ctx: Ctx<'_>, t: &str) -> Result<Response<Body>, Error> {
 
 /// The TENANT object: its name, state and usage against its quotas.
 async fn tenant_view(
-    ctx: &Ctx<'_>,
+    ctl: &super::Control,
     t: &crate::store::TenantRecord,
 ) -> Result<serde_json::Value, Error> {
-    TenantCtx { ctl: ctx.ctl }.view(t).await
+    let u = ctl.library.usage(&t.id).await?;
+    Ok(j!({
+        "id": t.id,
+        "name": t.name,
+        "active": t.active,
+        "created_at": t.created_at.map(super::view::rfc3339),
+        "quota": u,
+    }))
 }
 
 /// The tenant-wide routes are for admins of every tenant (role admin, or an admin key of
@@ -98,7 +95,7 @@ pub(crate) async fn list(ctx: &Ctx<'_>) -> Result<Response<Body>, Error> {
     only_global(ctx)?;
     let mut out = Vec::new();
     for t in ctx.ctl.store.tenants().await? {
-        out.push(tenant_view(ctx, &t).await?);
+        out.push(tenant_view(ctx.ctl, &t).await?);
     }
     Ok(json(&j!({ "success": true, "tenants": out })))
 }
@@ -123,11 +120,9 @@ fn display_name(n: &str) -> Result<String, Error> {
     Ok(n.to_string())
 }
 
-fn quotas(b: &TenantBody) -> Result<(), Error> {
-    for (name, v) in [
-        ("quota_bytes", b.quota_bytes),
-        ("quota_images", b.quota_images),
-    ] {
+/// Quotas are 0 (no limit) or more; `None` is the configured default.
+fn quotas(bytes: Option<i64>, images: Option<i64>) -> Result<(), Error> {
+    for (name, v) in [("quota_bytes", bytes), ("quota_images", images)] {
         if v.is_some_and(|v| v < 0) {
             return Err(Error::bad_param(
                 name,
@@ -146,7 +141,7 @@ pub(crate) async fn create(ctx: Ctx<'_>) -> Result<Response<Body>, Error> {
     let b: TenantBody = super::json_body(ctx.req).await?;
     let id = tenant(b.id.as_deref().unwrap_or(""))?.to_string();
     let name = display_name(b.name.as_deref().unwrap_or(&id))?;
-    quotas(&b)?;
+    quotas(b.quota_bytes, b.quota_images)?;
     if ctl.store.tenant(&id).await?.is_some() {
         return Err(Error::Conflict(format!("tenant {id} exists")));
     }
@@ -174,28 +169,9 @@ pub(crate) async fn create(ctx: Ctx<'_>) -> Result<Response<Body>, Error> {
         .tenant(&id)
         .await?
         .ok_or_else(|| Error::Internal("tenant vanished".into()))?;
-    let ctx2 = TenantCtx { ctl };
     Ok(super::created(
-        &j!({ "success": true, "tenant": ctx2.view(&t).await? }),
+        &j!({ "success": true, "tenant": tenant_view(ctl, &t).await? }),
     ))
-}
-
-/// What the body-consuming handlers keep to answer with a TENANT object.
-struct TenantCtx<'a> {
-    ctl: &'a super::Control,
-}
-
-impl TenantCtx<'_> {
-    async fn view(&self, t: &crate::store::TenantRecord) -> Result<serde_json::Value, Error> {
-        let u = self.ctl.library.usage(&t.id).await?;
-        Ok(j!({
-            "id": t.id,
-            "name": t.name,
-            "active": t.active,
-            "created_at": t.created_at.map(super::view::rfc3339),
-            "quota": u,
-        }))
-    }
 }
 
 /// `GET /api/v1/tenants/{id}`.
@@ -209,7 +185,7 @@ pub(crate) async fn get_tenant(ctx: &Ctx<'_>, id: &str) -> Result<Response<Body>
         .await?
         .ok_or_else(|| Error::NotFound("no such tenant".into()))?;
     Ok(json(
-        &j!({ "success": true, "tenant": tenant_view(ctx, &t).await? }),
+        &j!({ "success": true, "tenant": tenant_view(ctx.ctl, &t).await? }),
     ))
 }
 
@@ -224,7 +200,7 @@ pub(crate) async fn patch(ctx: Ctx<'_>, id: &str) -> Result<Response<Body>, Erro
         return Err(Error::bad_param("id", "a tenant's id does not change"));
     }
     let name = b.name.as_deref().map(display_name).transpose()?;
-    quotas(&b)?;
+    quotas(b.quota_bytes, b.quota_images)?;
     if b.active == Some(false) && id == "default" {
         return Err(Error::bad_param(
             "active",
@@ -251,6 +227,6 @@ pub(crate) async fn patch(ctx: Ctx<'_>, id: &str) -> Result<Response<Body>, Erro
         .await?
         .ok_or_else(|| Error::NotFound("no such tenant".into()))?;
     Ok(json(
-        &j!({ "success": true, "tenant": TenantCtx { ctl }.view(&t).await? }),
+        &j!({ "success": true, "tenant": tenant_view(ctl, &t).await? }),
     ))
 }

@@ -65,13 +65,17 @@ fn key_from_row(r: &AnyRow) -> Result<KeyRecord> {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
         tenant: r.try_get("tenant")?,
-        scopes: scopes
-            .split(',')
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect(),
+        scopes: split_list(&scopes),
         prefix: r.try_get("prefix")?,
         rate_limit: r.try_get("rate_limit")?,
         created_at: r.try_get("created_at")?,
     })
+}
+
+/// A comma-separated column (scopes) as its items.
+pub(super) fn split_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
 }

@@ -61,11 +61,7 @@ fn user_from_row(r: &AnyRow) -> Result<UserRecord> {
         password_hash: r.try_get("password_hash")?,
         role: r.try_get("role")?,
         tenant: r.try_get("tenant")?,
-        scopes: scopes
-            .split(',')
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect(),
+        scopes: super::keys::split_list(&scopes),
         disabled: r.try_get::<i64, _>("disabled")? != 0,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
