@@ -6,6 +6,7 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY crates ./crates
 COPY src ./src
+COPY assets ./assets
 COPY benches ./benches
 COPY samples ./samples
 COPY config ./config

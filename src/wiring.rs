@@ -74,11 +74,17 @@ pub async fn build(config: &Config) -> Result<Built, String> {
         .map_err(|e| format!("accounts: {e}"))?;
     let auth = Arc::new(Auth::new(&config.auth, store.clone(), accounts.clone()));
     for t in store
-        .inactive_tenants()
+        .tenants()
         .await
         .map_err(|e| format!("database: {e}"))?
     {
-        auth.set_active(&t, false);
+        auth.set_active(&t.id, t.active);
+        auth.set_tenant_rate(
+            &t.id,
+            t.rate_limit
+                .as_deref()
+                .and_then(|r| serde_json::from_str(r).ok()),
+        );
     }
     let ratelimits = Arc::new(RateLimits::new(&config.ratelimit));
     let trusted_proxies = config.trusted_proxies()?;
@@ -141,6 +147,7 @@ pub async fn build(config: &Config) -> Result<Built, String> {
             signer: Signer::new(&config.security),
         },
     )?);
+    let requests = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let control = Arc::new(Control::new(control::Parts {
         store: store.clone(),
         library: library.clone(),
@@ -167,9 +174,21 @@ pub async fn build(config: &Config) -> Result<Built, String> {
         accounts,
         registration_open: config.accounts.registration
             == crate::access::accounts::Registration::Open,
+        counters: {
+            let (d, r) = (delivery.clone(), requests.clone());
+            Arc::new(move || {
+                let s = d.stats();
+                serde_json::json!({
+                    "requests": r.load(std::sync::atomic::Ordering::Relaxed),
+                    "transforms": s.transforms,
+                    "cache_hits": s.cache_hits,
+                    "cache_misses": s.cache_misses,
+                })
+            })
+        },
     }));
     Ok(Built {
-        routes: Arc::new(Routes::new(delivery.clone(), control)),
+        routes: Arc::new(Routes::new(delivery.clone(), control, requests)),
         delivery,
         library,
         ratelimits,

@@ -56,7 +56,10 @@ const MAP: &[(&str, &[&str])] = &[
             "util",
         ],
     ),
-    ("routes", &["control", "delivery", "error", "http"]),
+    (
+        "routes",
+        &["control", "delivery", "error", "http", "pipeline"],
+    ),
     (
         "control",
         &[

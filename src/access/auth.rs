@@ -68,6 +68,18 @@ pub struct Principal {
     pub rate: RateOverride,
 }
 
+impl RateOverride {
+    /// Each limit of `self`, else `under`'s (a key's own limits over its tenant's).
+    pub fn over(self, under: Self) -> Self {
+        Self {
+            per_minute: self.per_minute.or(under.per_minute),
+            per_hour: self.per_hour.or(under.per_hour),
+            per_day: self.per_day.or(under.per_day),
+            uploads_per_minute: self.uploads_per_minute.or(under.uploads_per_minute),
+        }
+    }
+}
+
 impl Principal {
     /// `admin` implies every scope.
     pub fn has(&self, s: Scope) -> bool {
@@ -103,6 +115,8 @@ pub fn generate() -> Result<(String, String), getrandom::Error> {
 pub struct Auth {
     /// Tenants switched off: their keys and users are refused at once.
     inactive: std::sync::RwLock<std::collections::HashSet<String>>,
+    /// Tenants' own rate limits (under their keys' limits, over the configured ones).
+    tenant_rates: std::sync::RwLock<std::collections::HashMap<String, RateOverride>>,
     bootstrap: Option<[u8; 32]>,
     store: Arc<Store>,
     accounts: Arc<super::accounts::Accounts>,
@@ -146,6 +160,7 @@ impl Auth {
     ) -> Self {
         Self {
             inactive: std::sync::RwLock::default(),
+            tenant_rates: std::sync::RwLock::default(),
             accounts,
             bootstrap: cfg
                 .admin_key
@@ -163,7 +178,9 @@ impl Auth {
                 return Ok(None);
             }
             let p = self.accounts.identify(key).await?.map(|(p, _, _)| p);
-            return Ok(p.filter(|p| self.is_active(&p.tenant)));
+            return Ok(p
+                .filter(|p| self.is_active(&p.tenant))
+                .map(|p| self.with_tenant_rate(p)));
         }
         if key.is_empty() || key.len() > 256 {
             return Ok(None);
@@ -186,7 +203,32 @@ impl Auth {
         if !bool::from(stored.as_bytes().ct_eq(hex.as_bytes())) {
             return Ok(None);
         }
-        Ok(Some(principal(&rec)).filter(|p| self.is_active(&p.tenant)))
+        Ok(Some(principal(&rec))
+            .filter(|p| self.is_active(&p.tenant))
+            .map(|p| self.with_tenant_rate(p)))
+    }
+
+    fn with_tenant_rate(&self, mut p: Principal) -> Principal {
+        let rates = self
+            .tenant_rates
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(t) = rates.get(&p.tenant) {
+            p.rate = p.rate.over(*t);
+        }
+        p
+    }
+
+    /// Set (or clear) a tenant's own rate limits.
+    pub fn set_tenant_rate(&self, tenant: &str, rate: Option<RateOverride>) {
+        let mut s = self
+            .tenant_rates
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match rate {
+            Some(r) => s.insert(tenant.to_string(), r),
+            None => s.remove(tenant),
+        };
     }
 
     /// Switch a tenant on or off (its keys and users are refused while off).

@@ -280,7 +280,7 @@ struct PatchBody {
 }
 
 /// Keep an explicit `null` apart from an absent field.
-fn some_value<'de, D: serde::Deserializer<'de>>(
+pub(super) fn some_value<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> Result<Option<serde_json::Value>, D::Error> {
     serde_json::Value::deserialize(d).map(Some)

@@ -59,23 +59,7 @@ pub async fn create(ctx: Ctx<'_>) -> Result<Response<Body>, Error> {
             "at least one of read, write, admin",
         ));
     }
-    let rate = match b.rate_limit {
-        None | Some(serde_json::Value::Null) => None,
-        Some(serde_json::Value::Number(n)) => Some(RateOverride {
-            per_minute: Some(
-                n.as_u64()
-                    .and_then(|v| u32::try_from(v).ok())
-                    .ok_or_else(|| Error::bad_param("rate_limit", "a whole number per minute"))?,
-            ),
-            ..RateOverride::default()
-        }),
-        Some(v) => Some(serde_json::from_value::<RateOverride>(v).map_err(|e| {
-            Error::bad_param(
-                "rate_limit",
-                format!("per_minute, per_hour, per_day, uploads_per_minute: {e}"),
-            )
-        })?),
-    };
+    let rate = rate_limit(b.rate_limit)?;
     let (secret, prefix) = auth::generate().map_err(|e| Error::Internal(e.to_string()))?;
     let record = KeyRecord {
         id: crate::util::ids::random_id(9).map_err(|e| Error::Internal(e.to_string()))?,
@@ -181,5 +165,27 @@ pub async fn validate(ctx: Ctx<'_>, header_key: bool) -> Result<Response<Body>, 
             "key_id": p.key_id,
         })),
         None => return Err(Error::InvalidKey),
+    })
+}
+
+/// A `rate_limit` field (of a key or a tenant): a number (per minute), an object of
+/// `per_minute`, `per_hour`, `per_day`, `uploads_per_minute`, or `null`/absent for none.
+pub(super) fn rate_limit(v: Option<serde_json::Value>) -> Result<Option<RateOverride>, Error> {
+    Ok(match v {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::Number(n)) => Some(RateOverride {
+            per_minute: Some(
+                n.as_u64()
+                    .and_then(|v| u32::try_from(v).ok())
+                    .ok_or_else(|| Error::bad_param("rate_limit", "a whole number per minute"))?,
+            ),
+            ..RateOverride::default()
+        }),
+        Some(v) => Some(serde_json::from_value::<RateOverride>(v).map_err(|e| {
+            Error::bad_param(
+                "rate_limit",
+                format!("per_minute, per_hour, per_day, uploads_per_minute: {e}"),
+            )
+        })?),
     })
 }

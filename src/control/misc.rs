@@ -39,9 +39,23 @@ pub async fn tags(ctx: &Ctx<'_>) -> Result<Response<Body>, Error> {
 /// `GET /api/v1/stats`.
 pub async fn stats(ctx: &Ctx<'_>) -> Result<Response<Body>, Error> {
     let p = ctx.principal()?;
+    ctx.query(&[])?;
     let s = ctx.ctl.store.stats(&p.tenant, now_ms()).await?;
     let mut v = j!(s);
-    v["quota"] = j!(ctx.ctl.library.usage(&p.tenant).await?);
+    v["tenant"] = j!(p.tenant);
+    if p.tenant != crate::store::ALL_TENANTS {
+        v["quota"] = j!(ctx.ctl.library.usage(&p.tenant).await?);
+    }
+    // The server's own counters (every tenant, since the process started).
+    let mut server = (ctx.ctl.counters)();
+    let hits = server["cache_hits"].as_u64().unwrap_or(0);
+    let lookups = hits + server["cache_misses"].as_u64().unwrap_or(0);
+    server["cache_hit_ratio"] = if lookups == 0 {
+        serde_json::Value::Null
+    } else {
+        j!(hits as f64 / lookups as f64)
+    };
+    v["server"] = server;
     Ok(json(&v))
 }
 
@@ -100,7 +114,7 @@ pub async fn random(ctx: &Ctx<'_>, redirect: bool) -> Result<Response<Body>, Err
     let Some(img) = listing.images.first() else {
         return Err(Error::NotFound("no image matches".into()));
     };
-    let explicit_fm = q.get("fm").is_some() || q.get("format").is_some();
+    let explicit_fm = ["fm", "f", "format"].iter().any(|k| q.get(k).is_some());
     let accept = ctx
         .req
         .headers()

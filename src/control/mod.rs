@@ -98,7 +98,12 @@ pub struct Parts {
     pub accounts: Arc<crate::access::accounts::Accounts>,
     /// `accounts.registration = "open"`.
     pub registration_open: bool,
+    /// The server's own counters (requests, cache hits and misses), for the stats.
+    pub counters: Counters,
 }
+
+/// Reads the server's counters: `{"requests", "cache_hits", "cache_misses", "transforms"}`.
+pub type Counters = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
 
 /// The control plane's context: everything its handlers use, by type.
 pub struct Control {
@@ -117,6 +122,7 @@ pub struct Control {
     webhooks: Arc<webhooks::Webhooks>,
     accounts: Arc<crate::access::accounts::Accounts>,
     registration_open: bool,
+    counters: Counters,
 }
 
 impl Control {
@@ -139,6 +145,7 @@ impl Control {
             webhooks: p.webhooks,
             accounts: p.accounts,
             registration_open: p.registration_open,
+            counters: p.counters,
         }
     }
 
@@ -226,6 +233,40 @@ pub enum Op {
 }
 
 impl Op {
+    /// What `?tenant=` selects for an admin of every tenant: `Some(true)` one tenant or all of
+    /// them (`*`, a listing), `Some(false)` one tenant, `None` not taken (the operation is not
+    /// about one tenant's images, albums, avatars or tags).
+    fn tenant_param(self) -> Option<bool> {
+        match self {
+            Self::ListImages | Self::Tags | Self::Stats | Self::ListAlbums => Some(true),
+            Self::Upload
+            | Self::GetImage
+            | Self::PatchImage
+            | Self::DeleteImage
+            | Self::ListShares
+            | Self::CreateShare
+            | Self::CreateAlbum
+            | Self::GetAlbum
+            | Self::PatchAlbum
+            | Self::DeleteAlbum
+            | Self::AlbumImages
+            | Self::AddAlbumImages
+            | Self::RemoveAlbumImages
+            | Self::ListAlbumTokens
+            | Self::CreateAlbumToken
+            | Self::DeleteAlbumToken
+            | Self::GetAvatar
+            | Self::PutAvatar
+            | Self::DeleteAvatar => Some(false),
+            _ => None,
+        }
+    }
+
+    /// The name of the scope needed (for the OpenAPI document); `None` = no key needed.
+    pub fn required_scope(self) -> Option<&'static str> {
+        self.scope().map(Scope::name)
+    }
+
     /// The scope needed; `None` = no key needed.
     fn scope(self) -> Option<Scope> {
         match self {
@@ -308,11 +349,13 @@ impl Ctx<'_> {
             .ok_or_else(|| Error::Unauthorized("an API key is required".into()))
     }
 
-    /// The query, parsed once; any key outside `allowed` is refused (a typo should not
-    /// silently widen a search).
+    /// The query, parsed once; any key outside `allowed` (and `tenant`, read by `act_as`) is
+    /// refused (a typo should not silently widen a search).
     fn query(&self, allowed: &[&str]) -> Result<Query, Error> {
         let q = self.any_query();
-        q.only(allowed)?;
+        let mut with_tenant = allowed.to_vec();
+        with_tenant.push("tenant");
+        q.only(&with_tenant)?;
         Ok(q)
     }
 
@@ -341,6 +384,8 @@ pub async fn handle(
         },
         None => None,
     };
+    let mut caller = caller;
+    let routed = act_as(ctl, &mut caller, routed, req.uri().query()).await;
     let audited = audit::pending(caller.as_ref(), &routed, req.method(), req.uri().path(), ip);
     let client = caller
         .as_ref()
@@ -395,6 +440,64 @@ pub async fn handle(
         *resp.body_mut() = Body::new(Bytes::new());
     }
     resp
+}
+
+/// Whose data the caller acts on. An admin of every tenant (an admin of tenant `default`) acts
+/// on `?tenant=T` when it names one (`*`: every tenant, on listings), or else on the tenant that
+/// owns the image or album named in the path; anyone else only on their own tenant (another
+/// one is a 404, as if it did not exist).
+async fn act_as(
+    ctl: &Control,
+    caller: &mut Option<Principal>,
+    routed: Result<(Op, String), Error>,
+    query: Option<&str>,
+) -> Result<(Op, String), Error> {
+    let (op, param) = routed?;
+    let (Some(p), Some(all_allowed)) = (caller.as_mut(), op.tenant_param()) else {
+        return Ok((op, param));
+    };
+    let global = p.tenant == "default" && p.has(Scope::Admin);
+    let q = Query::parse(query.unwrap_or(""));
+    let asked = q.get("tenant").map(str::to_string);
+    match asked.as_deref() {
+        Some(t) if t == p.tenant => {}
+        Some(_) if !global => return Err(Error::NotFound("no such tenant here".into())),
+        Some(crate::store::ALL_TENANTS) if all_allowed => {
+            crate::store::ALL_TENANTS.clone_into(&mut p.tenant);
+        }
+        Some(t) if crate::access::auth::valid_tenant(t) => t.clone_into(&mut p.tenant),
+        Some(_) => {
+            return Err(Error::bad_param(
+                "tenant",
+                "a tenant is 1-64 of a-z, 0-9, '-', '_' (or * on listings)",
+            ))
+        }
+        None if global => {
+            let id = param.split('/').next().unwrap_or("");
+            let owner = match op {
+                Op::GetImage
+                | Op::PatchImage
+                | Op::DeleteImage
+                | Op::ListShares
+                | Op::CreateShare => ctl.store.image_tenant(id).await?,
+                Op::GetAlbum
+                | Op::PatchAlbum
+                | Op::DeleteAlbum
+                | Op::AlbumImages
+                | Op::AddAlbumImages
+                | Op::RemoveAlbumImages
+                | Op::ListAlbumTokens
+                | Op::CreateAlbumToken
+                | Op::DeleteAlbumToken => ctl.store.album_tenant(id).await?,
+                _ => None,
+            };
+            if let Some(t) = owner {
+                p.tenant = t;
+            }
+        }
+        None => {}
+    }
+    Ok((op, param))
 }
 
 async fn dispatch(

@@ -73,6 +73,7 @@ async fn tenant_view(
         "name": t.name,
         "active": t.active,
         "created_at": t.created_at.map(super::view::rfc3339),
+        "rate_limit": t.rate_limit.as_deref().and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok()),
         "quota": u,
     }))
 }
@@ -110,6 +111,13 @@ struct TenantBody {
     quota_bytes: Option<i64>,
     #[serde(default, alias = "quotaImages")]
     quota_images: Option<i64>,
+    /// The tenant's rate limits (under its keys' own): as a key's `rate_limit`; `null` clears.
+    #[serde(
+        default,
+        alias = "rateLimit",
+        deserialize_with = "super::images::some_value"
+    )]
+    rate_limit: Option<serde_json::Value>,
 }
 
 fn display_name(n: &str) -> Result<String, Error> {
@@ -142,6 +150,7 @@ pub(crate) async fn create(ctx: Ctx<'_>) -> Result<Response<Body>, Error> {
     let id = tenant(b.id.as_deref().unwrap_or(""))?.to_string();
     let name = display_name(b.name.as_deref().unwrap_or(&id))?;
     quotas(b.quota_bytes, b.quota_images)?;
+    let rate = super::keys::rate_limit(b.rate_limit)?;
     if ctl.store.tenant(&id).await?.is_some() {
         return Err(Error::Conflict(format!("tenant {id} exists")));
     }
@@ -150,6 +159,7 @@ pub(crate) async fn create(ctx: Ctx<'_>) -> Result<Response<Body>, Error> {
         name,
         active: b.active.unwrap_or(true),
         created_at: None,
+        rate_limit: rate.map(|r| j!(r).to_string()),
     };
     ctl.store
         .insert_tenant(&t, crate::util::clock::now_ms())
@@ -164,6 +174,7 @@ pub(crate) async fn create(ctx: Ctx<'_>) -> Result<Response<Body>, Error> {
             .await?;
     }
     ctl.auth.set_active(&id, t.active);
+    ctl.auth.set_tenant_rate(&id, rate);
     let t = ctl
         .store
         .tenant(&id)
@@ -189,7 +200,7 @@ pub(crate) async fn get_tenant(ctx: &Ctx<'_>, id: &str) -> Result<Response<Body>
     ))
 }
 
-/// `PATCH /api/v1/tenants/{id}` `{name?, active?, quota_bytes?, quota_images?}`. Switching a
+/// `PATCH /api/v1/tenants/{id}` `{name?, active?, quota_bytes?, quota_images?, rate_limit?}`. Switching a
 /// tenant off refuses its keys and users at once (tenant `default` cannot be switched off).
 pub(crate) async fn patch(ctx: Ctx<'_>, id: &str) -> Result<Response<Body>, Error> {
     only_global(&ctx)?;
@@ -201,6 +212,10 @@ pub(crate) async fn patch(ctx: Ctx<'_>, id: &str) -> Result<Response<Body>, Erro
     }
     let name = b.name.as_deref().map(display_name).transpose()?;
     quotas(b.quota_bytes, b.quota_images)?;
+    let rate = match b.rate_limit {
+        None => None,
+        Some(v) => Some(super::keys::rate_limit(Some(v))?),
+    };
     if b.active == Some(false) && id == "default" {
         return Err(Error::bad_param(
             "active",
@@ -211,8 +226,19 @@ pub(crate) async fn patch(ctx: Ctx<'_>, id: &str) -> Result<Response<Body>, Erro
         return Err(Error::NotFound("no such tenant".into()));
     }
     ctl.store
-        .update_tenant(&id, name.as_deref(), b.active, crate::util::clock::now_ms())
+        .update_tenant(
+            &id,
+            name.as_deref(),
+            b.active,
+            rate.map(|r| r.map(|r| j!(r).to_string()))
+                .as_ref()
+                .map(Option::as_deref),
+            crate::util::clock::now_ms(),
+        )
         .await?;
+    if let Some(r) = rate {
+        ctl.auth.set_tenant_rate(&id, r);
+    }
     if b.quota_bytes.is_some() || b.quota_images.is_some() {
         ctl.store
             .set_quota(&id, b.quota_bytes, b.quota_images)

@@ -132,6 +132,32 @@ pub fn json(status: StatusCode, value: &serde_json::Value, cache_control: &str) 
     finish(b, Bytes::from(body))
 }
 
+/// A file built into the binary (the docs page and its script): `200 OK` with its type, an
+/// ETag of the version, `Cache-Control` and a `Content-Security-Policy` that allows only this
+/// origin.
+pub fn asset(content_type: &str, body: &'static [u8], cache_control: &str) -> Response<Body> {
+    let b = Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, hv(content_type))
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+        .header(header::CACHE_CONTROL, hv(cache_control))
+        .header(
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+             img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'",
+        )
+        .header(header::CONTENT_LENGTH, body.len());
+    finish(b, Bytes::from_static(body))
+}
+
+/// The reason phrase of a status (`404` → `Not Found`).
+pub fn reason(status: u16) -> &'static str {
+    StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error")
+}
+
 /// Plain text (metrics).
 pub fn text(body: String) -> Response<Body> {
     let b = Response::builder()

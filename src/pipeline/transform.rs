@@ -299,6 +299,11 @@ pub fn canonical_name(name: &str) -> Option<&'static str> {
     ALIASES.iter().find(|(a, _)| *a == name).map(|(_, c)| *c)
 }
 
+/// Every canonical parameter name, once.
+pub fn canonical_names() -> impl Iterator<Item = &'static str> {
+    ALIASES.iter().filter(|(a, c)| a == c).map(|(_, c)| *c)
+}
+
 /// Whether a parameter is a cache buster (accepted, ignored).
 pub fn is_ignored(name: &str) -> bool {
     canonical_name(name).is_some_and(|c| IGNORED.contains(&c))

@@ -113,14 +113,13 @@ impl Store {
         page: u32,
         per_page: u32,
     ) -> Result<(Vec<AlbumRecord>, i64)> {
-        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM albums WHERE tenant = $1")
-            .bind(tenant)
-            .fetch_one(&self.pool)
-            .await?;
+        let mut c = Sql::new("SELECT COUNT(*) AS n FROM albums a WHERE");
+        c.tenant_is("a.tenant", tenant);
+        let total: i64 = c.query().fetch_one(&self.pool).await?.try_get("n")?;
         let mut s = Sql::new("SELECT ");
         s.push(ALBUM_COLUMNS)
-            .push(" FROM albums a WHERE a.tenant = ")
-            .bind(tenant)
+            .push(" FROM albums a WHERE")
+            .tenant_is("a.tenant", tenant)
             .push(" ORDER BY a.created_at DESC, a.id DESC LIMIT ")
             .bind(i64::from(per_page))
             .push(" OFFSET ")
@@ -128,6 +127,16 @@ impl Store {
         let rows = s.query().fetch_all(&self.pool).await?;
         let albums = rows.iter().map(album_from_row).collect::<Result<_>>()?;
         Ok((albums, total))
+    }
+
+    /// The tenant that has album `id`, if any.
+    pub async fn album_tenant(&self, id: &str) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT tenant FROM albums WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     /// Apply `p`; `None` when the tenant has no such album.

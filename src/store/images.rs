@@ -3,8 +3,8 @@
 use super::outbox::{emit, Announce};
 use super::sql::{Arg, Sql};
 use super::{
-    journal, AccessRule, Cursor, Deleted, Filter, ImageRecord, Listing, Order, Paging, Patch,
-    Result, Stats, Store,
+    journal, AccessRule, Cursor, DayCount, Deleted, Filter, ImageRecord, Listing, Order, Paging,
+    Patch, Result, Stats, Store, TagCount,
 };
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -183,6 +183,16 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
+    }
+
+    /// The tenant that has image `id` (live or not), if any.
+    pub async fn image_tenant(&self, id: &str) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT tenant FROM images WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     /// One live image of `tenant`.
@@ -470,9 +480,9 @@ impl Store {
     pub async fn tag_counts(&self, tenant: &str, now: i64) -> Result<Vec<(String, i64)>> {
         let mut s = Sql::new(
             "SELECT t.name AS name, COUNT(*) AS n FROM image_tags t JOIN images i \
-             ON i.id = t.image_id WHERE t.tenant = ",
+             ON i.id = t.image_id WHERE",
         );
-        s.bind(tenant)
+        s.tenant_is("t.tenant", tenant)
             .live(true, now)
             .push(" GROUP BY t.name ORDER BY t.name");
         let rows = s.query().fetch_all(&self.pool).await?;
@@ -489,9 +499,9 @@ impl Store {
     ) -> Result<BTreeMap<String, Vec<String>>> {
         let mut s = Sql::new(
             "SELECT t.name AS name, t.image_id AS image_id FROM image_tags t JOIN images i \
-             ON i.id = t.image_id WHERE t.tenant = ",
+             ON i.id = t.image_id WHERE",
         );
-        s.bind(tenant)
+        s.tenant_is("t.tenant", tenant)
             .live(true, now)
             .push(" ORDER BY t.name, i.created_at, i.id");
         let rows = s.query().fetch_all(&self.pool).await?;
@@ -508,9 +518,11 @@ impl Store {
     pub async fn stats(&self, tenant: &str, now: i64) -> Result<Stats> {
         let mut s = Sql::new(
             "SELECT format, COUNT(*) AS n, CAST(COALESCE(SUM(bytes), 0) AS BIGINT) AS b \
-             FROM images WHERE tenant = ",
+             FROM images WHERE",
         );
-        s.bind(tenant).live(false, now).push(" GROUP BY format");
+        s.tenant_is("tenant", tenant)
+            .live(false, now)
+            .push(" GROUP BY format");
         let rows = s.query().fetch_all(&self.pool).await?;
         let mut st = Stats::default();
         for r in rows {
@@ -519,7 +531,32 @@ impl Store {
             st.bytes += r.try_get::<i64, _>("b")?;
             st.by_format.insert(r.try_get("format")?, n);
         }
-        st.tags = self.tag_counts(tenant, now).await?.len() as i64;
+        let mut tags = self.tag_counts(tenant, now).await?;
+        st.tags = tags.len() as i64;
+        tags.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        st.top_tags = tags
+            .into_iter()
+            .take(10)
+            .map(|(name, count)| TagCount { name, count })
+            .collect();
+        const DAY: i64 = 86_400_000;
+        let today = now.div_euclid(DAY);
+        let mut d = Sql::new("SELECT created_at / 86400000 AS d, COUNT(*) AS n FROM images WHERE");
+        d.tenant_is("tenant", tenant)
+            .live(false, now)
+            .push(" AND created_at >= ")
+            .bind((today - 29) * DAY)
+            .push(" GROUP BY created_at / 86400000");
+        let mut per_day = BTreeMap::new();
+        for r in d.query().fetch_all(&self.pool).await? {
+            per_day.insert(r.try_get::<i64, _>("d")?, r.try_get::<i64, _>("n")?);
+        }
+        st.uploads_per_day = (today - 29..=today)
+            .map(|day| DayCount {
+                day: crate::util::clock::ymd(day * DAY),
+                count: per_day.get(&day).copied().unwrap_or(0),
+            })
+            .collect();
         Ok(st)
     }
 
@@ -548,8 +585,8 @@ impl Store {
 
 /// ` FROM images WHERE` the live images of `tenant` matching `f`.
 fn live_where(s: &mut Sql, tenant: &str, now: i64, f: &Filter) {
-    s.push(" FROM images WHERE tenant = ")
-        .bind(tenant)
+    s.push(" FROM images WHERE")
+        .tenant_is("tenant", tenant)
         .live(false, now);
     for t in &f.all_tags {
         s.push(

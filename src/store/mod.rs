@@ -242,7 +242,30 @@ pub struct Stats {
     pub bytes: i64,
     pub by_format: BTreeMap<String, i64>,
     pub tags: i64,
+    /// The last 30 days (UTC, oldest first, today included): images uploaded each day that
+    /// are still live.
+    pub uploads_per_day: Vec<DayCount>,
+    /// The ten most used tags, most used first.
+    pub top_tags: Vec<TagCount>,
 }
+
+/// One day of `Stats::uploads_per_day`.
+#[derive(Debug, Clone, Serialize)]
+pub struct DayCount {
+    /// `YYYY-MM-DD`.
+    pub day: String,
+    pub count: i64,
+}
+
+/// One tag of `Stats::top_tags`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TagCount {
+    pub name: String,
+    pub count: i64,
+}
+
+/// The tenant selector meaning every tenant (not a valid tenant name, so never a real one).
+pub const ALL_TENANTS: &str = "*";
 
 /// What `/img` must know of a stored object: who owns it, whether it is private, when it expires.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -228,4 +228,11 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             )",
         ],
     ),
+    (
+        5,
+        &[
+            // A tenant's rate limits (JSON of `RateOverride`), under its keys' own.
+            "ALTER TABLE tenants ADD COLUMN rate_limit TEXT",
+        ],
+    ),
 ];

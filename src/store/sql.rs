@@ -71,6 +71,17 @@ impl Sql {
         self
     }
 
+    /// Append ` <column> = $n` for one tenant, or a condition true for every row when `tenant`
+    /// is `ALL_TENANTS` (an admin's listing across tenants).
+    pub fn tenant_is(&mut self, column: &'static str, tenant: &str) -> &mut Self {
+        self.push(" ").push(column);
+        if tenant == super::ALL_TENANTS {
+            self.push(" IS NOT NULL")
+        } else {
+            self.push(" = ").bind(tenant)
+        }
+    }
+
     /// Append a placeholder bound to `v`.
     pub fn bind(&mut self, v: impl Into<Arg>) -> &mut Self {
         self.args.push(v.into());

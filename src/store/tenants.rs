@@ -12,6 +12,8 @@ pub struct TenantRecord {
     pub name: String,
     pub active: bool,
     pub created_at: Option<i64>,
+    /// Rate limits for the tenant's keys (JSON of `access::auth::RateOverride`).
+    pub rate_limit: Option<String>,
 }
 
 impl Store {
@@ -19,12 +21,14 @@ impl Store {
     pub async fn insert_tenant(&self, t: &TenantRecord, now: i64) -> Result<()> {
         let _w = self.write.lock().await;
         sqlx::query(
-            "INSERT INTO tenants (id, name, active, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)",
+            "INSERT INTO tenants (id, name, active, created_at, updated_at, rate_limit) \
+             VALUES ($1, $2, $3, $4, $4, $5)",
         )
         .bind(t.id.as_str())
         .bind(t.name.as_str())
         .bind(i64::from(t.active))
         .bind(now)
+        .bind(t.rate_limit.as_deref())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -33,7 +37,8 @@ impl Store {
     /// Every tenant: rows, and tenants named by keys, users or images without one.
     pub async fn tenants(&self) -> Result<Vec<TenantRecord>> {
         let rows = sqlx::query(
-            "SELECT t.id AS id, r.name AS name, r.active AS active, r.created_at AS created_at \
+            "SELECT t.id AS id, r.name AS name, r.active AS active, r.created_at AS created_at, \
+             r.rate_limit AS rate_limit \
              FROM (SELECT id FROM tenants UNION SELECT tenant FROM api_keys \
              UNION SELECT tenant FROM users UNION SELECT tenant FROM images) t \
              LEFT JOIN tenants r ON r.id = t.id ORDER BY t.id",
@@ -51,6 +56,7 @@ impl Store {
                         .try_get::<Option<i64>, _>("active")?
                         .is_none_or(|a| a != 0),
                     created_at: r.try_get("created_at")?,
+                    rate_limit: r.try_get("rate_limit")?,
                     id,
                 })
             })
@@ -68,6 +74,7 @@ impl Store {
         id: &str,
         name: Option<&str>,
         active: Option<bool>,
+        rate_limit: Option<Option<&str>>,
         now: i64,
     ) -> Result<()> {
         let _w = self.write.lock().await;
@@ -88,6 +95,14 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        if let Some(r) = rate_limit {
+            sqlx::query("UPDATE tenants SET rate_limit = $1, updated_at = $2 WHERE id = $3")
+                .bind(r)
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
         if let Some(a) = active {
             sqlx::query("UPDATE tenants SET active = $1, updated_at = $2 WHERE id = $3")
                 .bind(i64::from(a))
@@ -98,15 +113,5 @@ impl Store {
         }
         tx.commit().await?;
         Ok(())
-    }
-
-    /// The tenants switched off.
-    pub async fn inactive_tenants(&self) -> Result<Vec<String>> {
-        let rows = sqlx::query("SELECT id FROM tenants WHERE active = 0")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| r.try_get::<String, _>("id").map_err(Into::into))
-            .collect()
     }
 }

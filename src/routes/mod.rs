@@ -4,6 +4,8 @@
 //! To add a route: a line in `route` (or in `api` for `/api/v1`), a `Route` variant if it is
 //! a new kind, and its arm in `Routes::dispatch`; the handler lives in its plane's module.
 
+pub mod openapi;
+
 use crate::control::{self, Control, Op};
 use crate::delivery::Delivery;
 use crate::error::Error;
@@ -37,6 +39,10 @@ pub enum Route<'a> {
     },
     /// `/random`: a 302 to a random image.
     Random,
+    /// `/openapi.json`, `/docs` and its script.
+    OpenApi,
+    Docs,
+    DocsScript,
     /// `/api/...`: an API operation and its path parameter, or why there is none (answered by
     /// the control plane, with its rate-limit headers).
     Api(Result<(Op, &'a str), Error>),
@@ -52,6 +58,9 @@ pub fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, Error> {
         "/version" => Route::Version,
         "/metrics" => Route::Metrics,
         "/random" => Route::Random,
+        "/openapi.json" => Route::OpenApi,
+        "/docs" | "/docs/" => Route::Docs,
+        "/docs/rapidoc-min.js" => Route::DocsScript,
         p => match (
             p.strip_prefix("/img/"),
             p.strip_prefix("/cdn-cgi/image/"),
@@ -72,109 +81,191 @@ pub fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, Error> {
     }
 }
 
+/// One row of the `/api/v1` table: a method (GET also answers HEAD), a path pattern under
+/// `/api/v1` whose `{name}` segments match any one segment, and the operation. The OpenAPI
+/// document (`openapi`) is generated from these rows, so the two cannot drift.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiRoute {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub op: Op,
+}
+
+const fn r(method: &'static str, path: &'static str, op: Op) -> ApiRoute {
+    ApiRoute { method, path, op }
+}
+
+/// The `/api/v1` part of the table.
+pub const API: &[ApiRoute] = &[
+    r("GET", "/images", Op::ListImages),
+    r("POST", "/images", Op::Upload),
+    r("GET", "/images/{id}", Op::GetImage),
+    r("PATCH", "/images/{id}", Op::PatchImage),
+    r("DELETE", "/images/{id}", Op::DeleteImage),
+    r("GET", "/images/{id}/shares", Op::ListShares),
+    r("POST", "/images/{id}/shares", Op::CreateShare),
+    r("DELETE", "/shares/{id}", Op::DeleteShare),
+    r("POST", "/avatars", Op::PutAvatar),
+    r("GET", "/avatars/{user_id}", Op::GetAvatar),
+    r("PUT", "/avatars/{user_id}", Op::PutAvatar),
+    r("DELETE", "/avatars/{user_id}", Op::DeleteAvatar),
+    r("GET", "/tenants", Op::ListTenants),
+    r("POST", "/tenants", Op::CreateTenant),
+    r("GET", "/tenants/{tenant}", Op::GetTenant),
+    r("PATCH", "/tenants/{tenant}", Op::PatchTenant),
+    r("GET", "/tenants/{tenant}/quota", Op::GetQuota),
+    r("PUT", "/tenants/{tenant}/quota", Op::SetQuota),
+    r("GET", "/tags", Op::Tags),
+    r("GET", "/random", Op::Random),
+    r("GET", "/keys", Op::ListKeys),
+    r("POST", "/keys", Op::CreateKey),
+    r("GET", "/keys/validate", Op::ValidateKey),
+    r("POST", "/keys/validate", Op::ValidateKey),
+    r("DELETE", "/keys/{id}", Op::DeleteKey),
+    r("POST", "/maintenance/cleanup", Op::Cleanup),
+    r("GET", "/config", Op::Config),
+    r("GET", "/stats", Op::Stats),
+    r("GET", "/albums", Op::ListAlbums),
+    r("POST", "/albums", Op::CreateAlbum),
+    r("GET", "/albums/{id}", Op::GetAlbum),
+    r("PATCH", "/albums/{id}", Op::PatchAlbum),
+    r("DELETE", "/albums/{id}", Op::DeleteAlbum),
+    r("GET", "/albums/{id}/images", Op::AlbumImages),
+    r("POST", "/albums/{id}/images", Op::AddAlbumImages),
+    r("DELETE", "/albums/{id}/images", Op::RemoveAlbumImages),
+    r("GET", "/albums/{id}/tokens", Op::ListAlbumTokens),
+    r("POST", "/albums/{id}/tokens", Op::CreateAlbumToken),
+    r(
+        "DELETE",
+        "/albums/{id}/tokens/{token}",
+        Op::DeleteAlbumToken,
+    ),
+    r("GET", "/audit", Op::Audit),
+    r("POST", "/auth/login", Op::Login),
+    r("POST", "/auth/register", Op::Register),
+    r("POST", "/auth/refresh", Op::Refresh),
+    r("POST", "/auth/logout", Op::Logout),
+    r("GET", "/auth/me", Op::Me),
+    r("PATCH", "/auth/me", Op::PatchMe),
+    r("POST", "/auth/me/password", Op::ChangePassword),
+    r("GET", "/webhooks", Op::ListWebhooks),
+    r("POST", "/webhooks", Op::CreateWebhook),
+    r("GET", "/webhooks/{id}", Op::GetWebhook),
+    r("PATCH", "/webhooks/{id}", Op::PatchWebhook),
+    r("DELETE", "/webhooks/{id}", Op::DeleteWebhook),
+    r(
+        "POST",
+        "/webhooks/{id}/rotate-secret",
+        Op::RotateWebhookSecret,
+    ),
+    r("POST", "/webhooks/{id}/test", Op::TestWebhook),
+    r("GET", "/webhooks/{id}/deliveries", Op::WebhookDeliveries),
+    r(
+        "POST",
+        "/webhooks/{id}/deliveries/{delivery}/redeliver",
+        Op::Redeliver,
+    ),
+];
+
+/// Does `pattern` match `segs`? `Some(param)`: the path from the first `{…}` segment to the
+/// last one (`id`, or `id/tokens/token` for two), `""` when there is none.
+fn matches<'a>(pattern: &str, rest: &'a str, segs: &[&'a str]) -> Option<&'a str> {
+    let pat: Vec<&str> = pattern.split('/').skip(1).collect();
+    if pat.len() != segs.len() {
+        return None;
+    }
+    let mut first = None;
+    let mut last = None;
+    for (i, (p, s)) in pat.iter().zip(segs).enumerate() {
+        if p.starts_with('{') {
+            if s.is_empty() {
+                return None;
+            }
+            first.get_or_insert(i);
+            last = Some(i);
+        } else if p != s {
+            return None;
+        }
+    }
+    let (Some(a), Some(b)) = (first, last) else {
+        return Some("");
+    };
+    // Byte offsets of segment `a`'s start and segment `b`'s end inside `rest` ("/x/y/…").
+    let start: usize = segs[..a].iter().map(|s| s.len() + 1).sum::<usize>() + 1;
+    let end: usize = segs[..=b].iter().map(|s| s.len() + 1).sum();
+    rest.get(start..end)
+}
+
 /// The `/api/v1` part of the table: `(method, path)` → operation and its path parameter.
 fn api<'a>(method: &Method, path: &'a str) -> Result<(Op, &'a str), Error> {
-    let rest = path.strip_prefix("/api/v1").unwrap_or("");
-    let segs: Vec<&str> = rest.trim_end_matches('/').split('/').skip(1).collect();
-    let m = method.as_str();
-    let not_allowed = |allow: &'static str| Err(Error::MethodNotAllowed { allow });
-    match (segs.as_slice(), m) {
-        (["images"], "GET" | "HEAD") => Ok((Op::ListImages, "")),
-        (["images"], "POST") => Ok((Op::Upload, "")),
-        (["images"], _) => not_allowed("GET, HEAD, POST"),
-        (["images", id], "GET" | "HEAD") => Ok((Op::GetImage, id)),
-        (["images", id], "PATCH") => Ok((Op::PatchImage, id)),
-        (["images", id], "DELETE") => Ok((Op::DeleteImage, id)),
-        (["images", _], _) => not_allowed("GET, HEAD, PATCH, DELETE"),
-        (["images", id, "shares"], "GET" | "HEAD") => Ok((Op::ListShares, id)),
-        (["images", id, "shares"], "POST") => Ok((Op::CreateShare, id)),
-        (["images", _, "shares"], _) => not_allowed("GET, HEAD, POST"),
-        (["shares", id], "DELETE") => Ok((Op::DeleteShare, id)),
-        (["avatars"], "POST") => Ok((Op::PutAvatar, "")),
-        (["avatars"], _) => not_allowed("POST"),
-        (["avatars", u], "GET" | "HEAD") => Ok((Op::GetAvatar, u)),
-        (["avatars", u], "PUT") => Ok((Op::PutAvatar, u)),
-        (["avatars", u], "DELETE") => Ok((Op::DeleteAvatar, u)),
-        (["avatars", _], _) => not_allowed("GET, HEAD, PUT, DELETE"),
-        (["tenants"], "GET" | "HEAD") => Ok((Op::ListTenants, "")),
-        (["tenants"], "POST") => Ok((Op::CreateTenant, "")),
-        (["tenants"], _) => not_allowed("GET, HEAD, POST"),
-        (["tenants", t], "GET" | "HEAD") => Ok((Op::GetTenant, t)),
-        (["tenants", t], "PATCH") => Ok((Op::PatchTenant, t)),
-        (["tenants", _], _) => not_allowed("GET, HEAD, PATCH"),
-        (["tenants", t, "quota"], "GET" | "HEAD") => Ok((Op::GetQuota, t)),
-        (["tenants", t, "quota"], "PUT") => Ok((Op::SetQuota, t)),
-        (["tenants", _, "quota"], _) => not_allowed("GET, HEAD, PUT"),
-        (["shares", _], _) => not_allowed("DELETE"),
-        (["tags"], "GET" | "HEAD") => Ok((Op::Tags, "")),
-        (["random"], "GET" | "HEAD") => Ok((Op::Random, "")),
-        (["keys"], "GET" | "HEAD") => Ok((Op::ListKeys, "")),
-        (["keys"], "POST") => Ok((Op::CreateKey, "")),
-        (["keys"], _) => not_allowed("GET, HEAD, POST"),
-        (["keys", "validate"], "POST" | "GET") => Ok((Op::ValidateKey, "")),
-        (["keys", id], "DELETE") => Ok((Op::DeleteKey, id)),
-        (["keys", _], _) => not_allowed("DELETE"),
-        (["maintenance", "cleanup"], "POST") => Ok((Op::Cleanup, "")),
-        (["maintenance", "cleanup"], _) => not_allowed("POST"),
-        (["config"], "GET" | "HEAD") => Ok((Op::Config, "")),
-        (["stats"], "GET" | "HEAD") => Ok((Op::Stats, "")),
-        (["tags" | "random" | "config" | "stats"], _) => not_allowed("GET, HEAD"),
-        (["albums"], "GET" | "HEAD") => Ok((Op::ListAlbums, "")),
-        (["albums"], "POST") => Ok((Op::CreateAlbum, "")),
-        (["albums"], _) => not_allowed("GET, HEAD, POST"),
-        (["albums", id], "GET" | "HEAD") => Ok((Op::GetAlbum, id)),
-        (["albums", id], "PATCH") => Ok((Op::PatchAlbum, id)),
-        (["albums", id], "DELETE") => Ok((Op::DeleteAlbum, id)),
-        (["albums", _], _) => not_allowed("GET, HEAD, PATCH, DELETE"),
-        (["albums", id, "images"], "GET" | "HEAD") => Ok((Op::AlbumImages, id)),
-        (["albums", id, "images"], "POST") => Ok((Op::AddAlbumImages, id)),
-        (["albums", id, "images"], "DELETE") => Ok((Op::RemoveAlbumImages, id)),
-        (["albums", _, "images"], _) => not_allowed("GET, HEAD, POST, DELETE"),
-        (["albums", id, "tokens"], "GET" | "HEAD") => Ok((Op::ListAlbumTokens, id)),
-        (["albums", id, "tokens"], "POST") => Ok((Op::CreateAlbumToken, id)),
-        (["albums", _, "tokens"], _) => not_allowed("GET, HEAD, POST"),
-        (["albums", _, "tokens", _], "DELETE") => Ok((
-            Op::DeleteAlbumToken,
-            rest.trim_end_matches('/')
-                .strip_prefix("/albums/")
-                .unwrap_or(""),
-        )),
-        (["albums", _, "tokens", _], _) => not_allowed("DELETE"),
-        (["audit"], "GET" | "HEAD") => Ok((Op::Audit, "")),
-        (["audit"], _) => not_allowed("GET, HEAD"),
-        (["auth", "login"], "POST") => Ok((Op::Login, "")),
-        (["auth", "register"], "POST") => Ok((Op::Register, "")),
-        (["auth", "register"], _) => not_allowed("POST"),
-        (["auth", "refresh"], "POST") => Ok((Op::Refresh, "")),
-        (["auth", "logout"], "POST") => Ok((Op::Logout, "")),
-        (["auth", "login" | "refresh" | "logout"], _) => not_allowed("POST"),
-        (["auth", "me"], "GET" | "HEAD") => Ok((Op::Me, "")),
-        (["auth", "me"], "PATCH") => Ok((Op::PatchMe, "")),
-        (["auth", "me"], _) => not_allowed("GET, HEAD, PATCH"),
-        (["auth", "me", "password"], "POST") => Ok((Op::ChangePassword, "")),
-        (["auth", "me", "password"], _) => not_allowed("POST"),
-        (["webhooks"], "GET" | "HEAD") => Ok((Op::ListWebhooks, "")),
-        (["webhooks"], "POST") => Ok((Op::CreateWebhook, "")),
-        (["webhooks"], _) => not_allowed("GET, HEAD, POST"),
-        (["webhooks", id], "GET" | "HEAD") => Ok((Op::GetWebhook, id)),
-        (["webhooks", id], "PATCH") => Ok((Op::PatchWebhook, id)),
-        (["webhooks", id], "DELETE") => Ok((Op::DeleteWebhook, id)),
-        (["webhooks", _], _) => not_allowed("GET, HEAD, PATCH, DELETE"),
-        (["webhooks", id, "rotate-secret"], "POST") => Ok((Op::RotateWebhookSecret, id)),
-        (["webhooks", id, "test"], "POST") => Ok((Op::TestWebhook, id)),
-        (["webhooks", _, "rotate-secret" | "test"], _) => not_allowed("POST"),
-        (["webhooks", id, "deliveries"], "GET" | "HEAD") => Ok((Op::WebhookDeliveries, id)),
-        (["webhooks", _, "deliveries"], _) => not_allowed("GET, HEAD"),
-        (["webhooks", _, "deliveries", _, "redeliver"], "POST") => Ok((
-            Op::Redeliver,
-            rest.trim_end_matches('/')
-                .trim_start_matches("/webhooks/")
-                .trim_end_matches("/redeliver"),
-        )),
-        (["webhooks", _, "deliveries", _, "redeliver"], _) => not_allowed("POST"),
-        _ => Err(Error::NotFound("no such API route".into())),
+    let rest = path
+        .strip_prefix("/api/v1")
+        .filter(|r| r.starts_with('/'))
+        .unwrap_or("")
+        .trim_end_matches('/');
+    let segs: Vec<&str> = rest.split('/').skip(1).collect();
+    let m = match method.as_str() {
+        "HEAD" => "GET",
+        m => m,
+    };
+    let mut allowed: Vec<&'static str> = Vec::new();
+    for route in API {
+        if let Some(param) = matches(route.path, rest, &segs) {
+            if route.method == m {
+                return Ok((route.op, param));
+            }
+            if !allowed.contains(&route.method) {
+                allowed.push(route.method);
+            }
+        }
     }
+    if allowed.is_empty() {
+        return Err(Error::NotFound("no such API route".into()));
+    }
+    Err(Error::MethodNotAllowed {
+        allow: allow_header(&allowed),
+    })
 }
+
+/// `Allow` for a set of methods (GET brings HEAD), from the few combinations the table has.
+fn allow_header(methods: &[&str]) -> &'static str {
+    let has = |m: &str| methods.contains(&m);
+    let mut s = String::new();
+    for (m, also) in [
+        ("GET", Some("HEAD")),
+        ("POST", None),
+        ("PUT", None),
+        ("PATCH", None),
+        ("DELETE", None),
+    ] {
+        if has(m) {
+            for x in std::iter::once(m).chain(also) {
+                if !s.is_empty() {
+                    s.push_str(", ");
+                }
+                s.push_str(x);
+            }
+        }
+    }
+    ALLOWS
+        .iter()
+        .find(|a| **a == s)
+        .copied()
+        .unwrap_or("GET, HEAD")
+}
+
+/// Every `Allow` value the table produces (kept static: `Error` holds a `&'static str`).
+const ALLOWS: &[&str] = &[
+    "GET, HEAD",
+    "POST",
+    "DELETE",
+    "GET, HEAD, POST",
+    "GET, HEAD, PATCH",
+    "GET, HEAD, PUT",
+    "GET, HEAD, PATCH, DELETE",
+    "GET, HEAD, PUT, DELETE",
+    "GET, HEAD, POST, DELETE",
+];
 
 /// The server's handler: both planes, and the request counter.
 pub struct Routes {
@@ -184,11 +275,12 @@ pub struct Routes {
 }
 
 impl Routes {
-    pub fn new(delivery: Arc<Delivery>, control: Arc<Control>) -> Self {
+    /// `requests` is the counter the HTTP server increments (shown at `/metrics`).
+    pub fn new(delivery: Arc<Delivery>, control: Arc<Control>, requests: Arc<AtomicU64>) -> Self {
         Self {
             delivery,
             control,
-            requests: Arc::new(AtomicU64::new(0)),
+            requests,
         }
     }
 
@@ -244,6 +336,21 @@ impl Routes {
                 "no-store",
             )),
             Route::Metrics => Ok(response::text(self.metrics().await)),
+            Route::OpenApi => Ok(response::asset(
+                "application/json",
+                openapi::document(),
+                "no-cache",
+            )),
+            Route::Docs => Ok(response::asset(
+                "text/html; charset=utf-8",
+                openapi::DOCS_HTML.as_bytes(),
+                "no-cache",
+            )),
+            Route::DocsScript => Ok(response::asset(
+                "text/javascript; charset=utf-8",
+                openapi::RAPIDOC_JS,
+                "public, max-age=86400",
+            )),
             Route::Image { raw_key } => {
                 crate::delivery::img::handle(&self.delivery, &req, raw_key, peer).await
             }
@@ -384,5 +491,55 @@ mod tests {
             api(&get, "/api/v2/images"),
             Err(Error::NotFound(_))
         ));
+        assert!(matches!(
+            api(&get, "/api/v1images"),
+            Err(Error::NotFound(_))
+        ));
+        assert_eq!(
+            api(&Method::DELETE, "/api/v1/albums/a1/tokens/t1").unwrap(),
+            (Op::DeleteAlbumToken, "a1/tokens/t1")
+        );
+        assert_eq!(
+            api(&Method::POST, "/api/v1/webhooks/w/deliveries/d/redeliver").unwrap(),
+            (Op::Redeliver, "w/deliveries/d")
+        );
+        assert_eq!(
+            api(&Method::HEAD, "/api/v1/images/x/shares/").unwrap(),
+            (Op::ListShares, "x")
+        );
+        assert!(matches!(
+            api(&get, "/api/v1/images//shares"),
+            Err(Error::NotFound(_))
+        ));
+    }
+
+    /// Every path of the table answers its exact `Allow` to a method it lacks.
+    #[test]
+    fn every_allow_is_exact() {
+        for route in API {
+            let path = format!("/api/v1{}", route.path.replace('{', "x").replace('}', ""));
+            let rest = path.trim_start_matches("/api/v1");
+            let segs: Vec<&str> = rest.split('/').skip(1).collect();
+            let mut methods: Vec<&str> = API
+                .iter()
+                .filter(|o| matches(o.path, rest, &segs).is_some())
+                .map(|o| o.method)
+                .collect();
+            methods.dedup();
+            let Err(Error::MethodNotAllowed { allow }) = api(&Method::OPTIONS, &path) else {
+                panic!("{path}: OPTIONS should be refused");
+            };
+            for m in &methods {
+                assert!(
+                    allow.split(", ").any(|a| a == *m),
+                    "{path}: {allow} lacks {m}"
+                );
+            }
+            assert_eq!(
+                allow.split(", ").count(),
+                methods.len() + usize::from(methods.contains(&"GET")),
+                "{path}: {allow}"
+            );
+        }
     }
 }
