@@ -143,6 +143,17 @@ async fn an_admin_works_across_tenants_and_members_stay_home() {
             .contains(&json!({"name": "cat", "count": 2})),
         "{tags}"
     );
+    // Searched and limited.
+    let r = admin.get("/api/v1/tags?tenant=*&q=A&limit=1").await;
+    assert_eq!(
+        r.json()["tags"],
+        json!([{"name": "cat", "count": 2}]),
+        "{}",
+        r.text()
+    );
+    let r = admin.get("/api/v1/tags?tenant=acme&q=e&detail=true").await;
+    assert_eq!(r.json(), json!({"red": [ia]}), "{}", r.text());
+    assert_eq!(admin.get("/api/v1/tags?limit=0").await.status, 400);
 
     // Avatars for a tenant's user.
     let r = admin

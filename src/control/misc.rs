@@ -16,13 +16,26 @@ use crate::util::query::{Pair, Query};
 use http::Response;
 use serde_json::json as j;
 
-/// `GET /api/v1/tags` (`?detail=true`: tag → image ids).
+/// `GET /api/v1/tags` (`?detail=true`: tag → image ids; `q`: names containing it, any case;
+/// `limit`: the first that many, by name).
 pub async fn tags(ctx: &Ctx<'_>) -> Result<Response<Body>, Error> {
     let p = ctx.principal()?;
-    let detail = ctx.query(&["detail"])?.flag("detail")?.unwrap_or(false);
+    let q = ctx.query(&["detail", "q", "limit"])?;
+    let detail = q.flag("detail")?.unwrap_or(false);
+    let search = q.get("q").map(str::to_lowercase);
+    let limit = q
+        .num("limit", 1..=10_000)?
+        .map_or(usize::MAX, |n| n as usize);
+    let wanted = |name: &str| search.as_deref().is_none_or(|s| name.contains(s));
     let now = now_ms();
     if detail {
-        let members = ctx.ctl.store.tag_members(&p.tenant, now).await?;
+        let mut members = ctx.ctl.store.tag_members(&p.tenant, now).await?;
+        members.retain(|name, _| wanted(name));
+        let members: serde_json::Map<_, _> = members
+            .into_iter()
+            .take(limit)
+            .map(|(k, v)| (k, j!(v)))
+            .collect();
         return Ok(json(&j!(members)));
     }
     let tags: Vec<_> = ctx
@@ -31,6 +44,8 @@ pub async fn tags(ctx: &Ctx<'_>) -> Result<Response<Body>, Error> {
         .tag_counts(&p.tenant, now)
         .await?
         .into_iter()
+        .filter(|(name, _)| wanted(name))
+        .take(limit)
         .map(|(name, count)| j!({"name": name, "count": count}))
         .collect();
     Ok(json(&j!({"success": true, "tags": tags})))

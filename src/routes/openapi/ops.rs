@@ -230,6 +230,18 @@ pub fn doc(op: Op) -> OpDoc {
                                   yes/no, on/off",
                     required: false,
                 },
+                Param {
+                    name: "q",
+                    schema: r#"{"type":"string"}"#,
+                    description: "Only tags whose name contains this (any case)",
+                    required: false,
+                },
+                Param {
+                    name: "limit",
+                    schema: r#"{"type":"integer","minimum":1,"maximum":10000}"#,
+                    description: "At most this many tags, by name",
+                    required: false,
+                },
             ],
             body: None,
             ok: (200, "application/json", "Tags"),
