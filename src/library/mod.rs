@@ -282,6 +282,10 @@ impl Library {
                     .map(|g| serde_json::Value::Object(g).to_string()),
                 placeholder: a.placeholder.to_string(),
                 tags: fields.tags.clone(),
+                source: "upload".into(),
+                file_mtime: None,
+                etag: None,
+                gen: gen_fields(a.generation_info.as_ref()),
             };
             in_batch.insert(&a.blake3, fresh.len());
             out.push(Stored {
@@ -631,4 +635,19 @@ fn rule(r: &ImageRecord) -> AccessRule {
 /// A new image id: 12 URL-safe characters (72 random bits).
 fn new_id() -> Result<String, Error> {
     crate::util::ids::random_id(9).map_err(|e| Error::Internal(format!("random: {e}")))
+}
+
+/// The searchable fields of an image's generation info.
+pub(crate) fn gen_fields(
+    info: Option<&serde_json::Map<String, serde_json::Value>>,
+) -> crate::store::GenFields {
+    let Some(p) = info.and_then(meta::geninfo::parse) else {
+        return crate::store::GenFields::default();
+    };
+    crate::store::GenFields {
+        model: p.model.map(|m| m.to_lowercase()),
+        sampler: p.sampler.map(|s| s.to_lowercase()),
+        seed: p.seed,
+        loras: p.loras,
+    }
 }

@@ -14,7 +14,8 @@ const ALBUM_COLUMNS: &str = "a.id, a.tenant, a.owner, a.name, a.description, a.i
 /// `images::IMAGE_COLUMNS` of the images table aliased `i`.
 const JOINED_IMAGE_COLUMNS: &str = "i.id, i.tenant, i.storage_key, i.filename, i.content_type, \
      i.format, i.bytes, i.width, i.height, i.orientation, i.has_alpha, i.blake3, i.description, \
-     i.is_private, i.owner, i.created_at, i.expires_at, i.exif, i.generation_info, i.placeholder";
+     i.is_private, i.owner, i.created_at, i.expires_at, i.exif, i.generation_info, i.placeholder, \
+     i.source, i.file_mtime, i.etag, i.gen_model, i.gen_sampler, i.gen_seed, i.gen_loras";
 
 /// Image ids of a request that are not live images of the tenant (nothing was changed).
 #[derive(Debug, Clone, PartialEq, Eq)]

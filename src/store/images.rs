@@ -10,9 +10,10 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 use std::collections::BTreeMap;
 
-const IMAGE_COLUMNS: &str = "id, tenant, storage_key, filename, content_type, format, bytes, \
-     width, height, orientation, has_alpha, blake3, description, is_private, owner, created_at, \
-     expires_at, exif, generation_info, placeholder";
+pub(super) const IMAGE_COLUMNS: &str = "id, tenant, storage_key, filename, content_type, format, \
+     bytes, width, height, orientation, has_alpha, blake3, description, is_private, owner, \
+     created_at, expires_at, exif, generation_info, placeholder, source, file_mtime, etag, \
+     gen_model, gen_sampler, gen_seed, gen_loras";
 
 impl Store {
     /// Insert images (with tags) and drop their reservations, in one transaction; with
@@ -38,38 +39,7 @@ impl Store {
         }
         let mut emitted = false;
         for i in images {
-            let mut s = Sql::new("INSERT INTO images (");
-            s.push(IMAGE_COLUMNS).push(") VALUES (");
-            let args: [Arg; 20] = [
-                i.id.clone().into(),
-                i.tenant.clone().into(),
-                i.storage_key.clone().into(),
-                i.filename.clone().into(),
-                i.content_type.clone().into(),
-                i.format.clone().into(),
-                i.bytes.into(),
-                i.width.into(),
-                i.height.into(),
-                i.orientation.clone().into(),
-                i.has_alpha.into(),
-                i.blake3.clone().into(),
-                i.description.clone().into(),
-                i.is_private.into(),
-                i.owner.clone().into(),
-                i.created_at.into(),
-                i.expires_at.into(),
-                i.exif.clone().into(),
-                i.generation_info.clone().into(),
-                i.placeholder.clone().into(),
-            ];
-            for (n, a) in args.into_iter().enumerate() {
-                if n > 0 {
-                    s.push(", ");
-                }
-                s.bind(a);
-            }
-            s.push(")");
-            s.query().execute(&mut *tx).await?;
+            insert_image(&mut tx, i).await?;
             insert_tags(&mut tx, &i.id, &i.tenant, &i.tags).await?;
             sqlx::query("DELETE FROM pending_objects WHERE storage_key = $1")
                 .bind(i.storage_key.as_str())
@@ -149,7 +119,8 @@ impl Store {
         Ok(())
     }
 
-    /// The live (not expired) image of `tenant` with these bytes.
+    /// The live (not expired) uploaded image of `tenant` with these bytes (library files are not
+    /// deduplicated against).
     pub async fn find_by_hash(
         &self,
         tenant: &str,
@@ -160,7 +131,7 @@ impl Store {
         s.push(IMAGE_COLUMNS)
             .push(" FROM images WHERE tenant = ")
             .bind(tenant)
-            .push(" AND blake3 = ")
+            .push(" AND source = 'upload' AND blake3 = ")
             .bind(blake3)
             .live(false, now);
         self.fetch_one_image(&s).await
@@ -174,7 +145,7 @@ impl Store {
         now: i64,
     ) -> Result<Vec<String>> {
         let rows = sqlx::query(
-            "SELECT id FROM images WHERE tenant = $1 AND blake3 = $2 \
+            "SELECT id FROM images WHERE tenant = $1 AND blake3 = $2 AND source = 'upload' \
              AND expires_at IS NOT NULL AND expires_at <= $3",
         )
         .bind(tenant)
@@ -723,6 +694,58 @@ pub(super) async fn usage(
     })
 }
 
+/// Insert one image row (not its tags).
+pub(super) async fn insert_image(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    i: &ImageRecord,
+) -> Result<()> {
+    let mut s = Sql::new("INSERT INTO images (");
+    s.push(IMAGE_COLUMNS).push(") VALUES (");
+    let args: [Arg; 27] = [
+        i.id.clone().into(),
+        i.tenant.clone().into(),
+        i.storage_key.clone().into(),
+        i.filename.clone().into(),
+        i.content_type.clone().into(),
+        i.format.clone().into(),
+        i.bytes.into(),
+        i.width.into(),
+        i.height.into(),
+        i.orientation.clone().into(),
+        i.has_alpha.into(),
+        i.blake3.clone().into(),
+        i.description.clone().into(),
+        i.is_private.into(),
+        i.owner.clone().into(),
+        i.created_at.into(),
+        i.expires_at.into(),
+        i.exif.clone().into(),
+        i.generation_info.clone().into(),
+        i.placeholder.clone().into(),
+        i.source.clone().into(),
+        i.file_mtime.into(),
+        i.etag.clone().into(),
+        i.gen.model.clone().into(),
+        i.gen.sampler.clone().into(),
+        i.gen.seed.clone().into(),
+        loras_column(&i.gen.loras).into(),
+    ];
+    for (n, a) in args.into_iter().enumerate() {
+        if n > 0 {
+            s.push(", ");
+        }
+        s.bind(a);
+    }
+    s.push(")");
+    s.query().execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// `,a,b,` (or `None` for no LoRA).
+pub(super) fn loras_column(loras: &[String]) -> Option<String> {
+    (!loras.is_empty()).then(|| format!(",{},", loras.join(",")))
+}
+
 pub(super) fn image_from_row(r: &AnyRow) -> Result<ImageRecord> {
     Ok(ImageRecord {
         id: r.try_get("id")?,
@@ -746,6 +769,21 @@ pub(super) fn image_from_row(r: &AnyRow) -> Result<ImageRecord> {
         generation_info: r.try_get("generation_info")?,
         placeholder: r.try_get("placeholder")?,
         tags: Vec::new(),
+        source: r.try_get("source")?,
+        file_mtime: r.try_get("file_mtime")?,
+        etag: r.try_get("etag")?,
+        gen: super::GenFields {
+            model: r.try_get("gen_model")?,
+            sampler: r.try_get("gen_sampler")?,
+            seed: r.try_get("gen_seed")?,
+            loras: r
+                .try_get::<Option<String>, _>("gen_loras")?
+                .unwrap_or_default()
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+        },
     })
 }
 

@@ -143,6 +143,29 @@ pub struct ImageRecord {
     /// JSON object text.
     pub placeholder: String,
     pub tags: Vec<String>,
+    /// `upload` or `indexed` (a file of a library root). (`default`: webhook snapshots written
+    /// before these fields existed still read.)
+    #[serde(default)]
+    pub source: String,
+    /// The file's modification time (unix ms; indexed files).
+    #[serde(default)]
+    pub file_mtime: Option<i64>,
+    /// The object's ETag (indexed files on S3).
+    #[serde(default)]
+    pub etag: Option<String>,
+    /// Searchable generation info fields (from `library::meta::geninfo::Parsed`).
+    #[serde(default)]
+    pub gen: GenFields,
+}
+
+/// The generation info fields kept in columns for search.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenFields {
+    pub model: Option<String>,
+    pub sampler: Option<String>,
+    pub seed: Option<String>,
+    /// Lower-cased LoRA names.
+    pub loras: Vec<String>,
 }
 
 /// An album row, with the number of images in it.

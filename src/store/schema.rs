@@ -235,4 +235,26 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             "ALTER TABLE tenants ADD COLUMN rate_limit TEXT",
         ],
     ),
+    (
+        6,
+        &[
+            // Where a row came from: an API upload, or the library indexer (a file already in
+            // a library root, never moved or rewritten by indexing).
+            "ALTER TABLE images ADD COLUMN source TEXT NOT NULL DEFAULT 'upload'",
+            // The file's modification time (unix ms) and its ETag (S3): an indexed file is
+            // analysed again only when its size, time or ETag changed.
+            "ALTER TABLE images ADD COLUMN file_mtime BIGINT",
+            "ALTER TABLE images ADD COLUMN etag TEXT",
+            // Generation info fields searched by `model=`, `sampler=`, `seed=`, `lora=`
+            // (`gen_loras` is `,a,b,`: lower-cased names between commas).
+            "ALTER TABLE images ADD COLUMN gen_model TEXT",
+            "ALTER TABLE images ADD COLUMN gen_sampler TEXT",
+            "ALTER TABLE images ADD COLUMN gen_seed TEXT",
+            "ALTER TABLE images ADD COLUMN gen_loras TEXT",
+            // Uploads are deduplicated per tenant; files of a library may repeat.
+            "DROP INDEX images_tenant_blake3",
+            "CREATE UNIQUE INDEX images_tenant_blake3 ON images (tenant, blake3) WHERE source = 'upload'",
+            "CREATE INDEX images_tenant_source ON images (tenant, source)",
+        ],
+    ),
 ];
