@@ -55,6 +55,7 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     pub accounts: AccountsConfig,
     pub audit: AuditConfig,
+    pub library: crate::library::index::LibraryConfig,
 }
 
 /// Values given on the command line (highest precedence).
@@ -206,6 +207,7 @@ impl Config {
         self.webhooks.validate()?;
         self.accounts.validate()?;
         self.audit.validate()?;
+        self.library.validate()?;
         self.storage.validate()
     }
 

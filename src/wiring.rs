@@ -36,6 +36,7 @@ pub struct Built {
     pub webhooks: Arc<control::webhooks::Webhooks>,
     /// `audit.retention_days`, in milliseconds.
     pub audit_retention_ms: i64,
+    pub indexer: Arc<crate::library::index::Indexer>,
 }
 
 /// Build every part; fails when storage or the database cannot be set up.
@@ -127,6 +128,32 @@ pub async fn build(config: &Config) -> Result<Built, String> {
             }
         })
     });
+    let indexer = Arc::new(crate::library::index::Indexer::new(
+        crate::library::index::Parts {
+            cfg: config.library.clone(),
+            store: store.clone(),
+            origin: origin.clone(),
+            cpu: cpu.clone(),
+            pixel_limits: PixelLimits::from(&config.limits),
+            keep_gps: config.metadata.keep_gps,
+            max_source_bytes: config.limits.max_source_bytes,
+            skip_prefixes: library_skips(config),
+            watch_dirs: library_watch_dirs(config, &images),
+            fs_root: (config.storage.backend == crate::storage::origin::Backend::Fs)
+                .then(|| {
+                    std::fs::canonicalize(
+                        config
+                            .storage
+                            .root
+                            .as_ref()
+                            .map_or_else(|| images.clone(), std::path::PathBuf::from),
+                    )
+                    .ok()
+                })
+                .flatten(),
+            on_removed: on_removed.clone(),
+        },
+    ));
     let library = Arc::new(Library::new(crate::library::Parts {
         store: store.clone(),
         origin: origin.clone(),
@@ -174,6 +201,7 @@ pub async fn build(config: &Config) -> Result<Built, String> {
         accounts,
         registration_open: config.accounts.registration
             == crate::access::accounts::Registration::Open,
+        indexer: indexer.clone(),
         counters: {
             let (d, r) = (delivery.clone(), requests.clone());
             Arc::new(move || {
@@ -197,6 +225,7 @@ pub async fn build(config: &Config) -> Result<Built, String> {
         store,
         webhooks,
         audit_retention_ms: config.audit.retention_ms(),
+        indexer,
     })
 }
 
@@ -272,8 +301,10 @@ pub fn background(built: &Built) -> impl std::future::Future<Output = ()> + Send
         built.sweep_every,
     );
     let audit_retention = built.audit_retention_ms;
+    let indexer = built.indexer.clone();
     async move {
         let sender = crate::control::webhooks::sender::run(webhooks.clone(), store.clone());
+        let index = indexer.run();
         let sweeps = async move {
             delivery.index_persistent_tier().await;
             let mut tick = tokio::time::interval(every);
@@ -299,8 +330,67 @@ pub fn background(built: &Built) -> impl std::future::Future<Output = ()> + Send
                 }
             }
         };
-        tokio::join!(sender, sweeps);
+        tokio::join!(sender, sweeps, index);
     }
+}
+
+/// Storage prefixes the library indexer passes over: the persistent variant tier when it lives
+/// in the originals' storage (an S3 prefix, or a folder inside the fs root).
+fn library_skips(config: &Config) -> Vec<String> {
+    use crate::delivery::persist::PersistentBackend;
+    let p = &config.cache.persistent;
+    match p.backend {
+        PersistentBackend::S3 => vec![p
+            .path
+            .clone()
+            .unwrap_or_else(|| "refract-cache/".into())
+            .trim_start_matches('/')
+            .to_string()],
+        PersistentBackend::Fs => {
+            let root = config
+                .storage
+                .root
+                .as_ref()
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| config.server.data_dir.join("images"));
+            let cache = p
+                .path
+                .as_ref()
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| config.server.data_dir.join("cache"));
+            match (std::fs::canonicalize(root), std::fs::canonicalize(cache)) {
+                (Ok(r), Ok(c)) => c
+                    .strip_prefix(&r)
+                    .ok()
+                    .map(|rel| format!("{}/", rel.to_string_lossy()))
+                    .into_iter()
+                    .collect(),
+                _ => Vec::new(),
+            }
+        }
+    }
+}
+
+/// The folders the library watches (fs backend): each root's path on disk.
+fn library_watch_dirs(config: &Config, default_root: &std::path::Path) -> Vec<std::path::PathBuf> {
+    if config.storage.backend != crate::storage::origin::Backend::Fs || !config.library.enabled {
+        return Vec::new();
+    }
+    let root = config
+        .storage
+        .root
+        .as_ref()
+        .map_or_else(|| default_root.to_path_buf(), std::path::PathBuf::from);
+    let Ok(root) = std::fs::canonicalize(root) else {
+        return Vec::new();
+    };
+    config
+        .library
+        .roots
+        .iter()
+        .map(|r| root.join(r.trim_matches('/')))
+        .filter(|d| d.is_dir())
+        .collect()
 }
 
 /// Give memory back to the kernel once image work has stopped: every second, when the CPU pool

@@ -126,6 +126,15 @@ pub async fn list(ctx: &Ctx<'_>) -> Result<Response<Body>, Error> {
         "per_page",
         "cursor",
         "limit",
+        "folder",
+        "recursive",
+        "regex",
+        "path_only",
+        "model",
+        "sampler",
+        "seed",
+        "lora",
+        "source",
     ])?;
     let tags = |k: &str| -> Result<Vec<String>, Error> {
         q.all(k)
@@ -133,7 +142,26 @@ pub async fn list(ctx: &Ctx<'_>) -> Result<Response<Body>, Error> {
             .map(|t| Ok(fields::tag(t, k)?))
             .collect()
     };
-    let filter = Filter {
+    let text = |k: &str| -> Result<Option<String>, Error> {
+        match q.get(k).map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(v) if v.chars().count() > 200 => Err(Error::bad_param(
+                k,
+                format!("{k} is at most 200 characters"),
+            )),
+            Some(v) => Ok(Some(v.to_string())),
+        }
+    };
+    let mut filter = Filter {
+        folder: folder_param(q.get("folder"))?
+            .map(|f| Ok::<_, Error>((f, q.flag("recursive")?.unwrap_or(true))))
+            .transpose()?,
+        model: text("model")?,
+        sampler: text("sampler")?,
+        seed: text("seed")?,
+        lora: text("lora")?,
+        source: q.choice("source", &["upload", "indexed"])?,
+        ids: None,
         all_tags: tags("tag")?,
         any_tags: tags("any_tag")?,
         not_tags: tags("not_tag")?,
@@ -152,11 +180,12 @@ pub async fn list(ctx: &Ctx<'_>) -> Result<Response<Body>, Error> {
         viewer: viewer(ctx)?,
     };
     let order = match q
-        .choice("sort", &["created_desc", "created_asc", "random"])?
+        .choice("sort", &["created_desc", "created_asc", "random", "name"])?
         .as_deref()
     {
         Some("created_asc") => Order::CreatedAsc,
         Some("random") => Order::Random,
+        Some("name") => Order::NameAsc,
         _ => Order::CreatedDesc,
     };
     let cursor_mode = q.get("cursor").is_some() || q.get("limit").is_some();
@@ -166,11 +195,15 @@ pub async fn list(ctx: &Ctx<'_>) -> Result<Response<Body>, Error> {
             "use either page/per_page or cursor/limit",
         ));
     }
-    if cursor_mode && order == Order::Random {
+    if cursor_mode && matches!(order, Order::Random | Order::NameAsc) {
         return Err(Error::bad_param(
             "cursor",
-            "random order has no cursor; use page",
+            "random and name order have no cursor; use page",
         ));
+    }
+    if let Some(pattern) = q.get("regex") {
+        let path_only = q.flag("path_only")?.unwrap_or(false);
+        filter.ids = Some(regex_matches(ctx, &p.tenant, &filter, pattern, path_only).await?);
     }
     let paging = if cursor_mode {
         Paging::Cursor {
@@ -179,12 +212,12 @@ pub async fn list(ctx: &Ctx<'_>) -> Result<Response<Body>, Error> {
                 .filter(|c| !c.is_empty())
                 .map(decode_cursor)
                 .transpose()?,
-            limit: q.num("limit", 1..=100)?.unwrap_or(20),
+            limit: q.num("limit", 1..=200)?.unwrap_or(20),
         }
     } else {
         Paging::Page {
             page: q.num("page", 1..=1_000_000)?.unwrap_or(1),
-            per_page: q.num("per_page", 1..=100)?.unwrap_or(20),
+            per_page: q.num("per_page", 1..=200)?.unwrap_or(20),
         }
     };
     let listing = ctx
@@ -208,6 +241,83 @@ pub async fn list(ctx: &Ctx<'_>) -> Result<Response<Body>, Error> {
         }),
     };
     Ok(json(&body))
+}
+
+/// `folder=`: a storage prefix, sanitised like keys (`a/b` → `a/b/`; "" or `/` = everything).
+pub(super) fn folder_param(v: Option<&str>) -> Result<Option<String>, Error> {
+    let Some(v) = v else { return Ok(None) };
+    let v = v.trim_matches('/');
+    if v.is_empty() {
+        return Ok(Some(String::new()));
+    }
+    let clean = crate::storage::origin::sanitize_key(v)
+        .map_err(|_| Error::bad_param("folder", "a folder is a storage path like a/b"))?;
+    Ok(Some(format!("{clean}/")))
+}
+
+/// Most images a regex search may match (their ids become the listing's filter).
+const REGEX_MAX_MATCHES: usize = 20_000;
+
+/// The ids of the images matching `filter` whose storage key, or (without `path_only`) whose
+/// generation text (`parameters`, ComfyUI `prompt`), `pattern` matches. The pattern is
+/// compiled by the `regex` crate: linear time in the text, no backtracking; its size and the
+/// automaton it builds are bounded.
+async fn regex_matches(
+    ctx: &Ctx<'_>,
+    tenant: &str,
+    filter: &Filter,
+    pattern: &str,
+    path_only: bool,
+) -> Result<Vec<String>, Error> {
+    if pattern.is_empty() || pattern.chars().count() > 256 {
+        return Err(Error::bad_param("regex", "a regex is 1-256 characters"));
+    }
+    let re = regex::RegexBuilder::new(pattern)
+        .case_insensitive(true)
+        .size_limit(1 << 20)
+        .dfa_size_limit(1 << 20)
+        .nest_limit(50)
+        .build()
+        .map_err(|e| Error::bad_param("regex", format!("invalid or too large a regex: {e}")))?;
+    let mut out = Vec::new();
+    let mut after = String::new();
+    let now = now_ms();
+    loop {
+        let rows = ctx
+            .ctl
+            .store
+            .search_texts(tenant, filter, now, &after, 500, !path_only)
+            .await?;
+        let Some(last) = rows.last() else { break };
+        after = last.0.clone();
+        for (id, key, info) in rows {
+            let hit = re.is_match(&key)
+                || info
+                    .as_deref()
+                    .is_some_and(|i| generation_texts(i).iter().any(|t| re.is_match(t)));
+            if hit {
+                if out.len() == REGEX_MAX_MATCHES {
+                    return Err(Error::bad_param(
+                        "regex",
+                        format!("more than {REGEX_MAX_MATCHES} images match: narrow the search (folder, tag, q)"),
+                    ));
+                }
+                out.push(id);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The searchable texts of a generation info object: `parameters` and ComfyUI's `prompt`.
+fn generation_texts(info: &str) -> Vec<String> {
+    let Ok(serde_json::Value::Object(m)) = serde_json::from_str::<serde_json::Value>(info) else {
+        return Vec::new();
+    };
+    ["parameters", "prompt"]
+        .iter()
+        .filter_map(|k| m.get(*k).and_then(|v| v.as_str()).map(str::to_string))
+        .collect()
 }
 
 pub(super) fn encode_cursor(c: &Cursor) -> String {

@@ -11,6 +11,7 @@ mod auth;
 mod avatars;
 mod images;
 mod keys;
+mod library;
 mod misc;
 mod shares;
 mod tenants;
@@ -100,6 +101,7 @@ pub struct Parts {
     pub registration_open: bool,
     /// The server's own counters (requests, cache hits and misses), for the stats.
     pub counters: Counters,
+    pub indexer: Arc<crate::library::index::Indexer>,
 }
 
 /// Reads the server's counters: `{"requests", "cache_hits", "cache_misses", "transforms"}`.
@@ -123,6 +125,7 @@ pub struct Control {
     accounts: Arc<crate::access::accounts::Accounts>,
     registration_open: bool,
     counters: Counters,
+    indexer: Arc<crate::library::index::Indexer>,
 }
 
 impl Control {
@@ -146,6 +149,7 @@ impl Control {
             accounts: p.accounts,
             registration_open: p.registration_open,
             counters: p.counters,
+            indexer: p.indexer,
         }
     }
 
@@ -230,6 +234,9 @@ pub enum Op {
     CreateTenant,
     GetTenant,
     PatchTenant,
+    Folders,
+    LibraryStatus,
+    LibraryRescan,
 }
 
 impl Op {
@@ -257,7 +264,8 @@ impl Op {
             | Self::DeleteAlbumToken
             | Self::GetAvatar
             | Self::PutAvatar
-            | Self::DeleteAvatar => Some(false),
+            | Self::DeleteAvatar
+            | Self::Folders => Some(false),
             _ => None,
         }
     }
@@ -291,7 +299,8 @@ impl Op {
             | Self::Stats
             | Self::ListAlbums
             | Self::ListAlbumTokens
-            | Self::ListShares => Some(Scope::Read),
+            | Self::ListShares
+            | Self::Folders => Some(Scope::Read),
             Self::Upload
             | Self::PatchImage
             | Self::DeleteImage
@@ -326,7 +335,9 @@ impl Op {
             | Self::ListTenants
             | Self::CreateTenant
             | Self::GetTenant
-            | Self::PatchTenant => Some(Scope::Admin),
+            | Self::PatchTenant
+            | Self::LibraryStatus
+            | Self::LibraryRescan => Some(Scope::Admin),
         }
     }
 }
@@ -574,6 +585,9 @@ async fn dispatch(
         Op::CreateTenant => tenants::create(ctx).await,
         Op::GetTenant => tenants::get_tenant(&ctx, &param).await,
         Op::PatchTenant => tenants::patch(ctx, &param).await,
+        Op::Folders => library::folders(&ctx).await,
+        Op::LibraryStatus => library::status(&ctx).await,
+        Op::LibraryRescan => library::rescan(&ctx).await,
         Op::Login => auth::login(ctx).await,
         Op::Register => auth::register(ctx).await,
         Op::Refresh => auth::refresh(ctx).await,

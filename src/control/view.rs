@@ -88,7 +88,17 @@ pub fn image(r: &ImageRecord, base: &Base) -> Value {
         },
         "exif": parse(&r.exif),
         "generation_info": r.generation_info.as_deref().map_or(Value::Null, parse),
+        "generation": r
+            .generation_info
+            .as_deref()
+            .and_then(|g| serde_json::from_str::<serde_json::Map<String, Value>>(g).ok())
+            .and_then(|g| crate::library::meta::geninfo::parse(&g))
+            .map_or(Value::Null, |p| json!(p)),
         "placeholder": parse(&r.placeholder),
+        "source": if r.source.is_empty() { "upload" } else { r.source.as_str() },
+        "folder": r.storage_key.rsplit_once('/').map_or("", |(f, _)| f),
+        "file_name": r.storage_key.rsplit('/').next().unwrap_or(&r.storage_key),
+        "file_mtime": r.file_mtime.map(rfc3339),
     })
 }
 

@@ -13,6 +13,7 @@
 //! updated before a call returns.
 
 pub mod fields;
+pub mod index;
 pub mod meta;
 pub mod upload;
 

@@ -208,6 +208,59 @@ impl Store {
         Ok(())
     }
 
+    /// What a regex search looks at, for the live images matching `f`, in id order after
+    /// `after`, `chunk` at a time: `(id, storage key, generation info text when `with_info`)`.
+    pub async fn search_texts(
+        &self,
+        tenant: &str,
+        f: &Filter,
+        now: i64,
+        after: &str,
+        chunk: u32,
+        with_info: bool,
+    ) -> Result<Vec<(String, String, Option<String>)>> {
+        let mut s = Sql::new(if with_info {
+            "SELECT id, storage_key, generation_info"
+        } else {
+            "SELECT id, storage_key, NULL AS generation_info"
+        });
+        live_where(&mut s, tenant, now, f);
+        s.push(" AND id > ")
+            .bind(after)
+            .push(" ORDER BY id LIMIT ")
+            .bind(i64::from(chunk));
+        let rows = s.query().fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("id")?,
+                    r.try_get("storage_key")?,
+                    r.try_get("generation_info")?,
+                ))
+            })
+            .collect()
+    }
+
+    /// `(storage key, created_at)` of the live images of `tenant` under `prefix`, for folder
+    /// listings.
+    pub async fn keys_under(
+        &self,
+        tenant: &str,
+        prefix: &str,
+        now: i64,
+    ) -> Result<Vec<(String, i64)>> {
+        let f = Filter {
+            folder: Some((prefix.to_string(), true)),
+            ..Filter::default()
+        };
+        let mut s = Sql::new("SELECT storage_key, created_at");
+        live_where(&mut s, tenant, now, &f);
+        let rows = s.query().fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("storage_key")?, r.try_get("created_at")?)))
+            .collect()
+    }
+
     /// Search the live images of `tenant`.
     pub async fn list_images(
         &self,
@@ -251,6 +304,7 @@ impl Store {
             Order::CreatedDesc => " ORDER BY created_at DESC, id DESC",
             Order::CreatedAsc => " ORDER BY created_at ASC, id ASC",
             Order::Random => " ORDER BY RANDOM()",
+            Order::NameAsc => " ORDER BY storage_key ASC",
         });
         let (limit, offset) = match paging {
             Paging::Page { page, per_page } => (
@@ -382,28 +436,7 @@ impl Store {
         let Some(storage_key) = key else {
             return Ok(None);
         };
-        sqlx::query("DELETE FROM image_tags WHERE image_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        // Its share links end with it.
-        sqlx::query("DELETE FROM shares WHERE image_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        // It leaves its albums (and stops being a cover).
-        sqlx::query("DELETE FROM album_images WHERE image_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE albums SET cover_image_id = NULL WHERE cover_image_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM images WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        detach_image(&mut tx, id).await?;
         let others: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM images WHERE storage_key = $1")
             .bind(storage_key.as_str())
             .fetch_one(&mut *tx)
@@ -619,9 +652,46 @@ fn live_where(s: &mut Sql, tenant: &str, now: i64, f: &Filter) {
     if let Some(p) = f.private {
         s.push(" AND is_private = ").bind(p);
     }
+    if let Some((prefix, recursive)) = &f.folder {
+        let esc = escape_like(prefix);
+        s.push(" AND storage_key LIKE ")
+            .bind(format!("{esc}%"))
+            .push(" ESCAPE '\\'");
+        if !recursive {
+            s.push(" AND storage_key NOT LIKE ")
+                .bind(format!("{esc}%/%"))
+                .push(" ESCAPE '\\'");
+        }
+    }
+    if let Some(ids) = &f.ids {
+        if ids.is_empty() {
+            s.push(" AND 1 = 0");
+        } else {
+            s.push(" AND id IN ").bind_list(ids);
+        }
+    }
+    if let Some(m) = &f.model {
+        s.push(" AND gen_model LIKE ")
+            .bind(format!("%{}%", escape_like(&m.to_lowercase())))
+            .push(" ESCAPE '\\'");
+    }
+    if let Some(v) = &f.sampler {
+        s.push(" AND gen_sampler = ").bind(v.to_lowercase());
+    }
+    if let Some(v) = &f.seed {
+        s.push(" AND gen_seed = ").bind(v.as_str());
+    }
+    if let Some(l) = &f.lora {
+        s.push(" AND gen_loras LIKE ")
+            .bind(format!("%,{},%", escape_like(&l.to_lowercase())))
+            .push(" ESCAPE '\\'");
+    }
+    if let Some(src) = &f.source {
+        s.push(" AND source = ").bind(src.as_str());
+    }
 }
 
-fn escape_like(s: &str) -> String {
+pub(super) fn escape_like(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if matches!(c, '%' | '_' | '\\') {
@@ -692,6 +762,25 @@ pub(super) async fn usage(
         quota_bytes: qb.unwrap_or(defaults.bytes),
         quota_images: qi.unwrap_or(defaults.images),
     })
+}
+
+/// Delete image `id`'s row with its tags, share links, album memberships and album covers.
+pub(super) async fn detach_image(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: &str,
+) -> Result<()> {
+    for sql in [
+        "DELETE FROM image_tags WHERE image_id = $1",
+        // Its share links end with it.
+        "DELETE FROM shares WHERE image_id = $1",
+        // It leaves its albums (and stops being a cover).
+        "DELETE FROM album_images WHERE image_id = $1",
+        "UPDATE albums SET cover_image_id = NULL WHERE cover_image_id = $1",
+        "DELETE FROM images WHERE id = $1",
+    ] {
+        sqlx::query(sql).bind(id).execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 /// Insert one image row (not its tags).

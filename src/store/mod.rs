@@ -12,6 +12,7 @@ mod avatars;
 mod images;
 mod journal;
 mod keys;
+mod library;
 mod outbox;
 mod schema;
 mod shares;
@@ -23,6 +24,7 @@ pub use albums::{AlbumToken, Missing};
 pub use audit::AuditEntry;
 pub use avatars::AvatarRecord;
 use journal::journal;
+pub use library::KnownFile;
 pub use outbox::{
     Attempt, Claimed, DeliveryRecord, EventRecord, OutboxDepth, Outcome, Recorded, WebhookPatch,
     WebhookRecord,
@@ -210,6 +212,19 @@ pub struct Filter {
     pub album: Option<String>,
     /// A user inside the tenant: private images only when they are theirs.
     pub viewer: Option<String>,
+    /// Only images under this storage prefix (`a/b/`): `(prefix, recursive)`; without
+    /// `recursive`, only those directly in it.
+    pub folder: Option<(String, bool)>,
+    /// Only these image ids (a regex search's matches).
+    pub ids: Option<Vec<String>>,
+    /// Generation info fields (model and sampler lower-cased; the model matches as a
+    /// substring, the others exactly).
+    pub model: Option<String>,
+    pub sampler: Option<String>,
+    pub seed: Option<String>,
+    pub lora: Option<String>,
+    /// `upload` or `indexed`.
+    pub source: Option<String>,
 }
 
 /// Result order.
@@ -218,6 +233,8 @@ pub enum Order {
     CreatedDesc,
     CreatedAsc,
     Random,
+    /// By storage key (folder, then file name), as a file browser shows them.
+    NameAsc,
 }
 
 /// A position in `(created_at, id)` order: the last item of the previous page.

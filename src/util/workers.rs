@@ -29,6 +29,7 @@ pub struct CpuPool {
     done: Arc<std::sync::atomic::AtomicU64>,
     queue_depth: usize,
     queue_timeout: Duration,
+    workers: usize,
 }
 
 /// Counts one waiter for as long as it lives (dropped on success, timeout or cancellation).
@@ -69,7 +70,13 @@ impl CpuPool {
             done: Arc::default(),
             queue_depth,
             queue_timeout,
+            workers: workers.max(1),
         }
+    }
+
+    /// Jobs that run at once.
+    pub fn workers(&self) -> usize {
+        self.workers
     }
 
     /// Requests waiting for a slot now.

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
 pub mod api;
+pub mod s3;
 
 use refract::config::Config;
 use std::net::SocketAddr;

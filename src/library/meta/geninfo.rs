@@ -125,7 +125,10 @@ fn parse_a1111(text: &str) -> Parsed {
         None => (text, None),
     };
     let (prompt, negative) = match head.find("Negative prompt:") {
-        Some(i) => (&head[..i], Some(head[i + "Negative prompt:".len()..].trim())),
+        Some(i) => (
+            &head[..i],
+            Some(head[i + "Negative prompt:".len()..].trim()),
+        ),
         None => (head, None),
     };
     let prompt = prompt.trim();
@@ -197,7 +200,11 @@ fn parse_comfy(graph: &Value) -> Option<Parsed> {
             Value::Array(a) => a.first()?.clone(),
             other => other.clone(),
         };
-        nodes.get(key.as_str().map_or_else(|| key.to_string(), str::to_string).as_str())
+        nodes.get(
+            key.as_str()
+                .map_or_else(|| key.to_string(), str::to_string)
+                .as_str(),
+        )
     };
     // The text reachable from a sampler input (through reroutes and conditioning nodes).
     fn text_of<'a>(
@@ -234,7 +241,10 @@ fn parse_comfy(graph: &Value) -> Option<Parsed> {
                     .or_else(|| inputs.get("noise_seed"))
                     .filter(|v| v.is_number())
                     .map(Value::to_string);
-                p.steps = inputs.get("steps").and_then(Value::as_u64).map(|v| v as u32);
+                p.steps = inputs
+                    .get("steps")
+                    .and_then(Value::as_u64)
+                    .map(|v| v as u32);
                 p.cfg_scale = inputs.get("cfg").and_then(Value::as_f64);
                 p.sampler = s("sampler_name");
                 p.prompt = inputs.get("positive").and_then(|v| text_of(v, &node, 4));

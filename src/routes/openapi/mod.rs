@@ -82,7 +82,7 @@ fn build() -> Value {
         "tags": [
             {"name": "images"}, {"name": "albums"}, {"name": "shares"}, {"name": "avatars"},
             {"name": "tags"}, {"name": "keys"}, {"name": "tenants"}, {"name": "webhooks"},
-            {"name": "auth"}, {"name": "audit"}, {"name": "admin"}, {"name": "random"},
+            {"name": "auth"}, {"name": "audit"}, {"name": "admin"}, {"name": "random"}, {"name": "library"},
             {"name": "delivery"}, {"name": "server"}
         ],
         "paths": paths,

@@ -114,6 +114,53 @@ const FIT: Param = Param {
 /// The documentation of `op`.
 pub fn doc(op: Op) -> OpDoc {
     match op {
+        Op::Folders => OpDoc {
+            summary: "Browse a storage prefix: its subfolders (with counts, newest time and a \
+                      cover) and its own images, by name.",
+            tag: "library",
+            query: &[
+                TENANT,
+                Param {
+                    name: "path",
+                    schema: r#"{"type":"string","maxLength":1024}"#,
+                    description: "A storage prefix like `sd/2024` (\"\" or absent: the root)",
+                    required: false,
+                },
+                PAGE,
+                Param {
+                    name: "per_page",
+                    schema: r#"{"type":"integer","minimum":1,"maximum":200,"default":50}"#,
+                    description: "Images per page",
+                    required: false,
+                },
+                Param {
+                    name: "sort",
+                    schema: r#"{"type":"string","enum":["name","created_desc","created_asc"]}"#,
+                    description: "Image order (default: by name)",
+                    required: false,
+                },
+            ],
+            body: None,
+            ok: (200, "application/json", "FolderListing"),
+            errors: &[],
+        },
+        Op::LibraryStatus => OpDoc {
+            summary: "The library indexer's progress: files seen, indexed, unchanged, removed, \
+                      failed (with reasons), rate and ETA.",
+            tag: "library",
+            query: &[],
+            body: None,
+            ok: (200, "application/json", "LibraryStatus"),
+            errors: &[],
+        },
+        Op::LibraryRescan => OpDoc {
+            summary: "Scan the library roots now (after a running scan ends).",
+            tag: "library",
+            query: &[],
+            body: None,
+            ok: (202, "application/json", "LibraryStatus"),
+            errors: &[409],
+        },
         Op::ListImages => OpDoc {
             summary: "Search the tenant's images, paged by page number or by cursor.",
             tag: "images",
@@ -172,15 +219,82 @@ pub fn doc(op: Op) -> OpDoc {
                 },
                 Param {
                     name: "sort",
-                    schema: r#"{"type":"string","enum":["created_desc","created_asc","random"],
-                        "default":"created_desc"}"#,
-                    description: "Result order (`random` has no cursor)",
+                    schema: r#"{"type":"string","enum":["created_desc","created_asc","random",
+                        "name"],"default":"created_desc"}"#,
+                    description: "Result order (`name`: by storage key; `random` and `name` \
+                                  have no cursor)",
+                    required: false,
+                },
+                Param {
+                    name: "folder",
+                    schema: r#"{"type":"string","maxLength":1024}"#,
+                    description: "Only images under this storage prefix (`sd/2024`)",
+                    required: false,
+                },
+                Param {
+                    name: "recursive",
+                    schema: r#"{"type":"boolean","default":true}"#,
+                    description: "With `folder`: also its subfolders' images",
+                    required: false,
+                },
+                Param {
+                    name: "regex",
+                    schema: r#"{"type":"string","minLength":1,"maxLength":256}"#,
+                    description: "A regex (RE2 syntax, case-insensitive, linear time) over the \
+                                  storage key and the generation text (`parameters`, ComfyUI \
+                                  `prompt`); at most 20,000 matches",
+                    required: false,
+                },
+                Param {
+                    name: "path_only",
+                    schema: r#"{"type":"boolean","default":false}"#,
+                    description: "`regex` looks at the storage key only",
+                    required: false,
+                },
+                Param {
+                    name: "model",
+                    schema: r#"{"type":"string","maxLength":200}"#,
+                    description: "Generation model name contains this (any case)",
+                    required: false,
+                },
+                Param {
+                    name: "sampler",
+                    schema: r#"{"type":"string","maxLength":200}"#,
+                    description: "Generation sampler is this (any case)",
+                    required: false,
+                },
+                Param {
+                    name: "seed",
+                    schema: r#"{"type":"string","maxLength":200}"#,
+                    description: "Generation seed is this",
+                    required: false,
+                },
+                Param {
+                    name: "lora",
+                    schema: r#"{"type":"string","maxLength":200}"#,
+                    description: "A LoRA of this name was used (any case)",
+                    required: false,
+                },
+                Param {
+                    name: "source",
+                    schema: r#"{"type":"string","enum":["upload","indexed"]}"#,
+                    description: "Uploads only, or library files only",
                     required: false,
                 },
                 PAGE,
-                PER_PAGE,
+                Param {
+                    name: "per_page",
+                    schema: r#"{"type":"integer","minimum":1,"maximum":200,"default":20}"#,
+                    description: "Items per page (not with `cursor`/`limit`)",
+                    required: false,
+                },
                 CURSOR,
-                LIMIT,
+                Param {
+                    name: "limit",
+                    schema: r#"{"type":"integer","minimum":1,"maximum":200,"default":20}"#,
+                    description: "Items per page in cursor mode (not with `page`/`per_page`)",
+                    required: false,
+                },
             ],
             body: None,
             ok: (200, "application/json", "ImageList"),
