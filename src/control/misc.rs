@@ -38,16 +38,28 @@ pub async fn tags(ctx: &Ctx<'_>) -> Result<Response<Body>, Error> {
             .collect();
         return Ok(json(&j!(members)));
     }
-    let tags: Vec<_> = ctx
-        .ctl
-        .store
-        .tag_counts(&p.tenant, now)
-        .await?
-        .into_iter()
-        .filter(|(name, _)| wanted(name))
-        .take(limit)
-        .map(|(name, count)| j!({"name": name, "count": count}))
-        .collect();
+    // One tenant: TAG objects (ids, colours, types); every tenant (`*`): names and counts.
+    let tags: Vec<_> = if p.tenant == crate::store::ALL_TENANTS {
+        ctx.ctl
+            .store
+            .tag_counts(&p.tenant, now)
+            .await?
+            .into_iter()
+            .filter(|(name, _)| wanted(name))
+            .take(limit)
+            .map(|(name, count)| j!({"name": name, "count": count}))
+            .collect()
+    } else {
+        ctx.ctl
+            .store
+            .tag_rows(&p.tenant, now)
+            .await?
+            .iter()
+            .filter(|t| wanted(&t.name))
+            .take(limit)
+            .map(super::tags::view)
+            .collect()
+    };
     Ok(json(&j!({"success": true, "tags": tags})))
 }
 

@@ -14,6 +14,7 @@ mod keys;
 mod library;
 mod misc;
 mod shares;
+mod tags;
 mod tenants;
 mod view;
 pub mod webhooks;
@@ -237,6 +238,13 @@ pub enum Op {
     Folders,
     LibraryStatus,
     LibraryRescan,
+    CreateTag,
+    PatchTag,
+    DeleteTag,
+    TagImages,
+    UntagImages,
+    /// Its parameter is `{image}/tags/{tag}`.
+    ToggleTag,
 }
 
 impl Op {
@@ -265,7 +273,13 @@ impl Op {
             | Self::GetAvatar
             | Self::PutAvatar
             | Self::DeleteAvatar
-            | Self::Folders => Some(false),
+            | Self::Folders
+            | Self::CreateTag
+            | Self::PatchTag
+            | Self::DeleteTag
+            | Self::TagImages
+            | Self::UntagImages
+            | Self::ToggleTag => Some(false),
             _ => None,
         }
     }
@@ -314,7 +328,13 @@ impl Op {
             | Self::CreateShare
             | Self::DeleteShare
             | Self::PutAvatar
-            | Self::DeleteAvatar => Some(Scope::Write),
+            | Self::DeleteAvatar
+            | Self::CreateTag
+            | Self::PatchTag
+            | Self::DeleteTag
+            | Self::TagImages
+            | Self::UntagImages
+            | Self::ToggleTag => Some(Scope::Write),
             Self::CreateKey
             | Self::ListKeys
             | Self::DeleteKey
@@ -490,7 +510,8 @@ async fn act_as(
                 | Op::PatchImage
                 | Op::DeleteImage
                 | Op::ListShares
-                | Op::CreateShare => ctl.store.image_tenant(id).await?,
+                | Op::CreateShare
+                | Op::ToggleTag => ctl.store.image_tenant(id).await?,
                 Op::GetAlbum
                 | Op::PatchAlbum
                 | Op::DeleteAlbum
@@ -586,6 +607,12 @@ async fn dispatch(
         Op::GetTenant => tenants::get_tenant(&ctx, &param).await,
         Op::PatchTenant => tenants::patch(ctx, &param).await,
         Op::Folders => library::folders(&ctx).await,
+        Op::CreateTag => tags::create(ctx).await,
+        Op::PatchTag => tags::patch(ctx, &param).await,
+        Op::DeleteTag => tags::delete(&ctx, &param).await,
+        Op::TagImages => tags::images(ctx, &param, true).await,
+        Op::UntagImages => tags::images(ctx, &param, false).await,
+        Op::ToggleTag => tags::toggle(&ctx, &param).await,
         Op::LibraryStatus => library::status(&ctx).await,
         Op::LibraryRescan => library::rescan(&ctx).await,
         Op::Login => auth::login(ctx).await,

@@ -116,6 +116,12 @@ pub const API: &[ApiRoute] = &[
     r("GET", "/tenants/{tenant}/quota", Op::GetQuota),
     r("PUT", "/tenants/{tenant}/quota", Op::SetQuota),
     r("GET", "/tags", Op::Tags),
+    r("POST", "/tags", Op::CreateTag),
+    r("PATCH", "/tags/{id}", Op::PatchTag),
+    r("DELETE", "/tags/{id}", Op::DeleteTag),
+    r("POST", "/tags/{id}/images", Op::TagImages),
+    r("DELETE", "/tags/{id}/images", Op::UntagImages),
+    r("POST", "/images/{id}/tags/{tag}/toggle", Op::ToggleTag),
     r("GET", "/random", Op::Random),
     r("GET", "/keys", Op::ListKeys),
     r("POST", "/keys", Op::CreateKey),
@@ -268,6 +274,8 @@ const ALLOWS: &[&str] = &[
     "GET, HEAD, PATCH, DELETE",
     "GET, HEAD, PUT, DELETE",
     "GET, HEAD, POST, DELETE",
+    "PATCH, DELETE",
+    "POST, DELETE",
 ];
 
 /// The server's handler: both planes, and the request counter.

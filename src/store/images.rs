@@ -388,26 +388,7 @@ impl Store {
             }
             insert_tags(&mut tx, id, tenant, &patch.add_tags).await?;
             // Announced as it is now, even if the patch just expired it.
-            let mut s = Sql::new("SELECT ");
-            s.push(IMAGE_COLUMNS)
-                .push(" FROM images WHERE id = ")
-                .bind(id);
-            let mut emitted = false;
-            if let Some(row) = s.query().fetch_optional(&mut *tx).await? {
-                let mut r = image_from_row(&row)?;
-                r.tags = tags_in(&mut tx, id).await?;
-                emitted = emit(
-                    &mut tx,
-                    Announce {
-                        tenant,
-                        kind: "image.updated",
-                        object: format!("image:{id}"),
-                        data: serde_json::to_value(&r).unwrap_or_default(),
-                        now,
-                    },
-                )
-                .await?;
-            }
+            let emitted = announce_updated(&mut tx, tenant, id, now).await?;
             tx.commit().await?;
             self.announced(emitted);
         }
@@ -762,6 +743,36 @@ pub(super) async fn usage(
         quota_bytes: qb.unwrap_or(defaults.bytes),
         quota_images: qi.unwrap_or(defaults.images),
     })
+}
+
+/// Announce `image.updated` for image `id` as it is in the transaction (its row and tags);
+/// whether an event was written.
+pub(super) async fn announce_updated(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tenant: &str,
+    id: &str,
+    now: i64,
+) -> Result<bool> {
+    let mut s = Sql::new("SELECT ");
+    s.push(IMAGE_COLUMNS)
+        .push(" FROM images WHERE id = ")
+        .bind(id);
+    let Some(row) = s.query().fetch_optional(&mut **tx).await? else {
+        return Ok(false);
+    };
+    let mut r = image_from_row(&row)?;
+    r.tags = tags_in(tx, id).await?;
+    emit(
+        tx,
+        Announce {
+            tenant,
+            kind: "image.updated",
+            object: format!("image:{id}"),
+            data: serde_json::to_value(&r).unwrap_or_default(),
+            now,
+        },
+    )
+    .await
 }
 
 /// Delete image `id`'s row with its tags, share links, album memberships and album covers.

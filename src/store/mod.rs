@@ -17,6 +17,7 @@ mod outbox;
 mod schema;
 mod shares;
 mod sql;
+mod tags;
 mod tenants;
 mod users;
 
@@ -30,6 +31,7 @@ pub use outbox::{
     WebhookRecord,
 };
 pub use shares::{Share, ShareUse};
+pub use tags::{TagBatch, TagRecord};
 pub use tenants::TenantRecord;
 pub use users::{Refresh, UserRecord};
 

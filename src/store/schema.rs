@@ -257,4 +257,20 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             "CREATE INDEX images_tenant_source ON images (tenant, source)",
         ],
     ),
+    (
+        7,
+        &[
+            // Tags as things: an id, a colour and a kind per name of a tenant (images carry
+            // names in image_tags; a name gets its row when first listed or named).
+            "CREATE TABLE tags (
+                id TEXT PRIMARY KEY,
+                tenant TEXT NOT NULL,
+                name TEXT NOT NULL,
+                color TEXT,
+                kind TEXT NOT NULL,
+                created_at BIGINT NOT NULL
+            )",
+            "CREATE UNIQUE INDEX tags_tenant_name ON tags (tenant, name)",
+        ],
+    ),
 ];

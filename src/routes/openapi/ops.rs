@@ -114,6 +114,48 @@ const FIT: Param = Param {
 /// The documentation of `op`.
 pub fn doc(op: Op) -> OpDoc {
     match op {
+        Op::CreateTag => OpDoc {
+            summary: "Create a tag (names are case-insensitive and unique per tenant).",
+            tag: "tags",
+            query: &[TENANT],
+            body: Some(("application/json", "TagCreate")),
+            ok: (201, "application/json", "TagEnvelope"),
+            errors: &[409, 413],
+        },
+        Op::PatchTag => OpDoc {
+            summary: "Rename or recolour a tag; renaming onto an existing name merges the two \
+                      (the answer is the surviving tag).",
+            tag: "tags",
+            query: &[TENANT],
+            body: Some(("application/json", "TagPatch")),
+            ok: (200, "application/json", "TagEnvelope"),
+            errors: &[413],
+        },
+        Op::DeleteTag => OpDoc {
+            summary: "Delete a tag: it is taken off every image.",
+            tag: "tags",
+            query: &[TENANT],
+            body: None,
+            ok: (200, "application/json", "Deleted"),
+            errors: &[],
+        },
+        Op::TagImages | Op::UntagImages => OpDoc {
+            summary: "Put the tag on (POST) or take it off (DELETE) 1-1000 images at once, all \
+                      or none.",
+            tag: "tags",
+            query: &[TENANT],
+            body: Some(("application/json", "AlbumImageIds")),
+            ok: (200, "application/json", "TagBatchResult"),
+            errors: &[413],
+        },
+        Op::ToggleTag => OpDoc {
+            summary: "The tag on the image if it was off, off if it was on.",
+            tag: "tags",
+            query: &[TENANT],
+            body: None,
+            ok: (200, "application/json", "TagToggled"),
+            errors: &[],
+        },
         Op::Folders => OpDoc {
             summary: "Browse a storage prefix: its subfolders (with counts, newest time and a \
                       cover) and its own images, by name.",
