@@ -23,7 +23,8 @@ trap 'kill $PID 2>/dev/null || true; rm -rf "$OUT"' EXIT
 P=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 KEY=bench-admin-key
 sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
-REFRACT_API_KEY=$KEY REFRACT__SERVER__LOG=warn REFRACT__LIBRARY__ENABLED=true \
+REFRACT_API_KEY=$KEY REFRACT__SERVER__LOG=warn REFRACT__LIBRARY__ENABLED=true REFRACT__RATELIMIT__PER_MINUTE=0 \
+  REFRACT__RATELIMIT__PER_HOUR=0 REFRACT__RATELIMIT__PER_DAY=0 \
   REFRACT__LIBRARY__WATCH=false REFRACT__LIBRARY__RESCAN_SECS=0 \
   "$BIN" --listen "127.0.0.1:$P" --data-dir "$OUT/data" --storage-root "$TREE" >"$OUT/server.log" 2>&1 &
 PID=$!
