@@ -400,3 +400,82 @@ async fn a_bucket_prefix_is_indexed_by_listing() {
     );
     op.delete_with("").recursive(true).await.unwrap();
 }
+
+/// What Python's `zipfile` makes of an archive: names, `testzip()` (every CRC checked) and
+/// each entry's bytes as hex of its blake3-free SHA-256.
+fn read_zip(bytes: &[u8]) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.zip");
+    std::fs::write(&path, bytes).unwrap();
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import hashlib, json, sys, zipfile\n\
+             z = zipfile.ZipFile(sys.argv[1])\n\
+             print(json.dumps({'names': z.namelist(), 'bad': z.testzip(),\n\
+               'sha256': {n: hashlib.sha256(z.read(n)).hexdigest() for n in z.namelist()}}))",
+        )
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg("import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(b)?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_or_a_selection_downloads_as_a_streamed_zip() {
+    let (s, _outside) = library_server(|_| {});
+    let api = Api::admin(&s);
+    scanned(&api, 0).await;
+    let r = api
+        .json("POST", "/api/v1/downloads", &json!({"folder": "sd"}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("application/zip"));
+    assert_eq!(r.header("content-disposition"), Some("attachment; filename=\"sd.zip\""));
+    assert!(r.header("content-length").is_none(), "streamed, not buffered");
+    let z = read_zip(&r.body);
+    assert!(z["bad"].is_null(), "{z}");
+    let mut names: Vec<&str> = z["names"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect();
+    names.sort_unstable();
+    assert_eq!(names, vec!["2024/castle.png", "2024/fox.png", "2024/plain.png", "2025/jan/copy.png"]);
+    for n in &names {
+        let on_disk = std::fs::read(s.root.join("sd").join(n)).unwrap();
+        assert_eq!(z["sha256"][n], sha256_hex(&on_disk), "{n}");
+    }
+    // Not recursive: only the folder's own files.
+    let r = api
+        .json("POST", "/api/v1/downloads", &json!({"folder": "sd/2024", "recursive": false}))
+        .await;
+    assert_eq!(read_zip(&r.body)["names"].as_array().unwrap().len(), 3);
+    // By ids: file names; a file gone since indexing is left out and named in ERRORS.txt.
+    let all = api.get("/api/v1/images?folder=sd/2024&recursive=false&sort=name").await.json();
+    let ids: Vec<&str> = all["images"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
+    std::fs::rename(s.root.join("sd/2024/plain.png"), s.root.join("plain.moved")).unwrap();
+    let r = api.json("POST", "/api/v1/downloads", &json!({"image_ids": ids})).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let z = read_zip(&r.body);
+    assert_eq!(z["names"], json!(["castle.png", "fox.png", "ERRORS.txt"]), "{z}");
+    // Refused before anything is sent.
+    let r = api.json("POST", "/api/v1/downloads", &json!({"image_ids": ["nope"]})).await;
+    assert_eq!(r.status, 404);
+    assert_eq!(api.json("POST", "/api/v1/downloads", &json!({})).await.status, 400);
+    assert_eq!(api.json("POST", "/api/v1/downloads", &json!({"folder": "../x"})).await.status, 400);
+    assert_eq!(api.json("POST", "/api/v1/downloads", &json!({"folder": "empty"})).await.status, 404);
+}

@@ -9,6 +9,7 @@ mod albums;
 pub mod audit;
 mod auth;
 mod avatars;
+mod downloads;
 mod images;
 mod keys;
 mod library;
@@ -245,6 +246,7 @@ pub enum Op {
     UntagImages,
     /// Its parameter is `{image}/tags/{tag}`.
     ToggleTag,
+    Download,
 }
 
 impl Op {
@@ -274,6 +276,7 @@ impl Op {
             | Self::PutAvatar
             | Self::DeleteAvatar
             | Self::Folders
+            | Self::Download
             | Self::CreateTag
             | Self::PatchTag
             | Self::DeleteTag
@@ -314,7 +317,8 @@ impl Op {
             | Self::ListAlbums
             | Self::ListAlbumTokens
             | Self::ListShares
-            | Self::Folders => Some(Scope::Read),
+            | Self::Folders
+            | Self::Download => Some(Scope::Read),
             Self::Upload
             | Self::PatchImage
             | Self::DeleteImage
@@ -468,7 +472,7 @@ pub async fn handle(
         h.insert("x-ratelimit-reset", HeaderValue::from(s.reset));
     }
     if head {
-        *resp.body_mut() = Body::new(Bytes::new());
+        *resp.body_mut() = response::empty();
     }
     resp
 }
@@ -607,6 +611,7 @@ async fn dispatch(
         Op::GetTenant => tenants::get_tenant(&ctx, &param).await,
         Op::PatchTenant => tenants::patch(ctx, &param).await,
         Op::Folders => library::folders(&ctx).await,
+        Op::Download => downloads::download(ctx).await,
         Op::CreateTag => tags::create(ctx).await,
         Op::PatchTag => tags::patch(ctx, &param).await,
         Op::DeleteTag => tags::delete(&ctx, &param).await,

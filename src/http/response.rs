@@ -5,11 +5,50 @@ use crate::error::Error;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use std::time::SystemTime;
 
-/// The response body type.
-pub type Body = Full<Bytes>;
+/// The response body type: whole bytes (nearly every answer), or a stream (ZIP downloads).
+pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
+
+/// A body of these bytes.
+pub fn full(bytes: Bytes) -> Body {
+    Full::new(bytes)
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// An empty body (HEAD).
+pub fn empty() -> Body {
+    full(Bytes::new())
+}
+
+/// A `200 OK` streamed from `chunks` (each an `Ok` piece of the body, or the error that cuts
+/// it short), with its type and `Content-Disposition`, never cached.
+pub fn stream(
+    content_type: &str,
+    disposition: &str,
+    chunks: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
+) -> Response<Body> {
+    let frames = futures_util::stream::unfold(chunks, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|c| (c.map(hyper::body::Frame::data), rx))
+    });
+    let body = http_body_util::StreamBody::new(frames).boxed_unsync();
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, hv(content_type))
+        .header(header::CONTENT_DISPOSITION, hv(disposition))
+        .header(header::CACHE_CONTROL, "no-store")
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+        .body(body)
+        .unwrap_or_else(|_| {
+            let mut r = Response::new(empty());
+            *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            r
+        })
+}
 
 /// Headers common to image responses.
 #[derive(Debug, Clone)]
@@ -63,8 +102,8 @@ fn base(status: StatusCode, meta: &ImageMeta<'_>) -> http::response::Builder {
 }
 
 fn finish(b: http::response::Builder, body: Bytes) -> Response<Body> {
-    b.body(Full::new(body)).unwrap_or_else(|_| {
-        let mut r = Response::new(Full::new(Bytes::new()));
+    b.body(full(body)).unwrap_or_else(|_| {
+        let mut r = Response::new(empty());
         *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
         r
     })
@@ -227,7 +266,7 @@ pub fn error_cached(e: &Error, head: bool, cache_control: &str) -> Response<Body
         _ => {}
     }
     if head {
-        *r.body_mut() = Full::new(Bytes::new());
+        *r.body_mut() = empty();
     }
     r
 }

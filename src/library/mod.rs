@@ -118,6 +118,16 @@ pub struct Library {
 }
 
 impl Library {
+    /// An original's bytes (at most `max`), for downloads.
+    pub async fn read_original(
+        &self,
+        storage_key: &str,
+        len: u64,
+        max: u64,
+    ) -> Result<bytes::Bytes, Error> {
+        Ok(self.origin.read(storage_key, len, max).await?)
+    }
+
     /// A tenant's usage against its quota.
     pub async fn usage(&self, tenant: &str) -> Result<crate::store::Usage, Error> {
         Ok(self.store.usage(tenant, self.quota, now_ms()).await?)

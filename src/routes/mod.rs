@@ -148,6 +148,7 @@ pub const API: &[ApiRoute] = &[
     ),
     r("GET", "/audit", Op::Audit),
     r("GET", "/folders", Op::Folders),
+    r("POST", "/downloads", Op::Download),
     r("GET", "/library/status", Op::LibraryStatus),
     r("POST", "/library/rescan", Op::LibraryRescan),
     r("POST", "/auth/login", Op::Login),

@@ -9,3 +9,4 @@ pub mod query;
 pub mod secret;
 pub mod telemetry;
 pub mod workers;
+pub mod zip;

@@ -114,6 +114,16 @@ const FIT: Param = Param {
 /// The documentation of `op`.
 pub fn doc(op: Op) -> OpDoc {
     match op {
+        Op::Download => OpDoc {
+            summary: "Download images as one ZIP, streamed: a list of ids (entries named by file \
+                      name) or a folder (entries keep their paths inside it); at most 10,000 \
+                      images and 4 GiB.",
+            tag: "library",
+            query: &[TENANT],
+            body: Some(("application/json", "DownloadSelection")),
+            ok: (200, "application/zip", ""),
+            errors: &[413],
+        },
         Op::CreateTag => OpDoc {
             summary: "Create a tag (names are case-insensitive and unique per tenant).",
             tag: "tags",
