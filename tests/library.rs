@@ -418,7 +418,11 @@ fn read_zip(bytes: &[u8]) -> Value {
         .arg(&path)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -448,34 +452,354 @@ async fn a_folder_or_a_selection_downloads_as_a_streamed_zip() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.header("content-type"), Some("application/zip"));
-    assert_eq!(r.header("content-disposition"), Some("attachment; filename=\"sd.zip\""));
-    assert!(r.header("content-length").is_none(), "streamed, not buffered");
+    assert_eq!(
+        r.header("content-disposition"),
+        Some("attachment; filename=\"sd.zip\"")
+    );
+    assert!(
+        r.header("content-length").is_none(),
+        "streamed, not buffered"
+    );
     let z = read_zip(&r.body);
     assert!(z["bad"].is_null(), "{z}");
-    let mut names: Vec<&str> = z["names"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect();
+    let mut names: Vec<&str> = z["names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
     names.sort_unstable();
-    assert_eq!(names, vec!["2024/castle.png", "2024/fox.png", "2024/plain.png", "2025/jan/copy.png"]);
+    assert_eq!(
+        names,
+        vec![
+            "2024/castle.png",
+            "2024/fox.png",
+            "2024/plain.png",
+            "2025/jan/copy.png"
+        ]
+    );
     for n in &names {
         let on_disk = std::fs::read(s.root.join("sd").join(n)).unwrap();
         assert_eq!(z["sha256"][n], sha256_hex(&on_disk), "{n}");
     }
     // Not recursive: only the folder's own files.
     let r = api
-        .json("POST", "/api/v1/downloads", &json!({"folder": "sd/2024", "recursive": false}))
+        .json(
+            "POST",
+            "/api/v1/downloads",
+            &json!({"folder": "sd/2024", "recursive": false}),
+        )
         .await;
     assert_eq!(read_zip(&r.body)["names"].as_array().unwrap().len(), 3);
     // By ids: file names; a file gone since indexing is left out and named in ERRORS.txt.
-    let all = api.get("/api/v1/images?folder=sd/2024&recursive=false&sort=name").await.json();
-    let ids: Vec<&str> = all["images"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
+    let all = api
+        .get("/api/v1/images?folder=sd/2024&recursive=false&sort=name")
+        .await
+        .json();
+    let ids: Vec<&str> = all["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
     std::fs::rename(s.root.join("sd/2024/plain.png"), s.root.join("plain.moved")).unwrap();
-    let r = api.json("POST", "/api/v1/downloads", &json!({"image_ids": ids})).await;
+    let r = api
+        .json("POST", "/api/v1/downloads", &json!({"image_ids": ids}))
+        .await;
     assert_eq!(r.status, 200, "{}", r.text());
     let z = read_zip(&r.body);
-    assert_eq!(z["names"], json!(["castle.png", "fox.png", "ERRORS.txt"]), "{z}");
+    assert_eq!(
+        z["names"],
+        json!(["castle.png", "fox.png", "ERRORS.txt"]),
+        "{z}"
+    );
     // Refused before anything is sent.
-    let r = api.json("POST", "/api/v1/downloads", &json!({"image_ids": ["nope"]})).await;
+    let r = api
+        .json("POST", "/api/v1/downloads", &json!({"image_ids": ["nope"]}))
+        .await;
     assert_eq!(r.status, 404);
-    assert_eq!(api.json("POST", "/api/v1/downloads", &json!({})).await.status, 400);
-    assert_eq!(api.json("POST", "/api/v1/downloads", &json!({"folder": "../x"})).await.status, 400);
-    assert_eq!(api.json("POST", "/api/v1/downloads", &json!({"folder": "empty"})).await.status, 404);
+    assert_eq!(
+        api.json("POST", "/api/v1/downloads", &json!({}))
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        api.json("POST", "/api/v1/downloads", &json!({"folder": "../x"}))
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        api.json("POST", "/api/v1/downloads", &json!({"folder": "empty"}))
+            .await
+            .status,
+        404
+    );
+}
+
+async fn ops(api: &Api, ops: Value) -> Value {
+    let r = api
+        .json("POST", "/api/v1/library/ops", &json!({ "ops": ops }))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()
+}
+
+fn statuses(v: &Value) -> Vec<String> {
+    v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_operations_keep_storage_index_and_caches_consistent() {
+    let (s, _outside) = library_server(|_| {});
+    let api = Api::admin(&s);
+    scanned(&api, 0).await;
+    let castle = api
+        .get("/api/v1/images?folder=sd/2024&regex=castle&path_only=true")
+        .await
+        .json()["images"][0]
+        .clone();
+    let id = castle["id"].as_str().unwrap().to_string();
+    api.json(
+        "PATCH",
+        &format!("/api/v1/images/{id}"),
+        &json!({"tags": ["keep"]}),
+    )
+    .await;
+    // A variant in the cache under the old key.
+    let old_url = s.url("/img/sd/2024/castle.png?w=64");
+    assert_eq!(
+        common::client()
+            .get(&old_url)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    let v = ops(
+        &api,
+        json!([
+            {"op": "mkdir", "path": "archive/2024"},
+            {"op": "move", "from": "sd/2024/castle.png", "to": "archive/2024/"},
+            {"op": "rename", "from": "archive/2024/castle.png", "to": "castle-final.png"},
+            {"op": "copy", "from": "sd/2024/fox.png", "to": "archive/2024/fox.png"},
+            {"op": "move", "from": "sd/2024/plain.png", "to": "archive/2024/fox.png"},
+            {"op": "move", "from": "sd/nothing.png", "to": "x.png"},
+            {"op": "delete", "path": "archive/"},
+            {"op": "move", "from": "sd/2024/plain.png", "to": "../../etc/x.png"},
+            {"op": "delete", "path": "photos/rocket.jpg"},
+            {"op": "delete", "path": "photos/"},
+        ]),
+    )
+    .await;
+    assert_eq!(
+        statuses(&v),
+        vec![
+            "ok",
+            "ok",
+            "ok",
+            "ok",
+            "conflict",
+            "not_found",
+            "conflict",
+            "invalid",
+            "ok",
+            "ok"
+        ],
+        "{v}"
+    );
+    assert_eq!(v["success"], false);
+    let root = &s.root;
+    // Storage: moved, renamed, copied, deleted; nothing overwritten.
+    assert!(!root.join("sd/2024/castle.png").exists());
+    assert!(root.join("archive/2024/castle-final.png").exists());
+    assert!(root.join("sd/2024/fox.png").exists() && root.join("archive/2024/fox.png").exists());
+    assert!(
+        root.join("sd/2024/plain.png").exists(),
+        "the conflicting move changed nothing"
+    );
+    assert!(!root.join("photos").exists(), "the emptied folder is gone");
+    // Index: the same image (id, tags) at its new key; the copy is a new image.
+    let r = api.get(&format!("/api/v1/images/{id}")).await.json();
+    assert_eq!(r["key"], "archive/2024/castle-final.png");
+    assert_eq!(r["file_name"], "castle-final.png");
+    assert_eq!(r["tags"], json!(["keep"]));
+    let copies = keys(
+        &api.get("/api/v1/images?regex=fox&path_only=true")
+            .await
+            .json(),
+    );
+    assert_eq!(copies, vec!["archive/2024/fox.png", "sd/2024/fox.png"]);
+    // Caches: the old key's variant is gone; the new key serves.
+    assert_eq!(
+        common::client()
+            .get(&old_url)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    let r = common::client()
+        .get(s.url("/img/archive/2024/castle-final.png?w=64"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // A folder moves with everything in it; the next scan finds nothing to add or remove.
+    let v = ops(
+        &api,
+        json!([{"op": "move", "from": "sd/", "to": "done/sd"}]),
+    )
+    .await;
+    assert_eq!(statuses(&v), vec!["ok"], "{v}");
+    assert_eq!(v["results"][0]["files"], 3);
+    let n = api.get("/api/v1/library/status").await.json()["status"]["scans"]
+        .as_u64()
+        .unwrap();
+    api.send("POST", "/api/v1/library/rescan", &[], None).await;
+    let st = scanned(&api, n).await;
+    assert_eq!(
+        (st["indexed"].as_u64(), st["removed"].as_u64()),
+        (Some(0), Some(0)),
+        "{st}"
+    );
+    assert_eq!(
+        api.get("/api/v1/folders?path=done/sd").await.json()["folders"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    // Outside the tenant's folders, and bad requests.
+    let (_, other) = api.create_key("other", &["read", "write"]).await;
+    let o = api.with_key(&other);
+    let v = ops(
+        &o,
+        json!([{"op": "delete", "path": "top.webp"}, {"op": "mkdir", "path": "elsewhere"}]),
+    )
+    .await;
+    assert_eq!(statuses(&v), vec!["not_found", "invalid"]);
+    assert_eq!(
+        api.json("POST", "/api/v1/library/ops", &json!({"ops": []}))
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        api.json(
+            "POST",
+            "/api/v1/library/ops",
+            &json!({"ops": [{"op": "explode"}]})
+        )
+        .await
+        .status,
+        400
+    );
+}
+
+/// kill -9 while a folder moves, file after file: after the restart (and its sweep) every image
+/// has its file and every file its row, and no file was lost or doubled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_a_move_loses_and_doubles_nothing() {
+    let data = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let root = data.path().join("images");
+    std::fs::create_dir_all(&root).unwrap();
+    make_tree(&root, outside.path());
+    std::fs::remove_file(root.join("sd/escape.png")).unwrap();
+    let dice = fixture("dice-800x600-alpha.png");
+    for i in 0..40 {
+        let p = root.join(format!("batch/{i:02}.png"));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, png_with_text(&dice, "Comment", &format!("file {i}"))).unwrap();
+    }
+    let digests = |root: &Path| {
+        let mut out = Vec::new();
+        for f in common::api::files_under(root) {
+            if f.split('/').any(|s| s.starts_with('.')) || !f.ends_with(".png") {
+                continue;
+            }
+            out.push(sha256_hex(&std::fs::read(root.join(&f)).unwrap()));
+        }
+        out.sort();
+        out
+    };
+    let before = digests(&root);
+    let env = [
+        ("REFRACT__LIBRARY__ENABLED", "true"),
+        ("REFRACT__LIBRARY__RESCAN_SECS", "0"),
+    ];
+    let port = common::free_port();
+    let server = common::spawn_guarded(data.path(), port, &env);
+    let api = Api {
+        base: format!("http://127.0.0.1:{port}"),
+        key: Some(common::api::ADMIN.into()),
+    };
+    scanned(&api, 0).await;
+    let mover = {
+        let api = api.clone();
+        tokio::spawn(async move {
+            api.json(
+                "POST",
+                "/api/v1/library/ops",
+                &json!({"ops": [{"op": "move", "from": "batch/", "to": "moved/batch"}]}),
+            )
+            .await
+        })
+    };
+    // Let some files move, then kill.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !root.join("moved/batch").exists() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    unsafe_kill(server.id());
+    drop(server);
+    let _ = mover.await;
+    let port = common::free_port();
+    let _server = common::spawn_guarded(data.path(), port, &env);
+    let api = Api {
+        base: format!("http://127.0.0.1:{port}"),
+        key: Some(common::api::ADMIN.into()),
+    };
+    scanned(&api, 0).await;
+    assert_eq!(digests(&root), before, "a file was lost or doubled");
+    let all = api.get("/api/v1/images?per_page=200").await.json();
+    let keys = keys(&all);
+    let on_disk: Vec<String> = {
+        let mut f: Vec<String> = common::api::files_under(&root)
+            .into_iter()
+            .filter(|f| {
+                !f.split('/').any(|s| s.starts_with('.'))
+                    && [".png", ".jpg", ".webp"].iter().any(|e| f.ends_with(e))
+            })
+            .filter(|f| f != "sd/2024/broken.png")
+            .collect();
+        f.sort();
+        f
+    };
+    assert_eq!(
+        keys, on_disk,
+        "every file has one row and every row its file"
+    );
+    assert_eq!(keys.iter().filter(|k| k.contains("batch/")).count(), 40);
+}
+
+/// SIGKILL (no destructor runs, no graceful shutdown).
+fn unsafe_kill(pid: u32) {
+    let ok = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
 }

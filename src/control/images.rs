@@ -160,7 +160,7 @@ pub async fn list(ctx: &Ctx<'_>) -> Result<Response<Body>, Error> {
         sampler: text("sampler")?,
         seed: text("seed")?,
         lora: text("lora")?,
-        source: q.choice("source", &["upload", "indexed"])?,
+        source: q.choice("source", &["upload", "indexed", "copy"])?,
         ids: None,
         all_tags: tags("tag")?,
         any_tags: tags("any_tag")?,

@@ -130,3 +130,35 @@ pub async fn folders(ctx: &Ctx<'_>) -> Result<Response<Body>, Error> {
         "total": listing.total.unwrap_or(0),
     })))
 }
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OpsBody {
+    ops: Vec<crate::library::ops::Op>,
+}
+
+/// `POST /api/v1/library/ops` `{ops: [{op: move|rename|copy|delete|mkdir, …}]}` (write): up to
+/// 100 operations in order, each answered on its own (`results[i].status`: `ok`, `conflict`,
+/// `not_found`, `invalid`, `error`); nothing is ever overwritten.
+pub async fn ops(ctx: Ctx<'_>) -> Result<Response<Body>, Error> {
+    let p = ctx.principal()?.clone();
+    let ctl = ctx.ctl;
+    let b: OpsBody = super::json_body(ctx.req).await?;
+    if b.ops.is_empty() || b.ops.len() > 100 {
+        return Err(Error::bad_param("ops", "ops must list 1-100 operations"));
+    }
+    let roots = ctl.indexer.roots_for(&p.tenant);
+    let library = ctl.library.clone();
+    let tenant = p.tenant.clone();
+    // Run to the end even if the client goes away (each step is journalled anyway).
+    let results = super::detached(async move {
+        let scope = crate::library::ops::Scope {
+            tenant: &tenant,
+            library_roots: &roots,
+        };
+        Ok(library.file_ops(&scope, b.ops).await)
+    })
+    .await?;
+    let all_ok = results.iter().all(|r| r.status == "ok");
+    Ok(json(&j!({"success": all_ok, "results": results})))
+}

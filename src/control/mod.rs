@@ -247,6 +247,7 @@ pub enum Op {
     /// Its parameter is `{image}/tags/{tag}`.
     ToggleTag,
     Download,
+    FileOps,
 }
 
 impl Op {
@@ -277,6 +278,7 @@ impl Op {
             | Self::DeleteAvatar
             | Self::Folders
             | Self::Download
+            | Self::FileOps
             | Self::CreateTag
             | Self::PatchTag
             | Self::DeleteTag
@@ -338,7 +340,8 @@ impl Op {
             | Self::DeleteTag
             | Self::TagImages
             | Self::UntagImages
-            | Self::ToggleTag => Some(Scope::Write),
+            | Self::ToggleTag
+            | Self::FileOps => Some(Scope::Write),
             Self::CreateKey
             | Self::ListKeys
             | Self::DeleteKey
@@ -612,6 +615,7 @@ async fn dispatch(
         Op::PatchTenant => tenants::patch(ctx, &param).await,
         Op::Folders => library::folders(&ctx).await,
         Op::Download => downloads::download(ctx).await,
+        Op::FileOps => library::ops(ctx).await,
         Op::CreateTag => tags::create(ctx).await,
         Op::PatchTag => tags::patch(ctx, &param).await,
         Op::DeleteTag => tags::delete(&ctx, &param).await,

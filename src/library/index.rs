@@ -198,6 +198,15 @@ impl Indexer {
         &self.cfg.tenant
     }
 
+    /// The roots (as prefixes) where `tenant` may manage files: the library's, for its tenant.
+    pub fn roots_for(&self, tenant: &str) -> Vec<String> {
+        if self.cfg.enabled && tenant == self.cfg.tenant {
+            self.cfg.prefixes()
+        } else {
+            Vec::new()
+        }
+    }
+
     /// A snapshot of the progress.
     pub fn status(&self) -> Status {
         lock(&self.status).clone()

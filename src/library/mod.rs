@@ -15,6 +15,7 @@
 pub mod fields;
 pub mod index;
 pub mod meta;
+pub mod ops;
 pub mod upload;
 
 use crate::access::visibility::AccessIndex;

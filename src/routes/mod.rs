@@ -151,6 +151,7 @@ pub const API: &[ApiRoute] = &[
     r("POST", "/downloads", Op::Download),
     r("GET", "/library/status", Op::LibraryStatus),
     r("POST", "/library/rescan", Op::LibraryRescan),
+    r("POST", "/library/ops", Op::FileOps),
     r("POST", "/auth/login", Op::Login),
     r("POST", "/auth/register", Op::Register),
     r("POST", "/auth/refresh", Op::Refresh),

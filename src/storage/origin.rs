@@ -439,6 +439,36 @@ impl Origin {
         }
     }
 
+    /// The version of `key` as storage has it now (no cache).
+    pub async fn version_now(&self, key: &str) -> Result<SourceVersion, OriginError> {
+        Ok(self.stat_now(key).await?.version)
+    }
+
+    /// Create folder `path` (fs: a directory; S3: a `path/` marker object).
+    pub async fn create_dir(&self, path: &str) -> Result<(), OriginError> {
+        let dir = format!("{}/", path.trim_end_matches('/'));
+        self.timed(async { self.op.create_dir(&dir).await }).await
+    }
+
+    /// Remove folder `path` (the caller has checked it holds no file).
+    pub async fn delete_dir(&self, path: &str) -> Result<(), OriginError> {
+        let dir = format!("{}/", path.trim_end_matches('/'));
+        match self.timed(async { self.op.delete(&dir).await }).await {
+            Ok(()) | Err(OriginError::NotFound) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether folder `path` exists (fs: a directory; S3: a marker or any object under it).
+    pub async fn dir_exists(&self, path: &str) -> Result<bool, OriginError> {
+        let dir = format!("{}/", path.trim_end_matches('/'));
+        match self.timed(async { self.op.stat(&dir).await }).await {
+            Ok(m) => Ok(m.is_dir()),
+            Err(OriginError::NotFound) => Ok(!self.list_files_under(&dir).await?.is_empty()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Whether an object exists under `key` (asks storage itself).
     pub async fn exists(&self, key: &str) -> Result<bool, OriginError> {
         match self.stat_now(key).await {

@@ -21,12 +21,13 @@ pub struct KnownFile {
 }
 
 impl Store {
-    /// Every storage key a row holds (images of every tenant, and avatars), with what change
-    /// detection compares.
+    /// Every storage key a row holds (images of every tenant, avatars) or a file operation or
+    /// upload has reserved (`pending`), with what change detection compares.
     pub async fn known_files(&self) -> Result<HashMap<String, KnownFile>> {
         let rows = sqlx::query(
             "SELECT storage_key, id, tenant, source, bytes, file_mtime, etag FROM images \
-             UNION ALL SELECT storage_key, user_id, tenant, 'avatar', bytes, NULL, NULL FROM avatars",
+             UNION ALL SELECT storage_key, user_id, tenant, 'avatar', bytes, NULL, NULL FROM avatars \
+             UNION ALL SELECT storage_key, '', '', 'pending', 0, NULL, NULL FROM pending_objects",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -86,11 +87,14 @@ impl Store {
             if updated > 0 {
                 continue;
             }
-            let taken: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM images WHERE storage_key = $1")
-                    .bind(i.storage_key.as_str())
-                    .fetch_one(&mut *tx)
-                    .await?;
+            // An upload, a move or a copy may have taken the key since the scan listed it.
+            let taken: i64 = sqlx::query_scalar(
+                "SELECT (SELECT COUNT(*) FROM images WHERE storage_key = $1) + \
+                 (SELECT COUNT(*) FROM pending_objects WHERE storage_key = $1)",
+            )
+            .bind(i.storage_key.as_str())
+            .fetch_one(&mut *tx)
+            .await?;
             if taken == 0 {
                 insert_image(&mut tx, i).await?;
             }
@@ -136,5 +140,69 @@ impl Store {
             .push(" ESCAPE '\\'");
         let rows = s.query().fetch_all(&self.pool).await?;
         rows.iter().map(image_from_row).collect()
+    }
+}
+
+impl Store {
+    /// The live-or-not image of `tenant` at `storage_key`.
+    pub async fn image_at(&self, tenant: &str, storage_key: &str) -> Result<Option<ImageRecord>> {
+        let mut s = Sql::new("SELECT ");
+        s.push(IMAGE_COLUMNS)
+            .push(" FROM images WHERE tenant = ")
+            .bind(tenant)
+            .push(" AND storage_key = ")
+            .bind(storage_key);
+        let Some(row) = s.query().fetch_optional(&self.pool).await? else {
+            return Ok(None);
+        };
+        let mut r = image_from_row(&row)?;
+        let mut one = [r.clone()];
+        self.attach_tags(&mut one).await?;
+        r.tags = std::mem::take(&mut one[0].tags);
+        Ok(Some(r))
+    }
+
+    /// The second half of a move: image `id` now lives at `to` (whose object is written and
+    /// reserved); `from` is journalled for deletion, `to`'s reservation released, the change
+    /// announced; one transaction. `filename` becomes `to`'s last segment when it was `from`'s.
+    /// `file_mtime` is the new file's time (unix ms), kept for an indexed image so that the next
+    /// scan sees it unchanged.
+    pub async fn move_image(
+        &self,
+        id: &str,
+        from: &str,
+        to: &str,
+        file_mtime: Option<i64>,
+        now: i64,
+    ) -> Result<()> {
+        let _w = self.write.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let old_name = from.rsplit('/').next().unwrap_or(from);
+        let new_name = to.rsplit('/').next().unwrap_or(to);
+        sqlx::query(
+            "UPDATE images SET storage_key = $1, \
+             filename = CASE WHEN filename = $2 THEN $3 ELSE filename END, \
+             file_mtime = CASE WHEN source = 'indexed' THEN $4 ELSE file_mtime END WHERE id = $5",
+        )
+        .bind(to)
+        .bind(old_name)
+        .bind(new_name)
+        .bind(file_mtime)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM pending_objects WHERE storage_key = $1")
+            .bind(to)
+            .execute(&mut *tx)
+            .await?;
+        super::journal::journal(&mut tx, from, now).await?;
+        let tenant: String = sqlx::query_scalar("SELECT tenant FROM images WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let emitted = super::images::announce_updated(&mut tx, &tenant, id, now).await?;
+        tx.commit().await?;
+        self.announced(emitted);
+        Ok(())
     }
 }

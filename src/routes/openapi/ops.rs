@@ -114,6 +114,16 @@ const FIT: Param = Param {
 /// The documentation of `op`.
 pub fn doc(op: Op) -> OpDoc {
     match op {
+        Op::FileOps => OpDoc {
+            summary: "File operations on managed files (uploads and library files): move, \
+                      rename, copy, delete (files and empty folders), mkdir; up to 100, each \
+                      answered on its own, nothing overwritten, crash-safe.",
+            tag: "library",
+            query: &[TENANT],
+            body: Some(("application/json", "FileOps")),
+            ok: (200, "application/json", "FileOpsResult"),
+            errors: &[413],
+        },
         Op::Download => OpDoc {
             summary: "Download images as one ZIP, streamed: a list of ids (entries named by file \
                       name) or a folder (entries keep their paths inside it); at most 10,000 \
