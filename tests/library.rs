@@ -803,3 +803,109 @@ fn unsafe_kill(pid: u32) {
         .success();
     assert!(ok);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_tags_come_from_generation_info_and_stay_apart_from_custom_ones() {
+    let (s, _outside) = library_server(|c| c.library.auto_tags = true);
+    let api = Api::admin(&s);
+    scanned(&api, 0).await;
+    let tags = api.get("/api/v1/tags").await.json();
+    let find = |name: &str| {
+        tags["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no tag {name}: {tags}"))
+    };
+    let model = find("model:dreamshaper_8");
+    assert_eq!(
+        (model["type"].as_str(), model["count"].as_i64()),
+        (Some("auto"), Some(2))
+    );
+    assert_eq!(find("lora:foxstyle")["count"], 1);
+    assert_eq!(find("sampler:euler")["type"], "auto");
+    assert_eq!(
+        keys(&api.get("/api/v1/images?tag=lora:castlestyle").await.json()),
+        vec!["sd/2024/castle.png", "sd/2025/jan/copy.png"]
+    );
+    // A custom tag put on by hand survives a re-analysis; the auto ones are recomputed.
+    let fox = api.get("/api/v1/images?tag=lora:foxstyle").await.json()["images"][0].clone();
+    let id = fox["id"].as_str().unwrap();
+    api.json(
+        "PATCH",
+        &format!("/api/v1/images/{id}"),
+        &json!({"add_tags": ["mine"]}),
+    )
+    .await;
+    std::fs::write(
+        s.root.join("sd/2024/fox.png"),
+        fixture("dice-800x600-alpha.png"),
+    )
+    .unwrap();
+    let img = eventually(&api, &format!("/api/v1/images/{id}"), |v| {
+        v["generation"].is_null()
+    })
+    .await;
+    assert_eq!(img["tags"], json!(["mine"]), "{img}");
+}
+
+/// Moves and copies while scans run, over and over: the index and the storage agree at the end
+/// (every row has its file, every file one row, no file indexed twice).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_operations_racing_with_scans_leave_index_and_storage_agreeing() {
+    let (s, _outside) = library_server(|c| c.library.watch = true);
+    let api = Api::admin(&s);
+    scanned(&api, 0).await;
+    for round in 0..6 {
+        let (a, b) = if round % 2 == 0 {
+            ("sd/", "race/sd")
+        } else {
+            ("race/sd/", "sd")
+        };
+        let rescans = {
+            let api = api.clone();
+            tokio::spawn(async move {
+                for _ in 0..5 {
+                    api.send("POST", "/api/v1/library/rescan", &[], None).await;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            })
+        };
+        let v = ops(
+            &api,
+            json!([
+                {"op": "move", "from": a, "to": b},
+                {"op": "copy", "from": "top.webp", "to": format!("copies/top-{round}.webp")},
+            ]),
+        )
+        .await;
+        assert_eq!(statuses(&v), vec!["ok", "ok"], "{v}");
+        rescans.await.unwrap();
+    }
+    // Let every scan settle, then compare.
+    let n = api.get("/api/v1/library/status").await.json()["status"]["scans"]
+        .as_u64()
+        .unwrap();
+    api.send("POST", "/api/v1/library/rescan", &[], None).await;
+    scanned(&api, n).await;
+    let mut indexed = keys(&api.get("/api/v1/images?per_page=200").await.json());
+    indexed.sort();
+    let mut on_disk: Vec<String> = common::api::files_under(&s.root)
+        .into_iter()
+        .filter(|f| {
+            !f.split('/').any(|p| p.starts_with('.'))
+                && [".png", ".jpg", ".webp"].iter().any(|e| f.ends_with(e))
+                && f != "sd/2024/broken.png"
+                && f != "sd/escape.png"
+        })
+        .collect();
+    on_disk.sort();
+    assert_eq!(indexed, on_disk);
+    assert_eq!(
+        indexed.iter().filter(|k| k.starts_with("copies/")).count(),
+        6
+    );
+    assert_eq!(indexed.iter().filter(|k| k.starts_with("sd/")).count(), 4);
+}

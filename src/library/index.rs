@@ -38,6 +38,9 @@ pub struct LibraryConfig {
     pub rescan_secs: u64,
     /// Watch the roots for changes (fs backend).
     pub watch: bool,
+    /// Tag indexed images from their generation info (`model:<name>`, `lora:<name>`,
+    /// `sampler:<name>`), as tags of type `auto`.
+    pub auto_tags: bool,
 }
 
 impl Default for LibraryConfig {
@@ -48,6 +51,7 @@ impl Default for LibraryConfig {
             tenant: "default".into(),
             rescan_secs: 300,
             watch: true,
+            auto_tags: false,
         }
     }
 }
@@ -479,7 +483,11 @@ impl Indexer {
                         .clone()
                         .map(|g| serde_json::Value::Object(g).to_string()),
                     placeholder: a.placeholder.to_string(),
-                    tags: Vec::new(),
+                    tags: if self.cfg.auto_tags {
+                        auto_tags(&super::gen_fields(a.generation_info.as_ref()))
+                    } else {
+                        Vec::new()
+                    },
                     source: "indexed".into(),
                     file_mtime: mtime,
                     etag: None,
@@ -542,6 +550,28 @@ impl Indexer {
             .then(|| (s.to_index.saturating_sub(done) as f64 / s.rate * 10.0).round() / 10.0);
         Ok(())
     }
+}
+
+/// The auto tags of an image's generation fields: `model:…`, `sampler:…`, `lora:…` (each at
+/// most 64 characters, no commas).
+fn auto_tags(g: &crate::store::GenFields) -> Vec<String> {
+    let mut out: Vec<String> = g
+        .model
+        .iter()
+        .map(|m| format!("model:{m}"))
+        .chain(g.sampler.iter().map(|s| format!("sampler:{s}")))
+        .chain(g.loras.iter().map(|l| format!("lora:{l}")))
+        .map(|t| {
+            t.replace(',', " ")
+                .chars()
+                .take(64)
+                .collect::<String>()
+                .to_lowercase()
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

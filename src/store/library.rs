@@ -85,6 +85,7 @@ impl Store {
             .await?
             .rows_affected();
             if updated > 0 {
+                set_auto_tags(&mut tx, i).await?;
                 continue;
             }
             // An upload, a move or a copy may have taken the key since the scan listed it.
@@ -97,6 +98,7 @@ impl Store {
             .await?;
             if taken == 0 {
                 insert_image(&mut tx, i).await?;
+                set_auto_tags(&mut tx, i).await?;
             }
         }
         tx.commit().await?;
@@ -141,6 +143,60 @@ impl Store {
         let rows = s.query().fetch_all(&self.pool).await?;
         rows.iter().map(image_from_row).collect()
     }
+}
+
+/// Give an indexed image exactly `i.tags` as its auto tags (its other auto tags go; its custom
+/// tags stay). A name a custom tag of the tenant already has is left out: auto and custom tags
+/// never mix.
+async fn set_auto_tags(tx: &mut sqlx::Transaction<'_, sqlx::Any>, i: &ImageRecord) -> Result<()> {
+    let id: String = sqlx::query_scalar("SELECT id FROM images WHERE storage_key = $1")
+        .bind(i.storage_key.as_str())
+        .fetch_one(&mut **tx)
+        .await?;
+    sqlx::query(
+        "DELETE FROM image_tags WHERE image_id = $1 AND name IN \
+         (SELECT name FROM tags WHERE tenant = $2 AND kind = 'auto')",
+    )
+    .bind(id.as_str())
+    .bind(i.tenant.as_str())
+    .execute(&mut **tx)
+    .await?;
+    for t in &i.tags {
+        let kind: Option<String> =
+            sqlx::query_scalar("SELECT kind FROM tags WHERE tenant = $1 AND name = $2")
+                .bind(i.tenant.as_str())
+                .bind(t.as_str())
+                .fetch_optional(&mut **tx)
+                .await?;
+        match kind.as_deref() {
+            Some("auto") => {}
+            Some(_) => continue,
+            None => {
+                let tag_id = crate::util::ids::random_id(9)
+                    .map_err(|e| super::StoreError::Db(e.to_string()))?;
+                sqlx::query(
+                    "INSERT INTO tags (id, tenant, name, color, kind, created_at) \
+                     VALUES ($1, $2, $3, NULL, 'auto', $4)",
+                )
+                .bind(tag_id.as_str())
+                .bind(i.tenant.as_str())
+                .bind(t.as_str())
+                .bind(i.created_at)
+                .execute(&mut **tx)
+                .await?;
+            }
+        }
+        sqlx::query(
+            "INSERT INTO image_tags (image_id, tenant, name) SELECT $1, $2, $3 \
+             WHERE NOT EXISTS (SELECT 1 FROM image_tags WHERE image_id = $1 AND name = $3)",
+        )
+        .bind(id.as_str())
+        .bind(i.tenant.as_str())
+        .bind(t.as_str())
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
 }
 
 impl Store {
