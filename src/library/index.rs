@@ -356,7 +356,12 @@ impl Indexer {
                 s.seen += 1;
                 present.insert(f.path.clone());
                 let mtime = f.modified.map(|t| t * 1000);
-                if k.is_some_and(|k| k.bytes == f.len as i64 && k.file_mtime == mtime) {
+                let same = |k: &crate::store::KnownFile| {
+                    k.bytes == f.len as i64
+                        && k.file_mtime == mtime
+                        && (f.etag.is_none() || k.etag == f.etag)
+                };
+                if k.is_some_and(same) {
                     s.unchanged += 1;
                     continue;
                 }
@@ -490,7 +495,7 @@ impl Indexer {
                     },
                     source: "indexed".into(),
                     file_mtime: mtime,
-                    etag: None,
+                    etag: f.etag.clone(),
                     gen: super::gen_fields(a.generation_info.as_ref()),
                 })
             }

@@ -149,6 +149,8 @@ pub struct ListedFile {
     pub len: u64,
     /// Unix seconds.
     pub modified: Option<i64>,
+    /// The storage's ETag, when its listing gives one (S3).
+    pub etag: Option<String>,
 }
 
 /// How long after storage failed to answer the sources it last saw are served stale at once
@@ -502,6 +504,7 @@ impl Origin {
                     .metadata()
                     .last_modified()
                     .map(|t| t.into_inner().as_second()),
+                etag: e.metadata().etag().map(str::to_string),
             })
             .collect())
     }
