@@ -144,7 +144,7 @@ async fn every_filter_and_combination() {
     // Bad parameters name themselves.
     for (q, param) in [
         ("per_page=0", "per_page"),
-        ("per_page=101", "per_page"),
+        ("per_page=201", "per_page"),
         ("page=0", "page"),
         ("orientation=diagonal", "orientation"),
         ("format=bmp", "format"),
@@ -357,7 +357,7 @@ async fn tags_and_stats() {
     let ids = library(&api).await;
     let t = api.get("/api/v1/tags").await.json();
     assert_eq!(
-        t["tags"],
+        names_and_counts(&t),
         json!([
             {"name": "cats", "count": 1}, {"name": "cute", "count": 3}, {"name": "dogs", "count": 1},
             {"name": "nature", "count": 3}, {"name": "people", "count": 1}
@@ -421,7 +421,7 @@ async fn expired_images_vanish_at_once_and_the_sweeper_deletes_them() {
         vec![keep["id"].as_str().unwrap().to_string()]
     );
     assert_eq!(
-        api.get("/api/v1/tags").await.json()["tags"],
+        names_and_counts(&api.get("/api/v1/tags").await.json()),
         json!([{"name": "temp", "count": 1}])
     );
     // The sweeper (every second here) removes the object.
@@ -576,4 +576,14 @@ async fn random_uses_the_configured_tenant_only() {
     let r = Api::new(&s, None).get("/api/v1/random").await;
     assert_eq!(r.status, 200);
     assert!(r.text().contains(img["key"].as_str().unwrap()));
+}
+
+/// The `{name, count}` of each TAG of a listing (tags also carry an id, a colour and a type).
+fn names_and_counts(v: &serde_json::Value) -> serde_json::Value {
+    v["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| json!({"name": t["name"], "count": t["count"]}))
+        .collect()
 }
