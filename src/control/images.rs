@@ -246,13 +246,7 @@ pub async fn list(ctx: &Ctx<'_>) -> Result<Response<Body>, Error> {
 /// `folder=`: a storage prefix, sanitised like keys (`a/b` → `a/b/`; "" or `/` = everything).
 pub(super) fn folder_param(v: Option<&str>) -> Result<Option<String>, Error> {
     let Some(v) = v else { return Ok(None) };
-    let v = v.trim_matches('/');
-    if v.is_empty() {
-        return Ok(Some(String::new()));
-    }
-    let clean = crate::storage::origin::sanitize_key(v)
-        .map_err(|_| Error::bad_param("folder", "a folder is a storage path like a/b"))?;
-    Ok(Some(format!("{clean}/")))
+    Ok(Some(fields::folder(v, "folder")?))
 }
 
 /// Most images a regex search may match (their ids become the listing's filter).

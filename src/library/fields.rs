@@ -61,6 +61,18 @@ pub fn tag(t: &str, field: &str) -> Result<String, ParamError> {
     Ok(t)
 }
 
+/// A folder (storage prefix) as given (`a/b`, `/a/b/`) → `a/b/`, sanitised like keys; "" or
+/// `/` is the root ("").
+pub fn folder(v: &str, field: &str) -> Result<String, ParamError> {
+    let v = v.trim_matches('/');
+    if v.is_empty() {
+        return Ok(String::new());
+    }
+    let clean = crate::storage::origin::sanitize_key(v)
+        .map_err(|_| ParamError::new(field, "a folder is a storage path like a/b"))?;
+    Ok(format!("{clean}/"))
+}
+
 /// Tags sorted, each once.
 pub fn dedup_tags(mut tags: Vec<String>) -> Vec<String> {
     tags.sort();
