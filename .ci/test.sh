@@ -58,11 +58,12 @@ if ! "$TOOLS/py-venv/bin/python" -c 'import standardwebhooks, openapi_spec_valid
   timeout 900 "$TOOLS/py-venv/bin/pip" install -q "${PY_TOOLS[@]}"
 fi
 export REFRACT_TEST_PYTHON="$TOOLS/py-venv/bin/python"
-# From npm: playwright-core, which drives Debian's Chromium for the page tests (no browser download).
-if [ ! -d "$TOOLS/node/node_modules/playwright-core" ]; then
-  log "installing playwright-core from npm"
+# From npm: playwright-core, which drives Debian's Chromium for the page tests (no browser
+# download), and axe-core, the accessibility scan run in those pages.
+if [ ! -d "$TOOLS/node/node_modules/playwright-core" ] || [ ! -d "$TOOLS/node/node_modules/axe-core" ]; then
+  log "installing playwright-core and axe-core from npm"
   mkdir -p "$TOOLS/node"
-  (cd "$TOOLS/node" && timeout 600 npm install -q --no-audit --no-fund playwright-core@1.65.1 >/dev/null)
+  (cd "$TOOLS/node" && timeout 600 npm install -q --no-audit --no-fund playwright-core@1.65.1 axe-core@4.14.1 >/dev/null)
 fi
 export NODE_PATH="$TOOLS/node/node_modules"
 export REFRACT_TEST_S3_KEY=ci-access-key REFRACT_TEST_S3_SECRET=ci-secret-key REFRACT_TEST_S3_BUCKET=images

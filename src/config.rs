@@ -56,6 +56,7 @@ pub struct Config {
     pub accounts: AccountsConfig,
     pub audit: AuditConfig,
     pub library: crate::library::index::LibraryConfig,
+    pub ui: crate::control::UiConfig,
 }
 
 /// Values given on the command line (highest precedence).

@@ -202,6 +202,7 @@ pub async fn build(config: &Config) -> Result<Built, String> {
         registration_open: config.accounts.registration
             == crate::access::accounts::Registration::Open,
         indexer: indexer.clone(),
+        gallery_tenant: config.ui.gallery_tenant.clone(),
         counters: {
             let (d, r) = (delivery.clone(), requests.clone());
             Arc::new(move || {
@@ -216,7 +217,12 @@ pub async fn build(config: &Config) -> Result<Built, String> {
         },
     }));
     Ok(Built {
-        routes: Arc::new(Routes::new(delivery.clone(), control, requests)),
+        routes: Arc::new(Routes::new(
+            delivery.clone(),
+            control,
+            requests,
+            config.ui.enabled,
+        )),
         delivery,
         library,
         ratelimits,

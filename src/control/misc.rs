@@ -176,3 +176,42 @@ pub async fn random(ctx: &Ctx<'_>, redirect: bool) -> Result<Response<Body>, Err
         response::plain(url, "no-store")
     })
 }
+
+/// `GET /api/v1/gallery` (no key): the public, live images of `ui.gallery_tenant`, newest
+/// first, by cursor (`cursor`, `limit` 1-100), as PUBLIC_IMAGE objects.
+pub async fn gallery(ctx: &Ctx<'_>) -> Result<Response<Body>, Error> {
+    let q = ctx.query(&["cursor", "limit"])?;
+    let filter = Filter {
+        private: Some(false),
+        ..Filter::default()
+    };
+    let paging = Paging::Cursor {
+        after: q
+            .get("cursor")
+            .filter(|c| !c.is_empty())
+            .map(super::images::decode_cursor)
+            .transpose()?,
+        limit: q.num("limit", 1..=100)?.unwrap_or(40),
+    };
+    let listing = ctx
+        .ctl
+        .store
+        .list_images(
+            &ctx.ctl.gallery_tenant,
+            &filter,
+            Order::CreatedDesc,
+            &paging,
+            now_ms(),
+        )
+        .await?;
+    let images: Vec<_> = listing
+        .images
+        .iter()
+        .map(|r| super::view::public_image(r, &ctx.base))
+        .collect();
+    Ok(json(&j!({
+        "success": true,
+        "images": images,
+        "next_cursor": listing.next.as_ref().map(super::images::encode_cursor),
+    })))
+}

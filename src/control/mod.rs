@@ -72,6 +72,25 @@ impl Default for RandomConfig {
     }
 }
 
+/// The `[ui]` config section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UiConfig {
+    /// Serve the web pages (`/gallery`).
+    pub enabled: bool,
+    /// The tenant whose public images `/gallery` (and `GET /api/v1/gallery`) shows.
+    pub gallery_tenant: String,
+}
+
+impl Default for UiConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            gallery_tenant: "default".into(),
+        }
+    }
+}
+
 /// What `/random` needs to build a working `/img` URL.
 pub struct RandomParts {
     pub tenant: String,
@@ -104,6 +123,8 @@ pub struct Parts {
     /// The server's own counters (requests, cache hits and misses), for the stats.
     pub counters: Counters,
     pub indexer: Arc<crate::library::index::Indexer>,
+    /// `ui.gallery_tenant`.
+    pub gallery_tenant: String,
 }
 
 /// Reads the server's counters: `{"requests", "cache_hits", "cache_misses", "transforms"}`.
@@ -128,6 +149,7 @@ pub struct Control {
     registration_open: bool,
     counters: Counters,
     indexer: Arc<crate::library::index::Indexer>,
+    gallery_tenant: String,
 }
 
 impl Control {
@@ -152,6 +174,7 @@ impl Control {
             registration_open: p.registration_open,
             counters: p.counters,
             indexer: p.indexer,
+            gallery_tenant: p.gallery_tenant,
         }
     }
 
@@ -248,6 +271,7 @@ pub enum Op {
     ToggleTag,
     Download,
     FileOps,
+    Gallery,
 }
 
 impl Op {
@@ -311,7 +335,9 @@ impl Op {
             | Self::Me
             | Self::PatchMe
             | Self::ChangePassword
-            | Self::Register => None,
+            | Self::Register
+            // The public gallery: public images of `ui.gallery_tenant`, no key.
+            | Self::Gallery => None,
             Self::ListImages
             | Self::GetImage
             | Self::Tags
@@ -616,6 +642,7 @@ async fn dispatch(
         Op::Folders => library::folders(&ctx).await,
         Op::Download => downloads::download(ctx).await,
         Op::FileOps => library::ops(ctx).await,
+        Op::Gallery => misc::gallery(&ctx).await,
         Op::CreateTag => tags::create(ctx).await,
         Op::PatchTag => tags::patch(ctx, &param).await,
         Op::DeleteTag => tags::delete(&ctx, &param).await,

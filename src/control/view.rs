@@ -119,6 +119,23 @@ pub fn album(a: &AlbumRecord) -> serde_json::Value {
     })
 }
 
+/// The PUBLIC_IMAGE object (the gallery, no key): what a page needs to show a public image,
+/// nothing about its owner, bytes or storage.
+pub fn public_image(r: &ImageRecord, base: &Base) -> Value {
+    let parse = |s: &str| serde_json::from_str::<Value>(s).unwrap_or(Value::Null);
+    json!({
+        "id": r.id,
+        "url": base.image_url(&r.storage_key, ""),
+        "path": base.signer.image_path(&r.storage_key, ""),
+        "width": r.width,
+        "height": r.height,
+        "description": r.description,
+        "tags": r.tags,
+        "created_at": rfc3339(r.created_at),
+        "placeholder": parse(&r.placeholder),
+    })
+}
+
 /// The AVATAR object.
 pub fn avatar(a: &AvatarRecord) -> Value {
     json!({

@@ -5,6 +5,7 @@
 //! a new kind, and its arm in `Routes::dispatch`; the handler lives in its plane's module.
 
 pub mod openapi;
+pub mod ui;
 
 use crate::control::{self, Control, Op};
 use crate::delivery::Delivery;
@@ -43,6 +44,8 @@ pub enum Route<'a> {
     OpenApi,
     Docs,
     DocsScript,
+    /// A page or file of the web interface (`/gallery`, `/ui/assets/…`).
+    Ui,
     /// `/api/...`: an API operation and its path parameter, or why there is none (answered by
     /// the control plane, with its rate-limit headers).
     Api(Result<(Op, &'a str), Error>),
@@ -61,6 +64,7 @@ pub fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, Error> {
         "/openapi.json" => Route::OpenApi,
         "/docs" | "/docs/" => Route::Docs,
         "/docs/rapidoc-min.js" => Route::DocsScript,
+        p if ui::is_ui_path(p) => Route::Ui,
         p => match (
             p.strip_prefix("/img/"),
             p.strip_prefix("/cdn-cgi/image/"),
@@ -149,6 +153,7 @@ pub const API: &[ApiRoute] = &[
     r("GET", "/audit", Op::Audit),
     r("GET", "/folders", Op::Folders),
     r("POST", "/downloads", Op::Download),
+    r("GET", "/gallery", Op::Gallery),
     r("GET", "/library/status", Op::LibraryStatus),
     r("POST", "/library/rescan", Op::LibraryRescan),
     r("POST", "/library/ops", Op::FileOps),
@@ -285,15 +290,23 @@ pub struct Routes {
     delivery: Arc<Delivery>,
     control: Arc<Control>,
     requests: Arc<AtomicU64>,
+    /// `[ui] enabled`.
+    ui_enabled: bool,
 }
 
 impl Routes {
     /// `requests` is the counter the HTTP server increments (shown at `/metrics`).
-    pub fn new(delivery: Arc<Delivery>, control: Arc<Control>, requests: Arc<AtomicU64>) -> Self {
+    pub fn new(
+        delivery: Arc<Delivery>,
+        control: Arc<Control>,
+        requests: Arc<AtomicU64>,
+        ui_enabled: bool,
+    ) -> Self {
         Self {
             delivery,
             control,
             requests,
+            ui_enabled,
         }
     }
 
@@ -359,6 +372,19 @@ impl Routes {
                 openapi::DOCS_HTML.as_bytes(),
                 "no-cache",
             )),
+            Route::Ui => {
+                if !self.ui_enabled {
+                    return Err(Error::NotFound(
+                        "the web interface is off ([ui] enabled)".into(),
+                    ));
+                }
+                let inm = req
+                    .headers()
+                    .get(http::header::IF_NONE_MATCH)
+                    .and_then(|v| v.to_str().ok());
+                ui::serve(uri.path(), uri.query(), inm, method == Method::HEAD)
+                    .ok_or_else(|| Error::NotFound("no such file".into()))
+            }
             Route::DocsScript => Ok(response::asset(
                 "text/javascript; charset=utf-8",
                 openapi::RAPIDOC_JS,

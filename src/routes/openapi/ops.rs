@@ -114,6 +114,23 @@ const FIT: Param = Param {
 /// The documentation of `op`.
 pub fn doc(op: Op) -> OpDoc {
     match op {
+        Op::Gallery => OpDoc {
+            summary: "The public gallery: public images of `ui.gallery_tenant`, newest first, \
+                      no key needed.",
+            tag: "images",
+            query: &[
+                CURSOR,
+                Param {
+                    name: "limit",
+                    schema: r#"{"type":"integer","minimum":1,"maximum":100,"default":40}"#,
+                    description: "Images per page",
+                    required: false,
+                },
+            ],
+            body: None,
+            ok: (200, "application/json", "GalleryPage"),
+            errors: &[],
+        },
         Op::FileOps => OpDoc {
             summary: "File operations on managed files (uploads and library files): move, \
                       rename, copy, delete (files and empty folders), mkdir; up to 100, each \

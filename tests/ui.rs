@@ -1,0 +1,207 @@
+//! The web interface in a real browser (Debian's Chromium through npm's playwright-core, and
+//! npm's axe-core): the public gallery shows the public images only, with ThumbHash
+//! placeholders, `srcset` thumbnails and a keyboard-driven viewer; nothing is fetched from
+//! elsewhere; no serious or critical accessibility violation; the files are cached by hashed
+//! URL and the pages carry a strict CSP. Screenshots go to `target/ui-screenshots/`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::api::{distinct_png, fixture, start_api, Api};
+use serde_json::Value;
+use std::process::Command;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_public_gallery_in_a_real_browser() {
+    let s = start_api(|_| {});
+    let api = Api::admin(&s);
+    api.upload_one(
+        "a.png",
+        &distinct_png(1),
+        &[("description", "Dice on a table")],
+    )
+    .await;
+    api.upload_one(
+        "b.jpg",
+        &fixture("rocket-640x427-adobergb.jpg"),
+        &[("tags", "space,rocket")],
+    )
+    .await;
+    api.upload_one(
+        "c.webp",
+        &fixture("flower-480x360-exif.webp"),
+        &[("description", "A flower")],
+    )
+    .await;
+    api.upload_one(
+        "d.png",
+        &distinct_png(2),
+        &[("description", "secret plans"), ("is_private", "true")],
+    )
+    .await;
+    // Another tenant's public image is not in the gallery of tenant default.
+    let (_, other) = api.create_key("other", &["read", "write"]).await;
+    api.with_key(&other)
+        .upload_one("e.png", &distinct_png(3), &[("description", "elsewhere")])
+        .await;
+
+    // The API the page uses, without a key.
+    let g = Api::new(&s, None).get("/api/v1/gallery?limit=2").await;
+    assert_eq!(g.status, 200, "{}", g.text());
+    let page: Value = g.json();
+    assert_eq!(page["images"].as_array().unwrap().len(), 2);
+    assert!(page["images"][0].get("owner").is_none() && page["images"][0].get("key").is_none());
+    let rest: Value = Api::new(&s, None)
+        .get(&format!(
+            "/api/v1/gallery?cursor={}",
+            page["next_cursor"].as_str().unwrap()
+        ))
+        .await
+        .json();
+    assert_eq!(rest["images"].as_array().unwrap().len(), 1);
+    assert!(rest["next_cursor"].is_null());
+
+    // The files: hashed URLs immutable, pages no-cache with an ETag and a strict CSP; 304.
+    let r = common::client()
+        .get(s.url("/gallery"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let h = r.headers().clone();
+    let csp = common::header(&h, "content-security-policy")
+        .unwrap()
+        .to_string();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert_eq!(common::header(&h, "cache-control"), Some("no-cache"));
+    let etag = common::header(&h, "etag").unwrap().to_string();
+    let html = r.text().await.unwrap();
+    let js = html
+        .split("src=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(js.starts_with("/ui/assets/gallery.js?v="), "{js}");
+    let r = common::client().get(s.url(&js)).send().await.unwrap();
+    assert_eq!(
+        common::header(r.headers(), "cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+    let r = common::client()
+        .get(s.url("/gallery"))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+    assert_eq!(
+        common::client()
+            .get(s.url("/ui/assets/nope.js"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+
+    // The browser.
+    let shots = concat!(env!("CARGO_MANIFEST_DIR"), "/target/ui-screenshots");
+    std::fs::create_dir_all(shots).unwrap();
+    let out = Command::new("node")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/support/gallery_page.mjs"
+        ))
+        .arg(&s.base)
+        .arg(shots)
+        .env("EXPECT_ITEMS", "3")
+        .output()
+        .expect("node");
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "gallery page: {said}{}\n(.ci/test.sh installs chromium, playwright-core and axe-core; NODE_PATH must hold them)",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_str(said.trim()).unwrap();
+    assert_eq!(r["items"], 3, "{r}");
+    assert_eq!(r["loaded"], 3, "every thumbnail loaded: {r}");
+    assert_eq!(r["srcsets"], 3, "{r}");
+    assert_eq!(r["placeholders"], 3, "ThumbHash placeholders: {r}");
+    let alts: Vec<&str> = r["alts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(
+        alts.contains(&"Dice on a table") && alts.contains(&"rocket, space"),
+        "{alts:?}"
+    );
+    assert!(
+        !alts
+            .iter()
+            .any(|a| a.contains("secret") || a.contains("elsewhere")),
+        "{alts:?}"
+    );
+    // Thumbnails are sized variants, not originals; the phone asks for wider ones (DPR 3).
+    for src in r["current_srcs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(r["phone_srcs"].as_array().unwrap())
+    {
+        assert!(src.as_str().unwrap().contains("w="), "{src}");
+    }
+    let requests: Vec<&str> = r["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        requests
+            .iter()
+            .all(|u| u.starts_with(&s.base) || u.starts_with("data:")),
+        "the page fetched from elsewhere: {requests:?}"
+    );
+    assert_eq!(r["console_errors"], serde_json::json!([]), "{r}");
+    let v = &r["viewer"];
+    assert!(v["first"].as_str().unwrap().ends_with("1 / 3"), "{v}");
+    assert!(v["next"].as_str().unwrap().ends_with("2 / 3"), "{v}");
+    assert!(
+        v["wrapped"].as_str().unwrap().ends_with("3 / 3"),
+        "← from the first wraps: {v}"
+    );
+    assert!(v["src"].as_str().unwrap().contains("w="), "{v}");
+    assert_eq!(
+        (v["closed"].as_bool(), v["focus_back"].as_bool()),
+        (Some(true), Some(true)),
+        "{v}"
+    );
+    for (page, violations) in r["axe"].as_object().unwrap() {
+        let bad: Vec<&Value> = violations
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|v| matches!(v["impact"].as_str(), Some("serious" | "critical")))
+            .collect();
+        assert!(bad.is_empty(), "axe on {page}: {bad:?}");
+    }
+    for f in [
+        "gallery-desktop.png",
+        "gallery-viewer-desktop.png",
+        "gallery-phone.png",
+    ] {
+        assert!(
+            std::fs::metadata(format!("{shots}/{f}")).unwrap().len() > 1000,
+            "{f}"
+        );
+    }
+}
