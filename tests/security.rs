@@ -289,3 +289,47 @@ async fn progressive_jpegs_have_their_own_pixel_limit() {
     let (st, _, body) = get(&s.url("/img/seeding-5312x2988-progressive.jpg?w=100"), None).await;
     assert_eq!((st, dims(&body)), (200, (100, 56)));
 }
+
+/// A symbolic link in the storage root that points out of it is as if absent (`/img` never
+/// serves a file from outside the root); one that stays inside works.
+#[tokio::test]
+async fn symbolic_links_out_of_the_root_are_not_followed() {
+    let s = start(|_| {});
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(
+        outside.path().join("private.jpg"),
+        fixture("rocket-640x427-adobergb.jpg"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("private.jpg"),
+        s.root.join("escape.jpg"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(
+        s.root.join("rocket-640x427-adobergb.jpg"),
+        s.root.join("alias.jpg"),
+    )
+    .unwrap();
+    for q in ["", "?w=50", "?fm=webp"] {
+        let r = client()
+            .get(s.url(&format!("/img/escape.jpg{q}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "{q}");
+        let r = client()
+            .get(s.url(&format!("/img/alias.jpg{q}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{q}");
+    }
+    let r = client()
+        .get(s.url("/img/escape.jpg"))
+        .header("range", "bytes=0-99")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}

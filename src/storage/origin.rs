@@ -188,6 +188,9 @@ pub struct Origin {
     /// fs: the staging folder of atomic writes (emptied at start: what a crash left there was
     /// never renamed into place).
     staging: Option<PathBuf>,
+    /// fs: the root, canonical. A key whose file resolves outside it (a symbolic link out of
+    /// the root) is as if absent.
+    fs_root: Option<PathBuf>,
 }
 
 /// Sample images written into a brand-new local images folder, so a first run has something to show.
@@ -217,6 +220,7 @@ impl Origin {
         opendal::install_default();
         let unavailable = |e: opendal::Error| OriginError::Unavailable(e.to_string());
         let mut staging = None;
+        let mut fs_root = None;
         let op = match cfg.backend {
             Backend::Fs => {
                 let root = cfg
@@ -238,6 +242,7 @@ impl Origin {
                 // sees half an object, and a crash leaves no partial file under a real key.
                 let tmp = abs.join(TMP_DIR);
                 staging = Some(tmp.clone());
+                fs_root = Some(abs.clone());
                 Operator::new(
                     opendal::services::Fs::default()
                         .root(&abs.to_string_lossy())
@@ -280,6 +285,7 @@ impl Origin {
             )),
             outage_at: std::sync::Arc::default(),
             staging,
+            fs_root,
         })
     }
 
@@ -343,7 +349,22 @@ impl Origin {
     }
 
     /// The source's version from storage itself.
+    /// fs: whether `key`'s file, if it exists, resolves inside the root (symbolic links are
+    /// followed only while they stay inside it).
+    fn inside_root(&self, key: &str) -> bool {
+        let Some(root) = &self.fs_root else {
+            return true;
+        };
+        match std::fs::canonicalize(root.join(key)) {
+            Ok(real) => real.starts_with(root),
+            Err(_) => true,
+        }
+    }
+
     async fn stat_now(&self, key: &str) -> Result<Stat, OriginError> {
+        if !self.inside_root(key) {
+            return Err(OriginError::NotFound);
+        }
         let meta = self.timed(self.op.stat(key)).await?;
         if meta.is_dir() {
             return Err(OriginError::NotFound);
@@ -364,6 +385,9 @@ impl Origin {
         use futures_util::TryStreamExt;
         if len > max {
             return Err(OriginError::TooLarge { len, max });
+        }
+        if !self.inside_root(key) {
+            return Err(OriginError::NotFound);
         }
         let fetch = async {
             let reader = self.op.reader(key).await?;
@@ -511,6 +535,9 @@ impl Origin {
 
     /// Read bytes `start..end` of an object.
     pub async fn read_range(&self, key: &str, start: u64, end: u64) -> Result<Bytes, OriginError> {
+        if !self.inside_root(key) {
+            return Err(OriginError::NotFound);
+        }
         let buf = self
             .timed(async { self.op.read_with(key).range(start..end).await })
             .await?;
