@@ -762,3 +762,139 @@ async fn tenants_are_managed_and_switched_off_at_once() {
     assert_eq!(r.json()["tenant"]["name"], "Acme (paused)");
     assert_eq!(acme.get("/api/v1/images").await.status, 200);
 }
+
+/// The browser session: the refresh token lives only in an HttpOnly, SameSite=Strict cookie on
+/// the session routes; it rotates; a spent one ends the session; sign-out clears it; the routes
+/// need X-Requested-With.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_sessions_keep_the_refresh_token_in_a_strict_cookie() {
+    let s = server(|_| {});
+    let c = common::client();
+    let login = |extra: Option<(&'static str, &'static str)>| {
+        let mut r = c
+            .post(s.url("/api/v1/auth/session"))
+            .header("content-type", "application/json")
+            .body(json!({"email": EMAIL, "password": PASSWORD}).to_string());
+        if let Some((k, v)) = extra {
+            r = r.header(k, v);
+        }
+        r.send()
+    };
+    let r = login(None).await.unwrap();
+    assert_eq!(r.status(), 403, "no X-Requested-With");
+    let r = login(Some(("x-requested-with", "refract"))).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let cookie = r
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    for part in [
+        "refract_session=",
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/api/v1/auth/session",
+        "Max-Age=2592000",
+    ] {
+        assert!(cookie.contains(part), "{cookie}");
+    }
+    assert!(!cookie.contains("Secure"), "plain http here: {cookie}");
+    let body: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert!(
+        body.get("refresh_token").is_none(),
+        "the refresh token never reaches script"
+    );
+    let access = body["access_token"].as_str().unwrap().to_string();
+    assert_eq!(
+        bearer(&s, &access, "GET", "/api/v1/auth/me", None)
+            .await
+            .status,
+        200
+    );
+    let first = cookie.split(';').next().unwrap().to_string();
+
+    let refresh = |cookie: String| {
+        c.post(s.url("/api/v1/auth/session/refresh"))
+            .header("x-requested-with", "refract")
+            .header("cookie", cookie)
+            .send()
+    };
+    let r = refresh(first.clone()).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let second = r
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_ne!(second, first, "the cookie rotates");
+    let body: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert!(body["access_token"].is_string() && body.get("refresh_token").is_none());
+    // The spent cookie again: 401, the cookie cleared, and the whole session revoked.
+    let r = refresh(first).await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
+    assert_eq!(
+        refresh(second).await.unwrap().status(),
+        401,
+        "reuse revoked the family"
+    );
+
+    // Sign out ends it at once; over https (per the proxy) the cookie is Secure.
+    let r = c
+        .post(s.url("/api/v1/auth/session"))
+        .header("x-requested-with", "refract")
+        .header("x-forwarded-proto", "https")
+        .header("content-type", "application/json")
+        .body(json!({"email": EMAIL, "password": PASSWORD}).to_string())
+        .send()
+        .await
+        .unwrap();
+    let cookie = r
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    let third = cookie.split(';').next().unwrap().to_string();
+    let r = c
+        .delete(s.url("/api/v1/auth/session"))
+        .header("x-requested-with", "refract")
+        .header("cookie", third.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
+    assert_eq!(refresh(third).await.unwrap().status(), 401);
+    assert_eq!(
+        c.post(s.url("/api/v1/auth/session/refresh"))
+            .header("x-requested-with", "x")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401,
+        "no cookie"
+    );
+}

@@ -269,6 +269,11 @@ pub struct Accounts {
 }
 
 impl Accounts {
+    /// How long a session lasts without activity, in seconds (the refresh cookie's life).
+    pub fn session_secs(&self) -> i64 {
+        self.session_ms / 1000
+    }
+
     /// `key`: the JWT signing key (from config, or the data folder's `jwt.key`).
     pub fn new(cfg: &AccountsConfig, key: Vec<u8>, store: Arc<Store>) -> Result<Self, String> {
         Ok(Self {

@@ -133,6 +133,126 @@ pub(crate) async fn refresh(ctx: Ctx<'_>) -> Result<Response<Body>, Error> {
     Ok(answer(&t))
 }
 
+/// The browser session's cookie: the refresh token, `HttpOnly` (no script reads it),
+/// `SameSite=Strict` (no other site's page sends it), `Secure` when served over https, and
+/// only on the session routes.
+const COOKIE: &str = "refract_session";
+const COOKIE_PATH: &str = "/api/v1/auth/session";
+
+fn set_cookie(resp: &mut Response<Body>, value: &str, max_age: i64, secure: bool) {
+    let v = format!(
+        "{COOKIE}={value}; Path={COOKIE_PATH}; Max-Age={max_age}; HttpOnly; SameSite=Strict{}",
+        if secure { "; Secure" } else { "" }
+    );
+    if let Ok(h) = http::HeaderValue::from_str(&v) {
+        resp.headers_mut().append(http::header::SET_COOKIE, h);
+    }
+}
+
+fn session_cookie(ctx: &Ctx<'_>) -> Option<String> {
+    ctx.req
+        .headers()
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v.to_string())
+        .filter(|v| !v.is_empty() && v.len() <= 512)
+}
+
+/// Served over https (the public URL, or what the proxy in front says).
+fn over_https(ctx: &Ctx<'_>) -> bool {
+    ctx.ctl
+        .public_url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("https://"))
+        || ctx
+            .req
+            .headers()
+            .get("x-forwarded-proto")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"))
+}
+
+/// The session routes need `X-Requested-With` (any value): a header a page of another origin
+/// cannot send without a CORS preflight, which this server never grants.
+fn same_origin_script(ctx: &Ctx<'_>) -> Result<(), Error> {
+    if ctx.req.headers().contains_key("x-requested-with") {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(
+            "session routes need the X-Requested-With header".into(),
+        ))
+    }
+}
+
+/// The answer of a session route: the access token and the user, the refresh token only in
+/// the cookie.
+fn session_answer(ctx_secure: bool, t: &Tokens, max_age: i64) -> Response<Body> {
+    let mut r = json(&j!({
+        "success": true,
+        "access_token": t.access,
+        "token_type": "Bearer",
+        "expires_in": t.expires_in,
+        "user": user_view(&t.user),
+    }));
+    set_cookie(&mut r, &t.refresh, max_age, ctx_secure);
+    r
+}
+
+/// `POST /api/v1/auth/session` `{email, password}`: log in for a browser. The refresh token is
+/// set as the `refract_session` cookie, never given to script.
+pub(crate) async fn session_login(ctx: Ctx<'_>) -> Result<Response<Body>, Error> {
+    same_origin_script(&ctx)?;
+    let (ctl, ip, secure) = (ctx.ctl, ctx.ip, over_https(&ctx));
+    let b: Login = json_body(ctx.req).await?;
+    if b.password.len() > 4096 {
+        return Err(Error::Unauthorized("invalid email or password".into()));
+    }
+    let t = ctl
+        .accounts
+        .login(&b.email, &b.password, ip)
+        .await
+        .map_err(refused)?;
+    Ok(session_answer(secure, &t, ctl.accounts.session_secs()))
+}
+
+/// `POST /api/v1/auth/session/refresh`: a new access token from the cookie (which rotates; a
+/// spent one revokes the session, as for `/auth/refresh`). Without a valid cookie: 401, and the
+/// cookie is cleared.
+pub(crate) async fn session_refresh(ctx: Ctx<'_>) -> Result<Response<Body>, Error> {
+    same_origin_script(&ctx)?;
+    let (ctl, secure) = (ctx.ctl, over_https(&ctx));
+    let Some(token) = session_cookie(&ctx) else {
+        return Err(Error::Unauthorized("no session: sign in".into()));
+    };
+    match ctl.accounts.refresh(&token).await {
+        Ok(t) => Ok(session_answer(secure, &t, ctl.accounts.session_secs())),
+        Err(LoginError::Invalid) => {
+            let mut r = crate::http::response::error(
+                &Error::Unauthorized("the session has ended: sign in".into()),
+                false,
+            );
+            set_cookie(&mut r, "", 0, secure);
+            Ok(r)
+        }
+        Err(e) => Err(refused(e)),
+    }
+}
+
+/// `DELETE /api/v1/auth/session`: sign out; the session ends at once and the cookie is cleared.
+pub(crate) async fn session_logout(ctx: Ctx<'_>) -> Result<Response<Body>, Error> {
+    same_origin_script(&ctx)?;
+    let (ctl, secure) = (ctx.ctl, over_https(&ctx));
+    if let Some(token) = session_cookie(&ctx) {
+        ctl.accounts.end_session(&token).await?;
+    }
+    let mut r = json(&j!({ "success": true }));
+    set_cookie(&mut r, "", 0, secure);
+    Ok(r)
+}
+
 /// The logged-in user behind the request (a JWT, not an API key), and its session.
 async fn me_of(ctx: &Ctx<'_>) -> Result<(UserRecord, String), Error> {
     let token = crate::http::request::presented_key(ctx.req.headers())

@@ -272,6 +272,9 @@ pub enum Op {
     Download,
     FileOps,
     Gallery,
+    SessionLogin,
+    SessionRefresh,
+    SessionLogout,
 }
 
 impl Op {
@@ -337,7 +340,11 @@ impl Op {
             | Self::ChangePassword
             | Self::Register
             // The public gallery: public images of `ui.gallery_tenant`, no key.
-            | Self::Gallery => None,
+            | Self::Gallery
+            // The browser session: a password or the session cookie.
+            | Self::SessionLogin
+            | Self::SessionRefresh
+            | Self::SessionLogout => None,
             Self::ListImages
             | Self::GetImage
             | Self::Tags
@@ -643,6 +650,9 @@ async fn dispatch(
         Op::Download => downloads::download(ctx).await,
         Op::FileOps => library::ops(ctx).await,
         Op::Gallery => misc::gallery(&ctx).await,
+        Op::SessionLogin => auth::session_login(ctx).await,
+        Op::SessionRefresh => auth::session_refresh(ctx).await,
+        Op::SessionLogout => auth::session_logout(ctx).await,
         Op::CreateTag => tags::create(ctx).await,
         Op::PatchTag => tags::patch(ctx, &param).await,
         Op::DeleteTag => tags::delete(&ctx, &param).await,

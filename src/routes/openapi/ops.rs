@@ -114,6 +114,34 @@ const FIT: Param = Param {
 /// The documentation of `op`.
 pub fn doc(op: Op) -> OpDoc {
     match op {
+        Op::SessionLogin => OpDoc {
+            summary: "Sign in for a browser: the access token in the answer, the refresh token \
+                      in an HttpOnly, SameSite=Strict cookie (`refract_session`). Needs the \
+                      `X-Requested-With` header.",
+            tag: "auth",
+            query: &[],
+            body: Some(("application/json", "Login")),
+            ok: (200, "application/json", "SessionTokens"),
+            errors: &[413],
+        },
+        Op::SessionRefresh => OpDoc {
+            summary: "A new access token from the session cookie (which rotates). Needs the \
+                      `X-Requested-With` header.",
+            tag: "auth",
+            query: &[],
+            body: None,
+            ok: (200, "application/json", "SessionTokens"),
+            errors: &[],
+        },
+        Op::SessionLogout => OpDoc {
+            summary: "Sign out of the browser session; the cookie is cleared. Needs the \
+                      `X-Requested-With` header.",
+            tag: "auth",
+            query: &[],
+            body: None,
+            ok: (200, "application/json", "Success"),
+            errors: &[],
+        },
         Op::Gallery => OpDoc {
             summary: "The public gallery: public images of `ui.gallery_tenant`, newest first, \
                       no key needed.",
