@@ -221,7 +221,7 @@ pub async fn build(config: &Config) -> Result<Built, String> {
             delivery.clone(),
             control,
             requests,
-            config.ui.enabled,
+            config.ui.clone(),
         )),
         delivery,
         library,

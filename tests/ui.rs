@@ -205,3 +205,127 @@ async fn the_public_gallery_in_a_real_browser() {
         );
     }
 }
+
+const PARAMETERS: &str =
+    "a castle on a hill\nNegative prompt: blurry\nSteps: 30, Sampler: Euler a, \
+    CFG scale: 7, Seed: 4242, Size: 800x600, Model: dreamshaper_8";
+
+/// Sign in, browse, filter with NOT, read a prompt in the viewer, sign out: in Chromium, with
+/// axe-core on every page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_browse_filter_and_view_in_a_real_browser() {
+    let s = start_api(|c| {
+        c.accounts.admin_email = Some("admin@example.com".into());
+        c.accounts.admin_password = Some(refract::util::secret::Secret(
+            "a long admin password".into(),
+        ));
+    });
+    let api = Api::admin(&s);
+    let dice = fixture("dice-800x600-alpha.png");
+    api.upload_one(
+        "castle.png",
+        &common::api::png_with_text(&dice, "parameters", PARAMETERS),
+        &[("tags", "castle")],
+    )
+    .await;
+    api.upload_one(
+        "cat.jpg",
+        &fixture("rocket-640x427-adobergb.jpg"),
+        &[("tags", "cat,night"), ("description", "A cat")],
+    )
+    .await;
+    api.upload_one(
+        "flower.webp",
+        &fixture("flower-480x360-exif.webp"),
+        &[("description", "A flower")],
+    )
+    .await;
+    // `/` leads to the interface.
+    let r = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(s.url("/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status().as_u16(), common::header(r.headers(), "location")),
+        (302, Some("/ui/"))
+    );
+
+    let shots = concat!(env!("CARGO_MANIFEST_DIR"), "/target/ui-screenshots");
+    std::fs::create_dir_all(shots).unwrap();
+    let out = Command::new("node")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/support/app_page.mjs"
+        ))
+        .args([&s.base, shots, "admin@example.com", "a long admin password"])
+        .env("EXPECT_ITEMS", "3")
+        .env("EXPECT_WITHOUT_CAT", "2")
+        .output()
+        .expect("node");
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "app page: {said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_str(said.trim()).unwrap();
+    assert_eq!(r["wrong_password"], "invalid email or password", "{r}");
+    assert_eq!(r["who"], "admin@example.com");
+    assert_eq!(r["all"].as_array().unwrap().len(), 3, "{r}");
+    let without: Vec<&str> = r["without_cat"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        !without.contains(&"A cat") && without.contains(&"A flower"),
+        "{without:?}"
+    );
+    assert_eq!(
+        r["cookie_visible_to_script"], "",
+        "the session cookie is HttpOnly"
+    );
+    assert_eq!(r["prompt"], "a castle on a hill");
+    assert_eq!(r["negative"], "blurry");
+    let params = r["params"].as_str().unwrap();
+    assert!(
+        params.contains("dreamshaper_8") && params.contains("4242") && params.contains("Euler a"),
+        "{params}"
+    );
+    assert!(
+        r["first"].as_str().unwrap().ends_with("1 / 3")
+            && r["second"].as_str().unwrap().ends_with("2 / 3"),
+        "{r}"
+    );
+    assert_eq!(r["signed_out"], true);
+    let requests: Vec<&str> = r["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        requests
+            .iter()
+            .all(|u| u.starts_with(&s.base) || u.starts_with("data:")),
+        "{requests:?}"
+    );
+    // The only console errors allowed: the expected 401s (wrong password, no session yet).
+    for e in r["console_errors"].as_array().unwrap() {
+        assert!(e.as_str().unwrap().contains("401"), "{e}");
+    }
+    for (page, violations) in r["axe"].as_object().unwrap() {
+        let bad: Vec<&Value> = violations
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|v| matches!(v["impact"].as_str(), Some("serious" | "critical")))
+            .collect();
+        assert!(bad.is_empty(), "axe on {page}: {bad:?}");
+    }
+}

@@ -76,8 +76,10 @@ impl Default for RandomConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct UiConfig {
-    /// Serve the web pages (`/gallery`).
+    /// Serve the web pages (`/ui/`, `/ui/login`, `/gallery`).
     pub enabled: bool,
+    /// `/` redirects to `/ui/`.
+    pub root_redirect: bool,
     /// The tenant whose public images `/gallery` (and `GET /api/v1/gallery`) shows.
     pub gallery_tenant: String,
 }
@@ -86,6 +88,7 @@ impl Default for UiConfig {
     fn default() -> Self {
         Self {
             enabled: true,
+            root_redirect: true,
             gallery_tenant: "default".into(),
         }
     }

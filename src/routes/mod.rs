@@ -44,8 +44,10 @@ pub enum Route<'a> {
     OpenApi,
     Docs,
     DocsScript,
-    /// A page or file of the web interface (`/gallery`, `/ui/assets/…`).
+    /// A page or file of the web interface (`/gallery`, `/ui/`, `/ui/assets/…`).
     Ui,
+    /// `/` and `/ui`: to `/ui/`.
+    UiHome,
     /// `/api/...`: an API operation and its path parameter, or why there is none (answered by
     /// the control plane, with its rate-limit headers).
     Api(Result<(Op, &'a str), Error>),
@@ -64,6 +66,7 @@ pub fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, Error> {
         "/openapi.json" => Route::OpenApi,
         "/docs" | "/docs/" => Route::Docs,
         "/docs/rapidoc-min.js" => Route::DocsScript,
+        "/" | "/ui" => Route::UiHome,
         p if ui::is_ui_path(p) => Route::Ui,
         p => match (
             p.strip_prefix("/img/"),
@@ -293,8 +296,8 @@ pub struct Routes {
     delivery: Arc<Delivery>,
     control: Arc<Control>,
     requests: Arc<AtomicU64>,
-    /// `[ui] enabled`.
-    ui_enabled: bool,
+    /// `[ui]`.
+    ui: control::UiConfig,
 }
 
 impl Routes {
@@ -303,13 +306,13 @@ impl Routes {
         delivery: Arc<Delivery>,
         control: Arc<Control>,
         requests: Arc<AtomicU64>,
-        ui_enabled: bool,
+        ui: control::UiConfig,
     ) -> Self {
         Self {
             delivery,
             control,
             requests,
-            ui_enabled,
+            ui,
         }
     }
 
@@ -375,8 +378,15 @@ impl Routes {
                 openapi::DOCS_HTML.as_bytes(),
                 "no-cache",
             )),
+            Route::UiHome => {
+                let home = uri.path() == "/ui" || self.ui.root_redirect;
+                if !self.ui.enabled || !home {
+                    return Err(Error::NotFound("no such route".into()));
+                }
+                Ok(response::redirect("/ui/"))
+            }
             Route::Ui => {
-                if !self.ui_enabled {
+                if !self.ui.enabled {
                     return Err(Error::NotFound(
                         "the web interface is off ([ui] enabled)".into(),
                     ));

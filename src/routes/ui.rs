@@ -11,37 +11,38 @@ use http::Response;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-/// `(name, content type, bytes)` of every file.
+/// One file of `assets/ui/`: `(name, content type, bytes)`.
+macro_rules! file {
+    ($name:literal, $ct:literal) => {
+        (
+            $name,
+            $ct,
+            include_bytes!(concat!("../../assets/ui/", $name)) as &[u8],
+        )
+    };
+}
+
+/// Every file.
 const FILES: &[(&str, &str, &[u8])] = &[
-    (
-        "gallery.html",
-        "text/html; charset=utf-8",
-        include_bytes!("../../assets/ui/gallery.html"),
-    ),
-    (
-        "gallery.js",
-        "text/javascript; charset=utf-8",
-        include_bytes!("../../assets/ui/gallery.js"),
-    ),
-    (
-        "thumbhash.js",
-        "text/javascript; charset=utf-8",
-        include_bytes!("../../assets/ui/thumbhash.js"),
-    ),
-    (
-        "ui.css",
-        "text/css; charset=utf-8",
-        include_bytes!("../../assets/ui/ui.css"),
-    ),
-    (
-        "LICENSE-thumbhash.txt",
-        "text/plain; charset=utf-8",
-        include_bytes!("../../assets/ui/LICENSE-thumbhash.txt"),
-    ),
+    file!("gallery.html", "text/html; charset=utf-8"),
+    file!("app.html", "text/html; charset=utf-8"),
+    file!("login.html", "text/html; charset=utf-8"),
+    file!("gallery.js", "text/javascript; charset=utf-8"),
+    file!("app.js", "text/javascript; charset=utf-8"),
+    file!("login.js", "text/javascript; charset=utf-8"),
+    file!("grid.js", "text/javascript; charset=utf-8"),
+    file!("session.js", "text/javascript; charset=utf-8"),
+    file!("thumbhash.js", "text/javascript; charset=utf-8"),
+    file!("ui.css", "text/css; charset=utf-8"),
+    file!("LICENSE-thumbhash.txt", "text/plain; charset=utf-8"),
 ];
 
 /// Pages: path → file.
-const PAGES: &[(&str, &str)] = &[("/gallery", "gallery.html")];
+const PAGES: &[(&str, &str)] = &[
+    ("/gallery", "gallery.html"),
+    ("/ui/", "app.html"),
+    ("/ui/login", "login.html"),
+];
 
 struct File {
     content_type: &'static str,

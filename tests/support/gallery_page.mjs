@@ -39,6 +39,7 @@ try {
       placeholders: [...document.querySelectorAll('#grid .frame')].filter((f) => f.style.backgroundImage.startsWith('url("data:image/png')).length,
     };
   }));
+  await page.waitForTimeout(400);
   await page.screenshot({ path: `${shots}/gallery-desktop.png` });
   // The viewer, by keyboard only.
   await page.keyboard.press('Tab');
