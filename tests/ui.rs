@@ -264,6 +264,14 @@ async fn sign_in_browse_filter_and_view_in_a_real_browser() {
         .args([&s.base, shots, "admin@example.com", "a long admin password"])
         .env("EXPECT_ITEMS", "3")
         .env("EXPECT_WITHOUT_CAT", "2")
+        .env(
+            "UPLOAD_FILES",
+            format!(
+                "{}/grey-2560x1600-gray.jpg,{}/cmyk-100x100.jpg",
+                common::FIXTURES,
+                common::FIXTURES
+            ),
+        )
         .output()
         .expect("node");
     let said = String::from_utf8_lossy(&out.stdout).to_string();
@@ -303,6 +311,16 @@ async fn sign_in_browse_filter_and_view_in_a_real_browser() {
         "{r}"
     );
     assert_eq!(r["signed_out"], true);
+    // Dropped files: two stored (with the batch's tag), the corrupt one refused with the API's
+    // own message, alone.
+    let up = &r["upload"];
+    assert_eq!(up["overall"], "2 of 3 uploaded, 1 refused", "{up}");
+    let rows = up["rows"].as_array().unwrap();
+    assert_eq!(rows.iter().filter(|r| r["cls"] == "ok").count(), 2, "{up}");
+    let bad = rows.iter().find(|r| r["name"] == "broken.png").unwrap();
+    assert_eq!(bad["cls"], "failed");
+    assert!(bad["state"].as_str().unwrap().contains("broken.png"), "{bad}");
+    assert_eq!(api.ids("tag=dropped").await.len(), 2);
     let requests: Vec<&str> = r["requests"]
         .as_array()
         .unwrap()
@@ -315,9 +333,11 @@ async fn sign_in_browse_filter_and_view_in_a_real_browser() {
             .all(|u| u.starts_with(&s.base) || u.starts_with("data:")),
         "{requests:?}"
     );
-    // The only console errors allowed: the expected 401s (wrong password, no session yet).
+    // The only console errors allowed: the expected 401s (wrong password, no session yet) and
+    // the corrupt upload's 415.
     for e in r["console_errors"].as_array().unwrap() {
-        assert!(e.as_str().unwrap().contains("401"), "{e}");
+        let e = e.as_str().unwrap();
+        assert!(e.contains("401") || e.contains("415"), "{e}");
     }
     for (page, violations) in r["axe"].as_object().unwrap() {
         let bad: Vec<&Value> = violations

@@ -2,7 +2,7 @@
 // (all of / any of / none of), sorted, paged by cursor; the viewer's panel shows the tags, the
 // generation info (prompt, negative prompt, parameters, each with a copy button) and the EXIF.
 // Signed in through the browser session; public API only.
-import { api, refresh, signOut } from './session.js';
+import { api, currentToken, refresh, signOut } from './session.js';
 import { createGrid, createViewer } from './grid.js';
 
 const $ = (id) => document.getElementById(id);
@@ -93,6 +93,82 @@ $('filters').addEventListener('submit', (e) => {
   query.set('sort', $('sort').value);
   grid.reset();
 });
+// Uploads: one request per file (so one bad file fails alone), with a progress bar each and
+// overall, the batch's tags and privacy, and the API's own message for a refused file.
+const queue = $('queue');
+const overall = $('overall');
+$('upload-open').addEventListener('click', () => {
+  $('upload').hidden = !$('upload').hidden;
+  if (!$('upload').hidden) $('files').focus();
+});
+function uploadOne(file, progress) {
+  return new Promise((resolve) => {
+    const form = new FormData();
+    form.append('file', file, file.name);
+    const tags = $('up-tags').value.split(',').map((t) => t.trim()).filter(Boolean).join(',');
+    if (tags) form.append('tags', tags);
+    if ($('up-private').checked) form.append('is_private', 'true');
+    const send = (tokenRetry) => {
+      const xhr = new XMLHttpRequest();
+      xhr.open('POST', '/api/v1/images');
+      xhr.setRequestHeader('Authorization', `Bearer ${currentToken()}`);
+      xhr.upload.addEventListener('progress', (e) => { if (e.lengthComputable) progress(e.loaded / e.total); });
+      xhr.addEventListener('load', async () => {
+        if (xhr.status === 401 && tokenRetry && (await refresh())) { send(false); return; }
+        let body = {};
+        try { body = JSON.parse(xhr.responseText); } catch (_) { /* not JSON */ }
+        resolve(xhr.status === 201 ? { ok: true } : { ok: false, message: body.error ? body.error.message : `HTTP ${xhr.status}` });
+      });
+      xhr.addEventListener('error', () => resolve({ ok: false, message: 'the connection failed' }));
+      xhr.send(form);
+    };
+    send(true);
+  });
+}
+async function upload(files) {
+  $('upload').hidden = false;
+  const rows = [...files].map((file) => {
+    const li = el('li');
+    const name = el('span', file.name, 'name');
+    const bar = el('progress');
+    bar.max = 1;
+    bar.value = 0;
+    bar.setAttribute('aria-label', `Upload of ${file.name}`);
+    const state = el('span', 'waiting', 'state');
+    li.append(name, bar, state);
+    queue.append(li);
+    return { file, bar, state, li };
+  });
+  let done = 0;
+  let failed = 0;
+  const total = rows.length;
+  overall.textContent = `0 of ${total} uploaded`;
+  // Two at a time.
+  const work = rows.slice();
+  await Promise.all([0, 1].map(async () => {
+    while (work.length) {
+      const r = work.shift();
+      r.state.textContent = 'uploading';
+      const res = await uploadOne(r.file, (f) => { r.bar.value = f; });
+      r.bar.value = 1;
+      if (res.ok) { done += 1; r.state.textContent = 'done'; r.li.className = 'ok'; }
+      else { failed += 1; r.state.textContent = res.message; r.li.className = 'failed'; }
+      overall.textContent = `${done} of ${total} uploaded${failed ? `, ${failed} refused` : ''}`;
+    }
+  }));
+  grid.reset();
+}
+$('files').addEventListener('change', (e) => { upload(e.target.files); e.target.value = ''; });
+for (const target of [document.body]) {
+  target.addEventListener('dragover', (e) => { e.preventDefault(); $('drop').classList.add('over'); });
+  target.addEventListener('dragleave', () => $('drop').classList.remove('over'));
+  target.addEventListener('drop', (e) => {
+    e.preventDefault();
+    $('drop').classList.remove('over');
+    if (e.dataTransfer && e.dataTransfer.files.length) upload(e.dataTransfer.files);
+  });
+}
+
 $('signout').addEventListener('click', async () => {
   await signOut();
   window.location.replace('/ui/login');

@@ -22,6 +22,9 @@ async function refreshOnce() {
   return body.user;
 }
 
+/** The access token, for requests `api()` cannot make (uploads with progress). */
+export const currentToken = () => token;
+
 export async function signIn(email, password) {
   const r = await fetch('/api/v1/auth/session', {
     method: 'POST',

@@ -96,6 +96,36 @@ try {
   report.second = await page.$eval('#viewer-caption', (c) => c.textContent);
   await page.keyboard.press('Escape');
 
+  // Upload by drag and drop: two images and a corrupt one (its own error; the others succeed).
+  const fs = await import('node:fs');
+  const files = (process.env.UPLOAD_FILES || '').split(',').filter(Boolean).map((p) => ({
+    name: p.split('/').pop(), b64: fs.readFileSync(p).toString('base64') }));
+  files.push({ name: 'broken.png', b64: Buffer.from('\x89PNG\r\n\x1a\nthis is not a png').toString('base64') });
+  await page.click('#upload-open');
+  await page.fill('#up-tags', 'dropped');
+  await page.evaluate((files) => {
+    const dt = new DataTransfer();
+    for (const f of files) {
+      const bytes = Uint8Array.from(atob(f.b64), (c) => c.charCodeAt(0));
+      dt.items.add(new File([bytes], f.name, { type: f.name.endsWith('.png') ? 'image/png' : 'image/jpeg' }));
+    }
+    const drop = document.getElementById('drop');
+    drop.dispatchEvent(new DragEvent('dragover', { dataTransfer: dt, bubbles: true }));
+    drop.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true }));
+  }, files);
+  await page.waitForFunction((n) => {
+    const rows = [...document.querySelectorAll('#queue li')];
+    return rows.length === n && rows.every((li) => li.className === 'ok' || li.className === 'failed');
+  }, files.length);
+  report.upload = await page.evaluate(() => ({
+    overall: document.getElementById('overall').textContent,
+    rows: [...document.querySelectorAll('#queue li')].map((li) => ({ name: li.querySelector('.name').textContent,
+      state: li.querySelector('.state').textContent, cls: li.className })),
+  }));
+  report.items_after_upload = Number(process.env.EXPECT_ITEMS) + files.length - 1;
+  await settled(page, report.items_after_upload);
+  await page.screenshot({ path: `${shots}/app-upload-desktop.png` });
+
   // A phone.
   await page.setViewportSize({ width: 390, height: 844 });
   await page.screenshot({ path: `${shots}/app-phone.png` });
@@ -114,7 +144,8 @@ try {
   await sp.goto(`${base}/ui/login`, { waitUntil: 'load' });
   await axe(sp, 'login');
   await signIn(sp);
-  await settled(sp, Number(process.env.EXPECT_ITEMS));
+  await settled(sp, report.items_after_upload);
+  await sp.click('#upload-open');
   await axe(sp, 'browser');
   await sp.focus('#grid button');
   await sp.keyboard.press('Enter');
