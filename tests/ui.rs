@@ -319,7 +319,10 @@ async fn sign_in_browse_filter_and_view_in_a_real_browser() {
     assert_eq!(rows.iter().filter(|r| r["cls"] == "ok").count(), 2, "{up}");
     let bad = rows.iter().find(|r| r["name"] == "broken.png").unwrap();
     assert_eq!(bad["cls"], "failed");
-    assert!(bad["state"].as_str().unwrap().contains("broken.png"), "{bad}");
+    assert!(
+        bad["state"].as_str().unwrap().contains("broken.png"),
+        "{bad}"
+    );
     assert_eq!(api.ids("tag=dropped").await.len(), 2);
     let requests: Vec<&str> = r["requests"]
         .as_array()
