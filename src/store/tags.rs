@@ -165,10 +165,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        let mut emitted = false;
-        for image in &changed {
-            emitted |= announce_updated(&mut tx, tenant, image, now).await?;
-        }
+        let emitted = announce_all(&mut tx, tenant, &changed, now).await?;
         tx.commit().await?;
         self.announced(emitted);
         Ok(Some(survivor))
@@ -192,10 +189,7 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        let mut emitted = false;
-        for image in &changed {
-            emitted |= announce_updated(&mut tx, tenant, image, now).await?;
-        }
+        let emitted = announce_all(&mut tx, tenant, &changed, now).await?;
         tx.commit().await?;
         self.announced(emitted);
         Ok(true)
@@ -261,14 +255,25 @@ impl Store {
                 changed.push(image.clone());
             }
         }
-        let mut emitted = false;
-        for image in &changed {
-            emitted |= announce_updated(&mut tx, tenant, image, now).await?;
-        }
+        let emitted = announce_all(&mut tx, tenant, &changed, now).await?;
         tx.commit().await?;
         self.announced(emitted);
         Ok(Some(TagBatch::Changed(changed)))
     }
+}
+
+/// Announce `image.updated` for each of `images`; whether any event was written.
+async fn announce_all(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tenant: &str,
+    images: &[String],
+    now: i64,
+) -> Result<bool> {
+    let mut emitted = false;
+    for image in images {
+        emitted |= announce_updated(tx, tenant, image, now).await?;
+    }
+    Ok(emitted)
 }
 
 async fn insert_row(

@@ -487,3 +487,32 @@ async fn serve_files(root: PathBuf, tx: mpsc::Sender<SocketAddr>) {
         });
     }
 }
+
+/// Checks on a browser report (`tests/support/*.mjs`): every request the page made went to
+/// `base` (or was a `data:` URL), and axe-core found no serious or critical violation on any
+/// page scanned (`report["axe"]`: page → violations).
+pub fn assert_browser_report(report: &serde_json::Value, base: &str) {
+    let requests: Vec<&str> = report["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(serde_json::Value::as_str)
+        .collect();
+    assert!(
+        requests
+            .iter()
+            .all(|u| u.starts_with(base) || u.starts_with("data:")),
+        "the page fetched from elsewhere: {requests:?}"
+    );
+    if let Some(axe) = report["axe"].as_object() {
+        for (page, violations) in axe {
+            let bad: Vec<&serde_json::Value> = violations
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|v| matches!(v["impact"].as_str(), Some("serious" | "critical")))
+                .collect();
+            assert!(bad.is_empty(), "axe on {page}: {bad:?}");
+        }
+    }
+}
