@@ -312,3 +312,187 @@ async fn sign_in_browse_filter_and_view_in_a_real_browser() {
         assert!(e.contains("401") || e.contains("415"), "{e}");
     }
 }
+
+/// Batch actions, zoom, sharing (opened without a session, then revoked), albums (filled,
+/// reordered, shared by token, revoked), admin (a key created and revoked; users, tenants,
+/// charts, audit, config), a confirmed delete, an API-key sign-in: in Chromium, axe on each page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn share_albums_admin_and_batch_actions_in_a_real_browser() {
+    let s = start_api(|c| {
+        c.accounts.admin_email = Some("admin@example.com".into());
+        c.accounts.admin_password = Some(refract::util::secret::Secret(
+            "a long admin password".into(),
+        ));
+    });
+    let api = Api::admin(&s);
+    for (name, bytes, fields) in [
+        ("alpha.png", distinct_png(11), vec![("description", "Alpha")]),
+        (
+            "beta.jpg",
+            fixture("rocket-640x427-adobergb.jpg"),
+            vec![("description", "Beta")],
+        ),
+        (
+            "gamma.png",
+            distinct_png(12),
+            vec![("description", "Gamma"), ("is_private", "true")],
+        ),
+        (
+            "delta.jpg",
+            fixture("grey-2560x1600-gray.jpg"),
+            vec![("description", "Delta")],
+        ),
+    ] {
+        api.upload_one(name, &bytes, &fields).await;
+    }
+    let (_, read_key) = api.create_key("default", &["read"]).await;
+
+    let shots = concat!(env!("CARGO_MANIFEST_DIR"), "/target/ui-screenshots");
+    std::fs::create_dir_all(shots).unwrap();
+    let out = Command::new("node")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/support/manage_page.mjs"
+        ))
+        .args([
+            &s.base,
+            shots,
+            "admin@example.com",
+            "a long admin password",
+            &read_key,
+        ])
+        .env("EXPECT_ITEMS", "4")
+        .output()
+        .expect("node");
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "pages: {said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_str(said.trim()).unwrap();
+    assert!(r.get("error").is_none(), "{}", r["error"]);
+
+    // The private image's thumbnail came through the token (an object URL).
+    assert_eq!(r["private_thumbs"], serde_json::json!(["blob:"]), "{r}");
+    // Checkbox, then shift-click: three selected, tagged in one batch.
+    assert_eq!(r["selected"], 3, "{r}");
+    assert_eq!(r["batch_count"], "3 selected");
+    assert_eq!(r["batch_notice"], "Tagged: 3 of 3.");
+    assert_eq!(r["batch_hidden_after"], true);
+    // Zoom loads a larger variant over the screen-sized one; 0 resets.
+    let z = &r["zoom"];
+    assert_eq!(z["zoomed"], true, "{z}");
+    assert!(z["transform"].as_str().unwrap().contains("scale(1.5)"), "{z}");
+    assert_ne!(z["src"], z["before"]);
+    assert_eq!(z["reset"], "");
+    // The share link opens the image without a session, and nothing once revoked.
+    assert!(r["share_url"].as_str().unwrap().contains("/s/"), "{r}");
+    assert_eq!(r["clipboard"], r["share_url"], "the copy button copies it");
+    assert_eq!(r["share_open"]["status"], 200, "{r}");
+    assert!(r["share_open"]["type"]
+        .as_str()
+        .unwrap()
+        .starts_with("image/"));
+    assert!(r["share_open"]["width"].as_u64().unwrap() > 0, "{r}");
+    assert_eq!(r["share_revoked"]["status"], 404, "{r}");
+    // Tags edited inline in the viewer.
+    assert_eq!(r["tags_saved"], "Saved.", "{r}");
+    assert_eq!(api.ids("tag=inline").await.len(), 1);
+    // Three were tagged in the batch (one of them then edited inline, which replaced its tags).
+    assert_eq!(api.ids("tag=batch").await.len(), 2);
+    // The album: reordered, shared by a token that opens the private image too, then revoked.
+    let before = r["album_order_before"].as_array().unwrap();
+    let after = r["album_order_after"].as_array().unwrap();
+    assert_eq!(before.len(), 2);
+    assert_eq!((&before[0], &before[1]), (&after[1], &after[0]), "{r}");
+    assert_eq!(r["shared_album"]["title"], "Trip");
+    let alts: Vec<&str> = r["shared_album"]["alts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(alts.contains(&"Gamma"), "the token opens private images: {alts:?}");
+    assert!(
+        r["shared_album_revoked"]
+            .as_str()
+            .unwrap()
+            .starts_with("This album cannot be shown"),
+        "{r}"
+    );
+    let albums: Value = api.get("/api/v1/albums").await.json();
+    let trip = &albums["albums"][0];
+    assert_eq!(trip["name"], "Trip");
+    let first: Value = api
+        .get(&format!(
+            "/api/v1/albums/{}/images",
+            trip["id"].as_str().unwrap()
+        ))
+        .await
+        .json();
+    assert_eq!(
+        trip["cover_image_id"], first["images"][0]["id"],
+        "the cover set in the page, first in the new order"
+    );
+    // Admin: the key worked until revoked.
+    assert_eq!((&r["key_valid"], &r["key_after_revoke"]), (&200.into(), &401.into()));
+    let admin = &r["admin"];
+    assert!(admin["users"]
+        .as_array()
+        .unwrap()
+        .contains(&"admin@example.com".into()));
+    assert!(admin["tenants"].as_array().unwrap().contains(&"default".into()));
+    assert_eq!(admin["charts"], 3);
+    assert!(admin["bars"].as_u64().unwrap() >= 30, "{admin}");
+    assert!(admin["audit_rows"].as_u64().unwrap() > 0);
+    let config = admin["config"].as_str().unwrap();
+    assert!(config.contains("\"server\""), "{config}");
+    assert!(
+        !config.contains("a long admin password") && !config.contains(&read_key),
+        "no secrets in the page's config"
+    );
+    // The confirmed delete.
+    assert!(r["confirm_text"]
+        .as_str()
+        .unwrap()
+        .starts_with("Delete 1 image?"));
+    assert_eq!(r["after_delete"], 3);
+    assert_eq!(api.ids("").await.len(), 3);
+    // An API key signs in; a read key gets neither uploads, selection nor admin.
+    assert_eq!(r["bad_key"], "invalid or missing API key", "{r}");
+    let k = &r["key_session"];
+    assert!(k["who"].as_str().unwrap().starts_with("API key"), "{k}");
+    assert_eq!(
+        (&k["upload_hidden"], &k["boxes"], &k["admin_link"]),
+        (&true.into(), &0.into(), &false.into()),
+        "{k}"
+    );
+    common::assert_browser_report(&r, &s.base);
+    // The only console errors allowed: the revoked share's and album's 404s, the bad key's
+    // 401, and Chromium's own image document refused its inline style by the image's
+    // `Content-Security-Policy: default-src 'none'` (the image shows regardless: width above).
+    for e in r["console_errors"].as_array().unwrap() {
+        let e = e.as_str().unwrap();
+        assert!(
+            e.contains("404")
+                || e.contains("401")
+                || e.starts_with("Applying inline style violates")
+                    && e.contains("'default-src 'none''"),
+            "{e}"
+        );
+    }
+    for f in [
+        "albums-desktop.png",
+        "albums-phone.png",
+        "admin-desktop.png",
+        "admin-phone.png",
+        "shared-album-desktop.png",
+        "viewer-share-desktop.png",
+    ] {
+        assert!(
+            std::fs::metadata(format!("{shots}/{f}")).unwrap().len() > 1000,
+            "{f}"
+        );
+    }
+}

@@ -1,6 +1,6 @@
 // The sign-in page: a password for the browser session (the refresh token goes into an
 // HttpOnly cookie), then the browser.
-import { refresh, signIn } from './session.js';
+import { refresh, signIn, signInWithKey } from './session.js';
 
 const form = document.getElementById('form');
 const error = document.getElementById('error');
@@ -18,5 +18,16 @@ form.addEventListener('submit', async (e) => {
     form.password.focus();
   } finally {
     document.getElementById('submit').disabled = false;
+  }
+});
+document.getElementById('key-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const err = document.getElementById('key-error');
+  err.textContent = '';
+  try {
+    await signInWithKey(document.getElementById('api-key').value);
+    window.location.replace('/ui/');
+  } catch (x) {
+    err.textContent = x.message;
   }
 });

@@ -14,7 +14,31 @@ export function refresh() {
   return inflight;
 }
 
+// A headless setup signs in with an API key instead: it is kept in this tab's sessionStorage
+// (gone when the tab closes; never in a cookie, so no other request carries it) and sent as
+// the bearer token.
+const KEY = 'refract-api-key';
+
+async function withKey(key) {
+  const r = await fetch('/api/v1/keys/validate', { method: 'POST', headers: { Authorization: `Bearer ${key}` } });
+  const body = await r.json().catch(() => ({}));
+  if (!r.ok || !body.valid) throw new Error(body.error ? body.error.message : 'this key is not valid');
+  token = key;
+  return { email: `API key ${body.key_id}`, role: 'key', tenant: body.tenant, scopes: body.scopes };
+}
+
+/** Sign in with an API key (kept for this tab only). */
+export async function signInWithKey(key) {
+  const user = await withKey(key.trim());
+  sessionStorage.setItem(KEY, key.trim());
+  return user;
+}
+
 async function refreshOnce() {
+  const key = sessionStorage.getItem(KEY);
+  if (key) {
+    try { return await withKey(key); } catch (_) { sessionStorage.removeItem(KEY); return false; }
+  }
   const r = await fetch('/api/v1/auth/session/refresh', { method: 'POST', headers: HEADERS, credentials: 'same-origin' });
   if (!r.ok) return false;
   const body = await r.json();
@@ -39,25 +63,35 @@ export async function signIn(email, password) {
 }
 
 export async function signOut() {
+  sessionStorage.removeItem(KEY);
   await fetch('/api/v1/auth/session', { method: 'DELETE', headers: HEADERS, credentials: 'same-origin' });
   token = null;
 }
 
-/** `fetch` of an API path with the access token; JSON in and out; errors carry the API's
- * message. */
-export async function api(path, { method = 'GET', body } = {}) {
+/** `fetch` with the access token (refreshed once on a 401); the Response as it came. */
+export async function authFetch(path, { method = 'GET', body, headers = {} } = {}) {
+  let r;
   for (let attempt = 0; attempt < 2; attempt += 1) {
-    const headers = { Authorization: `Bearer ${token}` };
-    if (body !== undefined) headers['Content-Type'] = 'application/json';
-    const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-    if (r.status === 401 && attempt === 0 && (await refresh())) continue;
-    const data = await r.json().catch(() => ({}));
-    if (!r.ok) {
-      const e = new Error(data.error ? data.error.message : `HTTP ${r.status}`);
-      e.status = r.status;
-      throw e;
-    }
-    return data;
+    const h = { ...headers, Authorization: `Bearer ${token}` };
+    if (body !== undefined) h['Content-Type'] = 'application/json';
+    r = await fetch(path, { method, headers: h, body: body === undefined ? undefined : JSON.stringify(body) });
+    if (r.status === 401 && attempt === 0 && !sessionStorage.getItem(KEY) && (await refresh())) continue;
+    break;
   }
-  throw new Error('signed out');
+  return r;
+}
+
+/** The API's error message of a failed Response. */
+export async function failure(r) {
+  const data = await r.json().catch(() => ({}));
+  const e = new Error(data.error ? data.error.message : `HTTP ${r.status}`);
+  e.status = r.status;
+  return e;
+}
+
+/** An API call with the access token; JSON in and out; errors carry the API's message. */
+export async function api(path, { method = 'GET', body } = {}) {
+  const r = await authFetch(path, { method, body });
+  if (!r.ok) throw await failure(r);
+  return r.json().catch(() => ({}));
 }

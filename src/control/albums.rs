@@ -290,6 +290,20 @@ pub async fn remove_images(ctx: Ctx<'_>, id: &str) -> Result<Response<Body>, Err
     answer(ctl, &p.tenant, id).await
 }
 
+/// `PUT /api/v1/albums/{id}/images`: reorder: these images first, in this order, the others
+/// after them as they were (all or nothing: ids not in the album → 404 naming them).
+pub async fn order_images(ctx: Ctx<'_>, id: &str) -> Result<Response<Body>, Error> {
+    let p = ctx.principal()?.clone();
+    let ctl = ctx.ctl;
+    owned(ctl, &p.tenant, id).await?;
+    let ids = members(ctx).await?;
+    ctl.store
+        .order_album(id, &ids, now_ms())
+        .await?
+        .map_err(missing)?;
+    answer(ctl, &p.tenant, id).await
+}
+
 /// `GET /api/v1/albums/{id}/images`: in album order, paged.
 pub async fn images(ctx: &Ctx<'_>, id: &str) -> Result<Response<Body>, Error> {
     let tenant = reader(ctx, id).await?;

@@ -17,6 +17,7 @@ mod misc;
 mod shares;
 mod tags;
 mod tenants;
+mod users;
 mod view;
 pub mod webhooks;
 
@@ -228,6 +229,7 @@ pub enum Op {
     AlbumImages,
     AddAlbumImages,
     RemoveAlbumImages,
+    OrderAlbumImages,
     ListAlbumTokens,
     CreateAlbumToken,
     /// Its parameter is `{album}/tokens/{token}`.
@@ -259,6 +261,9 @@ pub enum Op {
     Register,
     Audit,
     ListTenants,
+    ListUsers,
+    /// Its parameter is the user's id.
+    PatchUser,
     CreateTenant,
     GetTenant,
     PatchTenant,
@@ -300,6 +305,7 @@ impl Op {
             | Self::AlbumImages
             | Self::AddAlbumImages
             | Self::RemoveAlbumImages
+            | Self::OrderAlbumImages
             | Self::ListAlbumTokens
             | Self::CreateAlbumToken
             | Self::DeleteAlbumToken
@@ -365,6 +371,7 @@ impl Op {
             | Self::DeleteAlbum
             | Self::AddAlbumImages
             | Self::RemoveAlbumImages
+            | Self::OrderAlbumImages
             | Self::CreateAlbumToken
             | Self::DeleteAlbumToken
             | Self::CreateShare
@@ -396,6 +403,8 @@ impl Op {
             | Self::Redeliver
             | Self::Audit
             | Self::ListTenants
+            | Self::ListUsers
+            | Self::PatchUser
             | Self::CreateTenant
             | Self::GetTenant
             | Self::PatchTenant
@@ -561,6 +570,7 @@ async fn act_as(
                 | Op::AlbumImages
                 | Op::AddAlbumImages
                 | Op::RemoveAlbumImages
+                | Op::OrderAlbumImages
                 | Op::ListAlbumTokens
                 | Op::CreateAlbumToken
                 | Op::DeleteAlbumToken => ctl.store.album_tenant(id).await?,
@@ -622,6 +632,9 @@ async fn dispatch(
         Op::AlbumImages => albums::images(&ctx, &param).await,
         Op::AddAlbumImages => albums::add_images(ctx, &param).await,
         Op::RemoveAlbumImages => albums::remove_images(ctx, &param).await,
+        Op::OrderAlbumImages => albums::order_images(ctx, &param).await,
+        Op::ListUsers => users::list(&ctx).await,
+        Op::PatchUser => users::patch(ctx, &param).await,
         Op::ListAlbumTokens => albums::tokens(&ctx, &param).await,
         Op::CreateAlbumToken => albums::create_token(ctx, &param).await,
         Op::GetAvatar => avatars::get(&ctx, &param).await,

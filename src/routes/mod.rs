@@ -116,6 +116,8 @@ pub const API: &[ApiRoute] = &[
     r("GET", "/avatars/{user_id}", Op::GetAvatar),
     r("PUT", "/avatars/{user_id}", Op::PutAvatar),
     r("DELETE", "/avatars/{user_id}", Op::DeleteAvatar),
+    r("GET", "/users", Op::ListUsers),
+    r("PATCH", "/users/{id}", Op::PatchUser),
     r("GET", "/tenants", Op::ListTenants),
     r("POST", "/tenants", Op::CreateTenant),
     r("GET", "/tenants/{tenant}", Op::GetTenant),
@@ -146,6 +148,7 @@ pub const API: &[ApiRoute] = &[
     r("GET", "/albums/{id}/images", Op::AlbumImages),
     r("POST", "/albums/{id}/images", Op::AddAlbumImages),
     r("DELETE", "/albums/{id}/images", Op::RemoveAlbumImages),
+    r("PUT", "/albums/{id}/images", Op::OrderAlbumImages),
     r("GET", "/albums/{id}/tokens", Op::ListAlbumTokens),
     r("POST", "/albums/{id}/tokens", Op::CreateAlbumToken),
     r(

@@ -27,6 +27,13 @@ const FILES: &[(&str, &str, &[u8])] = &[
     file!("gallery.html", "text/html; charset=utf-8"),
     file!("app.html", "text/html; charset=utf-8"),
     file!("login.html", "text/html; charset=utf-8"),
+    file!("albums.html", "text/html; charset=utf-8"),
+    file!("admin.html", "text/html; charset=utf-8"),
+    file!("shared.html", "text/html; charset=utf-8"),
+    file!("albums.js", "text/javascript; charset=utf-8"),
+    file!("admin.js", "text/javascript; charset=utf-8"),
+    file!("shared.js", "text/javascript; charset=utf-8"),
+    file!("dom.js", "text/javascript; charset=utf-8"),
     file!("gallery.js", "text/javascript; charset=utf-8"),
     file!("app.js", "text/javascript; charset=utf-8"),
     file!("login.js", "text/javascript; charset=utf-8"),
@@ -42,6 +49,9 @@ const PAGES: &[(&str, &str)] = &[
     ("/gallery", "gallery.html"),
     ("/ui/", "app.html"),
     ("/ui/login", "login.html"),
+    ("/ui/albums", "albums.html"),
+    ("/ui/admin", "admin.html"),
+    ("/ui/shared", "shared.html"),
 ];
 
 struct File {

@@ -281,6 +281,47 @@ impl Store {
         Ok(Ok(()))
     }
 
+    /// Put `ids` first, in that order, and the album's other images after them in their
+    /// present order. All or nothing: ids not in the album change nothing.
+    pub async fn order_album(
+        &self,
+        album: &str,
+        ids: &[String],
+        now: i64,
+    ) -> Result<std::result::Result<(), Missing>> {
+        let _w = self.write.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let present = column(
+            sqlx::query(
+                "SELECT image_id FROM album_images WHERE album_id = $1 ORDER BY position, image_id",
+            )
+            .bind(album)
+            .fetch_all(&mut *tx)
+            .await?,
+            "image_id",
+        )?;
+        let missing = absent(ids, &present);
+        if !missing.is_empty() {
+            return Ok(Err(Missing(missing)));
+        }
+        let first: std::collections::HashSet<&String> = ids.iter().collect();
+        let order = ids
+            .iter()
+            .chain(present.iter().filter(|i| !first.contains(i)));
+        for (pos, id) in (1_i64..).zip(order) {
+            sqlx::query("UPDATE album_images SET position = $1 WHERE album_id = $2 AND image_id = $3")
+                .bind(pos)
+                .bind(album)
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        let emitted = touch(&mut tx, album, now).await?;
+        tx.commit().await?;
+        self.announced(emitted);
+        Ok(Ok(()))
+    }
+
     /// A page of an album's live images in album order, and how many it has.
     pub async fn album_images(
         &self,

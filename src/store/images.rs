@@ -513,8 +513,11 @@ impl Store {
         for r in rows {
             let n: i64 = r.try_get("n")?;
             st.images += n;
-            st.bytes += r.try_get::<i64, _>("b")?;
-            st.by_format.insert(r.try_get("format")?, n);
+            let b: i64 = r.try_get("b")?;
+            let format: String = r.try_get("format")?;
+            st.bytes += b;
+            st.bytes_by_format.insert(format.clone(), b);
+            st.by_format.insert(format, n);
         }
         let mut tags = self.tag_counts(tenant, now).await?;
         st.tags = tags.len() as i64;

@@ -283,6 +283,8 @@ pub struct Stats {
     pub images: i64,
     pub bytes: i64,
     pub by_format: BTreeMap<String, i64>,
+    /// Bytes stored, by format.
+    pub bytes_by_format: BTreeMap<String, i64>,
     pub tags: i64,
     /// The last 30 days (UTC, oldest first, today included): images uploaded each day that
     /// are still live.

@@ -269,12 +269,40 @@ impl Store {
         Ok(n > 0)
     }
 
-    /// Disable or enable a user by email (disabling ends every session); false when none.
-    pub async fn set_user_disabled(&self, email: &str, disabled: bool, now: i64) -> Result<bool> {
+    /// Every user (of `tenant`, or all), oldest first.
+    pub async fn list_users(&self, tenant: Option<&str>) -> Result<Vec<UserRecord>> {
+        let rows = match tenant {
+            Some(t) => {
+                sqlx::query(concat!(
+                    "SELECT ",
+                    user_columns!(),
+                    " FROM users WHERE tenant = $1 ORDER BY created_at, id"
+                ))
+                .bind(t)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(concat!(
+                    "SELECT ",
+                    user_columns!(),
+                    " FROM users ORDER BY created_at, id"
+                ))
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        rows.iter().map(user_from_row).collect()
+    }
+
+    /// Disable or enable a user by email or id (disabling ends every session); false when
+    /// none.
+    pub async fn set_user_disabled(&self, who: &str, disabled: bool, now: i64) -> Result<bool> {
         let _w = self.write.lock().await;
         let mut tx = self.pool.begin().await?;
-        let id: Option<String> = sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
-            .bind(email)
+        let id: Option<String> =
+            sqlx::query_scalar("SELECT id FROM users WHERE email = $1 OR id = $1")
+                .bind(who)
             .fetch_optional(&mut *tx)
             .await?;
         let Some(id) = id else {

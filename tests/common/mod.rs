@@ -501,7 +501,7 @@ pub fn assert_browser_report(report: &serde_json::Value, base: &str) {
     assert!(
         requests
             .iter()
-            .all(|u| u.starts_with(base) || u.starts_with("data:")),
+            .all(|u| u.starts_with(base) || u.starts_with("data:") || u.starts_with("blob:")),
         "the page fetched from elsewhere: {requests:?}"
     );
     if let Some(axe) = report["axe"].as_object() {

@@ -629,6 +629,14 @@ pub fn doc(op: Op) -> OpDoc {
             ok: (200, "application/json", "AlbumEnvelope"),
             errors: &[413],
         },
+        Op::OrderAlbumImages => OpDoc {
+            summary: "Reorder an album: these images first, in this order, the others after them as they were (all or nothing).",
+            tag: "albums",
+            query: &[TENANT],
+            body: Some(("application/json", "AlbumImageIds")),
+            ok: (200, "application/json", "AlbumEnvelope"),
+            errors: &[413],
+        },
         Op::ListAlbumTokens => OpDoc {
             summary: "List an album's access tokens (prefixes, never the secrets).",
             tag: "albums",
@@ -915,6 +923,22 @@ pub fn doc(op: Op) -> OpDoc {
             body: None,
             ok: (200, "application/json", "AuditList"),
             errors: &[],
+        },
+        Op::ListUsers => OpDoc {
+            summary: "List the accounts (of the caller's tenant; of every tenant for an admin of tenant default).",
+            tag: "auth",
+            query: &[],
+            body: None,
+            ok: (200, "application/json", "UserList"),
+            errors: &[],
+        },
+        Op::PatchUser => OpDoc {
+            summary: "Disable or enable an account (disabling ends its sessions at once).",
+            tag: "auth",
+            query: &[],
+            body: Some(("application/json", "UserPatch")),
+            ok: (200, "application/json", "UserEnvelope"),
+            errors: &[409, 413],
         },
         Op::ListTenants => OpDoc {
             summary: "List every tenant with its usage.",
