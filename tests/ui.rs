@@ -346,6 +346,17 @@ async fn share_albums_admin_and_batch_actions_in_a_real_browser() {
         api.upload_one(name, &bytes, &fields).await;
     }
     let (_, read_key) = api.create_key("default", &["read"]).await;
+    // One image in a subfolder, for the folder tree.
+    let beta: Value = api.get("/api/v1/images?q=beta.jpg").await.json();
+    let key = beta["images"][0]["key"].as_str().unwrap().to_string();
+    let moved = api
+        .json(
+            "POST",
+            "/api/v1/library/ops",
+            &serde_json::json!({"ops": [{"op": "move", "from": key, "to": "default/trips/"}]}),
+        )
+        .await;
+    assert_eq!(moved.json()["results"][0]["status"], "ok", "{}", moved.text());
 
     let shots = concat!(env!("CARGO_MANIFEST_DIR"), "/target/ui-screenshots");
     std::fs::create_dir_all(shots).unwrap();
@@ -373,6 +384,7 @@ async fn share_albums_admin_and_batch_actions_in_a_real_browser() {
     let r: Value = serde_json::from_str(said.trim()).unwrap();
     assert!(r.get("error").is_none(), "{}", r["error"]);
 
+    assert_eq!(r["folder_items"], serde_json::json!(["Beta"]), "{r}");
     // The private image's thumbnail came through the token (an object URL).
     assert_eq!(r["private_thumbs"], serde_json::json!(["blob:"]), "{r}");
     // Checkbox, then shift-click: three selected, tagged in one batch.

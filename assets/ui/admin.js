@@ -30,6 +30,7 @@ function bars(title, data, fmt = String) {
       return svg('rect', { x: i * bw + 1, y: hgt - bh, width: Math.max(1, bw - 2), height: bh, class: 'bar' },
         svg('title', {}, `${k}: ${fmt(v)}`));
     }),
+    svg('line', { x1: 0, y1: hgt + 0.5, x2: w, y2: hgt + 0.5, class: 'base' }),
     ...(data.length <= 8 ? data.map(([k], i) => {
       const t = svg('text', { x: i * bw + bw / 2, y: hgt + 13, 'text-anchor': 'middle', class: 'axis' });
       t.textContent = k;

@@ -122,7 +122,7 @@ function editPanel(img) {
     h('p', { class: 'inline' }, album, addAlbum), msg);
 }
 
-const EXPIRIES = [['3600', 'an hour'], ['86400', 'a day'], ['604800', 'a week'], ['', 'never']];
+const EXPIRIES = [['3600', '1 hour'], ['86400', '1 day'], ['604800', '1 week'], ['', 'no expiry']];
 
 async function sharePanel(img) {
   const box = $('panel-share');
@@ -130,7 +130,7 @@ async function sharePanel(img) {
   if (!canWrite) return;
   const list = h('ul', { class: 'shares', 'aria-label': 'Share links' });
   const out = h('div', { class: 'share-out' });
-  const expiry = h('select', { id: 'share-expiry' }, EXPIRIES.map(([v, n]) => h('option', { value: v }, `Expires in ${n}`)));
+  const expiry = h('select', { id: 'share-expiry' }, EXPIRIES.map(([v, n]) => h('option', { value: v }, n)));
   expiry.value = '86400';
   const draw = async () => {
     let shares = [];
@@ -152,7 +152,7 @@ async function sharePanel(img) {
       draw();
     } catch (e) { out.replaceChildren(h('p', { class: 'error' }, e.message)); }
   } }, 'Create share link');
-  box.append(h('h3', {}, 'Sharing'), h('p', { class: 'inline' }, h('label', { for: 'share-expiry', class: 'sr-only' }, 'Expiry'), expiry, create), out, list);
+  box.append(h('h3', {}, 'Sharing'), h('p', { class: 'inline' }, h('label', { for: 'share-expiry' }, 'Expires'), expiry, create), out, list);
   draw();
 }
 
@@ -274,7 +274,9 @@ function chooseFolder(path, button) {
 async function loadFolders() {
   let top = [];
   try { top = await folderList(''); } catch (_) { return; }
+  // Uploads alone sit in one folder (the tenant's): a tree only when there is more to it.
   if (!top.length) return;
+  if (top.length === 1 && !(await folderList(top[0].path).catch(() => [])).length) return;
   const all = h('button', { type: 'button', class: 'folder', 'aria-current': 'true', onclick: () => chooseFolder(null, all) }, 'All images');
   $('folders').replaceChildren(h('h2', {}, 'Folders'), all, h('ul', { class: 'tree' }, top.map(folderItem)));
   $('folders').hidden = false;

@@ -77,6 +77,17 @@ try {
   report.private_thumbs = await page.$$eval('#grid li', (lis) => lis.filter((li) => li.querySelector('.badge'))
     .map((li) => li.querySelector('img').src.slice(0, 5)));
 
+  // The folder tree: open a folder, choose a subfolder (its images only), back to all.
+  await page.waitForSelector('#folders:not([hidden]) .twisty');
+  await page.click('#folders .twisty');
+  await page.click('#folders button.folder[data-path$="trips/"]');
+  await settled(page, 1);
+  report.folder_items = (await grid(page)).map((g) => g.alt);
+  await page.screenshot({ path: `${shots}/app-folders-desktop.png` });
+  await page.click('#folders button.folder:not([data-path])');
+  await settled(page, N);
+  step('folders');
+
   // Multi-select: a checkbox, then shift-click a range; batch tags.
   const boxes = await page.$$('#grid input.pick');
   await boxes[0].check();
