@@ -898,3 +898,118 @@ async fn browser_sessions_keep_the_refresh_token_in_a_strict_cookie() {
         "no cookie"
     );
 }
+
+/// `GET /api/v1/users` and `PATCH /api/v1/users/{id}`: an admin of every tenant sees every
+/// account, a tenant's admin only its own; disabling ends the sessions at once and refuses the
+/// password, enabling lets it in again; nobody disables their own account.
+#[tokio::test(flavor = "multi_thread")]
+async fn admins_list_disable_and_enable_users() {
+    let s = server(|c| c.accounts.registration = refract::access::accounts::Registration::Open);
+    let body = json!({"email": "new@example.com", "password": "a fine long password"});
+    let r = anon(&s).json("POST", "/api/v1/auth/register", &body).await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    let (root, _) = tokens(&s, EMAIL, PASSWORD).await;
+    let (member, refresh) = tokens(&s, "new@example.com", "a fine long password").await;
+
+    let all = bearer(&s, &root, "GET", "/api/v1/users", None).await;
+    assert_eq!(all.status, 200, "{}", all.text());
+    let users = all.json()["users"].as_array().unwrap().clone();
+    let emails: Vec<&str> = users.iter().map(|u| u["email"].as_str().unwrap()).collect();
+    assert_eq!(emails, vec!["root@example.com", "new@example.com"]);
+    assert!(users.iter().all(|u| u.get("password_hash").is_none()));
+    let id = |email: &str| {
+        users.iter().find(|u| u["email"] == email).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (root_id, new_id) = (id("root@example.com"), id("new@example.com"));
+
+    // A tenant's admin: its own accounts only; another tenant's is not found; not itself.
+    let own = bearer(&s, &member, "GET", "/api/v1/users", None).await;
+    assert_eq!(own.status, 200, "{}", own.text());
+    assert_eq!(own.json()["users"].as_array().unwrap().len(), 1);
+    let path = |id: &str| format!("/api/v1/users/{id}");
+    let r = bearer(
+        &s,
+        &member,
+        "PATCH",
+        &path(&root_id),
+        Some(json!({"disabled": true})),
+    )
+    .await;
+    assert_eq!(r.status, 404, "{}", r.text());
+    let r = bearer(
+        &s,
+        &member,
+        "PATCH",
+        &path(&new_id),
+        Some(json!({"disabled": true})),
+    )
+    .await;
+    assert_eq!(r.status, 409, "{}", r.text());
+    // Bad bodies.
+    for bad in [
+        json!({"disabled": "yes"}),
+        json!({"disabled": true, "role": "admin"}),
+        json!({}),
+    ] {
+        let r = bearer(&s, &root, "PATCH", &path(&new_id), Some(bad)).await;
+        assert_eq!(r.status, 400, "{}", r.text());
+        assert!(r.json()["error"]["message"].is_string());
+    }
+
+    // Disabled: the session is over and the password no longer works.
+    let r = bearer(
+        &s,
+        &root,
+        "PATCH",
+        &path(&new_id),
+        Some(json!({"disabled": true})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["user"]["disabled"], true);
+    assert_eq!(
+        login(&s, "new@example.com", "a fine long password")
+            .await
+            .status,
+        401
+    );
+    let r = anon(&s)
+        .json(
+            "POST",
+            "/api/v1/auth/refresh",
+            &json!({"refresh_token": refresh}),
+        )
+        .await;
+    assert_eq!(r.status, 401, "{}", r.text());
+    // Enabled again.
+    let r = bearer(
+        &s,
+        &root,
+        "PATCH",
+        &path(&new_id),
+        Some(json!({"disabled": false})),
+    )
+    .await;
+    assert_eq!(r.json()["user"]["disabled"], false);
+    assert_eq!(
+        login(&s, "new@example.com", "a fine long password")
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        bearer(
+            &s,
+            &root,
+            "PATCH",
+            &path("nobody"),
+            Some(json!({"disabled": true}))
+        )
+        .await
+        .status,
+        404
+    );
+}

@@ -71,6 +71,34 @@ async fn albums_crud_membership_and_filters() {
         .get(&format!("/api/v1/albums/{album}/images?page=2&per_page=2"))
         .await;
     assert_eq!(ids_of(&r.json()), [a.as_str()]);
+    // Reordered: the ids given first, the others after them as they were; an id not in the
+    // album changes nothing and is named.
+    let order = |ids: serde_json::Value| {
+        let api = &api;
+        let album = &album;
+        async move {
+            api.json(
+                "PUT",
+                &format!("/api/v1/albums/{album}/images"),
+                &json!({ "image_ids": ids }),
+            )
+            .await
+        }
+    };
+    let r = order(json!([a])).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = api.get(&format!("/api/v1/albums/{album}/images")).await;
+    assert_eq!(ids_of(&r.json()), [a.clone(), c.clone(), b.clone()]);
+    let r = order(json!([b, "nope"])).await;
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert!(r.text().contains("nope"), "{}", r.text());
+    assert_eq!(order(json!([])).await.status, 400);
+    let r = api.get(&format!("/api/v1/albums/{album}/images")).await;
+    assert_eq!(ids_of(&r.json()), [a.clone(), c.clone(), b.clone()]);
+    let r = order(json!([c, b, a])).await;
+    assert_eq!(r.status, 200);
+    let r = api.get(&format!("/api/v1/albums/{album}/images")).await;
+    assert_eq!(ids_of(&r.json()), [c.clone(), b.clone(), a.clone()]);
     // Adding again changes nothing; an unknown id changes nothing and is named.
     let r = api
         .json(

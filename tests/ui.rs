@@ -326,7 +326,11 @@ async fn share_albums_admin_and_batch_actions_in_a_real_browser() {
     });
     let api = Api::admin(&s);
     for (name, bytes, fields) in [
-        ("alpha.png", distinct_png(11), vec![("description", "Alpha")]),
+        (
+            "alpha.png",
+            distinct_png(11),
+            vec![("description", "Alpha")],
+        ),
         (
             "beta.jpg",
             fixture("rocket-640x427-adobergb.jpg"),
@@ -356,7 +360,12 @@ async fn share_albums_admin_and_batch_actions_in_a_real_browser() {
             &serde_json::json!({"ops": [{"op": "move", "from": key, "to": "default/trips/"}]}),
         )
         .await;
-    assert_eq!(moved.json()["results"][0]["status"], "ok", "{}", moved.text());
+    assert_eq!(
+        moved.json()["results"][0]["status"],
+        "ok",
+        "{}",
+        moved.text()
+    );
 
     let shots = concat!(env!("CARGO_MANIFEST_DIR"), "/target/ui-screenshots");
     std::fs::create_dir_all(shots).unwrap();
@@ -395,7 +404,10 @@ async fn share_albums_admin_and_batch_actions_in_a_real_browser() {
     // Zoom loads a larger variant over the screen-sized one; 0 resets.
     let z = &r["zoom"];
     assert_eq!(z["zoomed"], true, "{z}");
-    assert!(z["transform"].as_str().unwrap().contains("scale(1.5)"), "{z}");
+    assert!(
+        z["transform"].as_str().unwrap().contains("scale(1.5)"),
+        "{z}"
+    );
     assert_ne!(z["src"], z["before"]);
     assert_eq!(z["reset"], "");
     // The share link opens the image without a session, and nothing once revoked.
@@ -425,7 +437,10 @@ async fn share_albums_admin_and_batch_actions_in_a_real_browser() {
         .iter()
         .filter_map(Value::as_str)
         .collect();
-    assert!(alts.contains(&"Gamma"), "the token opens private images: {alts:?}");
+    assert!(
+        alts.contains(&"Gamma"),
+        "the token opens private images: {alts:?}"
+    );
     assert!(
         r["shared_album_revoked"]
             .as_str()
@@ -448,13 +463,19 @@ async fn share_albums_admin_and_batch_actions_in_a_real_browser() {
         "the cover set in the page, first in the new order"
     );
     // Admin: the key worked until revoked.
-    assert_eq!((&r["key_valid"], &r["key_after_revoke"]), (&200.into(), &401.into()));
+    assert_eq!(
+        (&r["key_valid"], &r["key_after_revoke"]),
+        (&200.into(), &401.into())
+    );
     let admin = &r["admin"];
     assert!(admin["users"]
         .as_array()
         .unwrap()
         .contains(&"admin@example.com".into()));
-    assert!(admin["tenants"].as_array().unwrap().contains(&"default".into()));
+    assert!(admin["tenants"]
+        .as_array()
+        .unwrap()
+        .contains(&"default".into()));
     assert_eq!(admin["charts"], 3);
     assert!(admin["bars"].as_u64().unwrap() >= 30, "{admin}");
     assert!(admin["audit_rows"].as_u64().unwrap() > 0);

@@ -40,10 +40,14 @@ pub(crate) async fn patch(ctx: Ctx<'_>, id: &str) -> Result<Response<Body>, Erro
         .filter(|u| allowed.as_deref().is_none_or(|t| t == u.tenant))
         .ok_or_else(|| Error::NotFound("no such user".into()))?;
     if ctx.principal()?.key_id.strip_prefix("user:") == Some(user.id.as_str()) {
-        return Err(Error::Conflict("you cannot disable your own account".into()));
+        return Err(Error::Conflict(
+            "you cannot disable your own account".into(),
+        ));
     }
     let b: UserPatch = json_body(ctx.req).await?;
-    store.set_user_disabled(&user.id, b.disabled, now_ms()).await?;
+    store
+        .set_user_disabled(&user.id, b.disabled, now_ms())
+        .await?;
     let user = store
         .user(&user.id)
         .await?

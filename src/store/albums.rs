@@ -309,12 +309,14 @@ impl Store {
             .iter()
             .chain(present.iter().filter(|i| !first.contains(i)));
         for (pos, id) in (1_i64..).zip(order) {
-            sqlx::query("UPDATE album_images SET position = $1 WHERE album_id = $2 AND image_id = $3")
-                .bind(pos)
-                .bind(album)
-                .bind(id.as_str())
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE album_images SET position = $1 WHERE album_id = $2 AND image_id = $3",
+            )
+            .bind(pos)
+            .bind(album)
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
         }
         let emitted = touch(&mut tx, album, now).await?;
         tx.commit().await?;

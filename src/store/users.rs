@@ -303,8 +303,8 @@ impl Store {
         let id: Option<String> =
             sqlx::query_scalar("SELECT id FROM users WHERE email = $1 OR id = $1")
                 .bind(who)
-            .fetch_optional(&mut *tx)
-            .await?;
+                .fetch_optional(&mut *tx)
+                .await?;
         let Some(id) = id else {
             return Ok(false);
         };
