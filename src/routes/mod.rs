@@ -292,6 +292,8 @@ const ALLOWS: &[&str] = &[
     "GET, HEAD, POST, DELETE",
     "PATCH, DELETE",
     "POST, DELETE",
+    "PATCH",
+    "GET, HEAD, POST, PUT, DELETE",
 ];
 
 /// The server's handler: both planes, and the request counter.
