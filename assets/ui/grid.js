@@ -6,8 +6,10 @@ import { thumbHashToDataURL } from './thumbhash.js';
 
 const WIDTHS = [160, 240, 320, 480, 640, 960];
 
-/** `/img/…?w=…` from an image's `/img` path or URL. */
-export const variant = (url, w) => `${url}${url.includes('?') ? '&' : '?'}w=${w}`;
+/** `/img/…?w=…&fm=webp` from an image's `/img` path or URL: WebP, which every browser the
+ * pages support decodes, at a fraction of a PNG's or JPEG's bytes (`fm=auto` keeps the
+ * source's family unless the server negotiates). */
+export const variant = (url, w) => `${url}${url.includes('?') ? '&' : '?'}w=${w}&fm=webp`;
 
 function placeholder(p) {
   if (p && p.thumbhash) {
