@@ -971,7 +971,12 @@ async fn admins_list_disable_and_enable_users() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["user"]["disabled"], true);
     let r = bearer(&s, &member, "GET", "/api/v1/users", None).await;
-    assert_eq!(r.status, 401, "the access token stops at once: {}", r.text());
+    assert_eq!(
+        r.status,
+        401,
+        "the access token stops at once: {}",
+        r.text()
+    );
     assert_eq!(
         login(&s, "new@example.com", "a fine long password")
             .await
