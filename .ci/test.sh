@@ -4,7 +4,8 @@
 #   Node.js, which tests/proxies.rs runs as real caching proxies; Chromium for the page tests),
 #   the Standard Webhooks reference implementation, openapi-spec-validator and schemathesis
 #   (PyPI), playwright-core (npm), starts a real S3 server
-#   (SeaweedFS from PyPI) on 127.0.0.1, runs fmt, clippy, every test, then every fuzz target for
+#   (SeaweedFS from PyPI), a real PostgreSQL (Debian's, initdb in a temp folder) and Redis on 127.0.0.1,
+#   runs fmt, clippy, every test, the store and API suites again on PostgreSQL, then every fuzz target for
 #   30 s (FUZZ_SECONDS), and stops everything on exit (success, failure or signal).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,9 +14,11 @@ TOOLS=${REFRACT_TOOLS:-$HOME/.cache/refract-ci}; mkdir -p "$TOOLS"
 PIDS=(); WEED_PORTS=()
 log() { printf '[test %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 
+PG_STOP=()
 cleanup() {
   local rc=$?
   set +e
+  ((${#PG_STOP[@]})) && "${PG_STOP[@]}" >/dev/null 2>&1
   for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
   for pid in "${PIDS[@]}"; do
     for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -93,12 +96,45 @@ wait_for "bucket" 60 bash -c 'c=$(s3curl -X PUT "$REFRACT_TEST_S3_ENDPOINT/$REFR
 wait_for "bucket listable" 30 bash -c '[ "$(s3curl "$REFRACT_TEST_S3_ENDPOINT/$REFRACT_TEST_S3_BUCKET?list-type=2")" = 200 ]'
 log "S3 up at $REFRACT_TEST_S3_ENDPOINT after ${SECONDS}s"
 
+# Real PostgreSQL (Debian's): a throwaway cluster in $SVC on a free port, trust auth on
+# 127.0.0.1 only, durability off (tests); each test server creates its own database in it.
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
+PG_PORT=$(free_port_low)
+PGROOT="$SVC/pg"; mkdir -p "$PGROOT"
+AS_PG=()
+if [ "$(id -u)" = 0 ]; then chown postgres:postgres "$PGROOT"; AS_PG=(runuser -u postgres --); fi
+"${AS_PG[@]}" "$PGBIN/initdb" -D "$PGROOT/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 --no-sync >/dev/null
+"${AS_PG[@]}" "$PGBIN/pg_ctl" -D "$PGROOT/data" -l "$PGROOT/server.log" -w -t 30 \
+  -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PGROOT -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+  start >/dev/null
+PG_STOP=("${AS_PG[@]}" "$PGBIN/pg_ctl" -D "$PGROOT/data" -m immediate -w stop)
+export REFRACT_TEST_PG_BIN="$PGBIN" REFRACT_TEST_PG_DATA="$PGROOT/data"
+PG_URL="postgres://postgres@127.0.0.1:$PG_PORT"
+# The cluster tests (tests/cluster.rs) make their databases here in every run.
+export REFRACT_TEST_PG_URL="$PG_URL"
+log "PostgreSQL up at 127.0.0.1:$PG_PORT"
+# Real Redis (Debian's), in memory only, for the cluster's shared rate limits.
+REDIS_PORT=$(free_port_low)
+redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
+  --dir "$SVC" --logfile "$SVC/redis.log" &
+PIDS+=($!)
+export REFRACT_TEST_REDIS="redis://127.0.0.1:$REDIS_PORT/0"
+wait_for "Redis" 20 bash -c "exec 3<>/dev/tcp/127.0.0.1/$REDIS_PORT"
+log "Redis up at 127.0.0.1:$REDIS_PORT"
+
 log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 log "cargo test"
 cargo test --locked --workspace
+# The backend matrix: the store and API suites again, each test server on its own database in
+# the real PostgreSQL (tests/common: REFRACT_TEST_POSTGRES).
+log "cargo test on PostgreSQL: the store and API suites"
+REFRACT_TEST_POSTGRES="$PG_URL" cargo test --locked \
+  --test api_auth --test api_library --test api_limits --test api_sharing --test api_upload \
+  --test accounts --test admin --test avatars --test tags --test webhooks --test library \
+  --test lifecycle
 log "fuzz: every target for ${FUZZ_SECONDS:=30} s (cargo-fuzz; RUSTC_BOOTSTRAP for -Z flags on stable)"
 command -v cargo-fuzz >/dev/null || timeout 900 cargo install cargo-fuzz --locked
 for t in params accept decode multipart; do

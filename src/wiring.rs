@@ -37,6 +37,30 @@ pub struct Built {
     /// `audit.retention_days`, in milliseconds.
     pub audit_retention_ms: i64,
     pub indexer: Arc<crate::library::index::Indexer>,
+    /// This process among the nodes sharing the database (leases, announcements).
+    pub node: String,
+    /// The PostgreSQL URL the change listener follows (`None` on SQLite: one node).
+    pub listen_url: Option<String>,
+    /// Changes made here, for the announcer (PostgreSQL only).
+    pub announced: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<String>>>,
+    pub visibility: Arc<AccessIndex>,
+    pub auth: Arc<Auth>,
+}
+
+/// A name for this process among the nodes: host, process id and a random part (a restarted
+/// node is a new node).
+fn node_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    let mut r = [0u8; 4];
+    let _ = getrandom::fill(&mut r);
+    format!(
+        "{}-{}-{:08x}",
+        if host.is_empty() { "node" } else { &host },
+        std::process::id(),
+        u32::from_le_bytes(r)
+    )
 }
 
 /// Build every part; fails when storage or the database cannot be set up.
@@ -45,11 +69,20 @@ pub async fn build(config: &Config) -> Result<Built, String> {
     let origin =
         Arc::new(Origin::new(&config.storage, &images).map_err(|e| format!("storage: {e}"))?);
     let store = Arc::new(open_store(config).await?);
+    let node = node_id();
+    // On PostgreSQL other nodes may share the database: changes made here are announced.
+    let (announce, announced) = if store.is_postgres() {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        (Some(tx), Some(rx))
+    } else {
+        (None, None)
+    };
     let visibility = Arc::new(AccessIndex::load(
         store
             .access_rules()
             .await
             .map_err(|e| format!("database: {e}"))?,
+        announce,
     ));
     let persist = Persist::open(
         &config.cache.persistent,
@@ -87,7 +120,7 @@ pub async fn build(config: &Config) -> Result<Built, String> {
                 .and_then(|r| serde_json::from_str(r).ok()),
         );
     }
-    let ratelimits = Arc::new(RateLimits::new(&config.ratelimit));
+    let ratelimits = Arc::new(RateLimits::new(&config.ratelimit)?);
     let trusted_proxies = config.trusted_proxies()?;
     let watermarks = crate::delivery::watermark::Watermarks::load(
         &origin,
@@ -152,6 +185,7 @@ pub async fn build(config: &Config) -> Result<Built, String> {
                 })
                 .flatten(),
             on_removed: on_removed.clone(),
+            node: node.clone(),
         },
     ));
     let library = Arc::new(Library::new(crate::library::Parts {
@@ -178,7 +212,7 @@ pub async fn build(config: &Config) -> Result<Built, String> {
     let control = Arc::new(Control::new(control::Parts {
         store: store.clone(),
         library: library.clone(),
-        auth,
+        auth: auth.clone(),
         ratelimits: ratelimits.clone(),
         trusted_proxies,
         public_url: config.server.public_url.clone(),
@@ -203,6 +237,7 @@ pub async fn build(config: &Config) -> Result<Built, String> {
             == crate::access::accounts::Registration::Open,
         indexer: indexer.clone(),
         gallery_tenant: config.ui.gallery_tenant.clone(),
+        node: node.clone(),
         counters: {
             let (d, r) = (delivery.clone(), requests.clone());
             Arc::new(move || {
@@ -232,6 +267,14 @@ pub async fn build(config: &Config) -> Result<Built, String> {
         webhooks,
         audit_retention_ms: config.audit.retention_ms(),
         indexer,
+        node,
+        listen_url: store
+            .is_postgres()
+            .then(|| config.database.url.as_ref().map(|u| u.0.clone()))
+            .flatten(),
+        announced: std::sync::Mutex::new(announced),
+        visibility,
+        auth,
     })
 }
 
@@ -285,9 +328,13 @@ pub async fn user_command(config: &Config, action: UserAction) -> Result<String,
 }
 
 async fn open_store(config: &Config) -> Result<Store, String> {
+    let size = crate::store::PoolSize {
+        max_connections: config.database.max_connections,
+        acquire_timeout: std::time::Duration::from_millis(config.database.acquire_timeout_ms),
+    };
     match &config.database.url {
-        Some(url) => Store::open(&url.0).await,
-        None => Store::open_sqlite(&config.server.data_dir.join("refract.db")).await,
+        Some(url) => Store::open(&url.0, size).await,
+        None => Store::open_sqlite_sized(&config.server.data_dir.join("refract.db"), size).await,
     }
     .map_err(|e| format!("database: {e}"))
 }
@@ -308,6 +355,8 @@ pub fn background(built: &Built) -> impl std::future::Future<Output = ()> + Send
     );
     let audit_retention = built.audit_retention_ms;
     let indexer = built.indexer.clone();
+    let node = built.node.clone();
+    let sync = follow_the_cluster(built);
     async move {
         let sender = crate::control::webhooks::sender::run(webhooks.clone(), store.clone());
         let index = indexer.run();
@@ -315,14 +364,29 @@ pub fn background(built: &Built) -> impl std::future::Future<Output = ()> + Send
             delivery.index_persistent_tier().await;
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // Once per cluster: the node holding the `upkeep` lease sweeps; it renews it every
+            // tick, and another node takes it over three ticks after it stops (`kill -9`).
+            let ttl = i64::try_from((every * 3).max(Duration::from_secs(2)).as_millis())
+                .unwrap_or(i64::MAX);
             loop {
                 tick.tick().await;
+                ratelimits.prune();
+                match store
+                    .try_lease(UPKEEP, &node, ttl, crate::util::clock::now_ms())
+                    .await
+                {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "upkeep lease: database unavailable");
+                        continue;
+                    }
+                }
                 match library.purge_expired().await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(deleted = n, "expired images deleted"),
                     Err(e) => tracing::warn!(error = %e, "expiry sweep failed"),
                 }
-                ratelimits.prune();
                 let before = crate::util::clock::now_ms() - webhooks.retention_ms();
                 if let Err(e) = store.prune_outbox(before).await {
                     tracing::warn!(error = %e, "webhook outbox pruning failed");
@@ -336,7 +400,87 @@ pub fn background(built: &Built) -> impl std::future::Future<Output = ()> + Send
                 }
             }
         };
-        tokio::join!(sender, sweeps, index);
+        tokio::join!(sender, sweeps, index, sync);
+    }
+}
+
+/// The lease of the once-per-cluster upkeep (expiry sweep, pruning).
+pub const UPKEEP: &str = "upkeep";
+
+/// How long a node may miss an announcement before the periodic reload catches it up.
+pub const RELOAD_EVERY: Duration = Duration::from_secs(30);
+
+/// Keep this node's view in step with the others (PostgreSQL): announce the changes made here,
+/// apply the ones announced elsewhere (the access rule read again, this node's memory-tier
+/// variants dropped), and reload what differs every `RELOAD_EVERY` and after a reconnect (an
+/// announcement may have been missed), with the tenants' state (active, rate limits).
+fn follow_the_cluster(built: &Built) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let announced = built.announced.lock().ok().and_then(|mut a| a.take());
+    let url = built.listen_url.clone();
+    let (store, node, visibility, delivery, auth) = (
+        built.store.clone(),
+        built.node.clone(),
+        built.visibility.clone(),
+        built.delivery.clone(),
+        built.auth.clone(),
+    );
+    async move {
+        let Some(url) = url else { return };
+        let announcer = {
+            let (store, node) = (store.clone(), node.clone());
+            async move {
+                if let Some(mut rx) = announced {
+                    while let Some(key) = rx.recv().await {
+                        store.announce_change(&node, &key).await;
+                    }
+                }
+            }
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::channel(4096);
+        let listener = async move { crate::store::follow_changes(&url, &node, tx).await };
+        let apply = async move {
+            let mut reload = tokio::time::interval(RELOAD_EVERY);
+            reload.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                let heard = tokio::select! {
+                    h = rx.recv() => match h { Some(h) => h, None => return },
+                    _ = reload.tick() => crate::store::Heard::Gap,
+                };
+                match heard {
+                    crate::store::Heard::Changed(key) => {
+                        // On a read failure the rule stays as it was (never opened by error).
+                        if let Ok(rule) = store.access_rule(&key).await {
+                            visibility.apply(&key, rule);
+                        }
+                        delivery.forget_variants(&key);
+                    }
+                    crate::store::Heard::Gap => reload_all(&store, &visibility, &auth).await,
+                }
+            }
+        };
+        tokio::join!(announcer, listener, apply);
+    }
+}
+
+/// Read again every access rule that differs from the database's, and the tenants' state.
+async fn reload_all(store: &Store, visibility: &AccessIndex, auth: &Auth) {
+    if let Ok(rules) = store.access_rules().await {
+        for key in visibility.differs(&rules) {
+            if let Ok(rule) = store.access_rule(&key).await {
+                visibility.apply(&key, rule);
+            }
+        }
+    }
+    if let Ok(tenants) = store.tenants().await {
+        for t in tenants {
+            auth.set_active(&t.id, t.active);
+            auth.set_tenant_rate(
+                &t.id,
+                t.rate_limit
+                    .as_deref()
+                    .and_then(|r| serde_json::from_str(r).ok()),
+            );
+        }
     }
 }
 

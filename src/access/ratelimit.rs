@@ -4,7 +4,12 @@
 //!
 //! A window of `n` per `period` allows a burst of `n` and refills one every `period / n`, so
 //! `Remaining` is what may be sent right now and `Reset` is when the window is full again.
-//! Invariant: the only module that imports `governor`; 0 in config means "no limit".
+//! With `redis_url`, the windows live in Redis instead, shared by every node of a cluster: the
+//! same GCRA, run by one Lua script that checks every window of a request atomically and spends
+//! from them only when all allow it; keys expire when their window is full again. Without it,
+//! each node counts alone (the effective limit is then N× with N nodes).
+//!
+//! Invariant: the only module that imports `governor` or `redis`; 0 in config means "no limit".
 
 use crate::access::auth::RateOverride;
 use governor::clock::{Clock, DefaultClock};
@@ -27,6 +32,8 @@ pub struct RateLimitConfig {
     pub uploads_per_minute: u32,
     /// Requests per minute per client IP on `/img` (0 = off, the default).
     pub img_per_minute: u32,
+    /// Redis (`redis://host:6379/0`) holding the windows for every node; unset: per node.
+    pub redis_url: Option<crate::util::secret::Secret>,
 }
 
 impl Default for RateLimitConfig {
@@ -37,6 +44,7 @@ impl Default for RateLimitConfig {
             per_day: 10_000,
             uploads_per_minute: 10,
             img_per_minute: 0,
+            redis_url: None,
         }
     }
 }
@@ -82,24 +90,120 @@ type SetKey = (Bucket, [u32; 3]);
 pub struct RateLimits {
     cfg: RateLimitConfig,
     sets: Mutex<HashMap<SetKey, Arc<Vec<Window>>>>,
+    /// The cluster's shared windows (`redis_url`).
+    shared: Option<redis::aio::ConnectionManager>,
 }
+
+/// GCRA over several windows in one atomic step. KEYS: one per window; ARGV: now (ms), then
+/// per window its interval (ms between two requests at the steady rate) and its limit (the
+/// burst). Every window is checked before any is spent. Returns `{1, limit, remaining, reset_ms}`
+/// for the tightest window when allowed, `{0, limit, 0, reset_ms, retry_ms}` for the refusing one.
+const GCRA: &str = r"
+local now = tonumber(ARGV[1])
+local tats = {}
+for i = 1, #KEYS do
+  local t = tonumber(ARGV[2 * i])
+  local limit = tonumber(ARGV[2 * i + 1])
+  local tat = tonumber(redis.call('GET', KEYS[i]) or now)
+  if tat < now then tat = now end
+  local new_tat = tat + t
+  local allow_at = new_tat - t * limit
+  if allow_at > now then
+    return {0, limit, 0, tat + 0, allow_at - now}
+  end
+  tats[i] = new_tat
+end
+local best = nil
+for i = 1, #KEYS do
+  local t = tonumber(ARGV[2 * i])
+  local limit = tonumber(ARGV[2 * i + 1])
+  redis.call('SET', KEYS[i], tats[i], 'PX', math.max(1, tats[i] - now))
+  local remaining = math.floor((now + t * limit - tats[i]) / t)
+  if best == nil or remaining < best[3] then best = {1, limit, remaining, tats[i]} end
+end
+return best
+";
 
 const MINUTE: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);
 const DAY: Duration = Duration::from_secs(86_400);
 
 impl RateLimits {
-    pub fn new(cfg: &RateLimitConfig) -> Self {
-        Self {
+    /// The limiters; with `redis_url`, connected lazily (a Redis that is down at start is
+    /// retried on each request).
+    pub fn new(cfg: &RateLimitConfig) -> Result<Self, String> {
+        let shared = match &cfg.redis_url {
+            Some(url) => {
+                let client = redis::Client::open(url.0.as_str())
+                    .map_err(|e| format!("ratelimit.redis_url: {e}"))?;
+                let config = redis::aio::ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(Duration::from_millis(500)))
+                    .set_response_timeout(Some(Duration::from_millis(500)))
+                    .set_number_of_retries(1);
+                Some(
+                    redis::aio::ConnectionManager::new_lazy_with_config(client, config)
+                        .map_err(|e| format!("ratelimit.redis_url: {e}"))?,
+                )
+            }
+            None => None,
+        };
+        Ok(Self {
             cfg: cfg.clone(),
             sets: Mutex::new(HashMap::new()),
+            shared,
+        })
+    }
+
+    /// Spend one request of `client` from `bucket`: in Redis when the windows are shared (a
+    /// Redis that does not answer lets the request through, logged: availability over the
+    /// limit), else here.
+    pub async fn check(&self, bucket: Bucket, client: &str, over: &RateOverride) -> Outcome {
+        let Some(conn) = &self.shared else {
+            return self.check_here(bucket, client, over);
+        };
+        let limits = self.limits(bucket, over);
+        if limits.iter().all(|&n| n == 0) {
+            return Outcome::Allowed(None);
+        }
+        let now_ms = crate::util::clock::now_ms();
+        let script = redis::Script::new(GCRA);
+        let mut inv = script.prepare_invoke();
+        inv.arg(now_ms);
+        for (&n, period) in limits.iter().zip([MINUTE, HOUR, DAY]) {
+            if n == 0 {
+                continue;
+            }
+            let interval = (i64::try_from(period.as_millis()).unwrap_or(i64::MAX) / i64::from(n)).max(1);
+            inv.key(format!("refract:rl:{bucket:?}:{}:{n}:{client}", period.as_secs()));
+            inv.arg(interval).arg(n);
+        }
+        let mut conn = conn.clone();
+        let r: Result<Vec<i64>, _> = inv.invoke_async(&mut conn).await;
+        let to_secs = |ms: i64| u64::try_from((ms + 999) / 1000).unwrap_or(0);
+        match r.as_deref() {
+            Ok([1, limit, remaining, reset]) => Outcome::Allowed(Some(Status {
+                limit: u32::try_from(*limit).unwrap_or(u32::MAX),
+                remaining: u32::try_from((*remaining).max(0)).unwrap_or(0),
+                reset: to_secs(*reset),
+            })),
+            Ok([0, limit, _, reset, retry]) => Outcome::Denied {
+                status: Status {
+                    limit: u32::try_from(*limit).unwrap_or(u32::MAX),
+                    remaining: 0,
+                    reset: to_secs(*reset),
+                },
+                retry_after: to_secs(*retry).max(1),
+            },
+            other => {
+                tracing::warn!(answer = ?other.map_err(ToString::to_string), "shared rate limit unavailable; allowing");
+                Outcome::Allowed(None)
+            }
         }
     }
 
-    /// Spend one request of `client` from `bucket`.
-    pub fn check(&self, bucket: Bucket, client: &str, over: &RateOverride) -> Outcome {
+    fn limits(&self, bucket: Bucket, over: &RateOverride) -> [u32; 3] {
         let c = &self.cfg;
-        let limits = match bucket {
+        match bucket {
             Bucket::Api => [
                 over.per_minute.unwrap_or(c.per_minute),
                 over.per_hour.unwrap_or(c.per_hour),
@@ -111,7 +215,12 @@ impl RateLimits {
                 0,
             ],
             Bucket::Img => [c.img_per_minute, 0, 0],
-        };
+        }
+    }
+
+    /// Spend one request of `client` from `bucket`, counted in this process.
+    fn check_here(&self, bucket: Bucket, client: &str, over: &RateOverride) -> Outcome {
+        let limits = self.limits(bucket, over);
         let Some(windows) = self.windows((bucket, limits)) else {
             return Outcome::Allowed(None);
         };
@@ -213,17 +322,18 @@ mod tests {
         let r = RateLimits::new(&RateLimitConfig {
             per_minute: 3,
             ..RateLimitConfig::default()
-        });
+        })
+        .unwrap();
         let none = RateOverride::default();
         let mut seen = Vec::new();
         for _ in 0..3 {
-            match r.check(Bucket::Api, "k1", &none) {
+            match r.check_here(Bucket::Api, "k1", &none) {
                 Outcome::Allowed(Some(s)) => seen.push((s.limit, s.remaining)),
                 other => panic!("{other:?}"),
             }
         }
         assert_eq!(seen, vec![(3, 2), (3, 1), (3, 0)]);
-        match r.check(Bucket::Api, "k1", &none) {
+        match r.check_here(Bucket::Api, "k1", &none) {
             Outcome::Denied {
                 status,
                 retry_after,
@@ -235,7 +345,7 @@ mod tests {
         }
         // Another client has its own budget.
         assert!(matches!(
-            r.check(Bucket::Api, "k2", &none),
+            r.check_here(Bucket::Api, "k2", &none),
             Outcome::Allowed(Some(_))
         ));
         // A per-key override replaces the default.
@@ -244,10 +354,10 @@ mod tests {
             ..RateOverride::default()
         };
         assert!(matches!(
-            r.check(Bucket::Api, "k1", &big),
+            r.check_here(Bucket::Api, "k1", &big),
             Outcome::Allowed(Some(Status { limit: 100, .. }))
         ));
         // img is off by default.
-        assert_eq!(r.check(Bucket::Img, "ip", &none), Outcome::Allowed(None));
+        assert_eq!(r.check_here(Bucket::Img, "ip", &none), Outcome::Allowed(None));
     }
 }

@@ -49,33 +49,85 @@ pub enum Access {
 #[derive(Default)]
 pub struct AccessIndex {
     rules: RwLock<HashMap<String, AccessRule>>,
+    /// Where a change made here is announced to the other nodes (the key that changed).
+    announce: Option<tokio::sync::mpsc::UnboundedSender<String>>,
 }
 
 impl AccessIndex {
-    pub fn load(rules: Vec<AccessRule>) -> Self {
-        let idx = Self::default();
+    /// The index of `rules`; changes made through `set` and `remove` are sent to `announce`.
+    pub fn load(
+        rules: Vec<AccessRule>,
+        announce: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+    ) -> Self {
+        let idx = Self {
+            rules: RwLock::default(),
+            announce,
+        };
         for r in rules {
-            idx.set(r);
+            let key = r.storage_key.clone();
+            idx.apply(&key, Some(r));
         }
         idx
     }
 
-    /// Record the current rule of an object.
+    /// Record the current rule of an object (a change made on this node: announced).
     pub fn set(&self, r: AccessRule) {
+        let key = r.storage_key.clone();
+        self.apply(&key, Some(r));
+        self.announced(key);
+    }
+
+    /// Forget an object (deleted on this node: announced).
+    pub fn remove(&self, storage_key: &str) {
+        self.apply(storage_key, None);
+        self.announced(storage_key.to_string());
+    }
+
+    fn announced(&self, key: String) {
+        if let Some(tx) = &self.announce {
+            let _ = tx.send(key);
+        }
+    }
+
+    /// Take an object's rule as the database has it now (a change another node announced;
+    /// `None`: no row, or public for ever). Not announced again.
+    pub fn apply(&self, storage_key: &str, r: Option<AccessRule>) {
         if let Ok(mut m) = self.rules.write() {
-            if r.is_private || r.expires_at.is_some() {
-                m.insert(r.storage_key.clone(), r);
-            } else {
-                m.remove(&r.storage_key);
+            match r {
+                Some(r) if r.is_private || r.expires_at.is_some() => {
+                    m.insert(storage_key.to_string(), r);
+                }
+                _ => {
+                    m.remove(storage_key);
+                }
             }
         }
     }
 
-    /// Forget an object (deleted).
-    pub fn remove(&self, storage_key: &str) {
-        if let Ok(mut m) = self.rules.write() {
-            m.remove(storage_key);
-        }
+    /// The keys whose rule here differs from `snapshot` (every restricted rule as the database
+    /// had it a moment ago). The periodic reload, the safety net for a missed announcement,
+    /// reads each of them again rather than taking the snapshot whole: a change committed here
+    /// after the snapshot was read is never undone by it.
+    pub fn differs(&self, snapshot: &[AccessRule]) -> Vec<String> {
+        let Ok(m) = self.rules.read() else {
+            return Vec::new();
+        };
+        let fresh: HashMap<&str, &AccessRule> = snapshot
+            .iter()
+            .filter(|r| r.is_private || r.expires_at.is_some())
+            .map(|r| (r.storage_key.as_str(), r))
+            .collect();
+        let mut out: Vec<String> = fresh
+            .iter()
+            .filter(|(k, r)| m.get(**k) != Some(**r))
+            .map(|(k, _)| (*k).to_string())
+            .collect();
+        out.extend(
+            m.keys()
+                .filter(|k| !fresh.contains_key(k.as_str()))
+                .cloned(),
+        );
+        out
     }
 
     /// May `tenant` (the caller's, when it sent a valid key) see `storage_key` at `now`?
@@ -132,8 +184,20 @@ mod tests {
     }
 
     #[test]
+    fn a_reload_reads_again_only_what_differs() {
+        let i = AccessIndex::load(vec![rule(true, None)], None);
+        assert!(i.differs(&[rule(true, None)]).is_empty());
+        // Public now (absent from the snapshot), or another rule: read again.
+        assert_eq!(i.differs(&[]), vec!["t/a.jpg".to_string()]);
+        assert_eq!(i.differs(&[rule(false, Some(5))]), vec!["t/a.jpg".to_string()]);
+        i.apply("t/a.jpg", None);
+        assert_eq!(i.differs(&[rule(true, None)]), vec!["t/a.jpg".to_string()]);
+        assert!(i.differs(&[rule(false, None)]).is_empty(), "public rules are not kept");
+    }
+
+    #[test]
     fn private_expired_and_public() {
-        let i = AccessIndex::load(vec![rule(true, None)]);
+        let i = AccessIndex::load(vec![rule(true, None)], None);
         assert_eq!(i.check("t/a.jpg", 0, None), Access::Hidden);
         assert_eq!(i.check("t/a.jpg", 0, Some("other")), Access::Hidden);
         assert_eq!(i.check("t/a.jpg", 0, Some("t")), Access::Private);

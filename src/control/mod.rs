@@ -129,6 +129,8 @@ pub struct Parts {
     pub indexer: Arc<crate::library::index::Indexer>,
     /// `ui.gallery_tenant`.
     pub gallery_tenant: String,
+    /// This process among the nodes sharing the database.
+    pub node: String,
 }
 
 /// Reads the server's counters: `{"requests", "cache_hits", "cache_misses", "transforms"}`.
@@ -154,6 +156,7 @@ pub struct Control {
     counters: Counters,
     indexer: Arc<crate::library::index::Indexer>,
     gallery_tenant: String,
+    node: String,
 }
 
 impl Control {
@@ -179,6 +182,33 @@ impl Control {
             counters: p.counters,
             indexer: p.indexer,
             gallery_tenant: p.gallery_tenant,
+            node: p.node,
+        }
+    }
+
+    /// This process among the nodes sharing the database.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// The once-per-cluster jobs this node runs now (the leases it holds).
+    pub async fn leases_held(&self) -> Vec<String> {
+        self.store
+            .leases(crate::util::clock::now_ms())
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(_, holder)| *holder == self.node)
+            .map(|(name, _)| name)
+            .collect()
+    }
+
+    /// Whether the database answers within two seconds (`/ready`): `Err` says why not.
+    pub async fn database_ready(&self) -> Result<(), String> {
+        match tokio::time::timeout(std::time::Duration::from_secs(2), self.store.ping()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!("unavailable: {e}")),
+            Err(_) => Err("no answer within 2 s".into()),
         }
     }
 
@@ -474,11 +504,11 @@ pub async fn handle(
         .as_ref()
         .map_or_else(|| format!("ip:{ip}"), |p| format!("key:{}", p.key_id));
     let over = caller.as_ref().map(|p| p.rate).unwrap_or_default();
-    let mut outcome = ctl.ratelimits.check(Bucket::Api, &client, &over);
+    let mut outcome = ctl.ratelimits.check(Bucket::Api, &client, &over).await;
     if let Ok((Op::Upload, _)) = routed {
         outcome = ratelimit::merge(
             outcome,
-            ctl.ratelimits.check(Bucket::Upload, &client, &over),
+            ctl.ratelimits.check(Bucket::Upload, &client, &over).await,
         );
     }
     let result = match (outcome, routed) {

@@ -46,7 +46,7 @@ pub async fn handle<B>(
     rest: &str,
     peer: std::net::SocketAddr,
 ) -> Result<Response<Body>, Error> {
-    img::rate_limit(app, req, peer)?;
+    img::rate_limit(app, req, peer).await?;
     let (options, source) = rest.split_once('/').ok_or_else(|| {
         Error::bad_param(
             "source",

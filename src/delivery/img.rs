@@ -31,14 +31,14 @@ pub async fn handle<B>(
     raw_key: &str,
     peer: std::net::SocketAddr,
 ) -> Result<Response<Body>, Error> {
-    rate_limit(app, req, peer)?;
+    rate_limit(app, req, peer).await?;
     let key = sanitize_key(raw_key)?;
     let query = Query::parse(req.uri().query().unwrap_or(""));
     serve(app, req, key, query, Vec::new()).await
 }
 
 /// The per-IP `/img` rate limit, when configured.
-pub(super) fn rate_limit<B>(
+pub(super) async fn rate_limit<B>(
     app: &Delivery,
     req: &Request<B>,
     peer: std::net::SocketAddr,
@@ -53,6 +53,7 @@ pub(super) fn rate_limit<B>(
     match app
         .ratelimits
         .check(Bucket::Img, &client, &RateOverride::default())
+        .await
     {
         Outcome::Denied { retry_after, .. } => Err(Error::RateLimited { retry_after }),
         _ => Ok(()),
@@ -81,7 +82,7 @@ pub async fn shared<B>(
     token: &str,
     peer: std::net::SocketAddr,
 ) -> Result<Response<Body>, Error> {
-    rate_limit(app, req, peer)?;
+    rate_limit(app, req, peer).await?;
     let now = crate::util::clock::now_ms();
     match app.auth.use_share(token, now).await? {
         ShareUse::Unknown => Err(Error::NotFound("share link not found".into())),

@@ -234,6 +234,25 @@ impl Delivery {
         }
     }
 
+    /// Whether the storage answers within two seconds (`/ready`): a stat of a key that need not
+    /// exist; `Err` says why not.
+    pub async fn storage_ready(&self) -> Result<(), String> {
+        let probe = self.origin.exists(".refract-ready-probe");
+        match tokio::time::timeout(std::time::Duration::from_secs(2), probe).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(format!("unavailable: {e}")),
+            Err(_) => Err("no answer within 2 s".into()),
+        }
+    }
+
+    /// Drop this node's memory-tier variants of the source at `storage_key` (another node
+    /// changed or deleted it; the persistent tier is shared and was purged there).
+    pub fn forget_variants(&self, storage_key: &str) {
+        let tag = key::SourceTag::of(storage_key);
+        self.cache
+            .invalidate_if(move |k: &CacheKey| k.source == tag);
+    }
+
     /// Index the persistent tier's existing objects (run once, in the background, after start).
     pub async fn index_persistent_tier(&self) {
         if let Some(p) = &self.persist {

@@ -155,6 +155,11 @@ pub fn json_created(value: &serde_json::Value, cache_control: &str) -> Response<
     json(StatusCode::CREATED, value, cache_control)
 }
 
+/// `503 Service Unavailable` with a JSON body (`/ready` while a dependency is down).
+pub fn json_unavailable(value: &serde_json::Value) -> Response<Body> {
+    json(StatusCode::SERVICE_UNAVAILABLE, value, "no-store")
+}
+
 /// `202 Accepted` with a JSON body.
 pub fn json_accepted(value: &serde_json::Value, cache_control: &str) -> Response<Body> {
     json(StatusCode::ACCEPTED, value, cache_control)

@@ -146,7 +146,16 @@ pub struct Parts {
     /// fs backend: the storage root on disk, canonical (files must resolve inside it).
     pub fs_root: Option<std::path::PathBuf>,
     pub on_removed: super::OnRemoved,
+    /// This process among the nodes sharing the database: it indexes while it holds the
+    /// `library` lease.
+    pub node: String,
 }
+
+/// The lease of the node that indexes (one per cluster).
+pub const LIBRARY_LEASE: &str = "library";
+
+/// How long the `library` lease lasts without a scan renewing it.
+const LIBRARY_LEASE_MS: i64 = 60_000;
 
 /// The indexer.
 pub struct Indexer {
@@ -161,6 +170,7 @@ pub struct Indexer {
     watch_dirs: Vec<std::path::PathBuf>,
     fs_root: Option<std::path::PathBuf>,
     on_removed: super::OnRemoved,
+    node: String,
     status: Mutex<Status>,
     /// Files that failed, with the size and time they failed at (not retried until changed).
     failed_at: Mutex<HashMap<String, (u64, Option<i64>)>>,
@@ -187,6 +197,7 @@ impl Indexer {
             watch_dirs: p.watch_dirs,
             fs_root: p.fs_root,
             on_removed: p.on_removed,
+            node: p.node,
             failed_at: Mutex::default(),
             wake: tokio::sync::Notify::new(),
             scanning: tokio::sync::Mutex::new(()),
@@ -230,7 +241,16 @@ impl Indexer {
         let _watcher = self.watch();
         let every = (self.cfg.rescan_secs > 0).then(|| Duration::from_secs(self.cfg.rescan_secs));
         loop {
-            self.scan().await;
+            // One node of a cluster indexes: the holder of the lease, renewed at each scan.
+            match self
+                .store
+                .try_lease(LIBRARY_LEASE, &self.node, LIBRARY_LEASE_MS, now_ms())
+                .await
+            {
+                Ok(true) => self.scan().await,
+                Ok(false) => tracing::debug!("library: another node indexes"),
+                Err(e) => tracing::warn!(error = %e, "library: lease unavailable"),
+            }
             match every {
                 Some(d) => {
                     let _ = tokio::time::timeout(d, self.wake.notified()).await;

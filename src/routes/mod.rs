@@ -22,6 +22,8 @@ use std::sync::Arc;
 /// Where a request goes.
 #[derive(Debug)]
 pub enum Route<'a> {
+    /// `/ready`: the database and the storage answer (for load balancers).
+    Ready,
     Health,
     Version,
     Metrics,
@@ -60,6 +62,7 @@ pub fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, Error> {
     }
     let r = match path {
         "/health" => Route::Health,
+        "/ready" => Route::Ready,
         "/version" => Route::Version,
         "/metrics" => Route::Metrics,
         "/random" => Route::Random,
@@ -368,6 +371,31 @@ impl Routes {
     ) -> Result<Response<Body>, Error> {
         match route(method, uri.path())? {
             Route::Health => Ok(response::json_ok(&json!({"status": "ok"}), "no-store")),
+            Route::Ready => {
+                let (db, storage) =
+                    tokio::join!(self.control.database_ready(), self.delivery.storage_ready());
+                let word = |r: &Result<(), String>| match r {
+                    Ok(()) => "ok".to_string(),
+                    Err(e) => e.clone(),
+                };
+                let leases = if db.is_ok() {
+                    self.control.leases_held().await
+                } else {
+                    Vec::new()
+                };
+                let body = json!({
+                    "status": if db.is_ok() && storage.is_ok() { "ready" } else { "unready" },
+                    "database": word(&db),
+                    "storage": word(&storage),
+                    "node": self.control.node(),
+                    "leases": leases,
+                });
+                Ok(if db.is_ok() && storage.is_ok() {
+                    response::json_ok(&body, "no-store")
+                } else {
+                    response::json_unavailable(&body)
+                })
+            }
             Route::Version => Ok(response::json_ok(
                 &json!({"name": "refract", "version": env!("CARGO_PKG_VERSION")}),
                 "no-store",

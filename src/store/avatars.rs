@@ -46,7 +46,7 @@ impl Store {
         // The tenant's byte quota counts avatars; the one replaced does not count twice.
         let u = super::images::usage(&mut tx, &r.tenant, defaults, r.updated_at).await?;
         let replaced: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(SUM(bytes), 0) FROM avatars WHERE tenant = $1 AND user_id = $2",
+            "SELECT CAST(COALESCE(SUM(bytes), 0) AS BIGINT) FROM avatars WHERE tenant = $1 AND user_id = $2",
         )
         .bind(r.tenant.as_str())
         .bind(r.user_id.as_str())

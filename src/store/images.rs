@@ -723,12 +723,12 @@ pub(super) async fn usage(
     now: i64,
 ) -> Result<super::Usage> {
     let mut s =
-        Sql::new("SELECT COUNT(*) AS n, COALESCE(SUM(bytes), 0) AS b FROM images WHERE tenant = ");
+        Sql::new("SELECT COUNT(*) AS n, CAST(COALESCE(SUM(bytes), 0) AS BIGINT) AS b FROM images WHERE tenant = ");
     s.bind(tenant).live(false, now);
     let row = s.query().fetch_one(&mut **tx).await?;
     // Avatars count towards the bytes (not the images).
     let avatars: i64 =
-        sqlx::query_scalar("SELECT COALESCE(SUM(bytes), 0) FROM avatars WHERE tenant = $1")
+        sqlx::query_scalar("SELECT CAST(COALESCE(SUM(bytes), 0) AS BIGINT) FROM avatars WHERE tenant = $1")
             .bind(tenant)
             .fetch_one(&mut **tx)
             .await?;

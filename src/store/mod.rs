@@ -9,6 +9,7 @@
 mod albums;
 mod audit;
 mod avatars;
+mod cluster;
 mod images;
 mod journal;
 mod keys;
@@ -23,6 +24,7 @@ mod users;
 
 pub use albums::{AlbumToken, Missing};
 pub use audit::AuditEntry;
+pub use cluster::{follow_changes, Heard, CHANGES};
 pub use avatars::AvatarRecord;
 use journal::journal;
 pub use library::KnownFile;
@@ -42,11 +44,42 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The `[database]` config section.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
-    /// Database URL; unset = embedded SQLite at `<data_dir>/refract.db`.
+    /// Database URL (`sqlite://…` or `postgres://…`); unset = embedded SQLite at
+    /// `<data_dir>/refract.db`.
     pub url: Option<crate::util::secret::Secret>,
+    /// Connections kept per process; unset = 4 for SQLite, 16 for PostgreSQL.
+    pub max_connections: Option<u32>,
+    /// How long a query waits for a connection before the request answers 503.
+    pub acquire_timeout_ms: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            max_connections: None,
+            acquire_timeout_ms: 3000,
+        }
+    }
+}
+
+/// How a store's pool is sized.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSize {
+    pub max_connections: Option<u32>,
+    pub acquire_timeout: std::time::Duration,
+}
+
+impl Default for PoolSize {
+    fn default() -> Self {
+        Self {
+            max_connections: None,
+            acquire_timeout: std::time::Duration::from_secs(3),
+        }
+    }
 }
 
 /// Why a store call failed.
@@ -85,10 +118,30 @@ pub struct Quota {
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
+        // The database cannot be reached (down, restarting, the pool exhausted): 503, and the
+        // pool reconnects by itself when it is back.
+        if matches!(
+            e,
+            sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::WorkerCrashed
+        ) {
+            return Self::Busy(format!("database unavailable: {e}"));
+        }
         match e.as_database_error() {
             Some(d) if d.is_unique_violation() => Self::Unique(d.message().to_string()),
-            // SQLITE_BUSY (5) / SQLITE_LOCKED (6), after the driver's busy timeout of retries.
-            Some(d) if matches!(d.code().as_deref(), Some("5" | "6" | "517" | "262")) => {
+            // SQLITE_BUSY (5) / SQLITE_LOCKED (6), after the driver's busy timeout of retries;
+            // PostgreSQL: connection exceptions (08…), shutting down or starting (57P01-57P03),
+            // serialization failure and deadlock (40001, 40P01).
+            Some(d)
+                if d.code().as_deref().is_some_and(|c| {
+                    matches!(c, "5" | "6" | "517" | "262" | "40001" | "40P01")
+                        || c.starts_with("08")
+                        || c.starts_with("57P0")
+                }) =>
+            {
                 Self::Busy(d.message().to_string())
             }
             _ => Self::Db(e.to_string()),
@@ -338,6 +391,8 @@ pub struct Deleted {
 /// The store.
 pub struct Store {
     pool: AnyPool,
+    /// PostgreSQL (else SQLite).
+    postgres: bool,
     write: tokio::sync::Mutex<()>,
     /// Notified after a commit wrote to the webhook outbox.
     outbox: tokio::sync::Notify,
@@ -346,20 +401,29 @@ pub struct Store {
 impl Store {
     /// Open (creating if needed) the embedded SQLite database at `path` and migrate it.
     pub async fn open_sqlite(path: &Path) -> Result<Self> {
+        Self::open_sqlite_sized(path, PoolSize::default()).await
+    }
+
+    /// `open_sqlite` with a pool size.
+    pub async fn open_sqlite_sized(path: &Path, size: PoolSize) -> Result<Self> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::Db(format!("creating {}: {e}", dir.display())))?;
         }
         let url = format!("sqlite://{}?mode=rwc", path.display());
-        Self::open(&url).await
+        Self::open(&url, size).await
     }
 
-    /// Open a database by URL (`sqlite://...`) and migrate it.
-    pub async fn open(url: &str) -> Result<Self> {
+    /// Open a database by URL (`sqlite://…` or `postgres://…`) and migrate it.
+    pub async fn open(url: &str, size: PoolSize) -> Result<Self> {
         sqlx::any::install_default_drivers();
         let sqlite = url.starts_with("sqlite:");
         let pool = AnyPoolOptions::new()
-            .max_connections(if sqlite { 4 } else { 8 })
+            .max_connections(size.max_connections.unwrap_or(if sqlite { 4 } else { 16 }))
+            .acquire_timeout(size.acquire_timeout)
+            // A connection that died with the server (a restart) is found and replaced before
+            // a query uses it.
+            .test_before_acquire(true)
             .connect(url)
             .await?;
         if sqlite {
@@ -370,6 +434,7 @@ impl Store {
         }
         let store = Self {
             pool,
+            postgres: !sqlite,
             write: tokio::sync::Mutex::new(()),
             outbox: tokio::sync::Notify::new(),
         };

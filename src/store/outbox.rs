@@ -243,6 +243,13 @@ async fn insert_delivery(
     object: &str,
     now: i64,
 ) -> Result<String> {
+    // Nodes sharing a PostgreSQL take `seq` one at a time too (held to the commit), so `seq`
+    // stays commit order across the cluster.
+    if tx.backend_name() == "PostgreSQL" {
+        sqlx::query("SELECT pg_advisory_xact_lock(7261001)")
+            .execute(&mut **tx)
+            .await?;
+    }
     let seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM webhook_deliveries")
         .fetch_one(&mut **tx)
         .await?;
@@ -563,18 +570,29 @@ impl Store {
     pub async fn claim_due(&self, now: i64, lease_ms: i64, limit: u32) -> Result<Vec<Claimed>> {
         let _w = self.write.lock().await;
         let mut tx = self.pool.begin().await?;
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            delivery_columns!(),
-            ", e.tenant AS e_tenant, e.data AS e_data, \
-             e.created_at AS e_created FROM webhook_deliveries d \
-             JOIN webhook_events e ON e.id = d.event_id \
-             WHERE d.status = $1 AND d.next_at <= $2 \
-             AND (d.lease_until IS NULL OR d.lease_until < $2) \
-             AND NOT EXISTS (SELECT 1 FROM webhook_deliveries o WHERE o.webhook_id = d.webhook_id \
-             AND o.object = d.object AND o.status = $1 AND o.seq < d.seq) \
-             ORDER BY d.seq LIMIT $3"
-        ))
+        // Several nodes claim at once on PostgreSQL: rows another node is claiming are
+        // skipped, not waited for (and not claimed twice).
+        let sql = format!(
+            "{}{}",
+            concat!(
+                "SELECT ",
+                delivery_columns!(),
+                ", e.tenant AS e_tenant, e.data AS e_data, \
+                 e.created_at AS e_created FROM webhook_deliveries d \
+                 JOIN webhook_events e ON e.id = d.event_id \
+                 WHERE d.status = $1 AND d.next_at <= $2 \
+                 AND (d.lease_until IS NULL OR d.lease_until < $2) \
+                 AND NOT EXISTS (SELECT 1 FROM webhook_deliveries o WHERE o.webhook_id = d.webhook_id \
+                 AND o.object = d.object AND o.status = $1 AND o.seq < d.seq) \
+                 ORDER BY d.seq LIMIT $3"
+            ),
+            if self.postgres {
+                " FOR UPDATE OF d SKIP LOCKED"
+            } else {
+                ""
+            }
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(PENDING)
         .bind(now)
         .bind(i64::from(limit))

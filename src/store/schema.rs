@@ -273,4 +273,16 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             "CREATE UNIQUE INDEX tags_tenant_name ON tags (tenant, name)",
         ],
     ),
+    (
+        8,
+        &[
+            // Who runs a once-per-cluster job (the expiry sweep, library indexing, upkeep):
+            // the holder renews its lease; a lease past `until` goes to whoever asks next.
+            "CREATE TABLE leases (
+                name TEXT PRIMARY KEY,
+                holder TEXT NOT NULL,
+                until BIGINT NOT NULL
+            )",
+        ],
+    ),
 ];

@@ -102,7 +102,49 @@ pub fn start(tweak: impl FnOnce(&mut Config)) -> Server {
     start_with(cfg, dir, root)
 }
 
-pub fn start_with(cfg: Config, dir: tempfile::TempDir, root: PathBuf) -> Server {
+/// With `REFRACT_TEST_POSTGRES` (a server URL, e.g. `postgres://postgres@127.0.0.1:5432`, as
+/// `.ci/test.sh` sets for the backend matrix): a new empty database on it for one test server;
+/// otherwise `None` (embedded SQLite in the server's data folder).
+pub fn test_database() -> Option<String> {
+    Some(create_database(&std::env::var("REFRACT_TEST_POSTGRES").ok()?))
+}
+
+/// A new empty database on the PostgreSQL server at `base`; its URL.
+pub fn create_database(base: &str) -> String {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let name = format!(
+        "t_{}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let base = base.trim_end_matches('/').to_string();
+    let admin = format!("{base}/postgres");
+    let create = format!("CREATE DATABASE {name}");
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async move {
+                use sqlx::Connection;
+                sqlx::any::install_default_drivers();
+                let mut c = sqlx::AnyConnection::connect(&admin).await.expect("postgres");
+                sqlx::query(&create).execute(&mut c).await.expect("create database");
+            });
+    })
+    .join()
+    .unwrap();
+    format!("{base}/{name}")
+}
+
+pub fn start_with(mut cfg: Config, dir: tempfile::TempDir, root: PathBuf) -> Server {
+    if cfg.database.url.is_none() {
+        cfg.database.url = test_database().map(refract::util::secret::Secret);
+    }
     let (tx, rx) = mpsc::channel::<Result<SocketAddr, String>>();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let kept = cfg.clone();

@@ -451,6 +451,13 @@ fn delivery_paths() -> Vec<(&'static str, Value)> {
                     "type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}}}}}}}}}),
         ),
         (
+            "/ready",
+            json!({"get": {"operationId": "ready", "summary": "Readiness for load balancers: the database and the storage answer (each within 2 s).", "tags": ["server"], "security": [{}],
+                "responses": {
+                    "200": {"description": "Ready", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Readiness"}}}},
+                    "503": {"description": "The database or the storage is unreachable", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Readiness"}}}}}}}),
+        ),
+        (
             "/version",
             json!({"get": {"operationId": "version", "summary": "The server's name and version.", "tags": ["server"], "security": [{}],
                 "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {
