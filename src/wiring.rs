@@ -47,20 +47,36 @@ pub struct Built {
     pub auth: Arc<Auth>,
 }
 
-/// A name for this process among the nodes: host, process id and a random part (a restarted
-/// node is a new node).
-fn node_id() -> String {
+/// This node's name among the nodes: kept in `<data_dir>/node-id` (host name and a random
+/// part, made at first start), so a restarted node takes its own leases back at once while
+/// another node waits for them to expire. Each node has its own data folder.
+fn node_id(data_dir: &std::path::Path) -> String {
+    let file = data_dir.join("node-id");
+    if let Some(id) = std::fs::read_to_string(&file)
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty() && s.len() <= 128)
+    {
+        return id;
+    }
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_default();
-    let mut r = [0u8; 4];
+    let mut r = [0u8; 6];
     let _ = getrandom::fill(&mut r);
-    format!(
-        "{}-{}-{:08x}",
+    let id = format!(
+        "{}-{}",
         if host.is_empty() { "node" } else { &host },
-        std::process::id(),
-        u32::from_le_bytes(r)
-    )
+        r.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    );
+    let tmp = data_dir.join(".node-id.tmp");
+    if std::fs::create_dir_all(data_dir).is_ok()
+        && std::fs::write(&tmp, &id).is_ok()
+        && std::fs::rename(&tmp, &file).is_err()
+    {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    id
 }
 
 /// Build every part; fails when storage or the database cannot be set up.
@@ -69,7 +85,7 @@ pub async fn build(config: &Config) -> Result<Built, String> {
     let origin =
         Arc::new(Origin::new(&config.storage, &images).map_err(|e| format!("storage: {e}"))?);
     let store = Arc::new(open_store(config).await?);
-    let node = node_id();
+    let node = node_id(&config.server.data_dir);
     // On PostgreSQL other nodes may share the database: changes made here are announced.
     let (announce, announced) = if store.is_postgres() {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -251,6 +267,10 @@ pub async fn build(config: &Config) -> Result<Built, String> {
             })
         },
     }));
+    let listen_url = store
+        .is_postgres()
+        .then(|| config.database.url.as_ref().map(|u| u.0.clone()))
+        .flatten();
     Ok(Built {
         routes: Arc::new(Routes::new(
             delivery.clone(),
@@ -268,10 +288,7 @@ pub async fn build(config: &Config) -> Result<Built, String> {
         audit_retention_ms: config.audit.retention_ms(),
         indexer,
         node,
-        listen_url: store
-            .is_postgres()
-            .then(|| config.database.url.as_ref().map(|u| u.0.clone()))
-            .flatten(),
+        listen_url,
         announced: std::sync::Mutex::new(announced),
         visibility,
         auth,

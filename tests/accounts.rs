@@ -301,6 +301,14 @@ async fn members_passwords_and_disabled_users() {
             .arg(s.data_dir())
             .arg("user")
             .args(args)
+            // The server's database (PostgreSQL in the backend matrix).
+            .envs(
+                s.cfg
+                    .database
+                    .url
+                    .as_ref()
+                    .map(|u| ("REFRACT__DATABASE__URL", u.0.clone())),
+            )
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())

@@ -538,12 +538,12 @@ async fn data_survives_a_restart_and_interrupted_writes_are_swept() {
     let (_, key) = api.create_key("acme", &["read"]).await;
     let root = s.root.clone();
     // Simulate a crash between "object written" and "row committed": a journalled object.
-    let s = s.restart(|data| {
-        let db = data.join("refract.db");
+    let cfg = s.cfg.clone();
+    let s = s.restart(|_| {
         std::thread::spawn(move || {
             let rt = tokio::runtime::Runtime::new().unwrap();
             rt.block_on(async {
-                let store = refract::store::Store::open_sqlite(&db).await.unwrap();
+                let store = common::server_store(&cfg).await;
                 store
                     .reserve(&["default/orphan.png".to_string()], 0)
                     .await

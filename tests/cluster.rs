@@ -115,7 +115,10 @@ async fn json_call(method: &str, url: &str, key: &str, body: &Value) -> (u16, Va
         .await
         .unwrap();
     let st = r.status().as_u16();
-    (st, r.json().await.unwrap_or(Value::Null))
+    (
+        st,
+        serde_json::from_slice(&r.bytes().await.unwrap()).unwrap_or(Value::Null),
+    )
 }
 
 async fn upload(base: &str, name: &str, bytes: &[u8], fields: &[(&str, &str)]) -> Value {
@@ -135,7 +138,7 @@ async fn upload(base: &str, name: &str, bytes: &[u8], fields: &[(&str, &str)]) -
         .await
         .unwrap();
     let st = r.status().as_u16();
-    let v: Value = r.json().await.unwrap();
+    let v: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
     assert_eq!(st, 201, "{v}");
     v["images"][0].clone()
 }
@@ -178,7 +181,10 @@ async fn three_nodes_share_one_view_and_run_each_job_once() {
         ("REFRACT__STORAGE__SECRET_ACCESS_KEY", s3_secret.clone()),
         ("REFRACT__STORAGE__PREFIX", prefix.clone()),
         ("REFRACT__CACHE__PERSISTENT__BACKEND", "s3".into()),
-        ("REFRACT__CACHE__PERSISTENT__PATH", format!("{prefix}-cache/")),
+        (
+            "REFRACT__CACHE__PERSISTENT__PATH",
+            format!("{prefix}-cache/"),
+        ),
         ("REFRACT__RATELIMIT__REDIS_URL", redis),
         ("REFRACT__EXPIRY__SWEEP_INTERVAL", "1".into()),
         ("REFRACT__WEBHOOKS__ALLOW_HTTP", "true".into()),
@@ -203,7 +209,8 @@ async fn three_nodes_share_one_view_and_run_each_job_once() {
         img["key"].as_str().unwrap().to_string(),
     );
     let url = |n: &str, q: &str| format!("{n}/img/{key}?{q}");
-    let (rb, rc) = tokio::join!(get(&url(&b.base, "w=64"), None), get(&url(&c_base, "w=64"), None));
+    let (ub, uc) = (url(&b.base, "w=64"), url(&c_base, "w=64"));
+    let (rb, rc) = tokio::join!(get(&ub, None), get(&uc, None));
     assert_eq!((rb.0, rc.0), (200, 200));
     assert_eq!(rb.2, rc.2, "the same variant on every node");
 
@@ -249,7 +256,13 @@ async fn three_nodes_share_one_view_and_run_each_job_once() {
     }
 
     // Deleted on C: the persistent tier's objects are gone, A and B answer 404.
-    let tier = s3_operator(&endpoint, &bucket, &s3_key, &s3_secret, &format!("{prefix}-cache/"));
+    let tier = s3_operator(
+        &endpoint,
+        &bucket,
+        &s3_key,
+        &s3_secret,
+        &format!("{prefix}-cache/"),
+    );
     let cached = || async {
         tier.list_with("")
             .recursive(true)
@@ -267,7 +280,11 @@ async fn three_nodes_share_one_view_and_run_each_job_once() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(cached().await, 0, "the deleting node purged the shared tier");
+    assert_eq!(
+        cached().await,
+        0,
+        "the deleting node purged the shared tier"
+    );
     for n in [&a.base, &b.base] {
         within(Duration::from_secs(1), "deleted everywhere", || async {
             get(&url(n, "w=64"), None).await.0 == 404 && get(&url(n, "w=50"), None).await.0 == 404
@@ -289,7 +306,10 @@ async fn three_nodes_share_one_view_and_run_each_job_once() {
     for i in 0..6 {
         let n = &nodes[i % 3];
         let (st, h, _) = get(&format!("{n}/api/v1/images"), Some(&limited)).await;
-        statuses.push((st, common::header(&h, "x-ratelimit-remaining").map(str::to_string)));
+        statuses.push((
+            st,
+            common::header(&h, "x-ratelimit-remaining").map(str::to_string),
+        ));
     }
     assert_eq!(
         statuses.iter().map(|s| s.0).collect::<Vec<_>>(),
@@ -298,7 +318,10 @@ async fn three_nodes_share_one_view_and_run_each_job_once() {
     );
     assert_eq!(statuses[4].1.as_deref(), Some("0"), "{statuses:?}");
     for n in &nodes {
-        assert_eq!(get(&format!("{n}/api/v1/images"), Some(&limited)).await.0, 429);
+        assert_eq!(
+            get(&format!("{n}/api/v1/images"), Some(&limited)).await.0,
+            429
+        );
     }
 
     // The expiry sweep and its webhook run once in total with three nodes up.
@@ -324,20 +347,32 @@ async fn three_nodes_share_one_view_and_run_each_job_once() {
     )
     .await;
     assert_eq!(st, 200, "{v}");
-    within(Duration::from_secs(20), "the first expiry is delivered", || async {
-        !rx.of("image.expired").is_empty()
-    })
+    within(
+        Duration::from_secs(20),
+        "the first expiry is delivered",
+        || async { !rx.of("image.expired").is_empty() },
+    )
     .await;
     // Time for any other node to (wrongly) sweep or deliver it again.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(rx.of("image.expired").len(), 1, "{:?}", rx.of("image.expired"));
+    assert_eq!(
+        rx.of("image.expired").len(),
+        1,
+        "{:?}",
+        rx.of("image.expired")
+    );
 
     // The node running the upkeep is killed with SIGKILL; another takes it over.
     let mut holder = None;
     for n in &nodes {
         let (_, _, body) = get(&format!("{n}/ready"), None).await;
         let v: Value = serde_json::from_slice(&body).unwrap();
-        if v["leases"].as_array().unwrap().iter().any(|l| l == "upkeep") {
+        if v["leases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l == "upkeep")
+        {
             holder = Some(n.clone());
         }
     }
@@ -368,9 +403,11 @@ async fn three_nodes_share_one_view_and_run_each_job_once() {
     )
     .await;
     assert_eq!(st, 200);
-    within(Duration::from_secs(30), "the second expiry is delivered", || async {
-        rx.of("image.expired").len() >= 2
-    })
+    within(
+        Duration::from_secs(30),
+        "the second expiry is delivered",
+        || async { rx.of("image.expired").len() >= 2 },
+    )
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let expired = rx.of("image.expired");
@@ -380,7 +417,13 @@ async fn three_nodes_share_one_view_and_run_each_job_once() {
     for n in &alive {
         let (_, _, body) = get(&format!("{n}/ready"), None).await;
         let v: Value = serde_json::from_slice(&body).unwrap();
-        survivors += usize::from(v["leases"].as_array().unwrap().iter().any(|l| l == "upkeep"));
+        survivors += usize::from(
+            v["leases"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|l| l == "upkeep"),
+        );
     }
     assert_eq!(survivors, 1, "one survivor took the upkeep over");
     drop((a_proc, b_proc, c));
@@ -388,10 +431,7 @@ async fn three_nodes_share_one_view_and_run_each_job_once() {
 
 /// RFC 3339 in UTC, seconds.
 fn humantime_rfc3339(t: std::time::SystemTime) -> String {
-    let secs = t
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let secs = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     refract::util::clock::rfc3339(i64::try_from(secs * 1000).unwrap())
 }
 
@@ -432,7 +472,16 @@ impl OwnPostgres {
         };
         let st = me
             .as_postgres("initdb")
-            .args(["-D", me.data.to_str().unwrap(), "-U", "postgres", "-A", "trust", "-E", "UTF8"])
+            .args([
+                "-D",
+                me.data.to_str().unwrap(),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+            ])
             .args(["--locale=C.UTF-8", "--no-sync"])
             .stdout(std::process::Stdio::null())
             .status()
@@ -450,7 +499,15 @@ impl OwnPostgres {
         );
         let st = self
             .as_postgres("pg_ctl")
-            .args(["-D", self.data.to_str().unwrap(), "-w", "-t", "30", "-o", &opts])
+            .args([
+                "-D",
+                self.data.to_str().unwrap(),
+                "-w",
+                "-t",
+                "30",
+                "-o",
+                &opts,
+            ])
             .arg("-l")
             .arg(self.data.parent().unwrap().join("server.log"))
             .arg("start")
@@ -463,7 +520,14 @@ impl OwnPostgres {
     fn stop(&self) {
         let st = self
             .as_postgres("pg_ctl")
-            .args(["-D", self.data.to_str().unwrap(), "-m", "fast", "-w", "stop"])
+            .args([
+                "-D",
+                self.data.to_str().unwrap(),
+                "-m",
+                "fast",
+                "-w",
+                "stop",
+            ])
             .stdout(std::process::Stdio::null())
             .status()
             .unwrap();
@@ -479,7 +543,14 @@ impl Drop for OwnPostgres {
     fn drop(&mut self) {
         let _ = self
             .as_postgres("pg_ctl")
-            .args(["-D", self.data.to_str().unwrap(), "-m", "immediate", "-w", "stop"])
+            .args([
+                "-D",
+                self.data.to_str().unwrap(),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .status();
@@ -511,25 +582,20 @@ async fn a_postgres_restart_answers_503_fast_then_recovers() {
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
-    let call = |path: &str| {
-        client
-            .get(s.url(path))
-            .header("x-api-key", ADMIN)
-            .send()
-    };
+    let call = |path: &str| client.get(s.url(path)).header("x-api-key", ADMIN).send();
     assert_eq!(call("/api/v1/images").await.unwrap().status(), 200);
 
     pg.stop();
     for _ in 0..3 {
         let r = call("/api/v1/images").await.expect("an answer, not a hang");
         let st = r.status().as_u16();
-        let body: Value = r.json().await.unwrap();
+        let body: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
         assert_eq!(st, 503, "{body}");
         assert!(body["error"]["message"].is_string(), "{body}");
     }
     let r = call("/ready").await.unwrap();
     assert_eq!(r.status(), 503);
-    let v: Value = r.json().await.unwrap();
+    let v: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
     assert_eq!(v["status"], "unready");
     assert_ne!(v["database"], "ok");
     assert_eq!(v["storage"], "ok");

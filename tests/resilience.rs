@@ -333,9 +333,7 @@ async fn uploads_abandoned_mid_body_or_mid_batch_leave_nothing_behind_without_a_
     // Whatever was stored is whole: every row has its object and every object its row, with no
     // reservation left in the journal (read from the database file itself) and nothing in
     // staging, now (not after a restart).
-    let store = refract::store::Store::open_sqlite(&server.data_dir().join("refract.db"))
-        .await
-        .unwrap();
+    let store = common::server_store(&server.cfg).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let listed: Vec<String> = api.get("/api/v1/images?per_page=100").await.json()["images"]

@@ -173,8 +173,12 @@ impl RateLimits {
             if n == 0 {
                 continue;
             }
-            let interval = (i64::try_from(period.as_millis()).unwrap_or(i64::MAX) / i64::from(n)).max(1);
-            inv.key(format!("refract:rl:{bucket:?}:{}:{n}:{client}", period.as_secs()));
+            let interval =
+                (i64::try_from(period.as_millis()).unwrap_or(i64::MAX) / i64::from(n)).max(1);
+            inv.key(format!(
+                "refract:rl:{bucket:?}:{}:{n}:{client}",
+                period.as_secs()
+            ));
             inv.arg(interval).arg(n);
         }
         let mut conn = conn.clone();
@@ -358,6 +362,9 @@ mod tests {
             Outcome::Allowed(Some(Status { limit: 100, .. }))
         ));
         // img is off by default.
-        assert_eq!(r.check_here(Bucket::Img, "ip", &none), Outcome::Allowed(None));
+        assert_eq!(
+            r.check_here(Bucket::Img, "ip", &none),
+            Outcome::Allowed(None)
+        );
     }
 }

@@ -189,10 +189,16 @@ mod tests {
         assert!(i.differs(&[rule(true, None)]).is_empty());
         // Public now (absent from the snapshot), or another rule: read again.
         assert_eq!(i.differs(&[]), vec!["t/a.jpg".to_string()]);
-        assert_eq!(i.differs(&[rule(false, Some(5))]), vec!["t/a.jpg".to_string()]);
+        assert_eq!(
+            i.differs(&[rule(false, Some(5))]),
+            vec!["t/a.jpg".to_string()]
+        );
         i.apply("t/a.jpg", None);
         assert_eq!(i.differs(&[rule(true, None)]), vec!["t/a.jpg".to_string()]);
-        assert!(i.differs(&[rule(false, None)]).is_empty(), "public rules are not kept");
+        assert!(
+            i.differs(&[rule(false, None)]).is_empty(),
+            "public rules are not kept"
+        );
     }
 
     #[test]

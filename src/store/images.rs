@@ -727,11 +727,12 @@ pub(super) async fn usage(
     s.bind(tenant).live(false, now);
     let row = s.query().fetch_one(&mut **tx).await?;
     // Avatars count towards the bytes (not the images).
-    let avatars: i64 =
-        sqlx::query_scalar("SELECT CAST(COALESCE(SUM(bytes), 0) AS BIGINT) FROM avatars WHERE tenant = $1")
-            .bind(tenant)
-            .fetch_one(&mut **tx)
-            .await?;
+    let avatars: i64 = sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(bytes), 0) AS BIGINT) FROM avatars WHERE tenant = $1",
+    )
+    .bind(tenant)
+    .fetch_one(&mut **tx)
+    .await?;
     let own = sqlx::query("SELECT quota_bytes, quota_images FROM tenant_quotas WHERE tenant = $1")
         .bind(tenant)
         .fetch_optional(&mut **tx)

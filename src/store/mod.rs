@@ -24,8 +24,8 @@ mod users;
 
 pub use albums::{AlbumToken, Missing};
 pub use audit::AuditEntry;
-pub use cluster::{follow_changes, Heard, CHANGES};
 pub use avatars::AvatarRecord;
+pub use cluster::{follow_changes, Heard, CHANGES};
 use journal::journal;
 pub use library::KnownFile;
 pub use outbox::{

@@ -593,11 +593,11 @@ impl Store {
             }
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(PENDING)
-        .bind(now)
-        .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
-        .await?;
+            .bind(PENDING)
+            .bind(now)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
             let delivery = delivery_from_row(r)?;

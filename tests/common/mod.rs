@@ -106,7 +106,22 @@ pub fn start(tweak: impl FnOnce(&mut Config)) -> Server {
 /// `.ci/test.sh` sets for the backend matrix): a new empty database on it for one test server;
 /// otherwise `None` (embedded SQLite in the server's data folder).
 pub fn test_database() -> Option<String> {
-    Some(create_database(&std::env::var("REFRACT_TEST_POSTGRES").ok()?))
+    Some(create_database(
+        &std::env::var("REFRACT_TEST_POSTGRES").ok()?,
+    ))
+}
+
+/// The store a server with `cfg` uses (its PostgreSQL database, else its SQLite file), opened
+/// beside it to look into or arrange what the API cannot.
+pub async fn server_store(cfg: &Config) -> refract::store::Store {
+    match &cfg.database.url {
+        Some(url) => refract::store::Store::open(&url.0, refract::store::PoolSize::default())
+            .await
+            .unwrap(),
+        None => refract::store::Store::open_sqlite(&cfg.server.data_dir.join("refract.db"))
+            .await
+            .unwrap(),
+    }
 }
 
 /// A new empty database on the PostgreSQL server at `base`; its URL.
@@ -132,8 +147,13 @@ pub fn create_database(base: &str) -> String {
             .block_on(async move {
                 use sqlx::Connection;
                 sqlx::any::install_default_drivers();
-                let mut c = sqlx::AnyConnection::connect(&admin).await.expect("postgres");
-                sqlx::query(&create).execute(&mut c).await.expect("create database");
+                let mut c = sqlx::AnyConnection::connect(&admin)
+                    .await
+                    .expect("postgres");
+                sqlx::query(sqlx::AssertSqlSafe(create))
+                    .execute(&mut c)
+                    .await
+                    .expect("create database");
             });
     })
     .join()
@@ -237,6 +257,20 @@ fn spawn_binary_with(data: &Path, port: u16, extra: &[(&str, &str)]) -> Killed {
         .env("REFRACT__SERVER__LOG", "warn")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
+    // The backend matrix: one PostgreSQL database per data folder (kept in a file there, so a
+    // restart over the same folder finds the same database).
+    if !extra.iter().any(|(k, _)| *k == "REFRACT__DATABASE__URL") {
+        let marker = data.join(".test-database-url");
+        let url = std::fs::read_to_string(&marker).ok().or_else(|| {
+            let url = test_database()?;
+            std::fs::create_dir_all(data).unwrap();
+            std::fs::write(&marker, &url).unwrap();
+            Some(url)
+        });
+        if let Some(url) = url {
+            c.env("REFRACT__DATABASE__URL", url);
+        }
+    }
     for (k, v) in extra {
         c.env(k, v);
     }
