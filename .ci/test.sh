@@ -134,7 +134,7 @@ log "cargo test on PostgreSQL: the store and API suites"
 REFRACT_TEST_POSTGRES="$PG_URL" cargo test --locked \
   --test api_auth --test api_library --test api_limits --test api_sharing --test api_upload \
   --test accounts --test admin --test avatars --test tags --test webhooks --test library \
-  --test lifecycle
+  --test lifecycle --test openapi --test ui --test security --test hostile
 log "fuzz: every target for ${FUZZ_SECONDS:=30} s (cargo-fuzz; RUSTC_BOOTSTRAP for -Z flags on stable)"
 command -v cargo-fuzz >/dev/null || timeout 900 cargo install cargo-fuzz --locked
 for t in params accept decode multipart; do

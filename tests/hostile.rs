@@ -303,3 +303,51 @@ async fn hostile_keys_and_queries_are_400s() {
     .await
     .unwrap();
 }
+
+/// NUL (U+0000) in any text the API takes (a JSON string, a query value, a form field) is a 400
+/// naming the problem on every backend (PostgreSQL stores no NUL in text), and changes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn nul_in_api_text_is_a_400_on_every_backend() {
+    let s = start_api(|_| {});
+    let api = Api::admin(&s);
+    let img = api.upload_one("a.png", &distinct_png(1), &[]).await;
+    let id = img["id"].as_str().unwrap();
+    for (method, path, body) in [
+        (
+            "PATCH",
+            format!("/api/v1/images/{id}"),
+            serde_json::json!({"description": "a\u{0}b"}),
+        ),
+        (
+            "POST",
+            "/api/v1/albums".to_string(),
+            serde_json::json!({"name": "x", "description": "\u{0}"}),
+        ),
+        (
+            "POST",
+            "/api/v1/tags".to_string(),
+            serde_json::json!({"name": "t\u{0}"}),
+        ),
+    ] {
+        let r = api.json(method, &path, &body).await;
+        assert_eq!(r.status, 400, "{method} {path}: {}", r.text());
+        assert!(r.text().contains("NUL"), "{}", r.text());
+    }
+    let r = api.get("/api/v1/images?q=%00").await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "BAD_REQUEST");
+    let form = Form::new()
+        .file("file", "b.png", &distinct_png(2))
+        .text("description", "x\u{0}y");
+    let r = api.upload(form).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("description"), "{}", r.text());
+    // Nothing changed.
+    assert_eq!(api.ids("").await, vec![id.to_string()]);
+    let v: serde_json::Value = api.get(&format!("/api/v1/images/{id}")).await.json();
+    assert_eq!(v["description"], "");
+    assert_eq!(
+        api.get("/api/v1/albums").await.json()["albums"],
+        serde_json::json!([])
+    );
+}

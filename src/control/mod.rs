@@ -725,11 +725,33 @@ async fn dispatch(
 pub(crate) async fn json_body<T: serde::de::DeserializeOwned>(
     req: Request<hyper::body::Incoming>,
 ) -> Result<T, Error> {
-    let body = body_bytes(req).await?;
-    serde_json::from_slice(&body).map_err(|e| Error::BadRequest {
+    parse_json(&body_bytes(req).await?)
+}
+
+/// A JSON body as `T`; a string holding NUL (U+0000) anywhere is refused (no text column of
+/// any backend stores it).
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
+    let bad = |e: serde_json::Error| Error::BadRequest {
         param: None,
         message: format!("invalid JSON body: {e}"),
-    })
+    };
+    let v: serde_json::Value = serde_json::from_slice(body).map_err(bad)?;
+    if holds_nul(&v) {
+        return Err(Error::BadRequest {
+            param: None,
+            message: "invalid JSON body: text may not contain NUL (\\u0000)".into(),
+        });
+    }
+    serde_json::from_value(v).map_err(bad)
+}
+
+fn holds_nul(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(a) => a.iter().any(holds_nul),
+        serde_json::Value::Object(m) => m.iter().any(|(k, x)| k.contains('\0') || holds_nul(x)),
+        _ => false,
+    }
 }
 
 /// As `json_body`, an empty body (whatever its framing: length, chunked, HTTP/2) being `T`'s
@@ -741,10 +763,7 @@ pub(crate) async fn optional_json_body<T: serde::de::DeserializeOwned + Default>
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(&body).map_err(|e| Error::BadRequest {
-        param: None,
-        message: format!("invalid JSON body: {e}"),
-    })
+    parse_json(&body)
 }
 
 async fn body_bytes(req: Request<hyper::body::Incoming>) -> Result<Bytes, Error> {

@@ -116,7 +116,11 @@ where
             text.extend_from_slice(&chunk);
         }
         let value = String::from_utf8(text)
-            .map_err(|_| Error::bad_param(&name, "field value is not UTF-8"))?;
+            .ok()
+            .filter(|v| !v.contains('\0'))
+            .ok_or_else(|| {
+                Error::bad_param(&name, "field value is not UTF-8 text (or holds NUL)")
+            })?;
         let value = value.trim();
         match name.as_str() {
             "tags" | "tags[]" => form.tags.extend(fields::parse_tags(value, &name)?),

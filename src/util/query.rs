@@ -88,10 +88,13 @@ pub struct Query {
     pairs: Vec<Pair>,
 }
 
+/// Decoded, or `None` when not UTF-8 or holding a NUL (U+0000: no text column of any backend
+/// stores it, and no parameter needs it).
 fn decode(s: &str) -> Option<String> {
     percent_decode_str(&s.replace('+', " "))
         .decode_utf8()
         .ok()
+        .filter(|c| !c.contains('\0'))
         .map(|c| c.into_owned())
 }
 
