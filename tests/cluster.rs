@@ -214,14 +214,46 @@ async fn three_nodes_share_one_view_and_run_each_job_once() {
     assert_eq!((rb.0, rc.0), (200, 200));
     assert_eq!(rb.2, rc.2, "the same variant on every node");
 
-    // A variant A made (and wrote to the shared persistent tier) is a persistent hit on B.
+    // A variant A made (and wrote to the shared persistent tier, in the background) is a
+    // persistent hit on B.
+    let tier = s3_operator(
+        &endpoint,
+        &bucket,
+        &s3_key,
+        &s3_secret,
+        &format!("{prefix}-cache/"),
+    );
+    let cached = || async {
+        tier.list_with("")
+            .recursive(true)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| e.metadata().is_file())
+            .count()
+    };
+    // B's and C's own w=64 variants land first (written in the background too).
+    within(
+        Duration::from_secs(10),
+        "the w=64 variants are stored",
+        || async { cached().await >= 1 },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = cached().await;
     let (st, h, _) = get(&url(&a.base, "w=50"), None).await;
     assert_eq!((st, common::header(&h, "x-cache")), (200, Some("MISS")));
-    within(Duration::from_secs(10), "B finds A's variant", || async {
-        let (st, h, _) = get(&url(&b.base, "w=50"), None).await;
-        st == 200 && common::header(&h, "x-cache") == Some("HIT-PERSISTENT")
-    })
+    within(
+        Duration::from_secs(10),
+        "A's variant reaches the shared tier",
+        || async { cached().await > before },
+    )
     .await;
+    let (st, h, _) = get(&url(&b.base, "w=50"), None).await;
+    assert_eq!(
+        (st, common::header(&h, "x-cache")),
+        (200, Some("HIT-PERSISTENT"))
+    );
 
     // Private on B: A and C answer 404 within a second (the key of the tenant still sees it).
     let (st, v) = json_call(
@@ -256,22 +288,6 @@ async fn three_nodes_share_one_view_and_run_each_job_once() {
     }
 
     // Deleted on C: the persistent tier's objects are gone, A and B answer 404.
-    let tier = s3_operator(
-        &endpoint,
-        &bucket,
-        &s3_key,
-        &s3_secret,
-        &format!("{prefix}-cache/"),
-    );
-    let cached = || async {
-        tier.list_with("")
-            .recursive(true)
-            .await
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|e| e.metadata().is_file())
-            .count()
-    };
     assert!(cached().await > 0, "variants in the shared tier");
     let r = common::client()
         .delete(format!("{c_base}/api/v1/images/{id}"))
