@@ -287,6 +287,31 @@ async fn three_nodes_share_one_view_and_run_each_job_once() {
         .await;
     }
 
+    // A share link made on A opens on B; revoked on C, it opens nowhere at once.
+    let (st, v) = json_call(
+        "POST",
+        &format!("{}/api/v1/images/{id}/shares", a.base),
+        ADMIN,
+        &json!({}),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    let (share_id, token) = (
+        v["share"]["id"].as_str().unwrap().to_string(),
+        v["share"]["token"].as_str().unwrap().to_string(),
+    );
+    assert_eq!(get(&format!("{}/s/{token}", b.base), None).await.0, 200);
+    let r = common::client()
+        .delete(format!("{c_base}/api/v1/shares/{share_id}"))
+        .header("x-api-key", ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    for n in &nodes {
+        assert_eq!(get(&format!("{n}/s/{token}"), None).await.0, 404, "{n}");
+    }
+
     // Deleted on C: the persistent tier's objects are gone, A and B answer 404.
     assert!(cached().await > 0, "variants in the shared tier");
     let r = common::client()

@@ -451,22 +451,45 @@ impl Store {
 
     async fn migrate(&self) -> Result<()> {
         let _w = self.write.lock().await;
+        // Nodes starting together on one PostgreSQL migrate one at a time: the others wait on
+        // this session lock, then find every migration applied.
+        let mut conn = self.pool.acquire().await?;
+        if self.postgres {
+            sqlx::query("SELECT pg_advisory_lock(7261000)")
+                .execute(&mut *conn)
+                .await?;
+        }
+        let done = self.migrate_on(&mut conn).await;
+        if self.postgres {
+            let unlocked = sqlx::query("SELECT pg_advisory_unlock(7261000)")
+                .execute(&mut *conn)
+                .await;
+            if unlocked.is_err() {
+                // A connection still holding the lock is not given back to the pool.
+                conn.detach();
+            }
+        }
+        done
+    }
+
+    async fn migrate_on(&self, conn: &mut sqlx::pool::PoolConnection<sqlx::Any>) -> Result<()> {
+        use sqlx::Connection;
         sqlx::query(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, \
              applied_at BIGINT NOT NULL)",
         )
-        .execute(&self.pool)
+        .execute(&mut **conn)
         .await?;
         for (version, statements) in schema::MIGRATIONS {
             let done: Option<i64> =
                 sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
                     .bind(*version)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&mut **conn)
                     .await?;
             if done.is_some() {
                 continue;
             }
-            let mut tx = self.pool.begin().await?;
+            let mut tx = conn.begin().await?;
             for s in *statements {
                 sqlx::query(*s).execute(&mut *tx).await?;
             }

@@ -274,9 +274,12 @@ fn spawn_binary_with(data: &Path, port: u16, extra: &[(&str, &str)]) -> Killed {
     for (k, v) in extra {
         c.env(k, v);
     }
-    let child = Killed(Some(c.spawn().unwrap()));
+    let mut child = Killed(Some(c.spawn().unwrap()));
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Some(Ok(Some(status))) = child.0.as_mut().map(std::process::Child::try_wait) {
+            panic!("the server exited at start: {status}");
+        }
         assert!(
             std::time::Instant::now() < deadline,
             "server did not come up"
