@@ -145,7 +145,7 @@ async fn serve_or_sign() -> std::process::ExitCode {
             }
         };
     }
-    refract::util::telemetry::init(&config.server.log);
+    let _log = refract::util::telemetry::init(&config.server.log);
     let result = refract::run(config, shutdown_signal(), |addr| {
         tracing::info!(%addr, "refract listening; try http://{addr}/img/rocket.jpg?w=400");
     })

@@ -133,6 +133,11 @@ T_PORT[refract-cached]=8806
 T_START[refract-cached]='env REFRACT__SERVER__LOG=warn ../../target/release/refract --storage-root "$CORPUS" --data-dir "$(mktemp -d)" --listen "127.0.0.1:$PORT"'
 URL[refract-cached,hot]='/img/{file}?w={w}&q={q}&fm=jpeg'
 
+# (f2) The same at the default log level (`info`: one line per request).
+T_PORT[refract-cached-info]=8809
+T_START[refract-cached-info]='../../target/release/refract --storage-root "$CORPUS" --data-dir "$(mktemp -d)" --listen "127.0.0.1:$PORT"'
+URL[refract-cached-info,hot]='/img/{file}?w={w}&q={q}&fm=jpeg'
+
 # (g) nginx (Debian's nginx-light) serving Refract's answer for the hot URL as a static file.
 T_PORT[nginx]=8807
 T_START[nginx]='peers/nginx-static.sh "$CORPUS" "$PORT" "/img/rocket-640x427-adobergb.jpg?w=400&q=80&fm=jpeg"'

@@ -257,20 +257,24 @@ async fn handle<H: Handler>(
     } else {
         String::new()
     };
-    let span = tracing::info_span!("request", id = %request_id);
+    // At `debug` every line logged while handling the request carries its id; at `info` the
+    // request line does (a span per request halves the rate of cache hits: bench/RESULTS.md).
+    let span = tracing::debug_span!("request", id = %request_id);
     let mut resp = tracing::Instrument::instrument(handler.handle(req, peer), span).await;
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-request-id", v);
     }
     if logged {
-        tracing::info!(
-            request_id,
-            method = %method,
-            path = path,
-            status = resp.status().as_u16(),
-            cache = resp.headers().get("x-cache").and_then(|v| v.to_str().ok()).unwrap_or("-"),
-            ms = start.elapsed().as_millis() as u64,
-            "request"
+        crate::util::telemetry::request_line(
+            &request_id,
+            method.as_str(),
+            &path,
+            resp.status().as_u16(),
+            resp.headers()
+                .get("x-cache")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-"),
+            start.elapsed().as_millis() as u64,
         );
     }
     resp

@@ -471,7 +471,8 @@ impl Routes {
              # TYPE refract_cache_misses_total counter\nrefract_cache_misses_total {}\n\
              # TYPE refract_cpu_waiting gauge\nrefract_cpu_waiting {}\n\
              # TYPE refract_cpu_running gauge\nrefract_cpu_running {}\n\
-             # TYPE refract_persistent_cache_bytes gauge\nrefract_persistent_cache_bytes {}\n{hooks}",
+             # TYPE refract_persistent_cache_bytes gauge\nrefract_persistent_cache_bytes {}\n\
+             # TYPE refract_log_lines_dropped_total counter\nrefract_log_lines_dropped_total {}\n{hooks}",
             self.requests.load(Ordering::Relaxed),
             d.transforms,
             d.cache_hits,
@@ -479,6 +480,7 @@ impl Routes {
             d.cpu_waiting,
             d.cpu_running,
             d.persistent_bytes,
+            crate::util::telemetry::dropped_lines(),
         )
     }
 }
