@@ -186,6 +186,11 @@ impl Control {
         }
     }
 
+    /// Log lines dropped because stderr could not keep up (for `/metrics`).
+    pub fn log_lines_dropped(&self) -> u64 {
+        crate::util::telemetry::dropped_lines()
+    }
+
     /// This process among the nodes sharing the database.
     pub fn node(&self) -> &str {
         &self.node

@@ -480,7 +480,7 @@ impl Routes {
             d.cpu_waiting,
             d.cpu_running,
             d.persistent_bytes,
-            crate::util::telemetry::dropped_lines(),
+            self.control.log_lines_dropped(),
         )
     }
 }
