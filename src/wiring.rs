@@ -347,7 +347,10 @@ pub async fn user_command(config: &Config, action: UserAction) -> Result<String,
 async fn open_store(config: &Config) -> Result<Store, String> {
     let size = crate::store::PoolSize {
         max_connections: config.database.max_connections,
-        acquire_timeout: std::time::Duration::from_millis(config.database.acquire_timeout_ms),
+        acquire_timeout: config
+            .database
+            .acquire_timeout_ms
+            .map(std::time::Duration::from_millis),
     };
     match &config.database.url {
         Some(url) => Store::open(&url.0, size).await,

@@ -99,6 +99,34 @@ async fn albums_crud_membership_and_filters() {
     assert_eq!(r.status, 200);
     let r = api.get(&format!("/api/v1/albums/{album}/images")).await;
     assert_eq!(ids_of(&r.json()), [c.clone(), b.clone(), a.clone()]);
+    // The albums holding an image, by name.
+    let another = new_album(&api, "Another").await;
+    let r = api
+        .json(
+            "POST",
+            &format!("/api/v1/albums/{another}/images"),
+            &json!({"image_ids": [a]}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let names = |v: serde_json::Value| {
+        v["albums"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["name"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let r = api.get(&format!("/api/v1/images/{a}/albums")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(names(r.json()), ["Another", "Holidays"]);
+    assert_eq!(
+        names(api.get(&format!("/api/v1/images/{b}/albums")).await.json()),
+        ["Holidays"]
+    );
+    assert_eq!(api.get("/api/v1/images/nope/albums").await.status, 404);
+    let r = api.delete(&format!("/api/v1/albums/{another}")).await;
+    assert_eq!(r.status, 200);
     // Adding again changes nothing; an unknown id changes nothing and is named.
     let r = api
         .json(

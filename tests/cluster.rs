@@ -614,7 +614,7 @@ async fn a_postgres_restart_answers_503_fast_then_recovers() {
     let url = pg.url();
     let s = common::api::start_api(move |c| {
         c.database.url = Some(refract::util::secret::Secret(url));
-        c.database.acquire_timeout_ms = 500;
+        c.database.acquire_timeout_ms = Some(500);
     });
     let api = common::api::Api::admin(&s);
     api.upload_one("a.png", &distinct_png(41), &[]).await;

@@ -462,6 +462,8 @@ async fn share_albums_admin_and_batch_actions_in_a_real_browser() {
         trip["cover_image_id"], first["images"][0]["id"],
         "the cover set in the page, first in the new order"
     );
+    // The viewer names the albums of the image it shows (the first, in Trip).
+    assert_eq!(r["viewer_albums"], "In Trip", "{r}");
     // Admin: the key worked until revoked.
     assert_eq!(
         (&r["key_valid"], &r["key_after_revoke"]),

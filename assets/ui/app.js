@@ -111,15 +111,25 @@ function editPanel(img) {
     onchange: () => save({ is_private: priv.checked }) });
   const album = h('select', { id: 'panel-album', 'aria-label': 'Album' }, h('option', { value: '' }, 'Add to album…'),
     albums.map((a) => h('option', { value: a.id }, a.name)));
+  const member = h('p', { id: 'panel-albums', class: 'small' });
+  const drawMember = async () => {
+    try {
+      const { albums: of } = await api(`/api/v1/images/${img.id}/albums`);
+      member.replaceChildren(of.length ? 'In ' : 'In no album', ...of.flatMap((a, i) => [i ? ', ' : '',
+        h('a', { href: `/ui/albums#album=${encodeURIComponent(a.id)}` }, a.name)]));
+    } catch (_) { member.replaceChildren(); }
+  };
   const addAlbum = h('button', { type: 'button', onclick: async () => {
     if (!album.value) return;
     try {
       await api(`/api/v1/albums/${album.value}/images`, { method: 'POST', body: { image_ids: [img.id] } });
       say(notice, `Added to ${album.selectedOptions[0].textContent}.`);
+      drawMember();
     } catch (e) { msg.textContent = e.message; }
   } }, 'Add');
   box.replaceChildren(info, form, h('p', { class: 'check' }, priv, h('label', { for: 'panel-private' }, ' Private')),
-    h('p', { class: 'inline' }, album, addAlbum), msg);
+    h('p', { class: 'inline' }, album, addAlbum), member, msg);
+  drawMember();
 }
 
 const EXPIRIES = [['3600', '1 hour'], ['86400', '1 day'], ['604800', '1 week'], ['', 'no expiry']];

@@ -394,3 +394,19 @@ pub async fn delete_token(ctx: &Ctx<'_>, id: &str, token: &str) -> Result<Respon
     }
     Ok(json(&j!({ "success": true, "deleted": token })))
 }
+
+/// `GET /api/v1/images/{id}/albums`: the albums holding an image (of the caller's tenant).
+pub async fn albums_of(ctx: &Ctx<'_>, image: &str) -> Result<Response<Body>, Error> {
+    let p = ctx.principal()?;
+    ctx.query(&[])?;
+    super::images::visible(ctx, image).await?;
+    let albums: Vec<_> = ctx
+        .ctl
+        .store
+        .albums_of_image(&p.tenant, image)
+        .await?
+        .iter()
+        .map(view::album)
+        .collect();
+    Ok(json(&j!({ "success": true, "albums": albums })))
+}

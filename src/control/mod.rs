@@ -271,6 +271,8 @@ pub enum Op {
     DeleteAlbumToken,
     CreateShare,
     ListShares,
+    /// The albums holding an image.
+    ImageAlbums,
     DeleteShare,
     GetQuota,
     SetQuota,
@@ -332,6 +334,7 @@ impl Op {
             | Self::PatchImage
             | Self::DeleteImage
             | Self::ListShares
+            | Self::ImageAlbums
             | Self::CreateShare
             | Self::CreateAlbum
             | Self::GetAlbum
@@ -396,6 +399,7 @@ impl Op {
             | Self::ListAlbums
             | Self::ListAlbumTokens
             | Self::ListShares
+            | Self::ImageAlbums
             | Self::Folders
             | Self::Download => Some(Scope::Read),
             Self::Upload
@@ -597,6 +601,7 @@ async fn act_as(
                 | Op::PatchImage
                 | Op::DeleteImage
                 | Op::ListShares
+                | Op::ImageAlbums
                 | Op::CreateShare
                 | Op::ToggleTag => ctl.store.image_tenant(id).await?,
                 Op::GetAlbum
@@ -679,6 +684,7 @@ async fn dispatch(
         Op::SetQuota => tenants::put(ctx, &param).await,
         Op::CreateShare => shares::create(ctx, &param).await,
         Op::ListShares => shares::list(&ctx, &param).await,
+        Op::ImageAlbums => albums::albums_of(&ctx, &param).await,
         Op::DeleteShare => shares::delete(&ctx, &param).await,
         Op::ListWebhooks => webhooks::list(&ctx).await,
         Op::CreateWebhook => webhooks::create(ctx).await,

@@ -114,6 +114,7 @@ pub const API: &[ApiRoute] = &[
     r("DELETE", "/images/{id}", Op::DeleteImage),
     r("GET", "/images/{id}/shares", Op::ListShares),
     r("POST", "/images/{id}/shares", Op::CreateShare),
+    r("GET", "/images/{id}/albums", Op::ImageAlbums),
     r("DELETE", "/shares/{id}", Op::DeleteShare),
     r("POST", "/avatars", Op::PutAvatar),
     r("GET", "/avatars/{user_id}", Op::GetAvatar),

@@ -324,6 +324,23 @@ impl Store {
         Ok(Ok(()))
     }
 
+    /// The albums of `tenant` holding an image, by name.
+    pub async fn albums_of_image(&self, tenant: &str, image: &str) -> Result<Vec<AlbumRecord>> {
+        let mut s = Sql::new("SELECT ");
+        s.push(ALBUM_COLUMNS)
+            .push(" FROM albums a WHERE a.tenant = ")
+            .bind(tenant)
+            .push(" AND EXISTS (SELECT 1 FROM album_images m WHERE m.album_id = a.id AND m.image_id = ")
+            .bind(image)
+            .push(") ORDER BY a.name, a.id");
+        s.query()
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(album_from_row)
+            .collect()
+    }
+
     /// A page of an album's live images in album order, and how many it has.
     pub async fn album_images(
         &self,

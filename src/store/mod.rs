@@ -52,8 +52,10 @@ pub struct DatabaseConfig {
     pub url: Option<crate::util::secret::Secret>,
     /// Connections kept per process; unset = 4 for SQLite, 16 for PostgreSQL.
     pub max_connections: Option<u32>,
-    /// How long a query waits for a connection before the request answers 503.
-    pub acquire_timeout_ms: u64,
+    /// How long a query waits for a connection before the request answers 503 (ms); unset =
+    /// 3000 for PostgreSQL (fail fast while it is down), 30000 for SQLite (it is never down:
+    /// only busy, and a burst of writes waits its turn).
+    pub acquire_timeout_ms: Option<u64>,
 }
 
 impl Default for DatabaseConfig {
@@ -61,25 +63,16 @@ impl Default for DatabaseConfig {
         Self {
             url: None,
             max_connections: None,
-            acquire_timeout_ms: 3000,
+            acquire_timeout_ms: None,
         }
     }
 }
 
-/// How a store's pool is sized.
-#[derive(Debug, Clone, Copy)]
+/// How a store's pool is sized (unset: by backend, as `DatabaseConfig` says).
+#[derive(Debug, Clone, Copy, Default)]
 pub struct PoolSize {
     pub max_connections: Option<u32>,
-    pub acquire_timeout: std::time::Duration,
-}
-
-impl Default for PoolSize {
-    fn default() -> Self {
-        Self {
-            max_connections: None,
-            acquire_timeout: std::time::Duration::from_secs(3),
-        }
-    }
+    pub acquire_timeout: Option<std::time::Duration>,
 }
 
 /// Why a store call failed.
@@ -420,7 +413,9 @@ impl Store {
         let sqlite = url.starts_with("sqlite:");
         let pool = AnyPoolOptions::new()
             .max_connections(size.max_connections.unwrap_or(if sqlite { 4 } else { 16 }))
-            .acquire_timeout(size.acquire_timeout)
+            .acquire_timeout(size.acquire_timeout.unwrap_or(std::time::Duration::from_secs(
+                if sqlite { 30 } else { 3 },
+            )))
             // A connection that died with the server (a restart) is found and replaced before
             // a query uses it.
             .test_before_acquire(true)

@@ -268,6 +268,8 @@ try {
   await (await sp.$$('#grid input.pick'))[0].uncheck();
   await sp.click('#grid li:first-child button.open');
   await sp.waitForSelector('#share-create');
+  await sp.waitForFunction(() => document.getElementById('panel-albums').textContent.startsWith('In'));
+  report.viewer_albums = await sp.$eval('#panel-albums', (e) => e.textContent);
   await axe(sp, 'viewer with panel');
   await sp.goto(`${base}/ui/albums`, { waitUntil: 'load' });
   await sp.click('.album-card');

@@ -679,6 +679,14 @@ pub fn doc(op: Op) -> OpDoc {
             ok: (200, "application/json", "ShareList"),
             errors: &[],
         },
+        Op::ImageAlbums => OpDoc {
+            summary: "List the albums holding an image.",
+            tag: "albums",
+            query: &[TENANT],
+            body: None,
+            ok: (200, "application/json", "ImageAlbums"),
+            errors: &[],
+        },
         Op::DeleteShare => OpDoc {
             summary: "Revoke a share link.",
             tag: "shares",
