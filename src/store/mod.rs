@@ -413,9 +413,10 @@ impl Store {
         let sqlite = url.starts_with("sqlite:");
         let pool = AnyPoolOptions::new()
             .max_connections(size.max_connections.unwrap_or(if sqlite { 4 } else { 16 }))
-            .acquire_timeout(size.acquire_timeout.unwrap_or(std::time::Duration::from_secs(
-                if sqlite { 30 } else { 3 },
-            )))
+            .acquire_timeout(
+                size.acquire_timeout
+                    .unwrap_or(std::time::Duration::from_secs(if sqlite { 30 } else { 3 })),
+            )
             // A connection that died with the server (a restart) is found and replaced before
             // a query uses it.
             .test_before_acquire(true)
