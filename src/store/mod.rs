@@ -44,7 +44,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The `[database]` config section.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
     /// Database URL (`sqlite://…` or `postgres://…`); unset = embedded SQLite at
@@ -56,16 +56,6 @@ pub struct DatabaseConfig {
     /// 3000 for PostgreSQL (fail fast while it is down), 30000 for SQLite (it is never down:
     /// only busy, and a burst of writes waits its turn).
     pub acquire_timeout_ms: Option<u64>,
-}
-
-impl Default for DatabaseConfig {
-    fn default() -> Self {
-        Self {
-            url: None,
-            max_connections: None,
-            acquire_timeout_ms: None,
-        }
-    }
 }
 
 /// How a store's pool is sized (unset: by backend, as `DatabaseConfig` says).
