@@ -11,9 +11,16 @@ use common::api::{distinct_png, fixture, start_api, Api};
 use serde_json::Value;
 use std::process::Command;
 
+/// The pages' servers wait patiently for a CPU slot: two Chromiums and their servers' transforms
+/// (a debug build) share the suite's two cores, and a request shed with 503 after the default
+/// 10 s would fail a test about pages, not about overload (tests/resilience.rs covers that).
+fn patient(c: &mut refract::config::Config) {
+    c.limits.queue_timeout_ms = 120_000;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_public_gallery_in_a_real_browser() {
-    let s = start_api(|_| {});
+    let s = start_api(patient);
     let api = Api::admin(&s);
     api.upload_one(
         "a.png",
@@ -195,6 +202,7 @@ const PARAMETERS: &str =
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_browse_filter_and_view_in_a_real_browser() {
     let s = start_api(|c| {
+        patient(c);
         c.accounts.admin_email = Some("admin@example.com".into());
         c.accounts.admin_password = Some(refract::util::secret::Secret(
             "a long admin password".into(),
@@ -319,6 +327,7 @@ async fn sign_in_browse_filter_and_view_in_a_real_browser() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn share_albums_admin_and_batch_actions_in_a_real_browser() {
     let s = start_api(|c| {
+        patient(c);
         c.accounts.admin_email = Some("admin@example.com".into());
         c.accounts.admin_password = Some(refract::util::secret::Secret(
             "a long admin password".into(),

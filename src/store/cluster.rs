@@ -17,6 +17,9 @@ impl Store {
     /// Take or renew lease `name` for `holder` until `now + ttl_ms`: true when `holder` has
     /// it now (it was free, expired, or already its own). Atomic on both backends.
     pub async fn try_lease(&self, name: &str, holder: &str, ttl_ms: i64, now: i64) -> Result<bool> {
+        // Every write of this process goes through the write lock: on SQLite, a write beside a
+        // transaction that read first makes that transaction fail (SQLITE_BUSY_SNAPSHOT).
+        let _w = self.write.lock().await;
         let r = sqlx::query(
             "INSERT INTO leases (name, holder, until) VALUES ($1, $2, $3) \
              ON CONFLICT (name) DO UPDATE SET holder = $2, until = $3 \
@@ -33,6 +36,7 @@ impl Store {
 
     /// Give lease `name` up (a clean stop), if `holder` has it.
     pub async fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
+        let _w = self.write.lock().await;
         sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
             .bind(name)
             .bind(holder)
