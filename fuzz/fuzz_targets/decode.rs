@@ -11,6 +11,6 @@ fuzz_target!(|data: &[u8]| {
     let t = parse(&refract::util::query::Query::parse("w=32&h=32&fit=contain"), &ParamConfig::default()).ok().flatten().expect("static params");
     let encode = EncodeConfig::default();
     let spec = OutputSpec::Negotiated(Candidates { avif: false, webp: false, jpeg: true, png: true });
-    let job = Job { transform: &t, output: spec, encode: &encode, limits: PixelLimits::uniform(4_000_000), deadline: None, watermark: None };
+    let job = Job { transform: &t, output: spec, encode: &encode, limits: PixelLimits::uniform(4_000_000), deadline: None, watermark: None, memo: None };
     let _ = run(data, &job);
 });

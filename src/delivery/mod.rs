@@ -3,6 +3,7 @@
 //! built once (in `wiring`) from the parts it uses.
 
 pub mod cdn_cgi;
+pub mod decoded;
 pub mod img;
 pub mod key;
 pub mod negotiate;
@@ -92,6 +93,8 @@ pub struct Delivery {
     img_rate_limited: bool,
     /// Pipeline runs (cache fills), counted when a transform starts on a worker.
     transforms: AtomicU64,
+    /// Decoded sources kept for seconds (`[cache.decoded]`), when on.
+    decoded: Option<Arc<decoded::Decoded>>,
 }
 
 /// A 64×64 light grey image in PNG, WebP and JPEG (made once, at start).
@@ -124,6 +127,8 @@ pub struct Stats {
     pub transforms: u64,
     pub cache_hits: u64,
     pub cache_misses: u64,
+    /// Decoded-source cache: (hits, misses).
+    pub decoded: (u64, u64),
     pub cpu_waiting: usize,
     pub cpu_running: usize,
     pub persistent_bytes: u64,
@@ -170,6 +175,7 @@ impl Delivery {
             },
             img_rate_limited: p.img_rate_limited,
             transforms: AtomicU64::new(0),
+            decoded: decoded::Decoded::new(&p.cache.decoded),
         }
     }
 
@@ -215,6 +221,7 @@ impl Delivery {
             transforms: self.transforms.load(Ordering::Relaxed),
             cache_hits,
             cache_misses,
+            decoded: self.decoded.as_ref().map_or((0, 0), |d| d.counters()),
             cpu_waiting: self.cpu.waiting(),
             cpu_running: self.cpu.running(),
             persistent_bytes: self.persist.as_ref().map_or(0, Persist::bytes),

@@ -31,6 +31,31 @@ pub struct CacheConfig {
     pub ttl_secs: u64,
     /// The second tier: variants persisted through storage.
     pub persistent: PersistentConfig,
+    /// Decoded sources kept for seconds, so several outputs of one source decode it once.
+    pub decoded: DecodedConfig,
+}
+
+/// The `[cache.decoded]` config section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DecodedConfig {
+    /// Memory budget in bytes for decoded pixels; 0 = off (every output decodes its source).
+    pub max_bytes: u64,
+    /// Milliseconds a decode is kept after it is made.
+    pub ttl_ms: u64,
+    /// Outputs up to this many pixels on their longer side share one JPEG decode scale (the
+    /// DCT shrink is chosen as if they were this large), so a `srcset` decodes once or twice.
+    pub share_width: u32,
+}
+
+impl Default for DecodedConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes: 128 << 20,
+            ttl_ms: 10_000,
+            share_width: 960,
+        }
+    }
 }
 
 impl Default for CacheConfig {
@@ -39,6 +64,7 @@ impl Default for CacheConfig {
             memory_bytes: 256 << 20,
             ttl_secs: 24 * 3600,
             persistent: PersistentConfig::default(),
+            decoded: DecodedConfig::default(),
         }
     }
 }

@@ -295,6 +295,8 @@ impl Delivery {
         let limits = PixelLimits::from(&self.limits);
         let t = w.transform.clone();
         let mark = t.watermark.as_deref().and_then(|n| self.watermarks.get(n));
+        let decoded = self.decoded.clone();
+        let source = CacheKey::original(w.key, &w.stat.version).hash;
         self.transforms.fetch_add(1, Ordering::Relaxed);
         let result = ticket
             .run(move || {
@@ -305,6 +307,11 @@ impl Delivery {
                     limits,
                     deadline: Some(deadline),
                     watermark: mark.as_deref(),
+                    memo: decoded.as_deref().map(|d| pipeline::Memo {
+                        cache: d,
+                        source,
+                        share_width: d.share_width,
+                    }),
                 };
                 match &probe {
                     Some(p) => pipeline::run_probed(&bytes, p, &job),

@@ -1,6 +1,7 @@
 //! Step 3: decode to RGB/RGBA. JPEG goes through libjpeg-turbo with shrink-on-load in the DCT
 //! domain (1/2, 1/4, 1/8 by the libvips rule, which leaves at least 2× for the resampler);
-//! CMYK/YCCK JPEGs are converted to RGB here. PNG, GIF (first frame) and WebP go through `image`.
+//! CMYK/YCCK JPEGs are converted to RGB here. PNG, GIF (first frame) and WebP go through `image`;
+//! AVIF and HEIC through `heif` (libheif), JPEG XL through `jxl` (jxl-oxide).
 
 use super::probe::{reader, Probe};
 use super::{PipelineError, Pixels};
@@ -25,6 +26,10 @@ pub fn shrink_factor(fx: f64, fy: f64) -> u32 {
 pub fn decode(bytes: &[u8], probe: &Probe, shrink: u32) -> Result<Pixels, PipelineError> {
     match probe.format {
         ImageFormat::Jpeg => decode_jpeg(bytes, probe, shrink),
+        #[cfg(feature = "heif")]
+        ImageFormat::Avif | ImageFormat::Heic => super::heif::decode(bytes, probe),
+        #[cfg(feature = "jxl")]
+        ImageFormat::Jxl => super::jxl::decode(bytes, probe),
         f => decode_image(bytes, f, probe),
     }
 }

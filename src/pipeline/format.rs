@@ -12,11 +12,23 @@ pub enum ImageFormat {
     Gif,
     Webp,
     Avif,
+    /// HEIC/HEIF (HEVC in the HEIF container): an input only.
+    Heic,
+    /// JPEG XL (bare codestream or ISO BMFF container): an input only.
+    Jxl,
 }
 
 impl ImageFormat {
     /// Every format, in a stable order.
-    pub const ALL: [ImageFormat; 5] = [Self::Jpeg, Self::Png, Self::Gif, Self::Webp, Self::Avif];
+    pub const ALL: [ImageFormat; 7] = [
+        Self::Jpeg,
+        Self::Png,
+        Self::Gif,
+        Self::Webp,
+        Self::Avif,
+        Self::Heic,
+        Self::Jxl,
+    ];
 
     /// The MIME type sent in `Content-Type`.
     pub fn mime(self) -> &'static str {
@@ -26,6 +38,8 @@ impl ImageFormat {
             Self::Gif => "image/gif",
             Self::Webp => "image/webp",
             Self::Avif => "image/avif",
+            Self::Heic => "image/heic",
+            Self::Jxl => "image/jxl",
         }
     }
 
@@ -37,6 +51,8 @@ impl ImageFormat {
             Self::Gif => "gif",
             Self::Webp => "webp",
             Self::Avif => "avif",
+            Self::Heic => "heic",
+            Self::Jxl => "jxl",
         }
     }
 
@@ -48,6 +64,8 @@ impl ImageFormat {
             Self::Gif => "gif",
             Self::Webp => "webp",
             Self::Avif => "avif",
+            Self::Heic => "heic",
+            Self::Jxl => "jxl",
         }
     }
 
@@ -59,18 +77,25 @@ impl ImageFormat {
             "gif" => Some(Self::Gif),
             "webp" => Some(Self::Webp),
             "avif" => Some(Self::Avif),
+            "heic" | "heif" => Some(Self::Heic),
+            "jxl" => Some(Self::Jxl),
             _ => None,
         }
     }
 
-    /// Whether the pipeline can decode this format in this build.
+    /// Whether the pipeline can decode this format in this build (AVIF and HEIC need the
+    /// `heif` feature, JPEG XL the `jxl` feature).
     pub fn can_decode(self) -> bool {
-        !matches!(self, Self::Avif)
+        match self {
+            Self::Avif | Self::Heic => cfg!(feature = "heif"),
+            Self::Jxl => cfg!(feature = "jxl"),
+            _ => true,
+        }
     }
 
     /// Whether the pipeline can write this format.
     pub fn can_encode(self) -> bool {
-        !matches!(self, Self::Gif)
+        !matches!(self, Self::Gif | Self::Heic | Self::Jxl)
     }
 
     /// Whether the format can carry an animation (as an output).
@@ -97,21 +122,36 @@ impl ImageFormat {
         if bytes.len() >= 12 && &bytes[0..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
             return Some(Self::Webp);
         }
+        if bytes.starts_with(&[0xFF, 0x0A]) || bytes.starts_with(JXL_CONTAINER) {
+            return Some(Self::Jxl);
+        }
         if bytes.len() >= 12 && &bytes[4..8] == b"ftyp" {
             let brand = &bytes[8..12];
             if brand == b"avif" || brand == b"avis" {
                 return Some(Self::Avif);
             }
-            // Compatible brands follow the minor version; look for avif among them.
+            // Compatible brands follow the minor version: avif among them wins (an AVIF with a
+            // generic `mif1` major brand), then any HEVC brand.
             let size = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
             let end = size.min(bytes.len()).min(64);
-            if end > 16 && bytes[16..end].chunks_exact(4).any(|b| b == b"avif") {
+            let compatible = bytes.get(16..end).unwrap_or_default();
+            if compatible.chunks_exact(4).any(|b| b == b"avif") {
                 return Some(Self::Avif);
+            }
+            let hevc = |b: &[u8]| HEIC_BRANDS.contains(&b);
+            if hevc(brand) || compatible.chunks_exact(4).any(hevc) {
+                return Some(Self::Heic);
             }
         }
         None
     }
 }
+
+/// The ISO BMFF signature box that starts a JPEG XL container.
+const JXL_CONTAINER: &[u8] = b"\0\0\0\x0cJXL \r\n\x87\n";
+
+/// `ftyp` brands of HEVC-coded HEIF files (stills and sequences).
+const HEIC_BRANDS: [&[u8]; 6] = [b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx"];
 
 impl fmt::Display for ImageFormat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -141,6 +181,27 @@ mod tests {
         assert_eq!(
             ImageFormat::sniff(b"\0\0\0\x1cftypavif\0\0\0\0"),
             Some(ImageFormat::Avif)
+        );
+        assert_eq!(
+            ImageFormat::sniff(b"\0\0\0\x18ftypmif1\0\0\0\0mif1heic"),
+            Some(ImageFormat::Heic)
+        );
+        assert_eq!(
+            ImageFormat::sniff(b"\0\0\0\x18ftypheic\0\0\0\0mif1heic"),
+            Some(ImageFormat::Heic)
+        );
+        assert_eq!(
+            ImageFormat::sniff(b"\0\0\0\x1cftypmif1\0\0\0\0mif1avifmiaf"),
+            Some(ImageFormat::Avif)
+        );
+        assert_eq!(ImageFormat::sniff(b"\0\0\0\x14ftypmif1\0\0\0\0mif1"), None);
+        assert_eq!(
+            ImageFormat::sniff(&[0xFF, 0x0A, 0x30]),
+            Some(ImageFormat::Jxl)
+        );
+        assert_eq!(
+            ImageFormat::sniff(b"\0\0\0\x0cJXL \r\n\x87\n\0\0\0\x14ftypjxl "),
+            Some(ImageFormat::Jxl)
         );
         assert_eq!(ImageFormat::sniff(b"hello world, not an image"), None);
         assert_eq!(ImageFormat::sniff(b""), None);

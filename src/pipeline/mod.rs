@@ -19,6 +19,10 @@ pub mod encode;
 pub mod exif;
 pub mod fit;
 pub mod format;
+#[cfg(feature = "heif")]
+pub mod heif;
+#[cfg(feature = "jxl")]
+pub mod jxl;
 pub mod orient;
 pub mod output;
 pub mod probe;
@@ -32,6 +36,8 @@ use crate::pipeline::output::OutputSpec;
 use crate::pipeline::transform::{Gravity, Metadata, Transform, Trim};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::sync::Arc;
 
 pub use encode::EncodeConfig;
 pub use probe::Probe;
@@ -117,6 +123,46 @@ pub struct Encoded {
     pub height: u32,
 }
 
+/// Which decode of which source: the source's identity (its version hash) and the DCT scale
+/// denominator (1 for formats without shrink-on-load).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DecodedKey {
+    pub source: [u8; 32],
+    pub shrink: u8,
+}
+
+/// Decoded sources kept for a few seconds (the caller's cache; the pipeline holds none): the
+/// outputs of one source asked within seconds decode it once. A value is the decode *prepared*
+/// (EXIF-oriented, in sRGB), exactly what a fresh decode would give.
+pub trait DecodedSources: Send + Sync {
+    /// The prepared decode for `key`, made by `decode` when absent (once, however many callers
+    /// ask at the same time).
+    fn get_or_decode(
+        &self,
+        key: DecodedKey,
+        decode: &mut dyn FnMut() -> Result<Pixels, PipelineError>,
+    ) -> Result<Arc<Pixels>, PipelineError>;
+}
+
+/// A run's use of the decoded-source cache.
+#[derive(Clone, Copy)]
+pub struct Memo<'a> {
+    pub cache: &'a dyn DecodedSources,
+    /// The source version's identity.
+    pub source: [u8; 32],
+    /// Outputs whose longer side is under this share one decode scale: the DCT shrink is chosen
+    /// as if the output were this large (so `srcset` widths up to it decode once).
+    pub share_width: u32,
+}
+
+impl std::fmt::Debug for Memo<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Memo")
+            .field("share_width", &self.share_width)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Everything one run needs.
 #[derive(Debug, Clone)]
 pub struct Job<'a> {
@@ -128,6 +174,8 @@ pub struct Job<'a> {
     pub deadline: Option<std::time::Instant>,
     /// The watermark `wm=` names, when it does.
     pub watermark: Option<&'a watermark::Mark>,
+    /// The decoded-source cache, when the caller keeps one.
+    pub memo: Option<Memo<'a>>,
 }
 
 impl Job<'_> {
@@ -205,12 +253,34 @@ pub fn run_probed(
         return animation::run(input, probe, job, format, &mut shaper).map(Some);
     }
     job.check_deadline()?;
-    let decoded = match t.frame {
-        Some(n) if n > 0 => animation::frame(input, probe, job.limits, n)?,
-        _ => decode::decode(input, probe, shaper.shrink())?,
+    let px = match (t.frame, job.memo) {
+        (Some(n), _) if n > 0 => {
+            let decoded = animation::frame(input, probe, job.limits, n)?;
+            job.check_deadline()?;
+            shaper.shape(decoded)?
+        }
+        (_, Some(memo)) => {
+            let shrink = shaper.shrink(memo.share_width);
+            let key = DecodedKey {
+                source: memo.source,
+                shrink: if probe.format == ImageFormat::Jpeg {
+                    shrink as u8
+                } else {
+                    1
+                },
+            };
+            let prepared = memo.cache.get_or_decode(key, &mut || {
+                decode::decode(input, probe, shrink).map(|px| prepare(px, probe))
+            })?;
+            job.check_deadline()?;
+            shaper.shape_prepared(Cow::Borrowed(&prepared))?
+        }
+        (_, None) => {
+            let decoded = decode::decode(input, probe, shaper.shrink(0))?;
+            job.check_deadline()?;
+            shaper.shape(decoded)?
+        }
     };
-    job.check_deadline()?;
-    let px = shaper.shape(decoded)?;
     job.check_deadline()?;
     let quality = t
         .quality
@@ -280,27 +350,32 @@ impl<'a> Shaper<'a> {
         u64::from(self.geom.canvas_w) * u64::from(self.geom.canvas_h)
     }
 
-    /// The shrink-on-load factor for this geometry.
-    fn shrink(&self) -> u32 {
+    /// The shrink-on-load factor for this geometry: the libvips rule, with the output taken
+    /// to be at least `share` pixels on its longer side (0: as it is).
+    fn shrink(&self, share: u32) -> u32 {
+        let g = &self.geom;
+        let long = g.out_w.max(g.out_h).max(1);
+        let k = (f64::from(share) / f64::from(long)).max(1.0);
         decode::shrink_factor(
-            self.geom.crop.width / f64::from(self.geom.out_w),
-            self.geom.crop.height / f64::from(self.geom.out_h),
+            g.crop.width / (f64::from(g.out_w) * k),
+            g.crop.height / (f64::from(g.out_h) * k),
         )
     }
 
     /// Decoded (stored-orientation) pixels → the output's pixels.
     pub(crate) fn shape(&mut self, decoded: Pixels) -> Result<Pixels, PipelineError> {
-        let (t, probe, user) = (self.t, self.probe, self.user);
+        self.shape_prepared(Cow::Owned(prepare(decoded, self.probe)))
+    }
+
+    /// Prepared pixels (EXIF-oriented, sRGB) → the output's pixels. Borrowed pixels are
+    /// copied only when a step must change them in place.
+    pub(crate) fn shape_prepared(&mut self, px: Cow<'_, Pixels>) -> Result<Pixels, PipelineError> {
+        let (t, user) = (self.t, self.user);
         let whole = self.region == region::Region::full(self.ow, self.oh)
             && !matches!(t.trim, Trim::Auto { .. });
-        let mut px = if whole {
-            // One turn for EXIF and the user's flip/rotate together.
-            orient::apply(decoded, region::compose(probe.orientation, user))
-        } else {
-            orient::apply(decoded, probe.orientation)
-        };
-        if let Some(icc) = &probe.icc {
-            colour::to_srgb(&mut px, icc);
+        let mut px = px;
+        if whole && user != 1 {
+            px = Cow::Owned(orient::apply(px.into_owned(), user));
         }
         if !whole {
             // The decode may have shrunk the image: regions scale from oriented source pixels.
@@ -328,7 +403,7 @@ impl<'a> Shaper<'a> {
                     self.geom = fit::plan(rw, rh, t);
                 }
             }
-            px = orient::apply(region::cut(px, cut), user);
+            px = Cow::Owned(orient::apply(region::cut(px.into_owned(), cut), user));
         }
         // The decode may have shrunk the image: scale the crop from the region to its pixels.
         let (rw, rh) = turned(self.region, user);
@@ -363,6 +438,16 @@ impl<'a> Shaper<'a> {
     }
 }
 
+/// Decoded pixels → upright (EXIF orientation) and in sRGB: what every output of the source
+/// starts from.
+fn prepare(decoded: Pixels, probe: &Probe) -> Pixels {
+    let mut px = orient::apply(decoded, probe.orientation);
+    if let Some(icc) = &probe.icc {
+        colour::to_srgb(&mut px, icc);
+    }
+    px
+}
+
 /// A JPEG output with the source's EXIF that `metadata` keeps (none by default).
 fn with_metadata(jpeg: Vec<u8>, input: &[u8], probe: &Probe, m: Metadata) -> Vec<u8> {
     let Some(tiff) = probe.exif.clone().and_then(|r| input.get(r)) else {
@@ -380,7 +465,12 @@ fn with_metadata(jpeg: Vec<u8>, input: &[u8], probe: &Probe, m: Metadata) -> Vec
 }
 
 /// Resize `crop` of `px` to `w`×`h` (a no-op when that is the whole image at its size).
-fn resize(px: Pixels, crop: refract_resize::Crop, w: u32, h: u32) -> Result<Pixels, PipelineError> {
+fn resize(
+    px: Cow<'_, Pixels>,
+    crop: refract_resize::Crop,
+    w: u32,
+    h: u32,
+) -> Result<Pixels, PipelineError> {
     let is_identity = w == px.width
         && h == px.height
         && crop.left == 0.0
@@ -388,7 +478,7 @@ fn resize(px: Pixels, crop: refract_resize::Crop, w: u32, h: u32) -> Result<Pixe
         && crop.width == f64::from(px.width)
         && crop.height == f64::from(px.height);
     if is_identity {
-        return Ok(px);
+        return Ok(px.into_owned());
     }
     let data = refract_resize::resize(&px.data, px.channels, px.width, px.height, crop, w, h)
         .map_err(|e| PipelineError::Bug(format!("resize: {e}")))?;
@@ -418,17 +508,13 @@ pub fn preview(
         f64::from(ow) / f64::from(out_w),
         f64::from(oh) / f64::from(out_h),
     );
-    let decoded = decode::decode(input, &probe, shrink)?;
-    let mut px = orient::apply(decoded, probe.orientation);
-    if let Some(icc) = &probe.icc {
-        colour::to_srgb(&mut px, icc);
-    }
+    let px = prepare(decode::decode(input, &probe, shrink)?, &probe);
     let crop = refract_resize::Crop {
         left: 0.0,
         top: 0.0,
         width: f64::from(px.width),
         height: f64::from(px.height),
     };
-    let px = resize(px, crop, out_w, out_h)?;
+    let px = resize(Cow::Owned(px), crop, out_w, out_h)?;
     Ok((probe, px))
 }

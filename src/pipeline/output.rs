@@ -83,7 +83,7 @@ impl OutputSpec {
             ImageFormat::Webp => c.webp,
             ImageFormat::Jpeg => c.jpeg,
             ImageFormat::Png => c.png,
-            ImageFormat::Gif => false,
+            ImageFormat::Gif | ImageFormat::Heic | ImageFormat::Jxl => false,
         };
         [ImageFormat::Avif, ImageFormat::Webp, order[0], order[1]]
             .into_iter()

@@ -63,7 +63,8 @@ impl Probe {
 pub fn probe(bytes: &[u8]) -> Result<Probe, PipelineError> {
     let format = ImageFormat::sniff(bytes).ok_or_else(|| {
         PipelineError::Unsupported(
-            "not an image format Refract decodes (JPEG, PNG, GIF, WebP)".into(),
+            "not an image format Refract decodes (JPEG, PNG, GIF, WebP, AVIF, HEIC, JPEG XL)"
+                .into(),
         )
     })?;
     if !format.can_decode() {
@@ -84,6 +85,10 @@ pub fn probe(bytes: &[u8]) -> Result<Probe, PipelineError> {
             frames: gif_frames(bytes),
             ..probe_with_image(bytes, format)?
         },
+        #[cfg(feature = "heif")]
+        ImageFormat::Avif | ImageFormat::Heic => super::heif::probe(bytes, format)?,
+        #[cfg(feature = "jxl")]
+        ImageFormat::Jxl => super::jxl::probe(bytes)?,
         _ => probe_with_image(bytes, format)?,
     };
     if p.width == 0 || p.height == 0 {
@@ -98,7 +103,7 @@ fn image_format(f: ImageFormat) -> Option<image::ImageFormat> {
         ImageFormat::Gif => Some(image::ImageFormat::Gif),
         ImageFormat::Webp => Some(image::ImageFormat::WebP),
         ImageFormat::Jpeg => Some(image::ImageFormat::Jpeg),
-        ImageFormat::Avif => None,
+        ImageFormat::Avif | ImageFormat::Heic | ImageFormat::Jxl => None,
     }
 }
 

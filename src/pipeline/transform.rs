@@ -1400,6 +1400,7 @@ mod tests {
                         frame: None,
                         anim: true,
                         watermark: None,
+                        memo: None,
                     }
                 },
             )

@@ -470,6 +470,8 @@ impl Routes {
              # TYPE refract_transforms_total counter\nrefract_transforms_total {}\n\
              # TYPE refract_cache_hits_total counter\nrefract_cache_hits_total {}\n\
              # TYPE refract_cache_misses_total counter\nrefract_cache_misses_total {}\n\
+             # TYPE refract_decoded_hits_total counter\nrefract_decoded_hits_total {}\n\
+             # TYPE refract_decoded_misses_total counter\nrefract_decoded_misses_total {}\n\
              # TYPE refract_cpu_waiting gauge\nrefract_cpu_waiting {}\n\
              # TYPE refract_cpu_running gauge\nrefract_cpu_running {}\n\
              # TYPE refract_persistent_cache_bytes gauge\nrefract_persistent_cache_bytes {}\n\
@@ -478,6 +480,8 @@ impl Routes {
             d.transforms,
             d.cache_hits,
             d.cache_misses,
+            d.decoded.0,
+            d.decoded.1,
             d.cpu_waiting,
             d.cpu_running,
             d.persistent_bytes,

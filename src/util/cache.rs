@@ -120,6 +120,70 @@ where
     }
 }
 
+/// A blocking cache for the CPU pool's threads (the decoded sources): bounded in bytes, entries
+/// living at most `ttl`; concurrent misses for one key run the computation once (the others
+/// wait for it), and only successes are kept.
+pub struct BlockingCache<K, V> {
+    inner: Option<moka::sync::Cache<K, Arc<V>>>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl<K, V> BlockingCache<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    /// At most `max_bytes` (0 = off), each entry living at most `ttl`; weights in KiB so that
+    /// one entry may weigh more than 4 GiB's worth of `u32` bytes.
+    pub fn new(max_bytes: u64, ttl: Duration, weigh: fn(&V) -> usize) -> Self {
+        let inner = (max_bytes > 0 && !ttl.is_zero()).then(|| {
+            moka::sync::Cache::builder()
+                .max_capacity(max_bytes.div_ceil(1024))
+                .weigher(move |_k: &K, v: &Arc<V>| {
+                    u32::try_from(weigh(v).div_ceil(1024) + 1).unwrap_or(u32::MAX)
+                })
+                .time_to_live(ttl)
+                .build()
+        });
+        Self {
+            inner,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    /// The cached value for `key`, or what `make` returns (run once for concurrent callers).
+    pub fn get_or_try<E, F>(&self, key: K, make: F) -> Result<Arc<V>, E>
+    where
+        E: Clone + Send + Sync + 'static,
+        F: FnOnce() -> Result<V, E>,
+    {
+        let Some(cache) = &self.inner else {
+            self.misses.fetch_add(1, Ordering::Relaxed);
+            return make().map(Arc::new);
+        };
+        let mut ran = false;
+        let v = cache
+            .try_get_with(key, || {
+                ran = true;
+                make().map(Arc::new)
+            })
+            .map_err(|e| (*e).clone())?;
+        let counter = if ran { &self.misses } else { &self.hits };
+        counter.fetch_add(1, Ordering::Relaxed);
+        Ok(v)
+    }
+
+    /// Counters: (hits, misses).
+    pub fn counters(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
+    }
+}
+
 /// A map whose entries live at most `ttl`, at most `capacity` of them; concurrent misses for one
 /// key run the lookup once. Only successes are kept.
 pub struct TtlCache<V> {
@@ -183,6 +247,44 @@ impl<V: Clone + Send + Sync + 'static> TtlCache<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blocking_cache_makes_once_and_keeps_only_successes() {
+        let c: BlockingCache<u8, Vec<u8>> =
+            BlockingCache::new(1 << 20, Duration::from_secs(60), Vec::len);
+        assert_eq!(
+            *c.get_or_try(1, || Ok::<_, String>(vec![1]))
+                .unwrap_or_default(),
+            [1]
+        );
+        assert_eq!(
+            *c.get_or_try(1, || Ok::<_, String>(vec![2]))
+                .unwrap_or_default(),
+            [1]
+        );
+        assert_eq!(
+            c.get_or_try(2, || Err::<Vec<u8>, _>("no".to_string())),
+            Err("no".into())
+        );
+        assert_eq!(
+            *c.get_or_try(2, || Ok::<_, String>(vec![3]))
+                .unwrap_or_default(),
+            [3]
+        );
+        assert_eq!(c.counters(), (1, 3));
+        let off: BlockingCache<u8, Vec<u8>> =
+            BlockingCache::new(0, Duration::from_secs(60), Vec::len);
+        assert_eq!(
+            *off.get_or_try(1, || Ok::<_, String>(vec![1]))
+                .unwrap_or_default(),
+            [1]
+        );
+        assert_eq!(
+            *off.get_or_try(1, || Ok::<_, String>(vec![2]))
+                .unwrap_or_default(),
+            [2]
+        );
+    }
 
     #[tokio::test]
     async fn ttl_cache_keeps_successes_until_invalidated() {

@@ -102,6 +102,7 @@ fn converted(
         limits: o.limits,
         deadline: None,
         watermark: None,
+        memo: None,
     };
     let enc = pipeline::run(bytes, &job)?.ok_or_else(|| PipelineError::Bug("no output".into()))?;
     let stored = enc.bytes.to_vec();
