@@ -187,6 +187,64 @@ async fn generation_info_is_read_from_png_text_chunks() {
 }
 
 #[tokio::test]
+async fn avif_heic_and_jpeg_xl_uploads_are_stored_with_their_facts() {
+    let s = start_api(|_| {});
+    let api = Api::admin(&s);
+    for (name, format, ct, (w, h), alpha) in [
+        (
+            "field-640x427.avif",
+            "avif",
+            "image/avif",
+            (640, 427),
+            false,
+        ),
+        ("codecs/photo.heic", "heic", "image/heic", (600, 450), false),
+        (
+            "codecs/photo-alpha.heic",
+            "heic",
+            "image/heic",
+            (0, 0),
+            true,
+        ),
+        ("codecs/photo.jxl", "jxl", "image/jxl", (600, 450), false),
+        ("codecs/alpha.jxl", "jxl", "image/jxl", (0, 0), true),
+    ] {
+        let bytes = fixture(name);
+        let file = name.rsplit('/').next().unwrap();
+        let img = api.upload_one(file, &bytes, &[]).await;
+        assert_eq!(img["format"], format, "{name}: {img}");
+        assert_eq!(img["content_type"], ct, "{name}");
+        assert_eq!(img["has_alpha"], alpha, "{name}");
+        assert_eq!(img["bytes"], bytes.len(), "{name}: stored as uploaded");
+        if w > 0 {
+            assert_eq!(
+                (img["width"].as_u64(), img["height"].as_u64()),
+                (Some(w), Some(h)),
+                "{name}"
+            );
+        }
+        assert!(img["placeholder"].is_object(), "{name}: {img}");
+        // Delivered converted to what the client accepts.
+        let key = img["key"].as_str().unwrap();
+        let (st, _, body) = get(&s.url(&format!("/img/{key}?w=120&fm=webp")), None).await;
+        assert_eq!((st, magic(&body)), (200, "webp"), "{name}");
+        assert_eq!(dims(&body).0, 120, "{name}");
+    }
+    // A HEIC converted at upload is stored as a JPEG, upright, without its EXIF.
+    let img = api
+        .upload_one(
+            "c.heic",
+            &fixture("codecs/photo.heic"),
+            &[("format", "jpeg"), ("remove_exif", "true")],
+        )
+        .await;
+    assert_eq!(
+        (img["format"].as_str(), img["width"].as_u64()),
+        (Some("jpeg"), Some(600))
+    );
+}
+
+#[tokio::test]
 async fn same_bytes_again_is_the_existing_image() {
     let s = start_api(|_| {});
     let api = Api::admin(&s);
@@ -355,14 +413,32 @@ async fn bad_uploads_get_the_documented_error_and_store_nothing() {
         "UNSUPPORTED_MEDIA_TYPE",
     )
     .await;
-    // AVIF input cannot be decoded in this build.
-    expect_refused(
+    // A truncated AVIF, HEIC or JPEG XL does not decode.
+    for name in [
+        "field-640x427.avif",
+        "codecs/photo.heic",
+        "codecs/photo.jxl",
+    ] {
+        let whole = fixture(name);
+        expect_refused(
+            &api,
+            Form::new().file("file", name, &whole[..whole.len() * 2 / 5]),
+            422,
+            "UNPROCESSABLE_IMAGE",
+        )
+        .await;
+    }
+    // EXIF cannot be stripped from a HEIC without re-encoding it: said, not ignored.
+    let r = expect_refused(
         &api,
-        Form::new().file("file", "f.avif", &fixture("field-640x427.avif")),
-        415,
-        "UNSUPPORTED_MEDIA_TYPE",
+        Form::new()
+            .file("file", "p.heic", &fixture("codecs/photo.heic"))
+            .text("remove_exif", "true"),
+        400,
+        "BAD_REQUEST",
     )
     .await;
+    assert!(r.to_string().contains("format=jpeg"), "{r}");
     // Truncated JPEG: does not fully decode.
     expect_refused(
         &api,

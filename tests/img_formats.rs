@@ -18,6 +18,9 @@ const INPUTS: &[(&str, u32, u32)] = &[
     ("horses-402x280-anim.gif", 402, 280),
     ("flower-480x360-exif.webp", 480, 360),
     ("orientation/Landscape_6.jpg", 600, 450),
+    ("field-640x427.avif", 640, 427),
+    ("codecs/photo.heic", 600, 450),
+    ("codecs/photo.jxl", 600, 450),
 ];
 
 #[tokio::test(flavor = "multi_thread")]
@@ -57,13 +60,129 @@ async fn format_matrix_every_input_to_every_output() {
     );
 }
 
+/// A counter from `/metrics`.
+async fn metric(s: &Server, name: &str) -> u64 {
+    let (_, _, body) = get(&s.url("/metrics"), None).await;
+    let text = String::from_utf8(body).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing:\n{text}"))
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn format_avif_input_is_refused_clearly() {
+async fn new_inputs_answer_what_the_client_accepts_and_keep_alpha() {
+    let s = start(|c| c.delivery.negotiate = refract::delivery::policy::Negotiate::Vary);
+    // fm=auto: AVIF for a client that accepts it, else WebP, else the JPEG family.
+    for (accept, want) in [
+        ("image/avif,image/webp,*/*", "avif"),
+        ("image/webp,*/*", "webp"),
+        ("*/*", "jpeg"),
+    ] {
+        for file in [
+            "codecs/photo.heic",
+            "codecs/photo.jxl",
+            "field-640x427.avif",
+        ] {
+            let (st, h, body) = get(&s.url(&format!("/img/{file}?w=200")), Some(accept)).await;
+            assert_eq!((st, magic(&body)), (200, want), "{file} for {accept}");
+            assert_eq!(
+                header(&h, "content-type"),
+                Some(format!("image/{want}").as_str())
+            );
+        }
+    }
+    // Alpha survives a HEIC or JPEG XL source (PNG output of a partly transparent image).
+    for file in ["codecs/photo-alpha.heic", "codecs/alpha.jxl"] {
+        let (st, _, body) = get(&s.url(&format!("/img/{file}?w=100&fm=png")), None).await;
+        assert_eq!(st, 200, "{file}");
+        let img = image::load_from_memory(&body).unwrap().into_rgba8();
+        let min = img.pixels().map(|p| p[3]).min().unwrap();
+        assert!(min < 128, "{file}: alpha lost (min alpha {min})");
+    }
+    // The originals pass through with their own type; HEIC and JPEG XL are never outputs.
+    let (st, h, _) = get(&s.url("/img/codecs/photo.heic"), None).await;
+    assert_eq!((st, header(&h, "content-type")), (200, Some("image/heic")));
+    let (st, h, _) = get(&s.url("/img/codecs/photo.jxl"), None).await;
+    assert_eq!((st, header(&h, "content-type")), (200, Some("image/jxl")));
+    let (st, _, body) = get(&s.url("/img/codecs/photo.jxl?fm=heic"), None).await;
+    assert_eq!((st, error_code(&body).as_str()), (400, "BAD_REQUEST"));
+    // JSON sizes come from the container header.
+    let (_, _, body) = get(&s.url("/img/codecs/photo.heic?w=300&fm=json"), None).await;
+    let j: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(j["original"]["width"], 600, "{j}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn heif_and_jpeg_xl_orientations_come_out_upright() {
     let s = start(|_| {});
-    let (status, h, body) = get(&s.url("/img/field-640x427.avif?w=100"), None).await;
-    assert_eq!(status, 415);
-    assert_eq!(error_code(&body), "UNSUPPORTED_MEDIA_TYPE");
-    assert_eq!(header(&h, "cache-control"), Some("no-store"));
+    // (file, the upright reference it must look like): `irot`/`imir` in AVIF, `irot` in a HEIC
+    // whose EXIF also says 6 (iPhone style: `irot` wins), the codestream orientation in JPEG XL.
+    for (file, reference) in [
+        ("codecs/field-rot1.avif", "field-640x427.avif"),
+        ("codecs/field-mir1.avif", "field-640x427.avif"),
+        ("codecs/photo-rot90.heic", "codecs/photo.heic"),
+        ("codecs/photo-orient6.jxl", "codecs/photo.jxl"),
+        ("codecs/photo.heic", "orientation/Landscape_1.jpg"),
+        ("codecs/photo-10bit.avif", "orientation/Landscape_1.jpg"),
+    ] {
+        let mut prints = Vec::new();
+        for f in [file, reference] {
+            let (st, _, body) = get(&s.url(&format!("/img/{f}?w=120&fm=png")), None).await;
+            assert_eq!(st, 200, "{f}");
+            let (w, h) = dims(&body);
+            assert_eq!(w, 120, "{f}");
+            assert!(h < 120, "{f}: {w}x{h} is not landscape");
+            prints.push(fingerprint(&body));
+        }
+        let (ham, _) = distance(&prints[0], &prints[1]);
+        assert!(
+            ham <= 8,
+            "{file} differs from {reference} by {ham} bits: not upright"
+        );
+    }
+    // A greyscale JPEG XL comes out grey; an AVIF sequence answers its still image.
+    let (st, _, body) = get(&s.url("/img/codecs/grey.jxl?w=100&fm=png"), None).await;
+    assert_eq!((st, dims(&body)), (200, (100, 63)));
+    let (st, _, body) = get(&s.url("/img/codecs/star-sequence.avif?w=50&fm=png"), None).await;
+    assert_eq!((st, dims(&body)), (200, (50, 50)));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn decoded_sources_are_shared_and_never_change_the_bytes() {
+    // Every request a transform (no variant cache), with and without the decoded cache.
+    let on = start(|c| {
+        c.cache.memory_bytes = 0;
+        c.cache.persistent.max_bytes = 0;
+    });
+    let off = start(|c| {
+        c.cache.memory_bytes = 0;
+        c.cache.persistent.max_bytes = 0;
+        c.cache.decoded.max_bytes = 0;
+    });
+    let widths = [320, 480, 640, 960, 1280];
+    for file in [
+        "seeding-5312x2988-progressive.jpg",
+        "dice-800x600-alpha.png",
+        "field-640x427.avif",
+    ] {
+        for w in widths {
+            let url = format!("/img/{file}?w={w}&fm=webp");
+            let (a, _, x) = get(&on.url(&url), None).await;
+            let (b, _, y) = get(&off.url(&url), None).await;
+            assert_eq!((a, b), (200, 200), "{url}");
+            assert!(
+                x == y,
+                "{url}: a decoded-cache answer differs from a fresh decode"
+            );
+        }
+    }
+    // 320, 480 and 640 share the 1/4 decode of the 16 MP JPEG, 960 and 1280 the 1/2 one; each
+    // other source decodes once for all its widths (all but the first request of each hit).
+    let hits = metric(&on, "refract_decoded_hits_total").await;
+    let misses = metric(&on, "refract_decoded_misses_total").await;
+    assert_eq!((hits, misses), (11, 4), "hits/misses");
+    assert_eq!(metric(&off, "refract_decoded_hits_total").await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]

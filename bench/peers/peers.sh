@@ -8,8 +8,10 @@
 #
 # Knobs (environment): TARGETS="ipx thumbor sharp" SCENARIOS="jpeg400 ..." DURATION=10 (s, measured)
 # WARMUP=3 (s) CONC=4 THREADS=2 SPAN=128 (distinct widths per run) ROUNDS=1 (targets interleaved per
-# round; medians reported) REF=ipx (ratio column) CORPUS=<dir> OUT=<dir> QUALITY_QS="30 40 50 60 70 80 90".
-# Scenarios and targets (URL templates) are defined in bench/targets.sh.
+# round; medians reported) REF=ipx (ratio column) CORPUS=<dir> OUT=<dir> QUALITY_QS="30 40 50 60 70 80 90";
+# for the srcset scenario SRCSET_SOURCES=50 SRCSET_WIDTHS="320 480 640 960 1280 1920".
+# Scenarios and targets (URL templates) are defined in bench/targets.sh; a scenario may override
+# SPAN, CONC, THREADS, the wrk script and the corpus dir there (S_SPAN, S_CONC, ...).
 #
 # Each (round, scenario, target) starts the server fresh in its own process group, waits until the
 # scenario URL answers 200, warms up, measures with wrk at CONC connections for DURATION seconds,
@@ -27,12 +29,12 @@ for a in "$@"; do
   case "$a" in
     --no-quality) MODE=load ;;
     --quality-only) MODE=quality ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "unknown argument: $a" >&2; exit 2 ;;
   esac
 done
 
-DURATION="${DURATION:-10}"; WARMUP="${WARMUP:-3}"; CONC="${CONC:-4}"; THREADS="${THREADS:-2}"
+DURATION="${DURATION:-10}"; WARMUP="${WARMUP:-3}"; CONC="${CONC:-4}"; THREADS="${THREADS:-2}"; GTHREADS="$THREADS"
 SPAN="${SPAN:-128}"; GSPAN="$SPAN"; ROUNDS="${ROUNDS:-1}"; REF="${REF:-ipx}"
 read -r -a TLIST <<<"${ENV_TARGETS:-${DEFAULT_TARGETS[*]}}"
 read -r -a SLIST <<<"${ENV_SCENARIOS:-${ALL_SCENARIOS[*]}}"
@@ -48,6 +50,17 @@ mkdir -p "$OUT/logs"
 
 "$HERE/setup-peers.sh" >&2
 
+# scenarios with their own corpus dir (S_CORPUS): made once from the main corpus, then reused
+declare -A SCORPUS=()
+for s in "${SLIST[@]}"; do
+  d="${S_CORPUS[$s]:-}"; [[ -n "$d" ]] || continue
+  [[ "$d" == /* ]] || d="$HERE/$d"
+  if [[ -n "${S_CORPUS_MAKE[$s]:-}" ]]; then
+    "$HERE/${S_CORPUS_MAKE[$s]}" "$CORPUS" "$d" >&2 || { echo "could not make the corpus of $s" >&2; exit 1; }
+  fi
+  SCORPUS[$s]="$(cd "$d" && pwd)"
+done
+
 for t in "${TLIST[@]}"; do
   [[ -n "${T_PORT[$t]:-}" ]] || { echo "unknown target: $t (see bench/targets.sh)" >&2; exit 2; }
 done
@@ -55,13 +68,13 @@ done
 # ---- process helpers (only processes this script started, by their group id) ----
 SRV_PGID=""; SRV_OWNED=0
 group_pids() { pgrep -g "$1" 2>/dev/null || true; }
-start_target() { # target port -> sets SRV_PGID
-  local t="$1" port="$2" log="$3"
+start_target() { # target port log [corpus] -> sets SRV_PGID
+  local t="$1" port="$2" log="$3" corpus="${4:-$CORPUS}"
   if ss -ltnH "sport = :$port" | grep -q .; then
     if [[ -n "${T_START[$t]}" ]]; then echo "port $port already in use; not starting $t" >&2; return 1; fi
   fi
   if [[ -n "${T_START[$t]}" ]]; then
-    CORPUS="$CORPUS" PORT="$port" setsid bash -c "cd '$HERE' && exec ${T_START[$t]}" >"$log" 2>&1 &
+    CORPUS="$corpus" PORT="$port" setsid bash -c "cd '$HERE' && exec ${T_START[$t]}" >"$log" 2>&1 &
     SRV_PGID=$!; SRV_OWNED=1
   else
     local pid; pid="$(ss -ltnpH "sport = :$port" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2)"
@@ -101,6 +114,11 @@ cpu_ticks() { # user+system clock ticks of the group's live processes
   done
   echo "$sum"
 }
+decoded_counts() { # base target -> "hits misses" of Refract's decoded-source cache (/metrics), else ""
+  [[ "$2" == refract* ]] || return 0
+  curl -s --max-time 5 "$1/metrics" 2>/dev/null \
+    | awk '$1=="refract_decoded_hits_total"{h=$2} $1=="refract_decoded_misses_total"{m=$2} END{if (h != "" && m != "") print h, m}'
+}
 fill() { # template scenario [q] -> path with {file} {q} filled ({w} {h} left for the load script)
   local tp="$1" s="$2" q="${3:-${S_Q[$2]}}"
   tp="${tp//\{file\}/${S_FILE[$s]}}"; tp="${tp//\{q\}/$q}"; echo "$tp"
@@ -122,12 +140,16 @@ versions() { # one line per peer, read from what is installed
   echo "load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "targets: ${TLIST[*]}; scenarios: ${SLIST[*]}"
   echo "wrk -t$THREADS -c$CONC -d${DURATION}s (+${WARMUP}s warm-up), width span $SPAN, rounds $ROUNDS, corpus $(basename "$CORPUS")"
+  for s in "${SLIST[@]}"; do
+    [[ -n "${S_CONC[$s]:-}${S_THREADS[$s]:-}${S_SCRIPT[$s]:-}${S_CORPUS[$s]:-}" ]] || continue
+    echo "$s: wrk -t${S_THREADS[$s]:-$THREADS} -c${S_CONC[$s]:-$CONC} -s ${S_SCRIPT[$s]:-vary.lua}${SCORPUS[$s]:+, corpus ${SCORPUS[$s]#"$HERE/"}}"
+  done
 } | tee "$OUT/env.txt" >&2
 
 TICK="$(getconf CLK_TCK)"
 RES="$OUT/results.tsv"
 if [[ "$MODE" != quality ]]; then
-  printf 'round\ttarget\tscenario\trps\tp50_ms\tp90_ms\tp99_ms\tmax_ms\tok\tbad_status\tbad_ct\tsock_err\tmean_bytes\trequests\tuniq\trss_kib\tcpu_ms_per_req\tload1\n' >"$RES"
+  printf 'round\ttarget\tscenario\trps\tp50_ms\tp90_ms\tp99_ms\tmax_ms\tok\tbad_status\tbad_ct\tsock_err\tmean_bytes\trequests\tuniq\trss_kib\tcpu_ms_per_req\tload1\tdecoded_hits\tdecoded_misses\n' >"$RES"
   for r in $(seq 1 "$ROUNDS"); do
     for s in "${SLIST[@]}"; do
       # alternate the order per round so that no target always runs first
@@ -135,32 +157,37 @@ if [[ "$MODE" != quality ]]; then
       for t in "${order[@]}"; do
         tmpl="${URL[$t,$s]:-}"; [[ -n "$tmpl" ]] || continue
         port="${T_PORT[$t]}"; path="$(fill "$tmpl" "$s")"; base="http://127.0.0.1:$port"
-        log="$OUT/logs/$t-$s-r$r.log"
+        log="$OUT/logs/$t-$s-r$r.log"; probe="$(wh "$path" "${S_W[$s]}" "${S_H[$s]}")"
         echo "[round $r] $s / $t ..." >&2
-        if ! start_target "$t" "$port" "$log" || ! wait_ok "$base$(wh "$path" "${S_W[$s]}" "${S_H[$s]}")"; then
+        if ! start_target "$t" "$port" "$log" "${SCORPUS[$s]:-$CORPUS}" || ! wait_ok "$base${probe//\{src\}/probe}"; then
           echo "  $t failed to serve $s (see $log)" >&2
-          printf '%s\t%s\t%s\tFAILED\t\t\t\t\t\t\t\t\t\t\t\t\t\t\n' "$r" "$t" "$s" >>"$RES"; stop_target; continue
+          printf '%s\t%s\t%s\tFAILED\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\n' "$r" "$t" "$s" >>"$RES"; stop_target; continue
         fi
         conc="${S_CONC[$s]:-$CONC}"; script="${S_SCRIPT[$s]:-vary.lua}"
-        export URL_TEMPLATE="$path" BASE_W="${S_W[$s]}" BASE_H="${S_H[$s]}" SPAN="${S_SPAN[$s]:-$GSPAN}" THREADS \
-               ACCEPT="${S_ACCEPT[$s]}" EXPECT_CT="${S_CT[$s]}"
+        export URL_TEMPLATE="$path" BASE_W="${S_W[$s]}" BASE_H="${S_H[$s]}" SPAN="${S_SPAN[$s]:-$GSPAN}" \
+               THREADS="${S_THREADS[$s]:-$GTHREADS}" ACCEPT="${S_ACCEPT[$s]}" EXPECT_CT="${S_CT[$s]}"
         PHASE=warm RESULT_FILE=/dev/null timeout $((WARMUP + 90)) \
           wrk -t"$THREADS" -c"$conc" -d"${WARMUP}s" --timeout 60s -s "$script" "$base" >>"$log" 2>&1 || true
+        read -r dh0 dm0 <<<"$(decoded_counts "$base" "$t")" || true
         c0="$(cpu_ticks)"
         rf="$OUT/logs/$t-$s-r$r.result"
         PHASE=measure RESULT_FILE="$rf" timeout $((DURATION + 90)) \
           wrk -t"$THREADS" -c"$conc" -d"${DURATION}s" --timeout 60s -s "$script" "$base" >>"$log" 2>&1 || true
         c1="$(cpu_ticks)"; rss="$(rss_kib)"; load1="$(cut -d' ' -f1 /proc/loadavg)"
+        read -r dh1 dm1 <<<"$(decoded_counts "$base" "$t")" || true
+        dhits=""; dmiss=""   # decoded-source cache, measured phase only (Refract targets)
+        [[ -n "${dh0:-}" && -n "${dh1:-}" ]] && dhits=$((dh1 - dh0)) && dmiss=$((dm1 - dm0))
         stop_target
         if [[ ! -s "$rf" ]]; then
-          printf '%s\t%s\t%s\tFAILED\t\t\t\t\t\t\t\t\t\t\t\t\t\t\n' "$r" "$t" "$s" >>"$RES"; continue
+          printf '%s\t%s\t%s\tFAILED\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\n' "$r" "$t" "$s" >>"$RES"; continue
         fi
         declare -A R=(); for kv in $(cat "$rf"); do R[${kv%%=*}]="${kv#*=}"; done
         cpu="$(awk -v d=$((c1 - c0)) -v n="${R[requests]}" -v tk="$TICK" 'BEGIN{printf "%.1f", (n > 0 ? d * 1000 / tk / n : 0)}')"
-        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$t" "$s" \
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$t" "$s" \
           "${R[rps]}" "${R[p50_ms]}" "${R[p90_ms]}" "${R[p99_ms]}" "${R[max_ms]}" "${R[ok]}" "${R[bad_status]}" \
-          "${R[bad_ct]}" "${R[sock_err]}" "${R[mean_bytes]}" "${R[requests]}" "${R[uniq]}" "$rss" "$cpu" "$load1" >>"$RES"
-        echo "  $(cat "$rf")" >&2
+          "${R[bad_ct]}" "${R[sock_err]}" "${R[mean_bytes]}" "${R[requests]}" "${R[uniq]}" "$rss" "$cpu" "$load1" \
+          "$dhits" "$dmiss" >>"$RES"
+        echo "  $(cat "$rf")${dhits:+ decoded_hits=$dhits decoded_misses=$dmiss}" >&2
       done
     done
   done

@@ -6,15 +6,18 @@
 # Target: the port it listens on (127.0.0.1 only), the command that starts it (exec'd from bench/, with
 # $CORPUS and $PORT set; empty = a server you started yourself), and one URL template per scenario.
 # Templates: {file} is the scenario's file, {q} its quality (the quality sweep changes it); {w} and {h} are replaced per request by the load script
-# (base ± SPAN/2, so that no result cache can answer). A target without a template for a scenario
-# is skipped for it.
+# (base ± SPAN/2, so that no result cache can answer). A scenario's file may itself hold {src}, which
+# its load script fills per request (srcset.lua); the readiness probe fills it with `probe`.
+# A target without a template for a scenario is skipped for it.
 
-ALL_SCENARIOS=(jpeg400 webp400 avif400 alpha-webp300 cover150 fit512 prog400 hot smart300 anim200)
+ALL_SCENARIOS=(jpeg400 webp400 avif400 alpha-webp300 cover150 fit512 prog400 hot smart300 anim200 srcset)
 
 declare -A S_FILE S_W S_H S_Q S_ACCEPT S_CT S_DESC
 # Optional per-scenario overrides of the global knobs: width span (1 = one URL), connections, wrk
-# script, and the target the ratio column divides by.
-declare -A S_SPAN S_CONC S_SCRIPT S_REF
+# threads, wrk script, and the target the ratio column divides by; and a scenario's own corpus dir
+# (relative to bench/peers/ unless absolute; every target is started with it as $CORPUS) with the
+# script that makes it from the main corpus (run as `SCRIPT CORPUS DIR`, idempotent).
+declare -A S_SPAN S_CONC S_THREADS S_SCRIPT S_REF S_CORPUS S_CORPUS_MAKE
 S_FILE[jpeg400]=kleiber-6028x3391.jpg;  S_W[jpeg400]=400; S_Q[jpeg400]=80; S_H[jpeg400]=0
 S_ACCEPT[jpeg400]='image/jpeg,*/*;q=0.8'; S_CT[jpeg400]=image/jpeg
 S_DESC[jpeg400]='6028x3391 JPEG (20 MP) -> 400w JPEG q80'
@@ -62,6 +65,29 @@ S_FILE[anim200]=horses-402x280-anim.gif; S_W[anim200]=200; S_Q[anim200]=80; S_H[
 S_ACCEPT[anim200]='image/webp,*/*;q=0.8'; S_CT[anim200]=image/webp
 S_DESC[anim200]='402x280 animated GIF -> 200w animated WebP q80 (every frame)'
 
+# The srcset case: SRCSET_SOURCES (50) distinct 20 MP JPEGs (the same pixels as jpeg400's source, each
+# file made distinct by a COM segment: peers/srcset-corpus.sh, kept in .peers/corpus-srcset/, since
+# the shared corpus is read-only), each asked at the SRCSET_WIDTHS (6) widths in a burst: one wrk
+# thread, 6 connections, one shared sequence (srcset.lua), cycling through the sources. No result
+# cache can answer (every (source, width) is new within a cycle of 300 requests; the `refract`
+# target has its variant tiers off anyway). What it measures is a source decoded once for its
+# widths: Refract's decoded-source cache, `[cache.decoded]`, must be ON, and the `refract` target
+# leaves it at its defaults (max_bytes 128 MiB, ttl_ms 10000, share_width 640). By the libvips rule
+# with share_width 640, 320/480/640 share a 1/4 decode (3.8 MB of RGB), 960 and 1280 a 1/2 (15 MB),
+# 1920 needs a full one (61 MB): 3 decodes per source instead of 6, ~80 MB, so 128 MiB holds about
+# one burst and a later cycle cannot find an earlier one's decodes. peers.sh reads Refract's
+# decoded-cache hits/misses of the measured phase from /metrics and the report prints decodes per
+# source (3 = every burst shared its decodes; above 3 = some burst decoded one scale twice).
+# `refract-nodecode` is the same with the cache off (6 decodes per source, at the same scales since
+# share_width still applies, so the same output bytes: the cache's effect alone).
+SRCSET_SOURCES="${SRCSET_SOURCES:-50}"; SRCSET_WIDTHS="${SRCSET_WIDTHS:-320 480 640 960 1280 1920}"
+export SRCSET_SOURCES SRCSET_WIDTHS
+S_FILE[srcset]='srcset/{src}.jpg'; S_W[srcset]=640; S_Q[srcset]=80; S_H[srcset]=0
+S_ACCEPT[srcset]='image/jpeg,*/*;q=0.8'; S_CT[srcset]=image/jpeg
+S_SCRIPT[srcset]=srcset.lua; S_CONC[srcset]=6; S_THREADS[srcset]=1
+S_CORPUS[srcset]=.peers/corpus-srcset; S_CORPUS_MAKE[srcset]=peers/srcset-corpus.sh
+S_DESC[srcset]="$SRCSET_SOURCES distinct 6028x3391 JPEGs, each at widths ${SRCSET_WIDTHS// /,} in a burst (c=6), JPEG q80"
+
 declare -A T_PORT T_START URL
 
 # (a) ipx 3 (unjs; sharp/libvips), its defaults: progressive JPEG, no EXIF auto-orient.
@@ -76,6 +102,7 @@ URL[ipx,fit512]='/s_{w}x{h},fit_inside,f_jpeg,q_{q}/{file}'
 URL[ipx,prog400]='/w_{w},f_jpeg,q_{q}/{file}'
 URL[ipx,smart300]='/s_{w}x{h},fit_cover,pos_attention,f_jpeg,q_{q}/{file}'
 URL[ipx,anim200]='/w_{w},f_webp,animated_true,q_{q}/{file}'
+URL[ipx,srcset]='/w_{w},f_jpeg,q_{q}/{file}'
 
 # (b) thumbor 7 (Pillow), file loader, no storage, no result storage, 2 processes (one per core).
 T_PORT[thumbor]=8802
@@ -87,6 +114,7 @@ URL[thumbor,alpha-webp300]='/unsafe/{w}x0/filters:format(webp):quality({q})/{fil
 URL[thumbor,cover150]='/unsafe/{w}x{h}/filters:format(jpeg):quality({q})/{file}'
 URL[thumbor,fit512]='/unsafe/fit-in/{w}x{h}/filters:format(jpeg):quality({q})/{file}'
 URL[thumbor,prog400]='/unsafe/{w}x0/filters:format(jpeg):quality({q})/{file}'
+URL[thumbor,srcset]='/unsafe/{w}x0/filters:format(jpeg):quality({q})/{file}'
 
 # (c) sharp called directly: the libvips fast path with no framework and no cache (Refract's URL form).
 T_PORT[sharp]=8803
@@ -98,6 +126,7 @@ URL[sharp,alpha-webp300]='/img/{file}?w={w}&q={q}&fm=webp'
 URL[sharp,cover150]='/img/{file}?w={w}&h={h}&fit=cover&q={q}&fm=jpeg'
 URL[sharp,fit512]='/img/{file}?w={w}&h={h}&fit=inside&q={q}&fm=jpeg'
 URL[sharp,prog400]='/img/{file}?w={w}&q={q}&fm=jpeg'
+URL[sharp,srcset]='/img/{file}?w={w}&q={q}&fm=jpeg'
 
 # (d) pyvips with Debian's libvips 8.14 (optional: TARGETS="... pyvips").
 T_PORT[pyvips]=8804
@@ -109,7 +138,9 @@ URL[pyvips,alpha-webp300]='/img/{file}?w={w}&q={q}&fm=webp'
 URL[pyvips,cover150]='/img/{file}?w={w}&h={h}&fit=cover&q={q}&fm=jpeg'
 
 # (e) Refract: the release build of this repository, both variant cache tiers off (every request is a
-# transform), data in a throwaway folder, the corpus as its storage root.
+# transform), data in a throwaway folder, the corpus as its storage root. No config file (none is
+# found from bench/peers/), so everything else is at its default: the decoded-source cache
+# ([cache.decoded]: 128 MiB, 10 s, share_width 640) stays ON, which the srcset scenario needs.
 T_PORT[refract]=8805
 T_START[refract]='env REFRACT__CACHE__MEMORY_BYTES=0 REFRACT__CACHE__PERSISTENT__MAX_BYTES=0 REFRACT__SERVER__LOG=warn ../../target/release/refract --storage-root "$CORPUS" --data-dir "$(mktemp -d)" --listen "127.0.0.1:$PORT"'
 URL[refract,jpeg400]='/img/{file}?w={w}&q={q}&fm=jpeg'
@@ -121,6 +152,14 @@ URL[refract,fit512]='/img/{file}?w={w}&h={h}&fit=inside&q={q}&fm=jpeg'
 URL[refract,prog400]='/img/{file}?w={w}&q={q}&fm=jpeg'
 URL[refract,smart300]='/img/{file}?w={w}&h={h}&fit=cover&g=auto&q={q}&fm=jpeg'
 URL[refract,anim200]='/img/{file}?w={w}&q={q}&fm=webp'
+URL[refract,srcset]='/img/{file}?w={w}&q={q}&fm=jpeg'
+
+# (e1) The same with the decoded-source cache off: what it buys in the srcset scenario (optional:
+# TARGETS="refract refract-nodecode ipx" SCENARIOS=srcset). A build without [cache.decoded] refuses
+# the unknown key at start (the run then shows FAILED for it).
+T_PORT[refract-nodecode]=8810
+T_START[refract-nodecode]='env REFRACT__CACHE__DECODED__MAX_BYTES=0 REFRACT__CACHE__MEMORY_BYTES=0 REFRACT__CACHE__PERSISTENT__MAX_BYTES=0 REFRACT__SERVER__LOG=warn ../../target/release/refract --storage-root "$CORPUS" --data-dir "$(mktemp -d)" --listen "127.0.0.1:$PORT"'
+URL[refract-nodecode,srcset]='/img/{file}?w={w}&q={q}&fm=jpeg'
 
 # (e2) Refract with AVIF at rav1e speed 6: what the background encode (over limits.avif_budget_ms)
 # stores. For the quality step: TARGETS="refract refract-avif6 ipx" SCENARIOS=avif400 --quality-only

@@ -4,7 +4,8 @@
 //!
 //! Invariants: a value is exactly what a fresh decode at that scale gives (the key is the source
 //! version and the scale), so a hit never changes output bytes; bounded in bytes and in time;
-//! `max_bytes = 0` turns it off.
+//! `max_bytes = 0` turns it off (the decode scale still follows `share_width`, so turning it
+//! on or off never changes output bytes either).
 
 use super::persist::DecodedConfig;
 use crate::pipeline::{DecodedKey, DecodedSources, PipelineError, Pixels};
@@ -12,28 +13,34 @@ use crate::util::cache::BlockingCache;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The cache, and the share width the pipeline decides its scale with.
+/// The cache (when on), and the share width the pipeline decides its scale with (on or off).
 pub struct Decoded {
-    cache: BlockingCache<DecodedKey, Pixels>,
+    cache: Option<BlockingCache<DecodedKey, Pixels>>,
     pub share_width: u32,
 }
 
 impl Decoded {
-    /// `None` when the config turns it off.
-    pub fn new(cfg: &DecodedConfig) -> Option<Arc<Self>> {
-        (cfg.max_bytes > 0 && cfg.ttl_ms > 0).then(|| {
-            Arc::new(Self {
-                cache: BlockingCache::new(cfg.max_bytes, Duration::from_millis(cfg.ttl_ms), |p| {
-                    p.data.len()
-                }),
-                share_width: cfg.share_width,
-            })
+    pub fn new(cfg: &DecodedConfig) -> Arc<Self> {
+        Arc::new(Self {
+            cache: (cfg.max_bytes > 0 && cfg.ttl_ms > 0).then(|| {
+                BlockingCache::new(
+                    cfg.max_bytes,
+                    Duration::from_millis(cfg.ttl_ms),
+                    |p: &Pixels| p.data.len(),
+                )
+            }),
+            share_width: cfg.share_width,
         })
+    }
+
+    /// The cache, when on.
+    pub fn sources(&self) -> Option<&dyn DecodedSources> {
+        self.cache.as_ref().map(|_| self as &dyn DecodedSources)
     }
 
     /// (hits, misses).
     pub fn counters(&self) -> (u64, u64) {
-        self.cache.counters()
+        self.cache.as_ref().map_or((0, 0), BlockingCache::counters)
     }
 }
 
@@ -43,6 +50,9 @@ impl DecodedSources for Decoded {
         key: DecodedKey,
         decode: &mut dyn FnMut() -> Result<Pixels, PipelineError>,
     ) -> Result<Arc<Pixels>, PipelineError> {
-        self.cache.get_or_try(key, decode)
+        match &self.cache {
+            Some(c) => c.get_or_try(key, decode),
+            None => decode().map(Arc::new),
+        }
     }
 }

@@ -93,8 +93,8 @@ pub struct Delivery {
     img_rate_limited: bool,
     /// Pipeline runs (cache fills), counted when a transform starts on a worker.
     transforms: AtomicU64,
-    /// Decoded sources kept for seconds (`[cache.decoded]`), when on.
-    decoded: Option<Arc<decoded::Decoded>>,
+    /// Decoded sources kept for seconds (`[cache.decoded]`).
+    decoded: Arc<decoded::Decoded>,
 }
 
 /// A 64×64 light grey image in PNG, WebP and JPEG (made once, at start).
@@ -221,7 +221,7 @@ impl Delivery {
             transforms: self.transforms.load(Ordering::Relaxed),
             cache_hits,
             cache_misses,
-            decoded: self.decoded.as_ref().map_or((0, 0), |d| d.counters()),
+            decoded: self.decoded.counters(),
             cpu_waiting: self.cpu.waiting(),
             cpu_running: self.cpu.running(),
             persistent_bytes: self.persist.as_ref().map_or(0, Persist::bytes),

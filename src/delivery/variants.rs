@@ -307,10 +307,10 @@ impl Delivery {
                     limits,
                     deadline: Some(deadline),
                     watermark: mark.as_deref(),
-                    memo: decoded.as_deref().map(|d| pipeline::Memo {
-                        cache: d,
+                    memo: Some(pipeline::Memo {
+                        cache: decoded.sources(),
                         source,
-                        share_width: d.share_width,
+                        share_width: decoded.share_width,
                     }),
                 };
                 match &probe {

@@ -150,18 +150,6 @@ fn unpremultiply(data: &mut [u8]) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unpremultiply_restores_straight_alpha() {
-        let mut px = [64, 32, 0, 128, 10, 10, 10, 0, 200, 100, 50, 255];
-        unpremultiply(&mut px);
-        assert_eq!(px, [128, 64, 0, 128, 10, 10, 10, 0, 200, 100, 50, 255]);
-    }
-}
-
 /// AVIF with libaom (through libheif): the stored variants' encoder (`formats.avif_encoder`),
 /// 4:2:0, one thread, `speed` 0..=9 (aom's cpu-used; higher is faster).
 pub fn encode_avif(px: &Pixels, quality: u8, speed: u8) -> Result<Vec<u8>, PipelineError> {
@@ -205,4 +193,16 @@ pub fn encode_avif(px: &Pixels, quality: u8, speed: u8) -> Result<Vec<u8>, Pipel
     }
     ctx.encode_image(&img, &mut enc, None).map_err(err)?;
     ctx.write_to_bytes().map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unpremultiply_restores_straight_alpha() {
+        let mut px = [64, 32, 0, 128, 10, 10, 10, 0, 200, 100, 50, 255];
+        unpremultiply(&mut px);
+        assert_eq!(px, [128, 64, 0, 128, 10, 10, 10, 0, 200, 100, 50, 255]);
+    }
 }

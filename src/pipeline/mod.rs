@@ -147,7 +147,9 @@ pub trait DecodedSources: Send + Sync {
 /// A run's use of the decoded-source cache.
 #[derive(Clone, Copy)]
 pub struct Memo<'a> {
-    pub cache: &'a dyn DecodedSources,
+    /// The cache, when on (off, the decode scale is still chosen with `share_width`, so turning
+    /// the cache on or off never changes output bytes).
+    pub cache: Option<&'a dyn DecodedSources>,
     /// The source version's identity.
     pub source: [u8; 32],
     /// Outputs whose longer side is under this share one decode scale: the DCT shrink is chosen
@@ -261,6 +263,11 @@ pub fn run_probed(
         }
         (_, Some(memo)) => {
             let shrink = shaper.shrink(memo.share_width);
+            let Some(cache) = memo.cache else {
+                let decoded = decode::decode(input, probe, shrink)?;
+                job.check_deadline()?;
+                return finish(input, probe, job, format, shaper.shape(decoded)?);
+            };
             let key = DecodedKey {
                 source: memo.source,
                 shrink: if probe.format == ImageFormat::Jpeg {
@@ -269,7 +276,7 @@ pub fn run_probed(
                     1
                 },
             };
-            let prepared = memo.cache.get_or_decode(key, &mut || {
+            let prepared = cache.get_or_decode(key, &mut || {
                 decode::decode(input, probe, shrink).map(|px| prepare(px, probe))
             })?;
             job.check_deadline()?;
@@ -281,7 +288,19 @@ pub fn run_probed(
             shaper.shape(decoded)?
         }
     };
+    finish(input, probe, job, format, px)
+}
+
+/// Encode the shaped pixels (and keep the EXIF a JPEG output is asked to keep).
+fn finish(
+    input: &[u8],
+    probe: &Probe,
+    job: &Job<'_>,
+    format: ImageFormat,
+    px: Pixels,
+) -> Result<Option<Encoded>, PipelineError> {
     job.check_deadline()?;
+    let t = job.transform;
     let quality = t
         .quality
         .unwrap_or_else(|| job.encode.default_quality(format));

@@ -1400,7 +1400,6 @@ mod tests {
                         frame: None,
                         anim: true,
                         watermark: None,
-                        memo: None,
                     }
                 },
             )

@@ -164,15 +164,13 @@ where
             return make().map(Arc::new);
         };
         let mut ran = false;
-        let v = cache
-            .try_get_with(key, || {
-                ran = true;
-                make().map(Arc::new)
-            })
-            .map_err(|e| (*e).clone())?;
+        let v = cache.try_get_with(key, || {
+            ran = true;
+            make().map(Arc::new)
+        });
         let counter = if ran { &self.misses } else { &self.hits };
         counter.fetch_add(1, Ordering::Relaxed);
-        Ok(v)
+        v.map_err(|e| (*e).clone())
     }
 
     /// Counters: (hits, misses).

@@ -50,6 +50,16 @@ pub fn analyze(bytes: Vec<u8>, o: Options) -> Result<Analysis, PipelineError> {
     if let Some((format, quality)) = o.convert {
         return converted(&bytes, &px, format, quality, &o);
     }
+    if o.remove_exif && !strip::can_strip(probe.format) {
+        return Err(PipelineError::OutOfRange {
+            param: "remove_exif".into(),
+            message: format!(
+                "EXIF cannot be removed from a {} without re-encoding it: upload with \
+                 format=jpeg or format=webp to convert it (EXIF is then dropped)",
+                probe.format.name().to_uppercase()
+            ),
+        });
+    }
     let stored = if o.remove_exif {
         strip::strip(&bytes, probe.format, probe.orientation)
             .ok_or_else(|| PipelineError::Corrupt("malformed container".into()))?

@@ -7,6 +7,15 @@
 
 use crate::pipeline::format::ImageFormat;
 
+/// Whether `strip` can remove the metadata of this format losslessly (HEIC, AVIF and JPEG XL
+/// keep theirs in ISO BMFF items, which are not rewritten here).
+pub fn can_strip(format: ImageFormat) -> bool {
+    matches!(
+        format,
+        ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::Webp | ImageFormat::Gif
+    )
+}
+
 /// The bytes without EXIF/XMP, or `None` when the container is malformed.
 pub fn strip(bytes: &[u8], format: ImageFormat, orientation: u8) -> Option<Vec<u8>> {
     match format {
