@@ -167,6 +167,13 @@ T_PORT[refract-avif6]=8808
 T_START[refract-avif6]='env REFRACT__FORMATS__AVIF_SPEED=6 REFRACT__LIMITS__AVIF_BUDGET_MS=0 REFRACT__CACHE__MEMORY_BYTES=0 REFRACT__CACHE__PERSISTENT__MAX_BYTES=0 REFRACT__SERVER__LOG=warn ../../target/release/refract --storage-root "$CORPUS" --data-dir "$(mktemp -d)" --listen "127.0.0.1:$PORT"'
 URL[refract-avif6,avif400]='/img/{file}?w={w}&q={q}&fm=avif'
 
+# (e3) Refract with AVIF by libaom at cpu-used 7: the bytes the background encode stores by default
+# (formats.avif_background_encoder = "aom", avif_background_speed = 7), made on the request path
+# here so the quality sweep can ask for them directly.
+T_PORT[refract-aom]=8811
+T_START[refract-aom]='env REFRACT__FORMATS__AVIF_ENCODER=aom REFRACT__FORMATS__AVIF_SPEED=7 REFRACT__LIMITS__AVIF_BUDGET_MS=0 REFRACT__CACHE__MEMORY_BYTES=0 REFRACT__CACHE__PERSISTENT__MAX_BYTES=0 REFRACT__SERVER__LOG=warn ../../target/release/refract --storage-root "$CORPUS" --data-dir "$(mktemp -d)" --listen "127.0.0.1:$PORT"'
+URL[refract-aom,avif400]='/img/{file}?w={w}&q={q}&fm=avif'
+
 # (f) Refract as deployed: variant cache on (the default 256 MiB). Only the hot scenario uses it.
 T_PORT[refract-cached]=8806
 T_START[refract-cached]='env REFRACT__SERVER__LOG=warn ../../target/release/refract --storage-root "$CORPUS" --data-dir "$(mktemp -d)" --listen "127.0.0.1:$PORT"'

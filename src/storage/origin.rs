@@ -397,7 +397,14 @@ impl Origin {
                 .min(64 << 20);
             let mut out = bytes::BytesMut::with_capacity(cap);
             while let Some(chunk) = stream.try_next().await.map_err(|e| {
-                opendal::Error::new(ErrorKind::Unexpected, "reading the origin").set_source(e)
+                // A file gone between open and read (a persistent-tier object evicted by another
+                // node or process) is a plain miss, not an outage.
+                let kind = if e.kind() == std::io::ErrorKind::NotFound {
+                    ErrorKind::NotFound
+                } else {
+                    ErrorKind::Unexpected
+                };
+                opendal::Error::new(kind, "reading the origin").set_source(e)
             })? {
                 if (out.len() + chunk.len()) as u64 > max {
                     return Ok(Err(OriginError::TooLarge {
