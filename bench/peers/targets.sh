@@ -78,8 +78,9 @@ S_DESC[anim200]='402x280 animated GIF -> 200w animated WebP q80 (every frame)'
 # one burst and a later cycle cannot find an earlier one's decodes. peers.sh reads Refract's
 # decoded-cache hits/misses of the measured phase from /metrics and the report prints decodes per
 # source (3 = every burst shared its decodes; above 3 = some burst decoded one scale twice).
-# `refract-nodecode` is the same with the cache off (6 decodes per source, at the same scales since
-# share_width still applies, so the same output bytes: the cache's effect alone).
+# `refract` is the same with the cache off (6 decodes per source, at the same scales since
+# share_width still applies, so the same output bytes: the cache's effect alone); `refract-decoded`
+# has it on.
 SRCSET_SOURCES="${SRCSET_SOURCES:-50}"; SRCSET_WIDTHS="${SRCSET_WIDTHS:-320 480 640 960 1280 1920}"
 export SRCSET_SOURCES SRCSET_WIDTHS
 S_FILE[srcset]='srcset/{src}.jpg'; S_W[srcset]=640; S_Q[srcset]=80; S_H[srcset]=0
@@ -138,11 +139,12 @@ URL[pyvips,alpha-webp300]='/img/{file}?w={w}&q={q}&fm=webp'
 URL[pyvips,cover150]='/img/{file}?w={w}&h={h}&fit=cover&q={q}&fm=jpeg'
 
 # (e) Refract: the release build of this repository, both variant cache tiers off (every request is a
-# transform), data in a throwaway folder, the corpus as its storage root. No config file (none is
-# found from bench/peers/), so everything else is at its default: the decoded-source cache
-# ([cache.decoded]: 128 MiB, 10 s, share_width 640) stays ON, which the srcset scenario needs.
+# transform) and the decoded-source cache off too (every request decodes its source: the scenarios
+# vary the width of one source, which that cache would otherwise answer), data in a throwaway
+# folder, the corpus as its storage root. No config file (none is found from bench/peers/), so
+# everything else is at its default (share_width 640 still picks the decode scale).
 T_PORT[refract]=8805
-T_START[refract]='env REFRACT__CACHE__MEMORY_BYTES=0 REFRACT__CACHE__PERSISTENT__MAX_BYTES=0 REFRACT__SERVER__LOG=warn ../../target/release/refract --storage-root "$CORPUS" --data-dir "$(mktemp -d)" --listen "127.0.0.1:$PORT"'
+T_START[refract]='env REFRACT__CACHE__DECODED__MAX_BYTES=0 REFRACT__CACHE__MEMORY_BYTES=0 REFRACT__CACHE__PERSISTENT__MAX_BYTES=0 REFRACT__SERVER__LOG=warn ../../target/release/refract --storage-root "$CORPUS" --data-dir "$(mktemp -d)" --listen "127.0.0.1:$PORT"'
 URL[refract,jpeg400]='/img/{file}?w={w}&q={q}&fm=jpeg'
 URL[refract,webp400]='/img/{file}?w={w}&q={q}&fm=webp'
 URL[refract,avif400]='/img/{file}?w={w}&q={q}&fm=avif'
@@ -154,15 +156,16 @@ URL[refract,smart300]='/img/{file}?w={w}&h={h}&fit=cover&g=auto&q={q}&fm=jpeg'
 URL[refract,anim200]='/img/{file}?w={w}&q={q}&fm=webp'
 URL[refract,srcset]='/img/{file}?w={w}&q={q}&fm=jpeg'
 
-# (e1) The same with the decoded-source cache off: what it buys in the srcset scenario (optional:
-# TARGETS="refract refract-nodecode ipx" SCENARIOS=srcset). A build without [cache.decoded] refuses
-# the unknown key at start (the run then shows FAILED for it).
-T_PORT[refract-nodecode]=8810
-T_START[refract-nodecode]='env REFRACT__CACHE__DECODED__MAX_BYTES=0 REFRACT__CACHE__MEMORY_BYTES=0 REFRACT__CACHE__PERSISTENT__MAX_BYTES=0 REFRACT__SERVER__LOG=warn ../../target/release/refract --storage-root "$CORPUS" --data-dir "$(mktemp -d)" --listen "127.0.0.1:$PORT"'
-URL[refract-nodecode,srcset]='/img/{file}?w={w}&q={q}&fm=jpeg'
+# (e1) The same with the decoded-source cache at its default (on: 128 MiB, 10 s, share_width 640):
+# Refract as deployed for new images, in the srcset scenario (and jpeg400, where every request
+# is a new width of one source: an upper bound of what the cache gives).
+T_PORT[refract-decoded]=8810
+T_START[refract-decoded]='env REFRACT__CACHE__MEMORY_BYTES=0 REFRACT__CACHE__PERSISTENT__MAX_BYTES=0 REFRACT__SERVER__LOG=warn ../../target/release/refract --storage-root "$CORPUS" --data-dir "$(mktemp -d)" --listen "127.0.0.1:$PORT"'
+URL[refract-decoded,srcset]='/img/{file}?w={w}&q={q}&fm=jpeg'
+URL[refract-decoded,jpeg400]='/img/{file}?w={w}&q={q}&fm=jpeg'
 
 # (e2) Refract with AVIF at rav1e speed 6: what the background encode (over limits.avif_budget_ms)
-# stores. For the quality step: TARGETS="refract refract-avif6 ipx" SCENARIOS=avif400 --quality-only
+# stored before it used libaom (e3). For the quality step: TARGETS="refract refract-avif6 ipx" SCENARIOS=avif400 --quality-only
 T_PORT[refract-avif6]=8808
 T_START[refract-avif6]='env REFRACT__FORMATS__AVIF_SPEED=6 REFRACT__LIMITS__AVIF_BUDGET_MS=0 REFRACT__CACHE__MEMORY_BYTES=0 REFRACT__CACHE__PERSISTENT__MAX_BYTES=0 REFRACT__SERVER__LOG=warn ../../target/release/refract --storage-root "$CORPUS" --data-dir "$(mktemp -d)" --listen "127.0.0.1:$PORT"'
 URL[refract-avif6,avif400]='/img/{file}?w={w}&q={q}&fm=avif'
@@ -171,7 +174,7 @@ URL[refract-avif6,avif400]='/img/{file}?w={w}&q={q}&fm=avif'
 # (formats.avif_background_encoder = "aom", avif_background_speed = 7), made on the request path
 # here so the quality sweep can ask for them directly.
 T_PORT[refract-aom]=8811
-T_START[refract-aom]='env REFRACT__FORMATS__AVIF_ENCODER=aom REFRACT__FORMATS__AVIF_SPEED=7 REFRACT__LIMITS__AVIF_BUDGET_MS=0 REFRACT__CACHE__MEMORY_BYTES=0 REFRACT__CACHE__PERSISTENT__MAX_BYTES=0 REFRACT__SERVER__LOG=warn ../../target/release/refract --storage-root "$CORPUS" --data-dir "$(mktemp -d)" --listen "127.0.0.1:$PORT"'
+T_START[refract-aom]='env REFRACT__FORMATS__AVIF_ENCODER=aom REFRACT__FORMATS__AVIF_SPEED=${AOM_SPEED:-7} REFRACT__LIMITS__AVIF_BUDGET_MS=0 REFRACT__CACHE__MEMORY_BYTES=0 REFRACT__CACHE__PERSISTENT__MAX_BYTES=0 REFRACT__SERVER__LOG=warn ../../target/release/refract --storage-root "$CORPUS" --data-dir "$(mktemp -d)" --listen "127.0.0.1:$PORT"'
 URL[refract-aom,avif400]='/img/{file}?w={w}&q={q}&fm=avif'
 
 # (f) Refract as deployed: variant cache on (the default 256 MiB). Only the hot scenario uses it.
@@ -190,3 +193,22 @@ T_START[nginx]='peers/nginx-static.sh "$CORPUS" "$PORT" "/img/rocket-640x427-ado
 URL[nginx,hot]='/hot.jpg'
 
 DEFAULT_TARGETS=(refract ipx thumbor sharp refract-cached nginx)
+
+# (e4) For A/B runs of this issue (not in the default list): the build before issue 20's codecs
+# (REFRACT_BEFORE, a binary you keep), trellis off, and the decoded-source cache sharing one
+# decode scale up to 1280 px.
+T_PORT[refract-before]=8812
+T_START[refract-before]='env REFRACT__CACHE__MEMORY_BYTES=0 REFRACT__CACHE__PERSISTENT__MAX_BYTES=0 REFRACT__SERVER__LOG=warn "${REFRACT_BEFORE:?set REFRACT_BEFORE to a binary}" --storage-root "$CORPUS" --data-dir "$(mktemp -d)" --listen "127.0.0.1:$PORT"'
+URL[refract-before,jpeg400]='/img/{file}?w={w}&q={q}&fm=jpeg'
+URL[refract-before,webp400]='/img/{file}?w={w}&q={q}&fm=webp'
+T_PORT[refract-notrellis]=8813
+T_START[refract-notrellis]='env REFRACT__FORMATS__JPEG_TRELLIS_MAX_PIXELS=0 REFRACT__CACHE__DECODED__MAX_BYTES=0 REFRACT__CACHE__MEMORY_BYTES=0 REFRACT__CACHE__PERSISTENT__MAX_BYTES=0 REFRACT__SERVER__LOG=warn ../../target/release/refract --storage-root "$CORPUS" --data-dir "$(mktemp -d)" --listen "127.0.0.1:$PORT"'
+URL[refract-notrellis,jpeg400]='/img/{file}?w={w}&q={q}&fm=jpeg'
+URL[refract-notrellis,srcset]='/img/{file}?w={w}&q={q}&fm=jpeg'
+T_PORT[refract-share1280]=8814
+T_START[refract-share1280]='env REFRACT__CACHE__DECODED__SHARE_WIDTH=1280 REFRACT__CACHE__MEMORY_BYTES=0 REFRACT__CACHE__PERSISTENT__MAX_BYTES=0 REFRACT__SERVER__LOG=warn ../../target/release/refract --storage-root "$CORPUS" --data-dir "$(mktemp -d)" --listen "127.0.0.1:$PORT"'
+URL[refract-share1280,srcset]='/img/{file}?w={w}&q={q}&fm=jpeg'
+
+T_PORT[refract-share1280-off]=8815
+T_START[refract-share1280-off]='env REFRACT__CACHE__DECODED__SHARE_WIDTH=1280 REFRACT__CACHE__DECODED__MAX_BYTES=0 REFRACT__CACHE__MEMORY_BYTES=0 REFRACT__CACHE__PERSISTENT__MAX_BYTES=0 REFRACT__SERVER__LOG=warn ../../target/release/refract --storage-root "$CORPUS" --data-dir "$(mktemp -d)" --listen "127.0.0.1:$PORT"'
+URL[refract-share1280-off,jpeg400]='/img/{file}?w={w}&q={q}&fm=jpeg'

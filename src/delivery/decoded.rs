@@ -4,8 +4,8 @@
 //!
 //! Invariants: a value is exactly what a fresh decode at that scale gives (the key is the source
 //! version and the scale), so a hit never changes output bytes; bounded in bytes and in time;
-//! `max_bytes = 0` turns it off (the decode scale still follows `share_width`, so turning it
-//! on or off never changes output bytes either).
+//! `max_bytes = 0` turns it off, and `share_width` with it (each output then decodes at its own
+//! scale; the effective share width is part of every cache key, so the keys change with it).
 
 use super::persist::DecodedConfig;
 use crate::pipeline::{DecodedKey, DecodedSources, PipelineError, Pixels};
@@ -13,7 +13,7 @@ use crate::util::cache::BlockingCache;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The cache (when on), and the share width the pipeline decides its scale with (on or off).
+/// The cache (when on), and the share width the pipeline decides its scale with (0 when off).
 pub struct Decoded {
     cache: Option<BlockingCache<DecodedKey, Pixels>>,
     pub share_width: u32,
@@ -25,11 +25,18 @@ impl Decoded {
             cache: (cfg.max_bytes > 0 && cfg.ttl_ms > 0).then(|| {
                 BlockingCache::new(
                     cfg.max_bytes,
-                    Duration::from_millis(cfg.ttl_ms),
+                    // At most an hour: decodes are for bursts (moka refuses absurd lifetimes).
+                    Duration::from_millis(cfg.ttl_ms.min(3_600_000)),
                     |p: &Pixels| p.data.len(),
                 )
             }),
-            share_width: cfg.share_width,
+            // Sharing a scale only pays when decodes are shared: off, each output takes its own
+            // (the fastest single request).
+            share_width: if cfg.max_bytes > 0 && cfg.ttl_ms > 0 {
+                cfg.share_width
+            } else {
+                0
+            },
         })
     }
 

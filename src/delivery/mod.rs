@@ -136,6 +136,7 @@ pub struct Stats {
 
 impl Delivery {
     pub fn new(p: Parts) -> Self {
+        let decoded = decoded::Decoded::new(&p.cache.decoded);
         Self {
             origin: p.origin,
             cache: VariantCache::new(
@@ -158,10 +159,12 @@ impl Delivery {
                 avif: p.formats.avif,
                 webp: p.formats.webp,
             },
+            // The share width picks the decode scale of small outputs: it changes their bytes.
             encode_fingerprint: format!(
-                "{}{}",
+                "{}{}sw{}",
                 p.formats.fingerprint(),
-                p.watermarks.fingerprint()
+                p.watermarks.fingerprint(),
+                decoded.share_width
             ),
             encode_background: Arc::new(p.formats.for_background()),
             encode: Arc::new(p.formats),
@@ -175,7 +178,7 @@ impl Delivery {
             },
             img_rate_limited: p.img_rate_limited,
             transforms: AtomicU64::new(0),
-            decoded: decoded::Decoded::new(&p.cache.decoded),
+            decoded,
         }
     }
 

@@ -131,8 +131,11 @@ impl Delivery {
             });
         };
         let (ow, oh) = pipeline::output_size(&probe, w.transform);
-        let cost =
-            pipeline::encode::avif_cost_ms(u64::from(ow) * u64::from(oh), self.encode.avif_speed);
+        let cost = pipeline::encode::avif_cost_ms(
+            u64::from(ow) * u64::from(oh),
+            self.encode.avif_speed,
+            self.encode.avif_encoder,
+        );
         // With no cache tier the background result would have nowhere to go: encode now.
         let kept = self.cache.enabled() || self.persist.is_some();
         match fallback {

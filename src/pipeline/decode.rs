@@ -128,9 +128,28 @@ fn decode_image(bytes: &[u8], format: ImageFormat, probe: &Probe) -> Result<Pixe
     })
 }
 
+/// Premultiplied RGBA → straight RGBA (the rest of the pipeline works on straight alpha).
+pub(super) fn unpremultiply(data: &mut [u8]) {
+    for p in data.chunks_exact_mut(4) {
+        let a = u32::from(p[3]);
+        if a > 0 && a < 255 {
+            for c in &mut p[..3] {
+                *c = ((u32::from(*c) * 255 + a / 2) / a).min(255) as u8;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unpremultiply_restores_straight_alpha() {
+        let mut px = [64, 32, 0, 128, 10, 10, 10, 0, 200, 100, 50, 255];
+        unpremultiply(&mut px);
+        assert_eq!(px, [128, 64, 0, 128, 10, 10, 10, 0, 200, 100, 50, 255]);
+    }
 
     #[test]
     fn shrink_follows_the_libvips_rule() {

@@ -23,11 +23,20 @@ fn corrupt(format: ImageFormat) -> impl Fn(libheif_rs::HeifError) -> PipelineErr
     move |e| PipelineError::Corrupt(format!("{format}: {e}"))
 }
 
+/// The context and primary image; `max_pixels` bounds every image item libheif (and dav1d,
+/// which takes its frame limit from it) will decode.
 fn open(
     bytes: &[u8],
     format: ImageFormat,
+    max_pixels: Option<u64>,
 ) -> Result<(HeifContext<'_>, ImageHandle), PipelineError> {
     let mut ctx = HeifContext::new().map_err(|e| PipelineError::Bug(e.to_string()))?;
+    if let Some(max) = max_pixels {
+        let mut limits = ctx.security_limits();
+        limits.set_max_image_size_pixels(max.max(1));
+        ctx.set_security_limits(&limits)
+            .map_err(|e| PipelineError::Bug(e.to_string()))?;
+    }
     ctx.read_bytes(bytes).map_err(corrupt(format))?;
     // Grid images (an iPhone HEIC is 48 tiles) decode in this thread, not in libheif's own.
     ctx.set_max_decoding_threads(0);
@@ -37,8 +46,11 @@ fn open(
 
 /// The header facts of an AVIF or HEIC source. The size is the displayed one (after `irot`).
 pub fn probe(bytes: &[u8], format: ImageFormat) -> Result<Probe, PipelineError> {
-    let (_ctx, h) = open(bytes, format)?;
+    let (_ctx, h) = open(bytes, format, None)?;
     let has_alpha = h.has_alpha_channel();
+    let coded =
+        u64::from(h.ispe_width().unsigned_abs()) * u64::from(h.ispe_height().unsigned_abs());
+    let shown = u64::from(h.width()) * u64::from(h.height());
     Ok(Probe {
         format,
         width: h.width(),
@@ -51,6 +63,7 @@ pub fn probe(bytes: &[u8], format: ImageFormat) -> Result<Probe, PipelineError> 
         frames: 1,
         progressive: false,
         exif: None,
+        coded_pixels: if coded > shown { coded } else { 0 },
     })
 }
 
@@ -73,12 +86,9 @@ fn colour_profile(h: &ImageHandle) -> Option<Vec<u8>> {
     use moxcms::{CicpColorPrimaries, CicpProfile, ColorProfile, TransferCharacteristics};
     let cicp = CicpProfile {
         color_primaries: CicpColorPrimaries::try_from(primaries as u8).ok()?,
-        // The sRGB curve when the transfer is one moxcms cannot model (PQ/HLG are reduced to
-        // 8 bits by libheif already).
-        transfer_characteristics: TransferCharacteristics::try_from(
-            nclx.transfer_characteristics() as u8,
-        )
-        .unwrap_or(TransferCharacteristics::Srgb),
+        // Primaries only: the pixels are taken to carry the sRGB curve (BT.709's and sRGB's are
+        // near enough; PQ/HLG sources are not tone-mapped, see docs/formats.md).
+        transfer_characteristics: TransferCharacteristics::Srgb,
         matrix_coefficients: moxcms::MatrixCoefficients::Bt709,
         full_range: true,
     };
@@ -88,7 +98,8 @@ fn colour_profile(h: &ImageHandle) -> Option<Vec<u8>> {
 /// Decode the primary image to 8-bit RGB or RGBA at its displayed size.
 pub fn decode(bytes: &[u8], probe: &Probe) -> Result<Pixels, PipelineError> {
     let format = probe.format;
-    let (_ctx, h) = open(bytes, format)?;
+    let shown = u64::from(probe.width) * u64::from(probe.height);
+    let (_ctx, h) = open(bytes, format, Some(shown.max(probe.coded_pixels)))?;
     let alpha = h.has_alpha_channel();
     let channels: u8 = if alpha { 4 } else { 3 };
     let chroma = if alpha {
@@ -99,6 +110,8 @@ pub fn decode(bytes: &[u8], probe: &Probe) -> Result<Pixels, PipelineError> {
     let mut options =
         DecodingOptions::new().ok_or_else(|| PipelineError::Bug("libheif options".into()))?;
     options.set_convert_hdr_to_8bit(true);
+    // dav1d would start a thread per core for every decode; the CPU pool counts one.
+    options.set_num_codec_threads(1);
     let img = lib()
         .decode(&h, ColorSpace::Rgb(chroma), Some(options))
         .map_err(corrupt(format))?;
@@ -128,7 +141,7 @@ pub fn decode(bytes: &[u8], probe: &Probe) -> Result<Pixels, PipelineError> {
         data.extend_from_slice(line);
     }
     if alpha && h.is_premultiplied_alpha() {
-        unpremultiply(&mut data);
+        super::decode::unpremultiply(&mut data);
     }
     Ok(Pixels {
         width: plane.width,
@@ -136,18 +149,6 @@ pub fn decode(bytes: &[u8], probe: &Probe) -> Result<Pixels, PipelineError> {
         channels,
         data,
     })
-}
-
-/// Premultiplied RGBA → straight RGBA (the rest of the pipeline works on straight alpha).
-fn unpremultiply(data: &mut [u8]) {
-    for p in data.chunks_exact_mut(4) {
-        let a = u32::from(p[3]);
-        if a > 0 && a < 255 {
-            for c in &mut p[..3] {
-                *c = ((u32::from(*c) * 255 + a / 2) / a).min(255) as u8;
-            }
-        }
-    }
 }
 
 /// AVIF with libaom (through libheif): the stored variants' encoder (`formats.avif_encoder`),
@@ -182,7 +183,8 @@ pub fn encode_avif(px: &Pixels, quality: u8, speed: u8) -> Result<Vec<u8>, Pipel
     let mut enc = lib()
         .encoder_for_format(CompressionFormat::Av1)
         .map_err(err)?;
-    enc.set_quality(EncoderQuality::Lossy(quality.min(100)))
+    // libheif maps aom's quality 100 to lossless: a slow, very large encode nobody asked for.
+    enc.set_quality(EncoderQuality::Lossy(quality.min(99)))
         .map_err(err)?;
     for (name, value) in [
         ("speed", EncoderParameterValue::Int(i32::from(speed.min(9)))),
@@ -193,16 +195,4 @@ pub fn encode_avif(px: &Pixels, quality: u8, speed: u8) -> Result<Vec<u8>, Pipel
     }
     ctx.encode_image(&img, &mut enc, None).map_err(err)?;
     ctx.write_to_bytes().map_err(err)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unpremultiply_restores_straight_alpha() {
-        let mut px = [64, 32, 0, 128, 10, 10, 10, 0, 200, 100, 50, 255];
-        unpremultiply(&mut px);
-        assert_eq!(px, [128, 64, 0, 128, 10, 10, 10, 0, 200, 100, 50, 255]);
-    }
 }

@@ -37,7 +37,7 @@ fn channels(img: &JxlImage) -> Result<u8, PipelineError> {
 
 /// The header facts of a JPEG XL source; the size is the displayed one (orientation applied).
 pub fn probe(bytes: &[u8]) -> Result<Probe, PipelineError> {
-    let img = open(bytes, Some(64 << 20))?;
+    let img = open(bytes, Some((64 << 20) + bytes.len()))?;
     let ch = channels(&img)?;
     Ok(Probe {
         format: ImageFormat::Jxl,
@@ -51,6 +51,7 @@ pub fn probe(bytes: &[u8]) -> Result<Probe, PipelineError> {
         frames: 1,
         progressive: false,
         exif: None,
+        coded_pixels: 0,
     })
 }
 
@@ -58,7 +59,11 @@ pub fn probe(bytes: &[u8]) -> Result<Probe, PipelineError> {
 pub fn decode(bytes: &[u8], probe: &Probe) -> Result<Pixels, PipelineError> {
     // Room for the float planes of every channel plus decoder scratch.
     let pixels = u64::from(probe.width) * u64::from(probe.height);
-    let budget = usize::try_from(pixels * 4 * 5 + (64 << 20)).unwrap_or(usize::MAX);
+    let budget = pixels
+        .saturating_mul(4 * 5)
+        .saturating_add(bytes.len() as u64)
+        .saturating_add(64 << 20);
+    let budget = usize::try_from(budget).unwrap_or(usize::MAX);
     let img = open(bytes, Some(budget))?;
     let ch = channels(&img)?;
     if img.num_loaded_keyframes() == 0 {
@@ -74,6 +79,16 @@ pub fn decode(bytes: &[u8], probe: &Probe) -> Result<Pixels, PipelineError> {
     }
     let mut data = vec![0u8; w as usize * h as usize * usize::from(ch)];
     stream.write_to_buffer::<u8>(&mut data);
+    // Associated (premultiplied) alpha is rendered as stored: make it straight.
+    let associated = img
+        .image_header()
+        .metadata
+        .ec_info
+        .iter()
+        .any(|e| e.alpha_associated() == Some(true));
+    if ch == 4 && associated {
+        super::decode::unpremultiply(&mut data);
+    }
     Ok(Pixels {
         width: w,
         height: h,

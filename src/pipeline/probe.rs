@@ -28,6 +28,9 @@ pub struct Probe {
     pub progressive: bool,
     /// JPEG only: where the EXIF (TIFF structure, after `Exif\0\0`) sits in the probed bytes.
     pub exif: Option<std::ops::Range<usize>>,
+    /// HEIF only: the coded image's pixels (`ispe`) when more than the displayed ones (a `clap`
+    /// crop): the decoder works on all of them, so the limit counts them (0 = width × height).
+    pub coded_pixels: u64,
 }
 
 impl Probe {
@@ -42,7 +45,8 @@ impl Probe {
 
     /// Step 2: the pixel limit, from the header alone.
     pub fn check_limits(&self, limits: PixelLimits) -> Result<(), PipelineError> {
-        let pixels = u64::from(self.width) * u64::from(self.height) * u64::from(self.frames.max(1));
+        let shown = u64::from(self.width) * u64::from(self.height);
+        let pixels = shown.max(self.coded_pixels) * u64::from(self.frames.max(1));
         if pixels > limits.max_source_pixels {
             return Err(PipelineError::TooManyPixels {
                 pixels,
@@ -148,6 +152,7 @@ fn probe_with_image(bytes: &[u8], format: ImageFormat) -> Result<Probe, Pipeline
         adobe: false,
         frames: 1,
         exif: None,
+        coded_pixels: 0,
     })
 }
 
@@ -303,6 +308,7 @@ fn probe_jpeg(b: &[u8]) -> Result<Probe, PipelineError> {
         components,
         adobe,
         exif,
+        coded_pixels: 0,
     })
 }
 

@@ -1,6 +1,7 @@
 //! The part of the source a transform uses, and which way up: the crop region (`crop`, then
-//! `trim`) in the EXIF-oriented frame, and the user's `flip`/`rotate` folded with the EXIF
-//! orientation into one of the eight orientations, applied once.
+//! `trim`) in the EXIF-oriented frame, and the user's `flip`/`rotate` as one of the eight
+//! orientations, applied to the EXIF-oriented pixels (`compose` folds two orientations into one
+//! where a caller needs the pair).
 //!
 //! Invariants: pure; a region always lies inside the image and is at least 1×1 (or the
 //! request is refused naming the parameter); never panics.
