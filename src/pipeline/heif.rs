@@ -98,8 +98,11 @@ fn colour_profile(h: &ImageHandle) -> Option<Vec<u8>> {
 /// Decode the primary image to 8-bit RGB or RGBA at its displayed size.
 pub fn decode(bytes: &[u8], probe: &Probe) -> Result<Pixels, PipelineError> {
     let format = probe.format;
-    let shown = u64::from(probe.width) * u64::from(probe.height);
-    let (_ctx, h) = open(bytes, format, Some(shown.max(probe.coded_pixels)))?;
+    // The size the limits checked, with room for codec padding (an HEVC frame is coded in
+    // 8- or 64-pixel units: a 600x450 image is a 600x456 frame).
+    let checked = (u64::from(probe.width) * u64::from(probe.height)).max(probe.coded_pixels);
+    let bound = checked.saturating_add(checked / 4).saturating_add(1 << 16);
+    let (_ctx, h) = open(bytes, format, Some(bound))?;
     let alpha = h.has_alpha_channel();
     let channels: u8 = if alpha { 4 } else { 3 };
     let chroma = if alpha {
