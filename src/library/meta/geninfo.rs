@@ -1,6 +1,6 @@
 //! Generation info of AI-generated images, read as Infinite Image Browsing reads it: the PNG text
 //! chunks `parameters` (Stable Diffusion web UIs), `prompt` and `workflow` (ComfyUI), and for
-//! JPEG/WebP the EXIF `UserComment` (web UIs store `parameters` there).
+//! JPEG/WebP/HEIC the EXIF `UserComment` (web UIs store `parameters` there).
 
 use crate::pipeline::format::ImageFormat;
 use serde_json::{Map, Value};
@@ -20,7 +20,7 @@ pub fn read(bytes: &[u8], format: ImageFormat) -> Option<Map<String, Value>> {
                 }
             }
         }
-        ImageFormat::Jpeg | ImageFormat::Webp => {
+        ImageFormat::Jpeg | ImageFormat::Webp | ImageFormat::Heic => {
             if let Some(c) = super::exif::user_comment(bytes) {
                 out.insert("parameters".into(), Value::String(cut(c)));
             }
