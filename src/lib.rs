@@ -41,7 +41,10 @@ pub async fn run(
         );
     }
     let background = tokio::spawn(wiring::background(&built));
-    let trim = tokio::spawn(wiring::trim_when_idle(built.cpu.clone()));
+    let trim = tokio::spawn(wiring::trim_when_idle(
+        built.cpu.clone(),
+        built.delivery.clone(),
+    ));
     on_bound(addr);
     let requests = built.routes.requests();
     let served = http::server::serve_all(sockets, built.routes, &config.server, requests, shutdown)

@@ -565,8 +565,10 @@ fn library_watch_dirs(config: &Config, default_root: &std::path::Path) -> Vec<st
 
 /// Give memory back to the kernel once image work has stopped: every second, when the CPU pool
 /// is idle and has finished jobs since the last trim (a burst of large buffers, such as the
-/// sources of abandoned requests, would otherwise stay resident). Never on a request.
-pub async fn trim_when_idle(cpu: Arc<CpuPool>) {
+/// sources of abandoned requests, would otherwise stay resident), after dropping the decoded
+/// sources whose time is up (nothing else would: the cache is only maintained when used).
+/// Never on a request.
+pub async fn trim_when_idle(cpu: Arc<CpuPool>, delivery: Arc<Delivery>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut trimmed_at = cpu.done();
@@ -575,7 +577,12 @@ pub async fn trim_when_idle(cpu: Arc<CpuPool>) {
         let done = cpu.done();
         if done != trimmed_at && cpu.idle() {
             trimmed_at = done;
-            let _ = tokio::task::spawn_blocking(refract_malloc_tune::trim).await;
+            let d = delivery.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                d.expire_decoded();
+                refract_malloc_tune::trim()
+            })
+            .await;
         }
     }
 }

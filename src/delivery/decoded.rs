@@ -45,6 +45,13 @@ impl Decoded {
         self.cache.as_ref().map(|_| self as &dyn DecodedSources)
     }
 
+    /// Drop entries whose time is up.
+    pub fn expire(&self) {
+        if let Some(c) = &self.cache {
+            c.run_pending_tasks();
+        }
+    }
+
     /// (hits, misses).
     pub fn counters(&self) -> (u64, u64) {
         self.cache.as_ref().map_or((0, 0), BlockingCache::counters)

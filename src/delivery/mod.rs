@@ -182,6 +182,12 @@ impl Delivery {
         }
     }
 
+    /// Drop the decoded sources whose time is up (the cache is otherwise maintained only when
+    /// used, so an idle server would keep them).
+    pub fn expire_decoded(&self) {
+        self.decoded.expire();
+    }
+
     /// The placeholder for an inaccessible image, when `[access] fallback = "image"`: in the
     /// `fm` asked for (PNG, WebP or JPEG), else WebP when `Accept` names it, else PNG.
     pub fn placeholder(&self, query: Option<&str>, accept: Option<&str>) -> Option<&Encoded> {

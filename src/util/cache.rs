@@ -180,6 +180,13 @@ where
             self.misses.load(Ordering::Relaxed),
         )
     }
+
+    /// Run moka's pending maintenance: expired entries are dropped (and their memory freed).
+    pub fn run_pending_tasks(&self) {
+        if let Some(c) = &self.inner {
+            c.run_pending_tasks();
+        }
+    }
 }
 
 /// A map whose entries live at most `ttl`, at most `capacity` of them; concurrent misses for one
@@ -245,6 +252,19 @@ impl<V: Clone + Send + Sync + 'static> TtlCache<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blocking_cache_drops_expired_entries_when_asked() {
+        let c: BlockingCache<u8, Vec<u8>> =
+            BlockingCache::new(1 << 20, Duration::from_millis(20), Vec::len);
+        let _ = c.get_or_try(1, || Ok::<_, String>(vec![1; 1000]));
+        c.run_pending_tasks();
+        let inner = c.inner.as_ref().unwrap();
+        assert_eq!(inner.entry_count(), 1);
+        std::thread::sleep(Duration::from_millis(50));
+        c.run_pending_tasks();
+        assert_eq!(inner.entry_count(), 0, "expired and dropped");
+    }
 
     #[test]
     fn blocking_cache_makes_once_and_keeps_only_successes() {
