@@ -7,7 +7,6 @@
 //! asked at most once per request; a variant is made once per key however many requests wait
 //! (the memory tier coalesces), and lands in the persistent tier in the background.
 
-use super::decoded::Lending;
 use super::key::CacheKey;
 use super::Delivery;
 use crate::error::Error;
@@ -294,47 +293,16 @@ impl Delivery {
         };
         let (bytes, probe) = match source {
             Some((b, p)) => (b, Some(p)),
-            None => {
-                let b = self.read_source(w).await?;
-                // (A source that does not probe is reported by the pipeline itself.)
-                let p = pipeline::probe::probe(&b).ok();
-                (b, p)
-            }
+            None => (self.read_source(w).await?, None),
         };
         let limits = PixelLimits::from(&self.limits);
         let t = w.transform.clone();
         let mark = t.watermark.as_deref().and_then(|n| self.watermarks.get(n));
         let decoded = self.decoded.clone();
         let source = CacheKey::original(w.key, &w.stat.version).hash;
-        // Another request making the same decode: wait for it here, holding no CPU slot.
-        let key = probe.as_ref().and_then(|p| {
-            let job = Job {
-                transform: &t,
-                output: spec,
-                encode: &encode,
-                limits,
-                deadline: Some(deadline),
-                watermark: mark.as_deref(),
-                memo: Some(pipeline::Memo {
-                    cache: decoded.sources(),
-                    source,
-                    share_width: decoded.share_width,
-                }),
-            };
-            pipeline::decoded_key(p, &job)
-        });
-        let maker = match key {
-            Some(k) => {
-                decoded
-                    .wait_or_make(k, tokio::time::Instant::from_std(deadline))
-                    .await
-            }
-            None => None,
-        };
         self.transforms.fetch_add(1, Ordering::Relaxed);
         let result = ticket
             .run(move || {
-                let lending = Lending::new(&decoded, maker);
                 let job = Job {
                     transform: &t,
                     output: spec,
@@ -343,7 +311,7 @@ impl Delivery {
                     deadline: Some(deadline),
                     watermark: mark.as_deref(),
                     memo: Some(pipeline::Memo {
-                        cache: lending.sources(),
+                        cache: decoded.sources(),
                         source,
                         share_width: decoded.share_width,
                     }),

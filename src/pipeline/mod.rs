@@ -131,51 +131,6 @@ pub struct DecodedKey {
     pub shrink: u8,
 }
 
-impl DecodedKey {
-    /// The key of `source`'s decode at DCT scale 1/`shrink` (1 for formats without one).
-    fn new(source: [u8; 32], probe: &Probe, shrink: u32) -> Self {
-        Self {
-            source,
-            shrink: if probe.format == ImageFormat::Jpeg {
-                shrink as u8
-            } else {
-                1
-            },
-        }
-    }
-}
-
-/// The decoded-source key a run of `job` on this probed source would ask its cache for, or
-/// `None` when it would ask none (no cache, a `frame`, an animation kept animated, no
-/// acceptable output, a refused geometry): what a caller needs to wait for another request's
-/// decode without holding a CPU slot.
-pub fn decoded_key(probe: &Probe, job: &Job<'_>) -> Option<DecodedKey> {
-    let memo = job.memo?;
-    memo.cache?;
-    let t = job.transform;
-    if t.frame.is_some_and(|n| n > 0) {
-        return None;
-    }
-    let animated = probe.frames > 1 && t.anim;
-    let format = match job
-        .output
-        .resolve_animated(probe.format)
-        .filter(|_| animated)
-    {
-        Some(f) => f,
-        None => job.output.resolve(probe.format, probe.has_alpha)?,
-    };
-    if animated && format.can_animate() {
-        return None;
-    }
-    let shaper = Shaper::new(probe, job, format).ok()?;
-    Some(DecodedKey::new(
-        memo.source,
-        probe,
-        shaper.shrink(memo.share_width),
-    ))
-}
-
 /// Decoded sources kept for a few seconds (the caller's cache; the pipeline holds none): the
 /// outputs of one source asked within seconds decode it once. A value is the decode *prepared*
 /// (EXIF-oriented, in sRGB), exactly what a fresh decode would give.
@@ -313,7 +268,14 @@ pub fn run_probed(
                 job.check_deadline()?;
                 return finish(input, probe, job, format, shaper.shape(decoded)?);
             };
-            let key = DecodedKey::new(memo.source, probe, shrink);
+            let key = DecodedKey {
+                source: memo.source,
+                shrink: if probe.format == ImageFormat::Jpeg {
+                    shrink as u8
+                } else {
+                    1
+                },
+            };
             let prepared = cache.get_or_decode(key, &mut || {
                 decode::decode(input, probe, shrink).map(|px| prepare(px, probe))
             })?;

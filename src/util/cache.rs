@@ -181,11 +181,6 @@ where
         )
     }
 
-    /// Whether `key` is cached now (no counters touched).
-    pub fn contains(&self, key: &K) -> bool {
-        self.inner.as_ref().is_some_and(|c| c.contains_key(key))
-    }
-
     /// Run moka's pending maintenance: expired entries are dropped (and their memory freed).
     pub fn run_pending_tasks(&self) {
         if let Some(c) = &self.inner {
