@@ -207,6 +207,31 @@ async fn decoded_sources_are_shared_and_never_change_the_bytes() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_burst_of_widths_decodes_each_scale_once() {
+    // A page's srcset arriving at once: six widths of one new 16 MP JPEG, concurrently.
+    let s = start(|c| {
+        c.cache.memory_bytes = 0;
+        c.cache.persistent.max_bytes = 0;
+    });
+    let urls: Vec<String> = [320, 480, 640, 960, 1280, 1920]
+        .iter()
+        .map(|w| {
+            s.url(&format!(
+                "/img/seeding-5312x2988-progressive.jpg?w={w}&fm=jpeg"
+            ))
+        })
+        .collect();
+    let answers = futures::future::join_all(urls.iter().map(|u| get(u, None))).await;
+    for (u, (st, _, body)) in urls.iter().zip(&answers) {
+        assert_eq!((*st, magic(body)), (200, "jpeg"), "{u}");
+    }
+    // Three scales (1/4 for 320..640, 1/2 for 960 and 1280, whole for 1920), each decoded once;
+    // the other three requests waited for theirs and hit.
+    assert_eq!(metric(&s, "refract_decoded_misses_total").await, 3);
+    assert_eq!(metric(&s, "refract_decoded_hits_total").await, 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn geometry_of_every_fit_mode_through_the_server() {
     let s = start(|_| {});
     // rocket is 640x427.
