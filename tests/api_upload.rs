@@ -230,6 +230,9 @@ async fn avif_heic_and_jpeg_xl_uploads_are_stored_with_their_facts() {
         assert_eq!((st, magic(&body)), (200, "webp"), "{name}");
         assert_eq!(dims(&body).0, 120, "{name}");
     }
+    // The list filters by the new formats too.
+    assert_eq!(api.ids("format=heic").await.len(), 2);
+    assert_eq!(api.ids("format=jxl").await.len(), 2);
     // A HEIC converted at upload is stored as a JPEG, upright, without its EXIF.
     let img = api
         .upload_one(

@@ -60,16 +60,6 @@ async fn format_matrix_every_input_to_every_output() {
     );
 }
 
-/// A counter from `/metrics`.
-async fn metric(s: &Server, name: &str) -> u64 {
-    let (_, _, body) = get(&s.url("/metrics"), None).await;
-    let text = String::from_utf8(body).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{name} missing:\n{text}"))
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn new_inputs_answer_what_the_client_accepts_and_keep_alpha() {
     let s = start(|c| c.delivery.negotiate = refract::delivery::policy::Negotiate::Vary);

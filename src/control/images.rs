@@ -16,7 +16,8 @@ use serde_json::json as j;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-const FORMATS: &[&str] = &["jpeg", "png", "gif", "webp"];
+/// The `format` filter: every stored format's name (`ImageFormat::ALL`, checked by a test).
+const FORMATS: &[&str] = &["jpeg", "png", "gif", "webp", "avif", "heic", "jxl"];
 const SHAPES: &[&str] = &["landscape", "portrait", "square"];
 
 /// `POST /api/v1/images` (multipart).
@@ -473,4 +474,16 @@ pub async fn delete(ctx: &Ctx<'_>, id: &str) -> Result<Response<Body>, Error> {
     Ok(json(
         &j!({"success": true, "message": "Image deleted successfully"}),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_format_filter_names_every_format() {
+        let names: Vec<&str> = crate::pipeline::format::ImageFormat::ALL
+            .iter()
+            .map(|f| f.name())
+            .collect();
+        assert_eq!(super::FORMATS, names.as_slice());
+    }
 }

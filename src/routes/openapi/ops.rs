@@ -301,7 +301,7 @@ pub fn doc(op: Op) -> OpDoc {
                 ORIENTATION,
                 Param {
                     name: "format",
-                    schema: r#"{"type":"string","enum":["jpeg","png","gif","webp"]}"#,
+                    schema: r#"{"type":"string","enum":["jpeg","png","gif","webp","avif","heic","jxl"]}"#,
                     description: "Only images stored in this format (case-insensitive)",
                     required: false,
                 },
