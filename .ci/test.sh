@@ -122,6 +122,9 @@ export REFRACT_TEST_REDIS="redis://127.0.0.1:$REDIS_PORT/0"
 wait_for "Redis" 20 bash -c "exec 3<>/dev/tcp/127.0.0.1/$REDIS_PORT"
 log "Redis up at 127.0.0.1:$REDIS_PORT"
 
+# A clean clone builds once: no incremental state, and the test binaries (about 30, each linking
+# libheif and every codec) without line tables, so the build stays small on a CI disk.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}" CARGO_PROFILE_DEV_DEBUG="${CARGO_PROFILE_DEV_DEBUG:-false}"
 log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy"
