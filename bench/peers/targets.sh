@@ -10,7 +10,7 @@
 # its load script fills per request (srcset.lua); the readiness probe fills it with `probe`.
 # A target without a template for a scenario is skipped for it.
 
-ALL_SCENARIOS=(jpeg400 webp400 avif400 alpha-webp300 cover150 fit512 prog400 hot smart300 anim200 srcset)
+ALL_SCENARIOS=(jpeg400 webp400 avif400 alpha-webp300 cover150 fit512 prog400 hot smart300 anim200 srcset avifin400 heicin400)
 
 declare -A S_FILE S_W S_H S_Q S_ACCEPT S_CT S_DESC
 # Optional per-scenario overrides of the global knobs: width span (1 = one URL), connections, wrk
@@ -72,15 +72,15 @@ S_DESC[anim200]='402x280 animated GIF -> 200w animated WebP q80 (every frame)'
 # cache can answer (every (source, width) is new within a cycle of 300 requests; the `refract`
 # target has its variant tiers off anyway). What it measures is a source decoded once for its
 # widths: Refract's decoded-source cache, `[cache.decoded]`, must be ON, and the `refract` target
-# leaves it at its defaults (max_bytes 128 MiB, ttl_ms 10000, share_width 640). By the libvips rule
-# with share_width 640, 320/480/640 share a 1/4 decode (3.8 MB of RGB), 960 and 1280 a 1/2 (15 MB),
-# 1920 needs a full one (61 MB): 3 decodes per source instead of 6, ~80 MB, so 128 MiB holds about
-# one burst and a later cycle cannot find an earlier one's decodes. peers.sh reads Refract's
-# decoded-cache hits/misses of the measured phase from /metrics and the report prints decodes per
-# source (3 = every burst shared its decodes; above 3 = some burst decoded one scale twice).
-# `refract` is the same with the cache off (6 decodes per source, at the same scales since
-# share_width still applies, so the same output bytes: the cache's effect alone); `refract-decoded`
-# has it on.
+# leaves it at its defaults (max_bytes 128 MiB, ttl_ms 10000, share_width 1920). With share_width
+# 1920 every width shares one 1/2 decode (3014x1696, 15 MB of RGB): 1 decode per source instead of 6,
+# so 128 MiB holds several bursts and a later cycle (300 requests on) cannot find an earlier one's
+# decode. peers.sh reads Refract's decoded-cache hits/misses of the measured phase from /metrics and
+# the report prints decodes per source (1 = every burst shared its decode). `refract` is the same
+# with the cache off: 6 decodes per source, each at its own scale (1/8 for 320..640, 1/4 for 960,
+# 1/2 for 1280 and 1920: the largest scale that covers the output, as sharp's); `refract-decoded`
+# has it on. With SRCSET_WIDTHS=400 every request is a lone output of a new source: what sharing
+# the 1/2 scale costs when no other width follows.
 SRCSET_SOURCES="${SRCSET_SOURCES:-50}"; SRCSET_WIDTHS="${SRCSET_WIDTHS:-320 480 640 960 1280 1920}"
 export SRCSET_SOURCES SRCSET_WIDTHS
 S_FILE[srcset]='srcset/{src}.jpg'; S_W[srcset]=640; S_Q[srcset]=80; S_H[srcset]=0
@@ -88,6 +88,17 @@ S_ACCEPT[srcset]='image/jpeg,*/*;q=0.8'; S_CT[srcset]=image/jpeg
 S_SCRIPT[srcset]=srcset.lua; S_CONC[srcset]=6; S_THREADS[srcset]=1
 S_CORPUS[srcset]=.peers/corpus-srcset; S_CORPUS_MAKE[srcset]=peers/srcset-corpus.sh
 S_DESC[srcset]="$SRCSET_SOURCES distinct 6028x3391 JPEGs, each at widths ${SRCSET_WIDTHS// /,} in a burst (c=6), JPEG q80"
+
+# Inputs people have: a phone-sized (4032x2268) still as AVIF and as HEIC (made once from jpeg400's
+# picture by peers/codec-corpus.sh with libheif's heif-enc: libaom and x265), to a 400 px JPEG. Neither
+# format has a shrink-on-load: every request decodes all 9 MP. sharp's prebuilt libvips reads AVIF
+# but not HEIC (no HEVC decoder in it), so ipx answers heicin400 with an error: the report shows it.
+for s in avifin400 heicin400; do
+  S_W[$s]=400; S_Q[$s]=80; S_H[$s]=0; S_ACCEPT[$s]='image/jpeg,*/*;q=0.8'; S_CT[$s]=image/jpeg
+  S_CORPUS[$s]=.peers/corpus-codecs; S_CORPUS_MAKE[$s]=peers/codec-corpus.sh
+done
+S_FILE[avifin400]=codecs/kleiber-4032.avif; S_DESC[avifin400]='4032x2268 AVIF (9 MP, 8-bit 4:2:0) -> 400w JPEG q80'
+S_FILE[heicin400]=codecs/kleiber-4032.heic; S_DESC[heicin400]='4032x2268 HEIC (9 MP, HEVC 4:2:0) -> 400w JPEG q80'
 
 declare -A T_PORT T_START URL
 
@@ -104,6 +115,8 @@ URL[ipx,prog400]='/w_{w},f_jpeg,q_{q}/{file}'
 URL[ipx,smart300]='/s_{w}x{h},fit_cover,pos_attention,f_jpeg,q_{q}/{file}'
 URL[ipx,anim200]='/w_{w},f_webp,animated_true,q_{q}/{file}'
 URL[ipx,srcset]='/w_{w},f_jpeg,q_{q}/{file}'
+URL[ipx,avifin400]='/w_{w},f_jpeg,q_{q}/{file}'
+URL[ipx,heicin400]='/w_{w},f_jpeg,q_{q}/{file}'
 
 # (b) thumbor 7 (Pillow), file loader, no storage, no result storage, 2 processes (one per core).
 T_PORT[thumbor]=8802
@@ -142,7 +155,7 @@ URL[pyvips,cover150]='/img/{file}?w={w}&h={h}&fit=cover&q={q}&fm=jpeg'
 # transform) and the decoded-source cache off too (every request decodes its source: the scenarios
 # vary the width of one source, which that cache would otherwise answer), data in a throwaway
 # folder, the corpus as its storage root. No config file (none is found from bench/peers/), so
-# everything else is at its default (share_width 640 still picks the decode scale).
+# everything else is at its default.
 T_PORT[refract]=8805
 T_START[refract]='env REFRACT__CACHE__DECODED__MAX_BYTES=0 REFRACT__CACHE__MEMORY_BYTES=0 REFRACT__CACHE__PERSISTENT__MAX_BYTES=0 REFRACT__SERVER__LOG=warn ../../target/release/refract --storage-root "$CORPUS" --data-dir "$(mktemp -d)" --listen "127.0.0.1:$PORT"'
 URL[refract,jpeg400]='/img/{file}?w={w}&q={q}&fm=jpeg'
@@ -155,8 +168,10 @@ URL[refract,prog400]='/img/{file}?w={w}&q={q}&fm=jpeg'
 URL[refract,smart300]='/img/{file}?w={w}&h={h}&fit=cover&g=auto&q={q}&fm=jpeg'
 URL[refract,anim200]='/img/{file}?w={w}&q={q}&fm=webp'
 URL[refract,srcset]='/img/{file}?w={w}&q={q}&fm=jpeg'
+URL[refract,avifin400]='/img/{file}?w={w}&q={q}&fm=jpeg'
+URL[refract,heicin400]='/img/{file}?w={w}&q={q}&fm=jpeg'
 
-# (e1) The same with the decoded-source cache at its default (on: 128 MiB, 10 s, share_width 640):
+# (e1) The same with the decoded-source cache at its default (on: 128 MiB, 10 s, share_width 1920):
 # Refract as deployed for new images, in the srcset scenario (and jpeg400, where every request
 # is a new width of one source: an upper bound of what the cache gives).
 T_PORT[refract-decoded]=8810
@@ -196,7 +211,7 @@ DEFAULT_TARGETS=(refract ipx thumbor sharp refract-cached nginx)
 
 # (e4) For A/B runs of this issue (not in the default list): the build before issue 20's codecs
 # (REFRACT_BEFORE, a binary you keep), trellis off, and the decoded-source cache sharing one
-# decode scale up to 1280 px.
+# decode scale only up to 640 px (the default before it was 1920).
 T_PORT[refract-before]=8812
 T_START[refract-before]='env REFRACT__CACHE__MEMORY_BYTES=0 REFRACT__CACHE__PERSISTENT__MAX_BYTES=0 REFRACT__SERVER__LOG=warn "${REFRACT_BEFORE:?set REFRACT_BEFORE to a binary}" --storage-root "$CORPUS" --data-dir "$(mktemp -d)" --listen "127.0.0.1:$PORT"'
 URL[refract-before,jpeg400]='/img/{file}?w={w}&q={q}&fm=jpeg'
@@ -205,10 +220,6 @@ T_PORT[refract-notrellis]=8813
 T_START[refract-notrellis]='env REFRACT__FORMATS__JPEG_TRELLIS_MAX_PIXELS=0 REFRACT__CACHE__DECODED__MAX_BYTES=0 REFRACT__CACHE__MEMORY_BYTES=0 REFRACT__CACHE__PERSISTENT__MAX_BYTES=0 REFRACT__SERVER__LOG=warn ../../target/release/refract --storage-root "$CORPUS" --data-dir "$(mktemp -d)" --listen "127.0.0.1:$PORT"'
 URL[refract-notrellis,jpeg400]='/img/{file}?w={w}&q={q}&fm=jpeg'
 URL[refract-notrellis,srcset]='/img/{file}?w={w}&q={q}&fm=jpeg'
-T_PORT[refract-share1280]=8814
-T_START[refract-share1280]='env REFRACT__CACHE__DECODED__SHARE_WIDTH=1280 REFRACT__CACHE__MEMORY_BYTES=0 REFRACT__CACHE__PERSISTENT__MAX_BYTES=0 REFRACT__SERVER__LOG=warn ../../target/release/refract --storage-root "$CORPUS" --data-dir "$(mktemp -d)" --listen "127.0.0.1:$PORT"'
-URL[refract-share1280,srcset]='/img/{file}?w={w}&q={q}&fm=jpeg'
-
-T_PORT[refract-share1280-off]=8815
-T_START[refract-share1280-off]='env REFRACT__CACHE__DECODED__SHARE_WIDTH=1280 REFRACT__CACHE__DECODED__MAX_BYTES=0 REFRACT__CACHE__MEMORY_BYTES=0 REFRACT__CACHE__PERSISTENT__MAX_BYTES=0 REFRACT__SERVER__LOG=warn ../../target/release/refract --storage-root "$CORPUS" --data-dir "$(mktemp -d)" --listen "127.0.0.1:$PORT"'
-URL[refract-share1280-off,jpeg400]='/img/{file}?w={w}&q={q}&fm=jpeg'
+T_PORT[refract-share640]=8814
+T_START[refract-share640]='env REFRACT__CACHE__DECODED__SHARE_WIDTH=640 REFRACT__CACHE__MEMORY_BYTES=0 REFRACT__CACHE__PERSISTENT__MAX_BYTES=0 REFRACT__SERVER__LOG=warn ../../target/release/refract --storage-root "$CORPUS" --data-dir "$(mktemp -d)" --listen "127.0.0.1:$PORT"'
+URL[refract-share640,srcset]='/img/{file}?w={w}&q={q}&fm=jpeg'

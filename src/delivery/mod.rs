@@ -161,10 +161,11 @@ impl Delivery {
             },
             // The share width picks the decode scale of small outputs: it changes their bytes.
             encode_fingerprint: format!(
-                "{}{}sw{}",
+                "{}{}sw{}pr{}",
                 p.formats.fingerprint(),
                 p.watermarks.fingerprint(),
-                decoded.share_width
+                decoded.share_width,
+                crate::pipeline::REVISION
             ),
             encode_background: Arc::new(p.formats.for_background()),
             encode: Arc::new(p.formats),

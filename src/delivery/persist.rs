@@ -53,7 +53,7 @@ impl Default for DecodedConfig {
         Self {
             max_bytes: 128 << 20,
             ttl_ms: 10_000,
-            share_width: 640,
+            share_width: 1920,
         }
     }
 }

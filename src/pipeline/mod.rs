@@ -144,6 +144,11 @@ pub trait DecodedSources: Send + Sync {
     ) -> Result<Arc<Pixels>, PipelineError>;
 }
 
+/// Changes whenever the pipeline's own choices change output bytes for the same transform and
+/// settings (as the JPEG shrink-on-load rule did in `2`); part of every variant's cache key, so
+/// a new build never serves what an older one stored as if it had made it.
+pub const REVISION: u32 = 2;
+
 /// A run's use of the decoded-source cache.
 #[derive(Clone, Copy)]
 pub struct Memo<'a> {
