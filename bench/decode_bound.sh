@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The limit, measured: the JPEG decoder alone on jpeg400/webp400's source, at the DCT scale Refract
-# decodes it at for a 400 px output (1/4: 6028 px / 400 = 15x, and the libvips rule leaves a factor
-# of 2 or more to the resize), against Refract's CPU per request for those scenarios.
+# decodes it at for a 400 px output (1/8: 6028 px / 400 = 15x, and Refract takes the largest scale
+# that still covers the output, as sharp does), against Refract's CPU per request for those scenarios.
 #
-#   bench/decode_bound.sh [-n 30] [-s 1/4] [-f FILE] [REFRACT ...]
+#   bench/decode_bound.sh [-n 30] [-s 1/8] [-f FILE] [REFRACT ...]
 #
 # REFRACT: a peers run's results.tsv (or its folder): the median cpu_ms_per_req of target
 # $REFRACT_TARGET (refract) for jpeg400 and webp400; or a number (ms CPU per request).
@@ -11,13 +11,13 @@
 # reports the median CPU (user+sys of the child, from bash's `times`, 1 ms steps) per decode, less
 # the mean of N `djpeg -version` runs (process start), and the ratio Refract / decoder.
 # The decoder: Debian's djpeg, libjpeg-turbo 2.1.5 (apt libjpeg-turbo-progs); Refract links
-# libjpeg-turbo 3.1 (turbojpeg crate) with the same defaults (integer IDCT, scaled at 1/4; fancy
+# libjpeg-turbo 3.1 (turbojpeg crate) with the same defaults (integer IDCT, scaled at 1/8; fancy
 # upsampling; RGB out): a like-for-like floor, but another version and build, so ratios near 1.0
 # are within that difference.
 # The machine's other load inflates wall time, hardly CPU time; run it when idle all the same.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-N=30; SCALE=1/4; FILE=""
+N=30; SCALE=1/8; FILE=""
 while getopts "n:s:f:h" o; do
   case "$o" in
     n) N="$OPTARG" ;; s) SCALE="$OPTARG" ;; f) FILE="$OPTARG" ;;

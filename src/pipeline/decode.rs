@@ -156,7 +156,7 @@ mod tests {
         assert_eq!(shrink_factor(1.0, 1.0), 1);
         assert_eq!(shrink_factor(1.99, 10.0), 1);
         assert_eq!(shrink_factor(2.0, 2.0), 2);
-        assert_eq!(shrink_factor(3.14, 3.14), 2);
+        assert_eq!(shrink_factor(3.2, 3.2), 2);
         assert_eq!(shrink_factor(4.7, 9.0), 4);
         assert_eq!(shrink_factor(7.9, 7.9), 4);
         assert_eq!(shrink_factor(15.07, 15.07), 8);
