@@ -77,8 +77,8 @@ S_DESC[anim200]='402x280 animated GIF -> 200w animated WebP q80 (every frame)'
 # so 128 MiB holds several bursts and a later cycle (300 requests on) cannot find an earlier one's
 # decode. peers.sh reads Refract's decoded-cache hits/misses of the measured phase from /metrics and
 # the report prints decodes per source (1 = every burst shared its decode). `refract` is the same
-# with the cache off: 6 decodes per source, each at its own scale (1/8 for 320..640, 1/4 for 960,
-# 1/2 for 1280 and 1920: the largest scale that covers the output, as sharp's); `refract-decoded`
+# with the cache off: 6 decodes per source, each at its own scale (1/8 for 320..640, 1/4 for 960
+# and 1280, 1/2 for 1920: the largest scale that covers the output, as sharp's); `refract-decoded`
 # has it on. With SRCSET_WIDTHS=400 every request is a lone output of a new source: what sharing
 # the 1/2 scale costs when no other width follows.
 SRCSET_SOURCES="${SRCSET_SOURCES:-50}"; SRCSET_WIDTHS="${SRCSET_WIDTHS:-320 480 640 960 1280 1920}"

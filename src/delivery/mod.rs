@@ -159,7 +159,8 @@ impl Delivery {
                 avif: p.formats.avif,
                 webp: p.formats.webp,
             },
-            // The share width picks the decode scale of small outputs: it changes their bytes.
+            // The share width picks the decode scale of every output up to it, and the pipeline's
+            // revision its other choices: both change bytes.
             encode_fingerprint: format!(
                 "{}{}sw{}pr{}",
                 p.formats.fingerprint(),

@@ -152,8 +152,8 @@ pub const REVISION: u32 = 2;
 /// A run's use of the decoded-source cache.
 #[derive(Clone, Copy)]
 pub struct Memo<'a> {
-    /// The cache, when on (off, the decode scale is still chosen with `share_width`, so turning
-    /// the cache on or off never changes output bytes).
+    /// The cache, when on. The caller sets `share_width` to 0 when it is off (each output at its
+    /// own scale); the share width in effect is part of every cache key, since it changes bytes.
     pub cache: Option<&'a dyn DecodedSources>,
     /// The source version's identity.
     pub source: [u8; 32],
@@ -374,7 +374,7 @@ impl<'a> Shaper<'a> {
         u64::from(self.geom.canvas_w) * u64::from(self.geom.canvas_h)
     }
 
-    /// The shrink-on-load factor for this geometry: the libvips rule, with the output taken
+    /// The shrink-on-load factor for this geometry (`decode::shrink_factor`), with the output taken
     /// to be at least `share` pixels on its longer side (0: as it is).
     fn shrink(&self, share: u32) -> u32 {
         let g = &self.geom;
