@@ -300,6 +300,28 @@ async fn private_images_are_hidden_on_img_except_from_their_tenant() {
     assert!(common::header(&h, "cache-control")
         .unwrap()
         .starts_with("public"));
+    // A variant asked twice (the second answer from the request memo), then made private
+    // again: hidden at once from anyone without the key, the owner's still private.
+    for _ in 0..2 {
+        let (st, h, _) = get(&s.url(&format!("/img/{key}?w=100")), None).await;
+        assert_eq!(st, 200);
+        assert!(common::header(&h, "cache-control")
+            .unwrap()
+            .starts_with("public"));
+    }
+    let r = admin
+        .json(
+            "PATCH",
+            &format!("/api/v1/images/{}", img["id"].as_str().unwrap()),
+            &json!({"is_private": true}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let (st, _, _) = get(&s.url(&format!("/img/{key}?w=100")), None).await;
+    assert_eq!(st, 404);
+    let r = fetch(own, "?w=100").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "private, no-store");
 }
 
 #[tokio::test]

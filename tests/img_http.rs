@@ -143,6 +143,66 @@ async fn cache_miss_then_hit_and_same_etag_for_equivalent_transforms() {
     assert_ne!(header(&h3, "etag"), Some(etag));
 }
 
+/// A repeated request is answered from the request memo: the same headers and bytes as the full
+/// path gives a hit, per `Accept` when the format is negotiated, HEAD included.
+#[tokio::test(flavor = "multi_thread")]
+async fn repeated_requests_answer_what_the_full_path_answers() {
+    let s = start(vary);
+    let url = s.url(&format!("{ROCKET}?w=64"));
+    let webp = Some("image/webp,*/*");
+    let (_, h1, b1) = get(&url, webp).await;
+    assert_eq!(header(&h1, "x-cache"), Some("MISS"));
+    let (_, memo, bm) = get(&url, webp).await;
+    // `If-None-Match` that does not match takes the full path (a hit there too).
+    let full = client()
+        .get(url.as_str())
+        .header("accept", "image/webp,*/*")
+        .header("if-none-match", "\"other\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(full.status().as_u16(), 200);
+    let fh = full.headers().clone();
+    let bf = full.bytes().await.unwrap().to_vec();
+    assert_eq!(header(&memo, "x-cache"), Some("HIT"));
+    assert_eq!(magic(&bm), "webp");
+    assert!(bm == b1 && bm == bf);
+    let names = |h: &reqwest::header::HeaderMap| {
+        let mut n: Vec<String> = h
+            .keys()
+            .map(|k| k.as_str().to_string())
+            .filter(|k| k != "date" && k != "x-request-id")
+            .collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(&memo), names(&fh));
+    for name in names(&fh) {
+        assert_eq!(memo.get(&name), fh.get(&name), "{name}");
+    }
+    // Another Accept, another answer (and another memo line).
+    for _ in 0..2 {
+        let (_, h, b) = get(&url, Some("image/jpeg")).await;
+        assert_eq!(magic(&b), "jpeg");
+        assert_eq!(header(&h, "vary"), Some("Accept"));
+    }
+    assert_eq!(magic(&get(&url, webp).await.2), "webp");
+    // HEAD: the same headers, no body.
+    let h = client()
+        .head(url.as_str())
+        .header("accept", "image/webp,*/*")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(h.headers().get("etag"), memo.get("etag"));
+    assert_eq!(
+        h.headers().get("content-length"),
+        memo.get("content-length")
+    );
+    assert!(h.bytes().await.unwrap().is_empty());
+    assert!(metric(&s, "refract_cache_hits_total").await >= 4);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn conditional_requests_answer_304_before_any_transform() {
     let s = start(vary);

@@ -68,6 +68,28 @@ async fn unsigned_wrong_and_expired_urls_are_refused() {
     assert_eq!(get(&s.url(&moved), None).await.0, 403);
 }
 
+/// A signed URL answered from the request memo (a repeated request) still expires on time.
+#[tokio::test]
+async fn a_repeated_signed_url_expires_when_its_signature_does() {
+    let s = signed_server();
+    let path = "/img/rocket-640x427-adobergb.jpg";
+    let soon = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 2;
+    let url = signer(&["key-one"])
+        .sign(path, &format!("w=60&expires={soon}"))
+        .unwrap();
+    let (st, h, _) = get(&s.url(&url), None).await;
+    assert_eq!((st, header(&h, "x-cache")), (200, Some("MISS")));
+    let (st, h, _) = get(&s.url(&url), None).await;
+    assert_eq!((st, header(&h, "x-cache")), (200, Some("HIT")));
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (st, _, body) = get(&s.url(&url), None).await;
+    assert_eq!((st, error_code(&body)), (410, "URL_EXPIRED".into()));
+}
+
 #[tokio::test]
 async fn api_urls_are_signed_when_signatures_are_required() {
     let s = signed_server();

@@ -47,6 +47,9 @@ pub async fn handle<B>(
     peer: std::net::SocketAddr,
 ) -> Result<Response<Body>, Error> {
     img::rate_limit(app, req, peer).await?;
+    if let Some(r) = img::remembered(app, req).await {
+        return Ok(r);
+    }
     let (options, source) = rest.split_once('/').ok_or_else(|| {
         Error::bad_param(
             "source",
@@ -56,7 +59,7 @@ pub async fn handle<B>(
     let pairs = translate(options)?;
     let key = source_key(source, app.http_base.as_deref())?;
     let query = Query::parse(req.uri().query().unwrap_or(""));
-    img::serve(app, req, key, query, pairs).await
+    Box::pin(img::serve(app, req, key, query, pairs)).await
 }
 
 /// The storage key of a source (still percent-encoded): a key, or an absolute URL under the

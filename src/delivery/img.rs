@@ -8,6 +8,7 @@ use crate::access::auth::ShareUse;
 use crate::access::ratelimit::{Bucket, Outcome};
 use crate::access::visibility::Access;
 use crate::delivery::key::CacheKey;
+use crate::delivery::memo;
 use crate::delivery::negotiate::{self, Accept, NegotiateError};
 use crate::delivery::policy::{self, Caching};
 use crate::delivery::presets;
@@ -32,9 +33,13 @@ pub async fn handle<B>(
     peer: std::net::SocketAddr,
 ) -> Result<Response<Body>, Error> {
     rate_limit(app, req, peer).await?;
+    if let Some(r) = remembered(app, req).await {
+        return Ok(r);
+    }
     let key = sanitize_key(raw_key)?;
     let query = Query::parse(req.uri().query().unwrap_or(""));
-    serve(app, req, key, query, Vec::new()).await
+    // Boxed: the full path's future is large, and a memo hit should not carry it.
+    Box::pin(serve(app, req, key, query, Vec::new())).await
 }
 
 /// The per-IP `/img` rate limit, when configured.
@@ -50,14 +55,54 @@ pub(super) async fn rate_limit<B>(
         "ip:{}",
         crate::http::request::client_ip(&app.trusted_proxies, peer, req.headers())
     );
-    match app
-        .ratelimits
-        .check(Bucket::Img, &client, &RateOverride::default())
-        .await
+    match Box::pin(
+        app.ratelimits
+            .check(Bucket::Img, &client, &RateOverride::default()),
+    )
+    .await
     {
         Outcome::Denied { retry_after, .. } => Err(Error::RateLimited { retry_after }),
         _ => Ok(()),
     }
+}
+
+/// The answer the request memo holds for this request line, when every check it makes still
+/// holds (see `memo`); `None`: take the full path.
+pub(super) async fn remembered<B>(app: &Delivery, req: &Request<B>) -> Option<Response<Body>> {
+    let (target, accept) = memo::request_key(req)?;
+    let e = app.memo.get(target, accept)?;
+    if e.until_secs
+        .is_some_and(|until| until <= crate::util::clock::now_secs())
+    {
+        return None;
+    }
+    let now = crate::util::clock::now_ms();
+    if app.visibility.check(&e.storage_key, now, None) != Access::Public {
+        return None;
+    }
+    if !app.origin.still_fresh(&e.stat) {
+        // Boxed: storage's future is large, and asked once per stat TTL at most.
+        match Box::pin(app.origin.stat_or_stale(&e.storage_key)).await {
+            Ok((stat, Freshness::Fresh)) if stat.version == e.stat.version => {
+                app.memo.renew(&e, stat);
+            }
+            _ => return None,
+        }
+    }
+    let enc = app.cache.get(&e.cache_key).await?;
+    let body = if req.method() == http::Method::HEAD {
+        bytes::Bytes::new()
+    } else {
+        enc.bytes.clone()
+    };
+    Some(response::with_headers(e.headers.clone(), body))
+}
+
+/// An answer the request memo may keep: public, for ever, opened by no capability, shown rather
+/// than downloaded; valid until the signature's `expires` when there is one.
+#[derive(Clone, Copy)]
+struct Memoable {
+    until_secs: Option<u64>,
 }
 
 /// What both URL forms share once the storage key is known: signature (over the request's
@@ -94,7 +139,15 @@ pub async fn shared<B>(
             expires_at,
         } => {
             let query = Query::parse(req.uri().query().unwrap_or(""));
-            serve_as(app, req, storage_key, query, Vec::new(), Some(expires_at)).await
+            Box::pin(serve_as(
+                app,
+                req,
+                storage_key,
+                query,
+                Vec::new(),
+                Some(expires_at),
+            ))
+            .await
         }
     }
 }
@@ -165,6 +218,10 @@ async fn serve_as<B>(
     let answer = match access {
         Err(e) => Err(e),
         Ok(access) => {
+            let memoable =
+                (!opened && access.is_none() && asks.download.is_none()).then_some(Memoable {
+                    until_secs: signed.flatten(),
+                });
             let caching = Caching::for_answer(&app.policy, access, versioned);
             let download = asks.download.as_ref().map(|name| Download {
                 key: &key,
@@ -172,7 +229,7 @@ async fn serve_as<B>(
             });
             match t {
                 None => original(app, req, &key, head, &caching, download).await,
-                Some(t) => variant(app, req, &key, t, head, &caching, download).await,
+                Some(t) => variant(app, req, &key, t, head, &caching, download, memoable).await,
             }
         }
     };
@@ -497,6 +554,7 @@ async fn original<B>(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn variant<B>(
     app: &Arc<Delivery>,
     req: &Request<B>,
@@ -505,6 +563,7 @@ async fn variant<B>(
     head: bool,
     caching: &Caching<'_>,
     download: Option<Download<'_>>,
+    memoable: Option<Memoable>,
 ) -> Result<Response<Body>, Error> {
     if t.format == FormatRequest::Json {
         return info(app, req, key, &t, head, caching).await;
@@ -529,6 +588,7 @@ async fn variant<B>(
         },
     )?;
     let (mut stat, freshness) = app.origin.stat_or_stale(key).await?;
+    let fresh = matches!(freshness, Freshness::Fresh);
     if let Freshness::Stale(outage) = freshness {
         let wanted = Wanted {
             key,
@@ -558,6 +618,8 @@ async fn variant<B>(
         transform: &t,
     };
     let plan = app.plan(&wanted, spec).await?;
+    let remember = fresh && !plan.interim && download.is_none() && app.cache.enabled();
+    let cache_key = plan.key;
     let interim;
     let caching = if plan.interim {
         interim = caching.at_most(AVIF_PENDING_MAX_AGE);
@@ -575,6 +637,18 @@ async fn variant<B>(
     }
     let (enc, tier) = app.fetch(&wanted, plan).await?;
     meta.content_type = enc.format.mime();
+    if let (Some(m), true, Some(line)) = (memoable, remember, memo::request_key(req)) {
+        // The headers a repeated request gets: the same, from the memory tier.
+        let hit = ImageMeta {
+            x_cache: Some(super::variants::Tier::Memory.x_cache()),
+            ..meta
+        };
+        let headers = response::image(&hit, enc.bytes.clone(), None, true)
+            .headers()
+            .clone();
+        app.memo
+            .put(line, key, &stat, cache_key, m.until_secs, headers);
+    }
     meta.x_cache = Some(tier.x_cache());
     let disposition = download.map(|d| d.header(Some(enc.format)));
     meta.content_disposition = disposition.as_deref();

@@ -6,6 +6,7 @@ pub mod cdn_cgi;
 pub mod decoded;
 pub mod img;
 pub mod key;
+pub mod memo;
 pub mod negotiate;
 pub mod persist;
 pub mod policy;
@@ -95,6 +96,8 @@ pub struct Delivery {
     transforms: AtomicU64,
     /// Decoded sources kept for seconds (`[cache.decoded]`).
     decoded: Arc<decoded::Decoded>,
+    /// What recent request lines resolved to (a repeated request skips to the memory tier).
+    memo: memo::Memo,
 }
 
 /// A 64×64 light grey image in PNG, WebP and JPEG (made once, at start).
@@ -181,6 +184,7 @@ impl Delivery {
             img_rate_limited: p.img_rate_limited,
             transforms: AtomicU64::new(0),
             decoded,
+            memo: memo::Memo::default(),
         }
     }
 

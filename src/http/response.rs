@@ -131,6 +131,13 @@ pub fn image(
     finish(b, if head { Bytes::new() } else { body })
 }
 
+/// A `200 OK` with the headers of an earlier answer of these bytes (the request memo's).
+pub fn with_headers(headers: http::HeaderMap, body: Bytes) -> Response<Body> {
+    let mut r = Response::new(full(body));
+    *r.headers_mut() = headers;
+    r
+}
+
 /// A HEAD answer whose length is known without reading the body.
 pub fn image_head(meta: &ImageMeta<'_>, len: u64) -> Response<Body> {
     let b = base(StatusCode::OK, meta)

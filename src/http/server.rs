@@ -84,8 +84,8 @@ pub trait Handler: Send + Sync + 'static {
     ) -> impl Future<Output = Response<Body>> + Send;
 
     /// The path as the access log may show it (a handler hides secrets carried in paths).
-    fn loggable_path(&self, path: &str) -> String {
-        path.to_string()
+    fn loggable_path<'a>(&self, path: &'a str) -> std::borrow::Cow<'a, str> {
+        path.into()
     }
 }
 
@@ -237,6 +237,22 @@ async fn serve<H: Handler>(
     Ok(())
 }
 
+/// `<pid>-<sequence>` in hex, formatted without a `String`.
+fn own_request_id(pid: u32, seq: u64) -> HeaderValue {
+    fn hex(out: &mut Vec<u8>, v: u64) {
+        let digits = (64 - v.leading_zeros()).div_ceil(4).max(1);
+        for i in (0..digits).rev() {
+            out.push(b"0123456789abcdef"[((v >> (i * 4)) & 0xf) as usize]);
+        }
+    }
+    let mut id = Vec::with_capacity(26);
+    hex(&mut id, u64::from(pid));
+    id.push(b'-');
+    hex(&mut id, seq);
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(id))
+        .unwrap_or_else(|_| HeaderValue::from_static("-"))
+}
+
 async fn handle<H: Handler>(
     handler: &H,
     req: Request<Incoming>,
@@ -247,28 +263,24 @@ async fn handle<H: Handler>(
     let request_id = req
         .headers()
         .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map_or_else(|| format!("{pid:x}-{seq:x}"), str::to_string);
+        .filter(|v| {
+            let v = v.as_bytes();
+            !v.is_empty() && v.len() <= 128 && v.iter().all(u8::is_ascii_graphic)
+        })
+        .cloned()
+        .unwrap_or_else(|| own_request_id(pid, seq));
     let logged = tracing::enabled!(tracing::Level::INFO);
     let method = req.method().clone();
-    let path = if logged {
-        handler.loggable_path(req.uri().path())
-    } else {
-        String::new()
-    };
+    let uri = logged.then(|| req.uri().clone());
     // At `debug` every line logged while handling the request carries its id; at `info` the
     // request line does (a span per request halves the rate of cache hits: bench/RESULTS.md).
-    let span = tracing::debug_span!("request", id = %request_id);
+    let span = tracing::debug_span!("request", id = %request_id.to_str().unwrap_or("-"));
     let mut resp = tracing::Instrument::instrument(handler.handle(req, peer), span).await;
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        resp.headers_mut().insert("x-request-id", v);
-    }
-    if logged {
+    if let Some(uri) = uri {
         crate::util::telemetry::request_line(
-            &request_id,
+            request_id.to_str().unwrap_or("-"),
             method.as_str(),
-            &path,
+            &handler.loggable_path(uri.path()),
             resp.status().as_u16(),
             resp.headers()
                 .get("x-cache")
@@ -277,5 +289,6 @@ async fn handle<H: Handler>(
             start.elapsed().as_millis() as u64,
         );
     }
+    resp.headers_mut().insert("x-request-id", request_id);
     resp
 }

@@ -337,19 +337,17 @@ impl Routes {
     ) -> Result<Response<Body>, Error> {
         let method = req.method().clone();
         let uri = req.uri().clone();
-        let delivery_route = matches!(
-            route(&method, uri.path()),
-            Ok(Route::Image { .. } | Route::CdnImage { .. } | Route::Share { .. })
-        );
-        let accept = req
-            .headers()
-            .get(http::header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        let accept = req.headers().get(http::header::ACCEPT).cloned();
         let answer = self.answer(req, peer, &method, &uri).await;
         match answer {
-            Err(e @ (Error::NotFound(_) | Error::Gone(_))) if delivery_route => {
-                match self.delivery.placeholder(uri.query(), accept.as_deref()) {
+            Err(e @ (Error::NotFound(_) | Error::Gone(_)))
+                if matches!(
+                    route(&method, uri.path()),
+                    Ok(Route::Image { .. } | Route::CdnImage { .. } | Route::Share { .. })
+                ) =>
+            {
+                let accept = accept.as_ref().and_then(|v| v.to_str().ok());
+                match self.delivery.placeholder(uri.query(), accept) {
                     Some(p) => Ok(response::error_image(
                         &e,
                         p.format.mime(),
@@ -373,14 +371,16 @@ impl Routes {
         match route(method, uri.path())? {
             Route::Health => Ok(response::json_ok(&json!({"status": "ok"}), "no-store")),
             Route::Ready => {
-                let (db, storage) =
-                    tokio::join!(self.control.database_ready(), self.delivery.storage_ready());
+                let (db, storage) = Box::pin(async {
+                    tokio::join!(self.control.database_ready(), self.delivery.storage_ready())
+                })
+                .await;
                 let word = |r: &Result<(), String>| match r {
                     Ok(()) => "ok".to_string(),
                     Err(e) => e.clone(),
                 };
                 let leases = if db.is_ok() {
-                    self.control.leases_held().await
+                    Box::pin(self.control.leases_held()).await
                 } else {
                     Vec::new()
                 };
@@ -401,7 +401,7 @@ impl Routes {
                 &json!({"name": "refract", "version": env!("CARGO_PKG_VERSION")}),
                 "no-store",
             )),
-            Route::Metrics => Ok(response::text(self.metrics().await)),
+            Route::Metrics => Ok(response::text(Box::pin(self.metrics()).await)),
             Route::OpenApi => Ok(response::asset(
                 "application/json",
                 openapi::document(),
@@ -444,19 +444,27 @@ impl Routes {
                 crate::delivery::cdn_cgi::handle(&self.delivery, &req, rest, peer).await
             }
             Route::Share { token } => {
-                crate::delivery::img::shared(&self.delivery, &req, token, peer).await
+                Box::pin(crate::delivery::img::shared(
+                    &self.delivery,
+                    &req,
+                    token,
+                    peer,
+                ))
+                .await
             }
-            Route::Random => Ok(control::handle(
+            // The control plane's futures are large: boxed, so that each request's future (a
+            // cache hit's included) stays small to create and move.
+            Route::Random => Ok(Box::pin(control::handle(
                 &self.control,
                 req,
                 peer,
                 Ok((Op::Random, String::new())),
                 true,
-            )
+            ))
             .await),
             Route::Api(routed) => {
                 let routed = routed.map(|(op, p)| (op, p.to_string()));
-                Ok(control::handle(&self.control, req, peer, routed, false).await)
+                Ok(Box::pin(control::handle(&self.control, req, peer, routed, false)).await)
             }
         }
     }
@@ -492,10 +500,10 @@ impl Routes {
 
 impl Handler for Routes {
     /// Share tokens (`/s/{token}`) are capabilities: never in a log line.
-    fn loggable_path(&self, path: &str) -> String {
+    fn loggable_path<'a>(&self, path: &'a str) -> std::borrow::Cow<'a, str> {
         match path.strip_prefix("/s/") {
             Some(_) => "/s/…".into(),
-            None => path.to_string(),
+            None => path.into(),
         }
     }
 

@@ -166,10 +166,14 @@ pub enum Freshness {
     Stale(Option<OriginError>),
 }
 
-/// What one `stat` tells.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What one `stat` tells, and when storage told it.
+#[derive(Debug, Clone)]
 pub struct Stat {
     pub version: SourceVersion,
+    /// When storage answered, and how many writes this process had made before it was asked
+    /// (see `Origin::still_fresh`).
+    pub fetched: std::time::Instant,
+    pub writes: u64,
 }
 
 /// The originals store.
@@ -185,6 +189,9 @@ pub struct Origin {
     /// When storage last failed to answer: for `OUTAGE_MEMORY` after it, sources with a last
     /// version are served stale without waiting for storage's timeout again.
     outage_at: std::sync::Arc<std::sync::Mutex<Option<std::time::Instant>>>,
+    /// How long a `stat` is kept, and the writes and deletes made through this process.
+    stat_ttl: Duration,
+    writes: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// fs: the staging folder of atomic writes (emptied at start: what a crash left there was
     /// never renamed into place).
     staging: Option<PathBuf>,
@@ -284,6 +291,8 @@ impl Origin {
                 Duration::from_secs(cfg.stale_if_error_secs),
             )),
             outage_at: std::sync::Arc::default(),
+            stat_ttl: Duration::from_millis(cfg.stat_ttl_ms),
+            writes: std::sync::Arc::default(),
             staging,
             fs_root,
         })
@@ -303,6 +312,18 @@ impl Origin {
     /// The source's version: one storage round trip, or none within `stat_ttl_ms` of the last.
     pub async fn stat(&self, key: &str) -> Result<Stat, OriginError> {
         self.stats.get_or_try(key, self.stat_recorded(key)).await
+    }
+
+    /// Whether `stat` is still what `stat_or_stale` would answer, fresh, without asking: kept
+    /// no longer than the stat cache keeps it, nothing written or deleted through this process
+    /// since it was asked, and no outage remembered. `false` when unsure.
+    pub fn still_fresh(&self, stat: &Stat) -> bool {
+        stat.writes == self.writes.load(std::sync::atomic::Ordering::Acquire)
+            && stat.fetched.elapsed() < self.stat_ttl
+            && self
+                .outage_at
+                .lock()
+                .is_ok_and(|at| at.is_none_or(|at| at.elapsed() >= OUTAGE_MEMORY))
     }
 
     /// As `stat`, but during an outage (storage down or timing out) the last version seen
@@ -365,6 +386,7 @@ impl Origin {
         if !self.inside_root(key) {
             return Err(OriginError::NotFound);
         }
+        let writes = self.writes.load(std::sync::atomic::Ordering::Acquire);
         let meta = self.timed(self.op.stat(key)).await?;
         if meta.is_dir() {
             return Err(OriginError::NotFound);
@@ -375,6 +397,8 @@ impl Origin {
                 modified: meta.last_modified().map(|t| t.into_inner().as_second()),
                 len: meta.content_length(),
             },
+            fetched: std::time::Instant::now(),
+            writes,
         })
     }
 
@@ -437,6 +461,8 @@ impl Origin {
             .await;
         self.stats.invalidate(key).await;
         self.last_good.invalidate(key).await;
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         r
     }
 
@@ -466,6 +492,8 @@ impl Origin {
         let r = self.timed(async { self.op.delete(key).await }).await;
         self.stats.invalidate(key).await;
         self.last_good.invalidate(key).await;
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         match r {
             Ok(()) | Err(OriginError::NotFound) => Ok(()),
             Err(e) => Err(e),

@@ -73,7 +73,9 @@ impl Drop for LogGuard {
 }
 
 fn write_out(shared: &Shared) {
-    let mut out = std::io::stderr().lock();
+    // stderr is locked per batch, not for the thread's life: an `eprintln!` elsewhere (a
+    // startup message, a debugging line) must not wait for ever.
+    let out = std::io::stderr();
     let mut spare = Vec::new();
     loop {
         let stopping = shared.stop.load(Ordering::Relaxed);
@@ -94,6 +96,7 @@ fn write_out(shared: &Shared) {
             Err(_) => return,
         };
         if !batch.is_empty() {
+            let mut out = out.lock();
             let _ = out.write_all(&batch);
             let _ = out.flush();
         }

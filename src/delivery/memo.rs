@@ -1,0 +1,222 @@
+//! The request memo: what an `/img` (or `/cdn-cgi/image/`) request line resolved to the last
+//! time it was answered, so that the same request again, the common case for a CDN origin,
+//! skips everything between the route and the memory tier: query parsing, the signature,
+//! presets, parameter parsing, negotiation, the cache key and the answer's headers.
+//!
+//! It keeps no bytes and decides nothing. Each use re-checks what can change between two
+//! identical requests, with the same calls the full path makes:
+//! - the signature's `expires` (the URL, signature included, is part of the memo's key);
+//! - the object's visibility (only answers anyone may see, for ever, are kept);
+//! - the source's version: the `stat` the answer was made from while the stat cache would
+//!   still answer it (nothing written since, no outage), else a `stat` that must find the same
+//!   version, fresh (never a stale answer);
+//! - the variant itself, read from the memory tier (counted there as a hit); gone from it (or
+//!   purged) means the full path.
+//!
+//! So nothing has to tell the memo of a change: a write or delete changes the `stat`, a purge
+//! empties the tier, a visibility change is read on every use.
+//!
+//! A request with `If-None-Match` takes the full path (it may answer 304), as does a
+//! `Content-Disposition` answer, an interim one (AVIF on its way), and anything opened by a
+//! token or a signed grant. Bounded in entries; a full shard drops an arbitrary entry.
+
+use super::key::CacheKey;
+use crate::storage::origin::Stat;
+use http::{header, HeaderMap, Method, Request};
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::sync::{Arc, Mutex};
+
+/// Entries kept per shard, and shards (entries in all: `SHARDS * PER_SHARD`).
+const SHARDS: usize = 16;
+const PER_SHARD: usize = 256;
+
+/// What a request line resolved to.
+pub struct Entry {
+    /// The request's path and query, and its `Accept` (`""` when absent or not text).
+    target: Box<str>,
+    accept: Box<str>,
+    /// The object, the `stat` of the version the answer was made from, the variant's key.
+    pub storage_key: String,
+    pub stat: Stat,
+    pub cache_key: CacheKey,
+    /// The signature's `expires` (unix seconds), when the URL carries one.
+    pub until_secs: Option<u64>,
+    /// The answer's headers (`X-Cache: HIT`), its body to come from the memory tier.
+    pub headers: HeaderMap,
+}
+
+/// The memo of one delivery plane.
+pub struct Memo {
+    shards: Vec<Mutex<HashMap<u64, Arc<Entry>>>>,
+    hasher: RandomState,
+}
+
+impl Default for Memo {
+    fn default() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            hasher: RandomState::new(),
+        }
+    }
+}
+
+/// What identifies a request to the memo: its path and query, and its `Accept`. `None` for a
+/// request the memo never answers (not GET/HEAD, or conditional).
+pub fn request_key<B>(req: &Request<B>) -> Option<(&str, &str)> {
+    if !(req.method() == Method::GET || req.method() == Method::HEAD)
+        || req.headers().contains_key(header::IF_NONE_MATCH)
+    {
+        return None;
+    }
+    let target = req.uri().path_and_query()?.as_str();
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    Some((target, accept))
+}
+
+impl Memo {
+    fn slot(&self, target: &str, accept: &str) -> (u64, &Mutex<HashMap<u64, Arc<Entry>>>) {
+        let mut h = self.hasher.build_hasher();
+        target.hash(&mut h);
+        accept.hash(&mut h);
+        let hash = h.finish();
+        // The low bits pick the shard; the map hashes the whole value again.
+        let shard = (hash as usize) % self.shards.len();
+        (hash, &self.shards[shard])
+    }
+
+    /// The entry for this request line, if one is kept.
+    pub fn get(&self, target: &str, accept: &str) -> Option<Arc<Entry>> {
+        let (hash, shard) = self.slot(target, accept);
+        let entry = shard.lock().ok()?.get(&hash).cloned()?;
+        (*entry.target == *target && *entry.accept == *accept).then_some(entry)
+    }
+
+    /// Keep what `target` + `accept` resolved to (replacing what it resolved to before).
+    #[allow(clippy::too_many_arguments)]
+    pub fn put(
+        &self,
+        (target, accept): (&str, &str),
+        storage_key: &str,
+        stat: &Stat,
+        cache_key: CacheKey,
+        until_secs: Option<u64>,
+        headers: HeaderMap,
+    ) {
+        let (hash, shard) = self.slot(target, accept);
+        let entry = Arc::new(Entry {
+            target: target.into(),
+            accept: accept.into(),
+            storage_key: storage_key.to_string(),
+            stat: stat.clone(),
+            cache_key,
+            until_secs,
+            headers,
+        });
+        let Ok(mut m) = shard.lock() else { return };
+        if m.len() >= PER_SHARD && !m.contains_key(&hash) {
+            if let Some(old) = m.keys().next().copied() {
+                m.remove(&old);
+            }
+        }
+        m.insert(hash, entry);
+    }
+
+    /// Keep `e` with a newer `stat` of the same version (its old one is past the stat cache's
+    /// time).
+    pub fn renew(&self, e: &Entry, stat: Stat) {
+        self.put(
+            (&e.target, &e.accept),
+            &e.storage_key,
+            &stat,
+            e.cache_key,
+            e.until_secs,
+            e.headers.clone(),
+        );
+    }
+
+    /// How many request lines are kept.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().map_or(0, |m| m.len()))
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::storage::origin::SourceVersion;
+
+    fn version(len: u64) -> Stat {
+        Stat {
+            version: SourceVersion {
+                etag: None,
+                modified: Some(1),
+                len,
+            },
+            fetched: std::time::Instant::now(),
+            writes: 0,
+        }
+    }
+
+    fn key(s: &str) -> CacheKey {
+        CacheKey::variant(s, &version(1).version, "w400", "jpeg", "")
+    }
+
+    #[test]
+    fn an_entry_answers_only_its_own_line_and_accept() {
+        let m = Memo::default();
+        m.put(
+            ("/img/a.jpg?w=4", "image/webp"),
+            "a.jpg",
+            &version(1),
+            key("a.jpg"),
+            None,
+            HeaderMap::new(),
+        );
+        assert!(m.get("/img/a.jpg?w=4", "image/webp").is_some());
+        assert!(m.get("/img/a.jpg?w=4", "").is_none());
+        assert!(m.get("/img/a.jpg?w=5", "image/webp").is_none());
+    }
+
+    #[test]
+    fn it_stays_bounded() {
+        let m = Memo::default();
+        for i in 0..(SHARDS * PER_SHARD * 3) {
+            m.put(
+                (&format!("/img/a.jpg?w={i}"), ""),
+                "a.jpg",
+                &version(1),
+                key("a.jpg"),
+                None,
+                HeaderMap::new(),
+            );
+        }
+        assert!(m.len() <= SHARDS * PER_SHARD);
+        assert!(m.len() >= SHARDS * PER_SHARD / 2);
+    }
+
+    #[test]
+    fn conditional_and_unsafe_requests_are_not_memo_keys() {
+        let get = Request::get("/img/a.jpg?w=4")
+            .header("accept", "image/avif")
+            .body(())
+            .unwrap_or_default();
+        assert_eq!(request_key(&get), Some(("/img/a.jpg?w=4", "image/avif")));
+        let inm = Request::get("/img/a.jpg")
+            .header("if-none-match", "\"x\"")
+            .body(())
+            .unwrap_or_default();
+        assert_eq!(request_key(&inm), None);
+        let post = Request::post("/img/a.jpg").body(()).unwrap_or_default();
+        assert_eq!(request_key(&post), None);
+    }
+}
