@@ -179,8 +179,8 @@ T_START[refract-decoded]='env REFRACT__CACHE__MEMORY_BYTES=0 REFRACT__CACHE__PER
 URL[refract-decoded,srcset]='/img/{file}?w={w}&q={q}&fm=jpeg'
 URL[refract-decoded,jpeg400]='/img/{file}?w={w}&q={q}&fm=jpeg'
 
-# (e2) Refract with AVIF at rav1e speed 6: what the background encode (over limits.avif_budget_ms)
-# stored before it used libaom (e3). For the quality step: TARGETS="refract refract-avif6 ipx" SCENARIOS=avif400 --quality-only
+# (e2) Refract with AVIF at speed 6 (libaom cpu-used 6 since issue 20, the request path's
+# default; rav1e speed 6 before). For the quality step: TARGETS="refract refract-avif6 ipx" SCENARIOS=avif400 --quality-only
 T_PORT[refract-avif6]=8808
 T_START[refract-avif6]='env REFRACT__FORMATS__AVIF_SPEED=6 REFRACT__LIMITS__AVIF_BUDGET_MS=0 REFRACT__CACHE__MEMORY_BYTES=0 REFRACT__CACHE__PERSISTENT__MAX_BYTES=0 REFRACT__SERVER__LOG=warn ../../target/release/refract --storage-root "$CORPUS" --data-dir "$(mktemp -d)" --listen "127.0.0.1:$PORT"'
 URL[refract-avif6,avif400]='/img/{file}?w={w}&q={q}&fm=avif'
@@ -191,6 +191,12 @@ URL[refract-avif6,avif400]='/img/{file}?w={w}&q={q}&fm=avif'
 T_PORT[refract-aom]=8811
 T_START[refract-aom]='env REFRACT__FORMATS__AVIF_ENCODER=aom REFRACT__FORMATS__AVIF_SPEED=${AOM_SPEED:-7} REFRACT__LIMITS__AVIF_BUDGET_MS=0 REFRACT__CACHE__MEMORY_BYTES=0 REFRACT__CACHE__PERSISTENT__MAX_BYTES=0 REFRACT__SERVER__LOG=warn ../../target/release/refract --storage-root "$CORPUS" --data-dir "$(mktemp -d)" --listen "127.0.0.1:$PORT"'
 URL[refract-aom,avif400]='/img/{file}?w={w}&q={q}&fm=avif'
+
+# (e4) Refract with the in-request AVIF encoder of before issue 20 (rav1e at speed 10), for the
+# p99 A/B of the request path: TARGETS="refract refract-rav1e ipx" SCENARIOS=avif400.
+T_PORT[refract-rav1e]=8815
+T_START[refract-rav1e]='env REFRACT__FORMATS__AVIF_ENCODER=rav1e REFRACT__FORMATS__AVIF_SPEED=10 REFRACT__CACHE__DECODED__MAX_BYTES=0 REFRACT__CACHE__MEMORY_BYTES=0 REFRACT__CACHE__PERSISTENT__MAX_BYTES=0 REFRACT__SERVER__LOG=warn ../../target/release/refract --storage-root "$CORPUS" --data-dir "$(mktemp -d)" --listen "127.0.0.1:$PORT"'
+URL[refract-rav1e,avif400]='/img/{file}?w={w}&q={q}&fm=avif'
 
 # (f) Refract as deployed: variant cache on (the default 256 MiB). Only the hot scenario uses it.
 T_PORT[refract-cached]=8806

@@ -165,14 +165,33 @@ pub fn request_line(id: &str, method: &str, path: &str, status: u16, cache: &str
         }
         use std::fmt::Write as _;
         line.clear();
-        let _ = writeln!(
+        let _ = write!(
             line,
-            "{prefix}.{:06}Z  INFO refract::http::server: request request_id={id:?} method={method} \
-             path={path:?} status={status} cache={cache:?} ms={ms}",
+            "{prefix}.{:06}Z  INFO refract::http::server: request request_id=",
             now.subsec_micros()
         );
+        quoted(line, id);
+        let _ = write!(line, " method={method} path=");
+        quoted(line, path);
+        let _ = write!(line, " status={status} cache=");
+        quoted(line, cache);
+        let _ = writeln!(line, " ms={ms}");
         let _ = LineWriter(shared.clone()).write(line.as_bytes());
     });
+}
+
+/// `v` as `{v:?}` writes it (quoted, escaped), without the escaping pass when nothing needs it.
+fn quoted(line: &mut String, v: &str) {
+    if v.bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    {
+        line.push('"');
+        line.push_str(v);
+        line.push('"');
+    } else {
+        use std::fmt::Write as _;
+        let _ = write!(line, "{v:?}");
+    }
 }
 
 /// Log lines dropped because stderr could not keep up.
@@ -185,6 +204,23 @@ pub fn dropped_lines() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quoting_is_what_debug_gives() {
+        for v in [
+            "/img/a.jpg",
+            "",
+            "a\"b",
+            "x\\y",
+            "tab\there",
+            "caf\u{e9}",
+            "\u{7f}",
+        ] {
+            let mut line = String::new();
+            quoted(&mut line, v);
+            assert_eq!(line, format!("{v:?}"));
+        }
+    }
 
     #[test]
     fn lines_are_kept_whole_in_order_and_dropped_past_the_bound() {

@@ -276,7 +276,18 @@ fn spawn_binary_with(data: &Path, port: u16, extra: &[(&str, &str)]) -> Killed {
     }
     let mut child = Killed(Some(c.spawn().unwrap()));
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+    // Serving, not only bound: the socket accepts connections from the start, but requests are
+    // answered only after the start-up work (the sweep of interrupted writes among it).
+    let answers = || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+        s.write_all(b"GET /health HTTP/1.0\r\n\r\n").ok()?;
+        let mut first = [0u8; 12];
+        s.read_exact(&mut first).ok()?;
+        first.starts_with(b"HTTP/1.").then_some(())
+    };
+    while answers().is_none() {
         if let Some(Ok(Some(status))) = child.0.as_mut().map(std::process::Child::try_wait) {
             panic!("the server exited at start: {status}");
         }
