@@ -152,7 +152,26 @@ async fn repeated_requests_answer_what_the_full_path_answers() {
     let webp = Some("image/webp,*/*");
     let (_, h1, b1) = get(&url, webp).await;
     assert_eq!(header(&h1, "x-cache"), Some("MISS"));
-    let (_, memo, bm) = get(&url, webp).await;
+    // One connection (one event loop: each keeps its own memo lines) for the repeats.
+    let one = client();
+    let again = || async {
+        let r = one
+            .get(url.as_str())
+            .header("accept", "image/webp,*/*")
+            .send()
+            .await
+            .unwrap();
+        let h = r.headers().clone();
+        (h, r.bytes().await.unwrap().to_vec())
+    };
+    let _ = again().await;
+    let before = metric(&s, "refract_memo_hits_total").await;
+    let (memo, bm) = again().await;
+    assert_eq!(
+        metric(&s, "refract_memo_hits_total").await,
+        before + 1,
+        "the second request of the line, on the same event loop, is a memo hit"
+    );
     // `If-None-Match` that does not match takes the full path (a hit there too).
     let full = client()
         .get(url.as_str())

@@ -69,33 +69,48 @@ pub(super) async fn rate_limit<B>(
 /// The answer the request memo holds for this request line, when every check it makes still
 /// holds (see `memo`); `None`: take the full path.
 pub(super) async fn remembered<B>(app: &Delivery, req: &Request<B>) -> Option<Response<Body>> {
-    let (target, accept) = memo::request_key(req)?;
-    let e = app.memo.get(target, accept)?;
-    if e.until_secs
-        .is_some_and(|until| until <= crate::util::clock::now_secs())
-    {
-        return None;
-    }
+    let line = memo::request_key(req)?;
     let now = crate::util::clock::now_ms();
-    if app.visibility.check(&e.storage_key, now, None) != Access::Public {
-        return None;
-    }
-    if !app.origin.still_fresh(&e.stat) {
-        // Boxed: storage's future is large, and asked once per stat TTL at most.
-        match Box::pin(app.origin.stat_or_stale(&e.storage_key)).await {
-            Ok((stat, Freshness::Fresh)) if stat.version == e.stat.version => {
-                app.memo.renew(&e, stat);
-            }
-            _ => return None,
+    // What the line resolved to, if it still holds without asking storage; else the object
+    // whose `stat` must be asked again.
+    let checked = app.memo.with(line.0, line.1, |e| {
+        if e.until_secs
+            .is_some_and(|until| until <= crate::util::clock::now_secs())
+            || app.visibility.check(&e.storage_key, now, None) != Access::Public
+        {
+            return None;
         }
-    }
-    let enc = app.cache.get(&e.cache_key).await?;
+        Some(match app.origin.still_fresh(&e.stat) {
+            true => Ok((e.cache_key, e.headers.clone())),
+            false => Err(e.storage_key.clone()),
+        })
+    })??;
+    let (cache_key, headers) = match checked {
+        Ok(found) => found,
+        Err(storage_key) => {
+            // Boxed: storage's future is large, and asked once per stat TTL at most.
+            let (stat, fresh) = Box::pin(app.origin.stat_or_stale(&storage_key))
+                .await
+                .ok()?;
+            if fresh != Freshness::Fresh {
+                return None;
+            }
+            app.memo.with(line.0, line.1, |e| {
+                (e.stat.version == stat.version).then(|| {
+                    e.stat = stat;
+                    (e.cache_key, e.headers.clone())
+                })
+            })??
+        }
+    };
+    let enc = app.cache.get(&cache_key).await?;
+    app.memo.hit();
     let body = if req.method() == http::Method::HEAD {
         bytes::Bytes::new()
     } else {
         enc.bytes.clone()
     };
-    Some(response::with_headers(e.headers.clone(), body))
+    Some(response::with_headers(headers, body))
 }
 
 /// An answer the request memo may keep: public, for ever, opened by no capability, shown rather

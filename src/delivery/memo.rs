@@ -18,18 +18,20 @@
 //!
 //! A request with `If-None-Match` takes the full path (it may answer 304), as does a
 //! `Content-Disposition` answer, an interim one (AVIF on its way), and anything opened by a
-//! token or a signed grant. Bounded in entries; a full shard drops an arbitrary entry.
+//! token or a signed grant. Each thread (each event loop) keeps its own lines, bounded in number;
+//! a full memo drops an arbitrary line.
 
 use super::key::CacheKey;
 use crate::storage::origin::Stat;
 use http::{header, HeaderMap, Method, Request};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher, RandomState};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use thread_local::ThreadLocal;
 
-/// Entries kept per shard, and shards (entries in all: `SHARDS * PER_SHARD`).
-const SHARDS: usize = 16;
-const PER_SHARD: usize = 256;
+/// Request lines kept per thread (each event loop keeps its own: no lock, no shared counter).
+const PER_THREAD: usize = 4096;
 
 /// What a request line resolved to.
 pub struct Entry {
@@ -46,16 +48,21 @@ pub struct Entry {
     pub headers: HeaderMap,
 }
 
+type Lines = RefCell<HashMap<u64, Entry>>;
+
 /// The memo of one delivery plane.
 pub struct Memo {
-    shards: Vec<Mutex<HashMap<u64, Arc<Entry>>>>,
+    local: ThreadLocal<Lines>,
+    /// Requests answered from the memo, counted per thread.
+    hits: ThreadLocal<AtomicU64>,
     hasher: RandomState,
 }
 
 impl Default for Memo {
     fn default() -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            local: ThreadLocal::new(),
+            hits: ThreadLocal::new(),
             hasher: RandomState::new(),
         }
     }
@@ -79,25 +86,29 @@ pub fn request_key<B>(req: &Request<B>) -> Option<(&str, &str)> {
 }
 
 impl Memo {
-    fn slot(&self, target: &str, accept: &str) -> (u64, &Mutex<HashMap<u64, Arc<Entry>>>) {
+    fn hash(&self, target: &str, accept: &str) -> u64 {
         let mut h = self.hasher.build_hasher();
         target.hash(&mut h);
         accept.hash(&mut h);
-        let hash = h.finish();
-        // The low bits pick the shard; the map hashes the whole value again.
-        let shard = (hash as usize) % self.shards.len();
-        (hash, &self.shards[shard])
+        h.finish()
     }
 
-    /// The entry for this request line, if one is kept.
-    pub fn get(&self, target: &str, accept: &str) -> Option<Arc<Entry>> {
-        let (hash, shard) = self.slot(target, accept);
-        let entry = shard.lock().ok()?.get(&hash).cloned()?;
-        (*entry.target == *target && *entry.accept == *accept).then_some(entry)
+    /// `f` of the entry this thread keeps for the request line, if any (`f` may change it).
+    pub fn with<R>(
+        &self,
+        target: &str,
+        accept: &str,
+        f: impl FnOnce(&mut Entry) -> R,
+    ) -> Option<R> {
+        let hash = self.hash(target, accept);
+        let mut lines = self.local.get_or_default().try_borrow_mut().ok()?;
+        let entry = lines
+            .get_mut(&hash)
+            .filter(|e| *e.target == *target && *e.accept == *accept)?;
+        Some(f(entry))
     }
 
     /// Keep what `target` + `accept` resolved to (replacing what it resolved to before).
-    #[allow(clippy::too_many_arguments)]
     pub fn put(
         &self,
         (target, accept): (&str, &str),
@@ -107,45 +118,43 @@ impl Memo {
         until_secs: Option<u64>,
         headers: HeaderMap,
     ) {
-        let (hash, shard) = self.slot(target, accept);
-        let entry = Arc::new(Entry {
-            target: target.into(),
-            accept: accept.into(),
-            storage_key: storage_key.to_string(),
-            stat: stat.clone(),
-            cache_key,
-            until_secs,
-            headers,
-        });
-        let Ok(mut m) = shard.lock() else { return };
-        if m.len() >= PER_SHARD && !m.contains_key(&hash) {
-            if let Some(old) = m.keys().next().copied() {
-                m.remove(&old);
+        let hash = self.hash(target, accept);
+        let Ok(mut lines) = self.local.get_or_default().try_borrow_mut() else {
+            return;
+        };
+        if lines.len() >= PER_THREAD && !lines.contains_key(&hash) {
+            if let Some(old) = lines.keys().next().copied() {
+                lines.remove(&old);
             }
         }
-        m.insert(hash, entry);
-    }
-
-    /// Keep `e` with a newer `stat` of the same version (its old one is past the stat cache's
-    /// time).
-    pub fn renew(&self, e: &Entry, stat: Stat) {
-        self.put(
-            (&e.target, &e.accept),
-            &e.storage_key,
-            &stat,
-            e.cache_key,
-            e.until_secs,
-            e.headers.clone(),
+        lines.insert(
+            hash,
+            Entry {
+                target: target.into(),
+                accept: accept.into(),
+                storage_key: storage_key.to_string(),
+                stat: stat.clone(),
+                cache_key,
+                until_secs,
+                headers,
+            },
         );
     }
 
-    /// How many request lines are kept.
+    /// Count a request answered from the memo.
+    pub fn hit(&self) {
+        self.hits.get_or_default().fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Requests answered from the memo, on every thread.
+    pub fn hits(&self) -> u64 {
+        self.hits.iter().map(|h| h.load(Ordering::Relaxed)).sum()
+    }
+
+    /// How many request lines this thread keeps.
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().map_or(0, |m| m.len()))
-            .sum()
+        self.local.get().map_or(0, |l| l.borrow().len())
     }
 }
 
@@ -182,15 +191,19 @@ mod tests {
             None,
             HeaderMap::new(),
         );
-        assert!(m.get("/img/a.jpg?w=4", "image/webp").is_some());
-        assert!(m.get("/img/a.jpg?w=4", "").is_none());
-        assert!(m.get("/img/a.jpg?w=5", "image/webp").is_none());
+        let found = |t: &str, a: &str| m.with(t, a, |e| e.storage_key.clone());
+        assert_eq!(
+            found("/img/a.jpg?w=4", "image/webp").as_deref(),
+            Some("a.jpg")
+        );
+        assert!(found("/img/a.jpg?w=4", "").is_none());
+        assert!(found("/img/a.jpg?w=5", "image/webp").is_none());
     }
 
     #[test]
     fn it_stays_bounded() {
         let m = Memo::default();
-        for i in 0..(SHARDS * PER_SHARD * 3) {
+        for i in 0..(PER_THREAD * 3) {
             m.put(
                 (&format!("/img/a.jpg?w={i}"), ""),
                 "a.jpg",
@@ -200,8 +213,7 @@ mod tests {
                 HeaderMap::new(),
             );
         }
-        assert!(m.len() <= SHARDS * PER_SHARD);
-        assert!(m.len() >= SHARDS * PER_SHARD / 2);
+        assert_eq!(m.len(), PER_THREAD);
     }
 
     #[test]

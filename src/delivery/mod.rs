@@ -130,6 +130,8 @@ pub struct Stats {
     pub transforms: u64,
     pub cache_hits: u64,
     pub cache_misses: u64,
+    /// Cache hits answered from the request memo (a part of `cache_hits`).
+    pub memo_hits: u64,
     /// Decoded-source cache: (hits, misses).
     pub decoded: (u64, u64),
     pub cpu_waiting: usize,
@@ -236,6 +238,7 @@ impl Delivery {
             transforms: self.transforms.load(Ordering::Relaxed),
             cache_hits,
             cache_misses,
+            memo_hits: self.memo.hits(),
             decoded: self.decoded.counters(),
             cpu_waiting: self.cpu.waiting(),
             cpu_running: self.cpu.running(),

@@ -478,6 +478,7 @@ impl Routes {
              # TYPE refract_transforms_total counter\nrefract_transforms_total {}\n\
              # TYPE refract_cache_hits_total counter\nrefract_cache_hits_total {}\n\
              # TYPE refract_cache_misses_total counter\nrefract_cache_misses_total {}\n\
+             # TYPE refract_memo_hits_total counter\nrefract_memo_hits_total {}\n\
              # TYPE refract_decoded_hits_total counter\nrefract_decoded_hits_total {}\n\
              # TYPE refract_decoded_misses_total counter\nrefract_decoded_misses_total {}\n\
              # TYPE refract_cpu_waiting gauge\nrefract_cpu_waiting {}\n\
@@ -488,6 +489,7 @@ impl Routes {
             d.transforms,
             d.cache_hits,
             d.cache_misses,
+            d.memo_hits,
             d.decoded.0,
             d.decoded.1,
             d.cpu_waiting,
