@@ -286,15 +286,18 @@ async fn private_images_are_hidden_on_img_except_from_their_tenant() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["cache-control"], "private, no-store");
     assert_eq!(fetch(other, "").await.status(), 404);
+    let set_private = |private: bool| {
+        let path = format!("/api/v1/images/{}", img["id"].as_str().unwrap());
+        let admin = &admin;
+        async move {
+            let r = admin
+                .json("PATCH", &path, &json!({"is_private": private}))
+                .await;
+            assert_eq!(r.status, 200);
+        }
+    };
     // Made public: served to anyone, with the normal caching.
-    let r = admin
-        .json(
-            "PATCH",
-            &format!("/api/v1/images/{}", img["id"].as_str().unwrap()),
-            &json!({"is_private": false}),
-        )
-        .await;
-    assert_eq!(r.status, 200);
+    set_private(false).await;
     let (st, h, _) = get(&s.url(&format!("/img/{key}")), None).await;
     assert_eq!(st, 200);
     assert!(common::header(&h, "cache-control")
@@ -314,14 +317,7 @@ async fn private_images_are_hidden_on_img_except_from_their_tenant() {
             .starts_with("public"));
     }
     assert_eq!(common::metric(&s, "refract_memo_hits_total").await, 1);
-    let r = admin
-        .json(
-            "PATCH",
-            &format!("/api/v1/images/{}", img["id"].as_str().unwrap()),
-            &json!({"is_private": true}),
-        )
-        .await;
-    assert_eq!(r.status, 200);
+    set_private(true).await;
     assert_eq!(one.get(url.as_str()).send().await.unwrap().status(), 404);
     let r = fetch(own, "?w=100").await;
     assert_eq!(r.status(), 200);

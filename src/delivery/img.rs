@@ -633,7 +633,8 @@ async fn variant<B>(
         transform: &t,
     };
     let plan = app.plan(&wanted, spec).await?;
-    let remember = fresh && !plan.interim && download.is_none() && app.cache.enabled();
+    // `memoable` already excludes downloads and capabilities.
+    let remember = fresh && !plan.interim && app.cache.enabled();
     let cache_key = plan.key;
     let interim;
     let caching = if plan.interim {

@@ -320,22 +320,23 @@ impl Origin {
     pub fn still_fresh(&self, stat: &Stat) -> bool {
         stat.writes == self.writes.load(std::sync::atomic::Ordering::Acquire)
             && stat.fetched.elapsed() < self.stat_ttl
-            && self
-                .outage_at
-                .lock()
-                .is_ok_and(|at| at.is_none_or(|at| at.elapsed() >= OUTAGE_MEMORY))
+            && !self.outage_remembered()
+    }
+
+    /// Whether storage failed within `OUTAGE_MEMORY` (then stats are served stale rather than
+    /// waiting for its timeout again).
+    fn outage_remembered(&self) -> bool {
+        self.outage_at
+            .lock()
+            .ok()
+            .and_then(|at| *at)
+            .is_some_and(|at| at.elapsed() < OUTAGE_MEMORY)
     }
 
     /// As `stat`, but during an outage (storage down or timing out) the last version seen
     /// within `stale_if_error_secs`, marked stale, when there is one.
     pub async fn stat_or_stale(&self, key: &str) -> Result<(Stat, Freshness), OriginError> {
-        let recent_outage = self
-            .outage_at
-            .lock()
-            .ok()
-            .and_then(|at| *at)
-            .filter(|at| at.elapsed() < OUTAGE_MEMORY);
-        if recent_outage.is_some() {
+        if self.outage_remembered() {
             if let Some(s) = self.last_good.get(key).await {
                 return Ok((s, Freshness::Stale(None)));
             }
