@@ -21,9 +21,10 @@ pub struct EncodeConfig {
     pub webp_quality: u8,
     /// Default AVIF quality.
     pub avif_quality: u8,
-    /// rav1e speed 1..=10 on the request path (10 = fastest).
+    /// AVIF speed 1..=10 on the request path (higher = faster): libaom's cpu-used with `aom`
+    /// (10 counts as 9), rav1e's speed with `rav1e`.
     pub avif_speed: u8,
-    /// rav1e speed for AVIF encoded in the background (over `limits.avif_budget_ms`).
+    /// AVIF speed for encodes in the background (over `limits.avif_budget_ms`).
     pub avif_background_speed: u8,
     /// libwebp method 0..=6 (higher = smaller and slower).
     pub webp_method: u8,
@@ -35,7 +36,7 @@ pub struct EncodeConfig {
     /// (libaom, fewer bytes at equal quality; a build without the `heif` feature uses rav1e
     /// instead, at the same speed number) or `rav1e`.
     pub avif_background_encoder: AvifEncoder,
-    /// The encoder of AVIFs made on the request path (rav1e at `avif_speed` by default).
+    /// The encoder of AVIFs made on the request path (libaom at cpu-used 9 by default).
     pub avif_encoder: AvifEncoder,
 }
 
@@ -75,7 +76,7 @@ impl Default for EncodeConfig {
             jpeg_quality: 80,
             webp_quality: 80,
             avif_quality: 60,
-            avif_speed: 6,
+            avif_speed: 9,
             avif_background_speed: 5,
             webp_method: 4,
             jpeg_trellis_max_pixels: 300_000,
@@ -145,9 +146,10 @@ impl EncodeConfig {
 }
 
 /// Estimated milliseconds of one AVIF encode of `pixels` at `speed`, one thread, scaled by area
-/// (how both encoders' cost grows). Measured on the 2-core reference machine: rav1e 0.8 with asm
-/// at 400x225, speed 10 = 44 ms, 8 = 222 ms, 6 = 244 ms, 4 = 266 ms; libaom 3.6 at 1200x675,
-/// cpu-used 7 = 80 ms, 6 = 137 ms, 5 = 533 ms.
+/// (how both encoders' cost grows). Measured on the 2-core reference machine, the higher of two
+/// detailed photos (1200 and 2560 px wide outputs, ms per megapixel): rav1e 0.8 with asm at
+/// speed 10 = 500; libaom 3.6 at cpu-used 9 = 95, 8 = 275, 7 = 470, 6 = 1000, 5 = 3500. (Smooth
+/// images encode several times faster with libaom; the estimate is for the detailed ones.)
 pub fn avif_cost_ms(pixels: u64, speed: u8, encoder: AvifEncoder) -> u64 {
     let ms_per_megapixel: u64 = match (encoder.effective(), speed) {
         (AvifEncoder::Rav1e, 10..) => 500,
@@ -155,11 +157,12 @@ pub fn avif_cost_ms(pixels: u64, speed: u8, encoder: AvifEncoder) -> u64 {
         (AvifEncoder::Rav1e, 7 | 8) => 2_500,
         (AvifEncoder::Rav1e, 5 | 6) => 2_700,
         (AvifEncoder::Rav1e, _) => 3_000,
-        (AvifEncoder::Aom, 8..) => 80,
-        (AvifEncoder::Aom, 7) => 100,
-        (AvifEncoder::Aom, 6) => 170,
-        (AvifEncoder::Aom, 5) => 660,
-        (AvifEncoder::Aom, _) => 1_000,
+        (AvifEncoder::Aom, 9..) => 95,
+        (AvifEncoder::Aom, 8) => 275,
+        (AvifEncoder::Aom, 7) => 470,
+        (AvifEncoder::Aom, 6) => 1_000,
+        (AvifEncoder::Aom, 5) => 3_500,
+        (AvifEncoder::Aom, _) => 6_000,
     };
     pixels.saturating_mul(ms_per_megapixel) / 1_000_000
 }
@@ -294,11 +297,16 @@ mod cost_tests {
         assert_eq!(avif_cost_ms(u64::MAX, 1, rav1e), u64::MAX / 1_000_000);
         if cfg!(feature = "heif") {
             let aom = AvifEncoder::Aom;
-            assert!(avif_cost_ms(1_000_000, 6, aom) < avif_cost_ms(1_000_000, 5, aom));
+            for speed in 5..=9 {
+                assert!(
+                    avif_cost_ms(1_000_000, speed, aom) < avif_cost_ms(1_000_000, speed - 1, aom)
+                );
+            }
             assert!(
-                avif_cost_ms(1_000_000, 6, aom) < 250,
-                "a megapixel in the budget"
+                avif_cost_ms(2_000_000, 9, aom) < 250,
+                "two megapixels at the default speed in the budget"
             );
+            assert!(avif_cost_ms(500_000, 9, aom) < avif_cost_ms(500_000, 10, rav1e));
         }
     }
 }
