@@ -182,7 +182,7 @@ if [[ "$MODE" != quality ]]; then
           printf '%s\t%s\t%s\tFAILED\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\n' "$r" "$t" "$s" >>"$RES"; continue
         fi
         declare -A R=(); for kv in $(cat "$rf"); do R[${kv%%=*}]="${kv#*=}"; done
-        cpu="$(awk -v d=$((c1 - c0)) -v n="${R[requests]}" -v tk="$TICK" 'BEGIN{printf "%.1f", (n > 0 ? d * 1000 / tk / n : 0)}')"
+        cpu="$(awk -v d=$((c1 - c0)) -v n="${R[requests]}" -v tk="$TICK" 'BEGIN{printf "%.4f", (n > 0 ? d * 1000 / tk / n : 0)}')"
         printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$t" "$s" \
           "${R[rps]}" "${R[p50_ms]}" "${R[p90_ms]}" "${R[p99_ms]}" "${R[max_ms]}" "${R[ok]}" "${R[bad_status]}" \
           "${R[bad_ct]}" "${R[sock_err]}" "${R[mean_bytes]}" "${R[requests]}" "${R[uniq]}" "$rss" "$cpu" "$load1" \

@@ -73,6 +73,7 @@ pub(super) async fn remembered<B>(app: &Delivery, req: &Request<B>) -> Option<Re
     let now = crate::util::clock::now_ms();
     // What the line resolved to, if it still holds without asking storage; else the object
     // whose `stat` must be asked again.
+    let epoch = app.cache.epoch();
     let checked = app.memo.with(line.0, line.1, |e| {
         if e.until_secs
             .is_some_and(|until| until <= crate::util::clock::now_secs())
@@ -81,11 +82,11 @@ pub(super) async fn remembered<B>(app: &Delivery, req: &Request<B>) -> Option<Re
             return None;
         }
         Some(match app.origin.still_fresh(&e.stat) {
-            true => Ok((e.cache_key, e.headers.clone())),
+            true => Ok((e.cache_key, e.headers.clone(), e.variant_held(now, epoch))),
             false => Err(e.storage_key.clone()),
         })
     })??;
-    let (cache_key, headers) = match checked {
+    let (cache_key, headers, held) = match checked {
         Ok(found) => found,
         Err(storage_key) => {
             // Boxed: storage's future is large, and asked once per stat TTL at most.
@@ -98,12 +99,22 @@ pub(super) async fn remembered<B>(app: &Delivery, req: &Request<B>) -> Option<Re
             app.memo.with(line.0, line.1, |e| {
                 (e.stat.version == stat.version).then(|| {
                     e.stat = stat;
-                    (e.cache_key, e.headers.clone())
+                    (e.cache_key, e.headers.clone(), None)
                 })
             })??
         }
     };
-    let enc = app.cache.get(&cache_key).await?;
+    let enc = match held {
+        Some(enc) => {
+            app.cache.count_hit();
+            enc
+        }
+        None => {
+            let enc = app.cache.get(&cache_key).await?;
+            app.memo.with(line.0, line.1, |e| e.told(&enc, now, epoch));
+            enc
+        }
+    };
     app.memo.hit();
     let body = if req.method() == http::Method::HEAD {
         bytes::Bytes::new()
@@ -651,6 +662,8 @@ async fn variant<B>(
     if is_not_modified(req, &etag, None) {
         return Ok(response::not_modified(&meta));
     }
+    // Read before the tier is: an invalidation from here on sends the memo back to the tier.
+    let epoch = app.cache.epoch();
     let (enc, tier) = app.fetch(&wanted, plan).await?;
     meta.content_type = enc.format.mime();
     if let (Some(m), true, Some(line)) = (memoable, remember, memo::request_key(req)) {
@@ -662,8 +675,19 @@ async fn variant<B>(
         let headers = response::image(&hit, enc.bytes.clone(), None, true)
             .headers()
             .clone();
-        app.memo
-            .put(line, key, &stat, cache_key, m.until_secs, headers);
+        app.memo.put(
+            line,
+            memo::Resolved {
+                storage_key: key.to_string(),
+                stat: stat.clone(),
+                cache_key,
+                until_secs: m.until_secs,
+                headers,
+                variant: Arc::downgrade(&enc),
+                epoch,
+                told_ms: crate::util::clock::now_ms(),
+            },
+        );
     }
     meta.x_cache = Some(tier.x_cache());
     let disposition = download.map(|d| d.header(Some(enc.format)));

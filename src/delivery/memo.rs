@@ -10,11 +10,14 @@
 //! - the source's version: the `stat` the answer was made from while the stat cache would
 //!   still answer it (nothing written since, no outage), else a `stat` that must find the same
 //!   version, fresh (never a stale answer);
-//! - the variant itself, read from the memory tier (counted there as a hit); gone from it (or
-//!   purged) means the full path.
+//! - the variant itself: read from the memory tier at least once a second per line (so the
+//!   tier's eviction sees a hot line as used), and between those reads through a weak
+//!   reference to the tier's value, void as soon as the tier drops it; any invalidation of the
+//!   tier (a purge, a delete) sends every line back to the tier first. Gone from the tier means
+//!   the full path. Either way the answer counts as a memory-tier hit.
 //!
 //! So nothing has to tell the memo of a change: a write or delete changes the `stat`, a purge
-//! empties the tier, a visibility change is read on every use.
+//! moves the tier's epoch, a visibility change is read on every use.
 //!
 //! A request with `If-None-Match` takes the full path (it may answer 304), as does a
 //! `Content-Disposition` answer, an interim one (AVIF on its way), and anything opened by a
@@ -22,22 +25,21 @@
 //! a full memo drops an arbitrary line.
 
 use super::key::CacheKey;
+use crate::pipeline::Encoded;
 use crate::storage::origin::Stat;
-use http::{header, HeaderMap, Method, Request};
+use http::{header, HeaderMap, HeaderValue, Method, Request};
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use thread_local::ThreadLocal;
 
 /// Request lines kept per thread (each event loop keeps its own: no lock, no shared counter).
 const PER_THREAD: usize = 4096;
 
 /// What a request line resolved to.
-pub struct Entry {
-    /// The request's path and query, and its `Accept` (`""` when absent or not text).
-    target: Box<str>,
-    accept: Box<str>,
+pub struct Resolved {
     /// The object, the `stat` of the version the answer was made from, the variant's key.
     pub storage_key: String,
     pub stat: Stat,
@@ -46,9 +48,61 @@ pub struct Entry {
     pub until_secs: Option<u64>,
     /// The answer's headers (`X-Cache: HIT`), its body to come from the memory tier.
     pub headers: HeaderMap,
+    /// The memory tier's value, as last read from it (`told_ms`), at its invalidation `epoch`.
+    pub variant: Weak<Encoded>,
+    pub epoch: u64,
+    pub told_ms: i64,
 }
 
-type Lines = RefCell<HashMap<u64, Entry>>;
+impl Resolved {
+    /// The variant without asking the memory tier: only within `TELL_EVERY_MS` of the last
+    /// read from it, while no invalidation has happened since and the tier still holds it.
+    pub fn variant_held(&self, now_ms: i64, epoch: u64) -> Option<Arc<Encoded>> {
+        if now_ms >= self.told_ms.saturating_add(TELL_EVERY_MS) || epoch != self.epoch {
+            return None;
+        }
+        self.variant.upgrade()
+    }
+
+    /// Remember the variant as just read from the memory tier at `epoch`.
+    pub fn told(&mut self, variant: &Arc<Encoded>, now_ms: i64, epoch: u64) {
+        self.variant = Arc::downgrade(variant);
+        self.told_ms = now_ms;
+        self.epoch = epoch;
+    }
+}
+
+/// How often a line reads its variant from the memory tier rather than from its weak
+/// reference: so that the tier's eviction still sees a hot line as used.
+const TELL_EVERY_MS: i64 = 1000;
+
+struct Entry {
+    /// The request's path and query, and its `Accept` (`""` when absent or not text).
+    target: Box<str>,
+    accept: Box<str>,
+    resolved: Resolved,
+}
+
+/// The lines by their hash, which is already keyed (`RandomState`): not hashed again.
+type Lines = RefCell<HashMap<u64, Entry, BuildHasherDefault<Prehashed>>>;
+
+/// A `Hasher` for keys that are a keyed hash already.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
 
 /// The memo of one delivery plane.
 pub struct Memo {
@@ -98,26 +152,24 @@ impl Memo {
         &self,
         target: &str,
         accept: &str,
-        f: impl FnOnce(&mut Entry) -> R,
+        f: impl FnOnce(&mut Resolved) -> R,
     ) -> Option<R> {
         let hash = self.hash(target, accept);
         let mut lines = self.local.get_or_default().try_borrow_mut().ok()?;
         let entry = lines
             .get_mut(&hash)
             .filter(|e| *e.target == *target && *e.accept == *accept)?;
-        Some(f(entry))
+        Some(f(&mut entry.resolved))
     }
 
     /// Keep what `target` + `accept` resolved to (replacing what it resolved to before).
-    pub fn put(
-        &self,
-        (target, accept): (&str, &str),
-        storage_key: &str,
-        stat: &Stat,
-        cache_key: CacheKey,
-        until_secs: Option<u64>,
-        headers: HeaderMap,
-    ) {
+    pub fn put(&self, (target, accept): (&str, &str), mut resolved: Resolved) {
+        // The server sets the request id on every answer: a slot for it now, so that the
+        // copy each answer takes never has to grow.
+        resolved.headers.insert(
+            crate::http::server::REQUEST_ID,
+            HeaderValue::from_static("-"),
+        );
         let hash = self.hash(target, accept);
         let Ok(mut lines) = self.local.get_or_default().try_borrow_mut() else {
             return;
@@ -132,11 +184,7 @@ impl Memo {
             Entry {
                 target: target.into(),
                 accept: accept.into(),
-                storage_key: storage_key.to_string(),
-                stat: stat.clone(),
-                cache_key,
-                until_secs,
-                headers,
+                resolved,
             },
         );
     }
@@ -180,17 +228,23 @@ mod tests {
         CacheKey::variant(s, &version(1).version, "w400", "jpeg", "")
     }
 
+    fn resolved(storage_key: &str) -> Resolved {
+        Resolved {
+            storage_key: storage_key.into(),
+            stat: version(1),
+            cache_key: key(storage_key),
+            until_secs: None,
+            headers: HeaderMap::new(),
+            variant: Weak::new(),
+            epoch: 0,
+            told_ms: 0,
+        }
+    }
+
     #[test]
     fn an_entry_answers_only_its_own_line_and_accept() {
         let m = Memo::default();
-        m.put(
-            ("/img/a.jpg?w=4", "image/webp"),
-            "a.jpg",
-            &version(1),
-            key("a.jpg"),
-            None,
-            HeaderMap::new(),
-        );
+        m.put(("/img/a.jpg?w=4", "image/webp"), resolved("a.jpg"));
         let found = |t: &str, a: &str| m.with(t, a, |e| e.storage_key.clone());
         assert_eq!(
             found("/img/a.jpg?w=4", "image/webp").as_deref(),
@@ -201,17 +255,31 @@ mod tests {
     }
 
     #[test]
+    fn a_held_variant_is_used_only_briefly_alive_and_within_its_epoch() {
+        let enc = Arc::new(Encoded {
+            bytes: bytes::Bytes::from_static(b"x"),
+            format: crate::pipeline::format::ImageFormat::Jpeg,
+            width: 1,
+            height: 1,
+        });
+        let mut r = resolved("a.jpg");
+        assert!(r.variant_held(0, 0).is_none(), "never read from the tier");
+        r.told(&enc, 10_000, 3);
+        assert!(r.variant_held(10_500, 3).is_some());
+        assert!(
+            r.variant_held(11_000, 3).is_none(),
+            "a second on: ask the tier"
+        );
+        assert!(r.variant_held(10_500, 4).is_none(), "an invalidation since");
+        drop(enc);
+        assert!(r.variant_held(10_500, 3).is_none(), "the tier dropped it");
+    }
+
+    #[test]
     fn it_stays_bounded() {
         let m = Memo::default();
         for i in 0..(PER_THREAD * 3) {
-            m.put(
-                (&format!("/img/a.jpg?w={i}"), ""),
-                "a.jpg",
-                &version(1),
-                key("a.jpg"),
-                None,
-                HeaderMap::new(),
-            );
+            m.put((&format!("/img/a.jpg?w={i}"), ""), resolved("a.jpg"));
         }
         assert_eq!(m.len(), PER_THREAD);
     }

@@ -6,7 +6,7 @@
 //! the grace period; new connections are refused). Image work still goes to the shared CPU pool.
 
 use super::response::Body;
-use http::{HeaderValue, Request, Response};
+use http::{HeaderName, HeaderValue, Request, Response};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -21,6 +21,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
+
+/// The request id's header, set on every answer (a constant: a name given as `&str` is parsed
+/// on every use).
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
 
 /// The `[server]` section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -262,7 +267,7 @@ async fn handle<H: Handler>(
     let start = Instant::now();
     let request_id = req
         .headers()
-        .get("x-request-id")
+        .get(&REQUEST_ID)
         .filter(|v| {
             let v = v.as_bytes();
             !v.is_empty() && v.len() <= 128 && v.iter().all(u8::is_ascii_graphic)
@@ -283,12 +288,12 @@ async fn handle<H: Handler>(
             &handler.loggable_path(uri.path()),
             resp.status().as_u16(),
             resp.headers()
-                .get("x-cache")
+                .get(&X_CACHE)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("-"),
             start.elapsed().as_millis() as u64,
         );
     }
-    resp.headers_mut().insert("x-request-id", request_id);
+    resp.headers_mut().insert(REQUEST_ID, request_id);
     resp
 }

@@ -13,11 +13,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// A cache of values bounded in bytes (each value weighs what `weigh` says), with hit/miss
-/// counters.
+/// counters and an invalidation epoch.
 pub struct VariantCache<K, V> {
     inner: Option<moka::future::Cache<K, Arc<V>>>,
-    hits: AtomicU64,
+    /// Hits, counted per thread (a hit is the common case: no counter shared between threads).
+    hits: thread_local::ThreadLocal<AtomicU64>,
     misses: AtomicU64,
+    /// Bumped by every invalidation: a value held since an older epoch may have been dropped.
+    epoch: AtomicU64,
 }
 
 impl<K, V> VariantCache<K, V>
@@ -37,9 +40,22 @@ where
         });
         Self {
             inner,
-            hits: AtomicU64::new(0),
+            hits: thread_local::ThreadLocal::new(),
             misses: AtomicU64::new(0),
+            epoch: AtomicU64::new(0),
         }
+    }
+
+    /// Count a hit answered with a value this cache handed out before (the request memo's).
+    pub fn count_hit(&self) {
+        self.hits.get_or_default().fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The invalidation epoch: a value obtained at this epoch was in the cache as long as the
+    /// epoch has not moved and the value is still alive (held by nobody else for long: the
+    /// cache's own reference is what keeps it).
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
     }
 
     /// The cached value for `key` (with `None`), or the value `make` produces, run once however
@@ -71,7 +87,7 @@ where
         if fresh {
             self.misses.fetch_add(1, Ordering::Relaxed);
         } else {
-            self.hits.fetch_add(1, Ordering::Relaxed);
+            self.count_hit();
         }
         Ok((entry.into_value(), if fresh { tag } else { None }))
     }
@@ -80,13 +96,14 @@ where
     pub async fn get(&self, key: &K) -> Option<Arc<V>> {
         let v = self.inner.as_ref()?.get(key).await;
         if v.is_some() {
-            self.hits.fetch_add(1, Ordering::Relaxed);
+            self.count_hit();
         }
         v
     }
 
     /// Drop every entry whose key matches `doomed` (lazily: they are never returned again).
     pub fn invalidate_if(&self, doomed: impl Fn(&K) -> bool + Send + Sync + 'static) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
         if let Some(cache) = &self.inner {
             if let Err(e) = cache.invalidate_entries_if(move |k, _| doomed(k)) {
                 tracing::warn!(error = %e, "cache invalidation refused");
@@ -114,7 +131,7 @@ where
     /// Counters: (hits, misses).
     pub fn counters(&self) -> (u64, u64) {
         (
-            self.hits.load(Ordering::Relaxed),
+            self.hits.iter().map(|h| h.load(Ordering::Relaxed)).sum(),
             self.misses.load(Ordering::Relaxed),
         )
     }
