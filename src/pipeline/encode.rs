@@ -1,6 +1,7 @@
 //! Step 8: encode. JPEG with mozjpeg-rs (trellis quantisation, optimised Huffman, 4:2:0) up to
 //! `jpeg_trellis_max_pixels`, libjpeg-turbo (optimised Huffman, 4:2:0) above; PNG with `image`;
-//! WebP with libwebp; AVIF with ravif (rav1e, asm) or libaom (through libheif, `avif_encoder`).
+//! WebP with libwebp; AVIF with libaom (through libheif, feature `heif`) or ravif (rav1e with
+//! asm, feature `rav1e`), as `avif_encoder` chooses.
 //! Nothing but pixels is written: no EXIF, no XMP.
 
 use super::{PipelineError, Pixels};
@@ -50,13 +51,18 @@ pub enum AvifEncoder {
     Aom,
 }
 
+#[cfg(not(any(feature = "heif", feature = "rav1e")))]
+compile_error!("AVIF output needs an encoder: build with the `heif` or the `rav1e` feature");
+
 impl AvifEncoder {
-    /// The encoder this build runs: rav1e stands in for aom without the `heif` feature.
+    /// The encoder this build runs: the other one stands in for one that is not built (aom
+    /// comes with the `heif` feature, rav1e with `rav1e`).
     pub fn effective(self) -> Self {
-        if cfg!(feature = "heif") {
-            self
-        } else {
-            Self::Rav1e
+        match self {
+            Self::Aom if cfg!(feature = "heif") => Self::Aom,
+            Self::Rav1e if cfg!(feature = "rav1e") => Self::Rav1e,
+            _ if cfg!(feature = "heif") => Self::Aom,
+            _ => Self::Rav1e,
         }
     }
 
@@ -184,12 +190,14 @@ pub fn encode(
         ImageFormat::Jpeg => jpeg(px, q),
         ImageFormat::Png => png(px),
         ImageFormat::Webp => webp(px, q, cfg.webp_method),
-        #[cfg(feature = "heif")]
-        ImageFormat::Avif if cfg.avif_encoder == AvifEncoder::Aom => {
-            // (Without the `heif` feature this arm is absent: rav1e at the same speed.)
-            super::heif::encode_avif(px, q, cfg.avif_speed.min(9))
-        }
-        ImageFormat::Avif => avif(px, q, cfg.avif_speed),
+        ImageFormat::Avif => match cfg.avif_encoder.effective() {
+            #[cfg(feature = "heif")]
+            AvifEncoder::Aom => super::heif::encode_avif(px, q, cfg.avif_speed.min(9)),
+            #[cfg(feature = "rav1e")]
+            AvifEncoder::Rav1e => avif(px, q, cfg.avif_speed),
+            #[allow(unreachable_patterns)]
+            other => Err(PipelineError::Bug(format!("{other:?} is not built in"))),
+        },
         ImageFormat::Gif | ImageFormat::Heic | ImageFormat::Jxl => {
             Err(PipelineError::Bug(format!("{format} output requested")))
         }
@@ -268,6 +276,7 @@ fn webp(px: &Pixels, q: u8, method: u8) -> Result<Vec<u8>, PipelineError> {
     Ok(mem.to_vec())
 }
 
+#[cfg(feature = "rav1e")]
 fn avif(px: &Pixels, q: u8, speed: u8) -> Result<Vec<u8>, PipelineError> {
     use rgb::FromSlice;
     let enc = ravif::Encoder::new()
@@ -289,6 +298,7 @@ mod cost_tests {
     use super::*;
 
     #[test]
+    #[cfg(feature = "rav1e")]
     fn avif_cost_grows_with_area_and_effort() {
         let rav1e = AvifEncoder::Rav1e;
         assert_eq!(avif_cost_ms(90_000, 10, rav1e), 45);
