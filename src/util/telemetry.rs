@@ -243,11 +243,12 @@ pub fn request_line(id: &str, method: &str, path: &str, status: u16, cache: &str
     });
 }
 
-/// `v` in decimal, zero-padded to at least `width` digits.
+/// `v` in decimal, zero-padded to at least `width` digits (at most 20, a `u64`'s most).
 fn digits(line: &mut String, mut v: u64, width: usize) {
     let mut buf = [b'0'; 20];
     let mut at = buf.len();
-    while v > 0 || buf.len() - at < width.max(1) {
+    let width = width.clamp(1, buf.len());
+    while at > 0 && (v > 0 || buf.len() - at < width) {
         at -= 1;
         buf[at] = b'0' + (v % 10) as u8;
         v /= 10;
