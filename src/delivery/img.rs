@@ -111,7 +111,8 @@ pub(super) async fn remembered<B>(app: &Delivery, req: &Request<B>) -> Option<Re
         }
         None => {
             let enc = app.cache.get(&cache_key).await?;
-            app.memo.with(line.0, line.1, |e| e.told(&enc, now, epoch));
+            app.memo
+                .with(line.0, line.1, |e| e.told(cache_key, &enc, now, epoch));
             enc
         }
     };

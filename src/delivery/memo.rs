@@ -64,8 +64,13 @@ impl Resolved {
         self.variant.upgrade()
     }
 
-    /// Remember the variant as just read from the memory tier at `epoch`.
-    pub fn told(&mut self, variant: &Arc<Encoded>, now_ms: i64, epoch: u64) {
+    /// Remember the variant of `cache_key` as just read from the memory tier at `epoch`; not
+    /// when the line resolves to another key by now (the full path put a newer answer while
+    /// the tier was read).
+    pub fn told(&mut self, cache_key: CacheKey, variant: &Arc<Encoded>, now_ms: i64, epoch: u64) {
+        if self.cache_key != cache_key {
+            return;
+        }
         self.variant = Arc::downgrade(variant);
         self.told_ms = now_ms;
         self.epoch = epoch;
@@ -264,7 +269,12 @@ mod tests {
         });
         let mut r = resolved("a.jpg");
         assert!(r.variant_held(0, 0).is_none(), "never read from the tier");
-        r.told(&enc, 10_000, 3);
+        r.told(key("other.jpg"), &enc, 10_000, 3);
+        assert!(
+            r.variant_held(10_500, 3).is_none(),
+            "the line resolves to another key by now"
+        );
+        r.told(r.cache_key, &enc, 10_000, 3);
         assert!(r.variant_held(10_500, 3).is_some());
         assert!(
             r.variant_held(11_000, 3).is_none(),

@@ -103,12 +103,14 @@ where
 
     /// Drop every entry whose key matches `doomed` (lazily: they are never returned again).
     pub fn invalidate_if(&self, doomed: impl Fn(&K) -> bool + Send + Sync + 'static) {
-        self.epoch.fetch_add(1, Ordering::AcqRel);
         if let Some(cache) = &self.inner {
             if let Err(e) = cache.invalidate_entries_if(move |k, _| doomed(k)) {
                 tracing::warn!(error = %e, "cache invalidation refused");
             }
         }
+        // After the predicate is registered: a value read at the new epoch was read after it,
+        // so it is not a doomed one (those are hidden from then on, though still alive).
+        self.epoch.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Whether the memory tier is on.
